@@ -1,0 +1,1 @@
+"""Deployment: the local launcher (no containers), the CLI, demo data, container files."""

@@ -1,0 +1,115 @@
+"""``mam`` — the project's command line: run the local stack, load demo data.
+
+    mam up [--servers nats,minio,...] [--no-services]   start (idempotent)
+    mam down                                             stop everything
+    mam status                                           what is running
+    mam demo                                             load the demo set
+    mam run                                              up + demo, wait for Ctrl-C, then down
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+
+from deploy.local.processes import LaunchError
+from deploy.local.stack import SERVERS, SERVICES, LocalStack
+from shared.settings import Settings
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _default_servers(settings: Settings) -> list[str]:
+    s3 = "seaweedfs" if settings.s3_backend == "seaweedfs" else "minio"
+    return ["nats", s3, "elasticsearch"]
+
+
+def cmd_up(stack: LocalStack, servers: list[str], services: list[str]) -> None:
+    began = time.monotonic()
+    for result in stack.up(servers, services):
+        state = "đang chạy sẵn / already running" if result.reused else "đã khởi động / started"
+        print(f"  ✓ {result.name:<14} pid {result.pid:<8} {state}, healthy in {result.seconds_to_healthy:.1f}s",
+              flush=True)
+    print(f"Sẵn sàng / ready in {time.monotonic() - began:.1f}s — data in {stack.home}", flush=True)
+
+
+def cmd_down(stack: LocalStack) -> None:
+    stopped = stack.down()
+    print("Đã dừng / stopped: " + (", ".join(stopped) if stopped else "(nothing was running)"))
+
+
+def cmd_status(stack: LocalStack) -> None:
+    for name, pid in stack.status().items():
+        print(f"  {name:<14} {'pid ' + str(pid) if pid else 'không chạy / not running'}")
+
+
+def cmd_demo(settings: Settings) -> None:
+    from deploy.demo import load_demo
+
+    load_demo(settings)
+
+
+def cmd_run(stack: LocalStack, settings: Settings) -> None:
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
+    try:
+        cmd_up(stack, _default_servers(settings), list(SERVICES))
+        cmd_demo(settings)
+        token = next(iter(settings.token_actors()), "<token>")
+        print(
+            "\nKho tư liệu HĐND đang chạy / the archive is running:\n"
+            f"  Tìm kiếm / search:  {settings.search_url}/v1/search?q=tiep+xuc+cu+tri\n"
+            f"  Tải lên / upload:   {settings.ingest_url}/v1/assets  (POST, multipart)\n"
+            f"  API docs:           {settings.search_url}/docs  ·  {settings.ingest_url}/docs\n"
+            f"  Token:              Authorization: Bearer {token}\n"
+            f"  e.g. curl -H 'Authorization: Bearer {token}' '{settings.search_url}/v1/search?q=ky+hop'\n"
+            "Ctrl-C (hoặc `make stop`) để dừng / to stop.",
+            flush=True,
+        )
+        while not stop_requested.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nĐang dừng / stopping…", flush=True)
+        cmd_down(stack)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mam", description="HĐND media archive — local stack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="install what is missing and start servers and services")
+    up.add_argument("--servers", default="", help=f"comma list from {','.join(SERVERS)} (default: by MAM_S3_BACKEND)")
+    up.add_argument("--services", default=",".join(SERVICES), help="comma list of services ('' for none)")
+    sub.add_parser("down", help="stop everything this launcher started")
+    sub.add_parser("status", help="show what is running")
+    sub.add_parser("demo", help="load the demo set through the HTTP API")
+    sub.add_parser("run", help="up + demo, then wait for Ctrl-C and stop")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    stack = LocalStack(settings)
+    try:
+        if args.command == "up":
+            cmd_up(stack, _split(args.servers) or _default_servers(settings), _split(args.services))
+        elif args.command == "down":
+            cmd_down(stack)
+        elif args.command == "status":
+            cmd_status(stack)
+        elif args.command == "demo":
+            cmd_demo(settings)
+        elif args.command == "run":
+            cmd_run(stack, settings)
+    except LaunchError as exc:
+        print(f"Lỗi / error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Local launcher: installs and runs real servers and the services on loopback."""

@@ -1,0 +1,248 @@
+"""The local stack: which servers and services run, with what config, where.
+
+Everything lives under ``settings.home``: one sub-folder of data per server,
+``run/`` for pid files and ``logs/`` for logs. Ports come from settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+from deploy.local import installers
+from deploy.local.processes import LaunchError, ProcessSpec, StartResult, http_ok, running_pid, start, stop
+from shared.settings import Settings
+
+SERVERS = ("nats", "minio", "seaweedfs", "elasticsearch")
+SERVICES = ("ingest", "search")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as ``MAM_*`` variables, so child processes see the same config."""
+    env: dict[str, str] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f"MAM_{name.upper()}"] = str(value)
+    return env
+
+
+def _es_healthy(url: str) -> bool:
+    try:
+        response = httpx.get(f"{url}/_cluster/health", timeout=2.0)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and response.json().get("status") in {"green", "yellow"}
+
+
+def _all(*checks: object) -> object:
+    def check() -> bool:
+        return all(c() for c in checks)  # type: ignore[operator]
+
+    return check
+
+
+def _user_namespace_prefix() -> list[str]:
+    """Elasticsearch refuses to run as root. When we are root, run it in a user
+    namespace where it is an ordinary uid: the files it writes still belong to
+    root outside, so nothing needs chown and the data folder can live anywhere.
+    """
+    if os.geteuid() != 0:
+        return []
+    unshare = shutil.which("unshare")
+    probe = subprocess.run(
+        [unshare or "unshare", "--user", "--map-user=1000", "--map-group=1000", "true"], capture_output=True
+    ) if unshare else None
+    if probe is None or probe.returncode != 0:
+        raise LaunchError(
+            "Elasticsearch cannot run as root and `unshare --user` is not available here: "
+            "run the launcher as an ordinary user"
+        )
+    return [unshare or "unshare", "--user", "--map-user=1000", "--map-group=1000", "--"]
+
+
+@dataclass
+class LocalStack:
+    settings: Settings
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home.resolve()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    def _spec(self, name: str, argv: list[str], health: object, **kwargs: object) -> ProcessSpec:
+        return ProcessSpec(
+            name=name, argv=argv, health=health, run_dir=self.run_dir, log_dir=self.log_dir,  # type: ignore[arg-type]
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    # --- servers -----------------------------------------------------------------
+    def nats_spec(self, name: str = "nats", port: int | None = None, monitor_port: int | None = None,
+                  sync_always: bool = True) -> ProcessSpec:
+        """NATS with JetStream. ``sync_interval: always`` fsyncs every write, since
+        an acknowledged event must survive a crash of the machine."""
+        port = port or self.settings.nats_port
+        monitor_port = monitor_port or self.settings.nats_monitor_port
+        data = self.home / name
+        data.mkdir(parents=True, exist_ok=True)
+        sync = "  sync_interval: always\n" if sync_always else ""
+        conf = data / "nats.conf"
+        conf.write_text(
+            f"server_name: mam-{name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor_port}\n"
+            f"max_payload: 8MB\njetstream {{\n  store_dir: \"{data / 'jetstream'}\"\n{sync}}}\n"
+        )
+        return self._spec(
+            name,
+            [str(installers.nats_server()), "-c", str(conf)],
+            http_ok(f"http://127.0.0.1:{monitor_port}/healthz?js-enabled-only=true"),
+            startup_timeout_s=30, stop_grace_s=10, cmdline_marker=str(conf),
+        )
+
+    def minio_spec(self) -> ProcessSpec:
+        s = self.settings
+        data = self.home / "minio"
+        data.mkdir(parents=True, exist_ok=True)
+        return self._spec(
+            "minio",
+            [str(installers.minio(s.cache_dir)), "server", str(data), "--quiet",
+             "--address", f"127.0.0.1:{s.minio_port}", "--console-address", f"127.0.0.1:{s.minio_console_port}"],
+            http_ok(f"http://127.0.0.1:{s.minio_port}/minio/health/ready"),
+            env={"MINIO_ROOT_USER": s.s3_access_key, "MINIO_ROOT_PASSWORD": s.s3_secret_key.get_secret_value(),
+                 "MINIO_UPDATE": "off"},
+            startup_timeout_s=60, stop_grace_s=15, cmdline_marker=str(data),
+        )
+
+    def seaweedfs_spec(self) -> ProcessSpec:
+        """SeaweedFS (master + volume + filer + S3 gateway in one process), the
+        second real S3 server the object-store adapter is tested against."""
+        s = self.settings
+        data = self.home / "seaweedfs"
+        data.mkdir(parents=True, exist_ok=True)
+        identities = {"identities": [{
+            "name": "mam",
+            "credentials": [{"accessKey": s.s3_access_key, "secretKey": s.s3_secret_key.get_secret_value()}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]}
+        s3_config = data / "s3.json"
+        s3_config.write_text(json.dumps(identities))
+        s3_config.chmod(0o600)
+        return self._spec(
+            "seaweedfs",
+            [str(installers.weed()), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+             f"-master.port={s.seaweed_master_port}", f"-volume.port={s.seaweed_volume_port}",
+             f"-filer.port={s.seaweed_filer_port}", "-s3", f"-s3.port={s.seaweed_s3_port}",
+             f"-s3.config={s3_config}", "-master.volumeSizeLimitMB=1024", "-volume.max=0"],
+            _all(http_ok(f"http://127.0.0.1:{s.seaweed_s3_port}/healthz"),
+                 http_ok(f"http://127.0.0.1:{s.seaweed_volume_port}/status")),
+            startup_timeout_s=60, stop_grace_s=15, cmdline_marker=str(data),
+        )
+
+    def elasticsearch_spec(self) -> ProcessSpec:
+        s = self.settings
+        es_home = installers.elasticsearch(s.cache_dir, s.es_version)
+        base = self.home / "elasticsearch"
+        conf, data, logs, tmp = (base / d for d in ("config", "data", "logs", "tmp"))
+        for folder in (data, logs, tmp):
+            folder.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(es_home / "config", conf, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("elasticsearch.yml"))
+        (conf / "elasticsearch.yml").write_text(
+            "cluster.name: mam-local\nnode.name: mam-local-1\n"
+            f"network.host: 127.0.0.1\nhttp.port: {s.es_port}\ntransport.port: {s.es_transport_port}\n"
+            "discovery.type: single-node\n"
+            # Loopback only, so no TLS/auth; containers and production enable security.
+            "xpack.security.enabled: false\n"
+            f"path.data: {data}\npath.logs: {logs}\n"
+            # A developer disk that is 90% full must not turn indices read-only.
+            "cluster.routing.allocation.disk.threshold_enabled: false\n"
+            "action.destructive_requires_name: true\n"
+        )
+        heap_opts = conf / "jvm.options.d" / "heap.options"
+        heap_opts.parent.mkdir(exist_ok=True)
+        heap_opts.write_text(f"-Xms{s.es_heap}\n-Xmx{s.es_heap}\n")
+        return self._spec(
+            "elasticsearch",
+            [*_user_namespace_prefix(), str(es_home / "bin" / "elasticsearch")],
+            lambda: _es_healthy(s.resolved_es_url),
+            env={"ES_JAVA_HOME": str(installers.java_home(21)), "ES_PATH_CONF": str(conf), "ES_TMPDIR": str(tmp),
+                 "ES_JAVA_OPTS": ""},
+            startup_timeout_s=180, stop_grace_s=30, cmdline_marker="elasticsearch",
+        )
+
+    def server_spec(self, name: str) -> ProcessSpec:
+        builders = {"nats": self.nats_spec, "minio": self.minio_spec, "seaweedfs": self.seaweedfs_spec,
+                    "elasticsearch": self.elasticsearch_spec}
+        if name not in builders:
+            raise LaunchError(f"unknown server {name!r}; known: {', '.join(SERVERS)}")
+        return builders[name]()
+
+    # --- services ----------------------------------------------------------------
+    def service_spec(self, name: str) -> ProcessSpec:
+        ports = {"ingest": self.settings.ingest_port, "search": self.settings.search_port}
+        if name not in ports:
+            raise LaunchError(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+        repo_root = Path(__file__).resolve().parents[2]
+        return self._spec(
+            name,
+            [sys.executable, "-m", f"services.{name}"],
+            http_ok(f"http://127.0.0.1:{ports[name]}/healthz"),
+            env={**settings_env(self.settings), "PYTHONPATH": str(repo_root)},
+            cwd=repo_root, startup_timeout_s=60, stop_grace_s=10, cmdline_marker=f"services.{name}",
+        )
+
+    # --- whole stack -------------------------------------------------------------
+    def install(self, servers: Iterable[str]) -> None:
+        """Install everything the chosen servers and the media services need."""
+        installers.debian_tool("ffmpeg")
+        installers.debian_tool("ffprobe")
+        for name in servers:
+            self.server_spec(name)  # building a spec installs its binary
+
+    def up(self, servers: Iterable[str] = SERVERS, services: Iterable[str] = SERVICES) -> list[StartResult]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.install(servers)
+        results = [start(self.server_spec(name)) for name in servers]
+        results += [start(self.service_spec(name)) for name in services]
+        return results
+
+    def down(self) -> list[str]:
+        """Stop services first (they hold connections), then servers."""
+        stopped = []
+        for name in (*SERVICES, *reversed(SERVERS)):
+            spec = self._known_spec(name)
+            if spec is not None and stop(spec):
+                stopped.append(name)
+        return stopped
+
+    def _known_spec(self, name: str) -> ProcessSpec | None:
+        """A spec good enough to stop/inspect a process without installing anything."""
+        if not (self.run_dir / f"{name}.pid").exists():
+            return None
+        return ProcessSpec(name=name, argv=[], health=lambda: False, run_dir=self.run_dir, log_dir=self.log_dir,
+                           stop_grace_s=30)
+
+    def status(self) -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        for name in (*SERVERS, *SERVICES):
+            spec = self._known_spec(name)
+            out[name] = running_pid(spec) if spec else None
+        return out

@@ -1,0 +1,1 @@
+"""The archive's services; each sub-package runs as its own process."""

@@ -1,0 +1,1 @@
+"""ingest — accepts uploads, validates content by probing, stores originals, appends ``asset.ingested``."""

@@ -1,0 +1,1 @@
+"""search — projects asset events into Elasticsearch and serves the archivists' query API."""

@@ -1,0 +1,18 @@
+"""Event contracts: the envelope every event carries and the payload models."""
+
+from shared.events.envelope import EventEnvelope, new_event
+from shared.events.models import (
+    AssetIngestedV1,
+    AssetKind,
+    decode_payload,
+    payload_type_for,
+)
+
+__all__ = [
+    "AssetIngestedV1",
+    "AssetKind",
+    "EventEnvelope",
+    "decode_payload",
+    "new_event",
+    "payload_type_for",
+]

@@ -1,0 +1,162 @@
+"""Event store over NATS JetStream: one stream holds every domain event.
+
+The stream is the source of truth, so it is file-backed, keeps events forever
+and denies deletes and purges. Appends carry ``Nats-Msg-Id`` = event id (the
+server drops a duplicate inside the dedup window) and, for commands that must
+see current state, an expected last sequence for the aggregate's subjects
+(optimistic concurrency).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError, NotFoundError
+
+from shared.events.envelope import EventEnvelope
+from shared.subjects import ALL_EVENTS, aggregate_filter
+
+# JetStream's error code for a failed expected-last-sequence check.
+_WRONG_LAST_SEQUENCE = 10071
+_HDR_MSG_ID = "Nats-Msg-Id"
+_HDR_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+# Lets the expected sequence apply to a wildcard (all events of one aggregate)
+# instead of the exact subject (NATS server ≥ 2.11).
+_HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
+
+
+class ConcurrencyConflict(RuntimeError):
+    """The aggregate changed since the caller read it; re-read and retry."""
+
+    def __init__(self, aggregate_filter: str, expected: int, detail: str) -> None:
+        super().__init__(
+            f"concurrency conflict on {aggregate_filter}: expected last sequence {expected} ({detail})"
+        )
+        self.aggregate_filter = aggregate_filter
+        self.expected = expected
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    sequence: int
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as read back, with the stream sequence that orders it."""
+
+    sequence: int
+    subject: str
+    envelope: EventEnvelope
+
+
+class EventStore:
+    """Append and read domain events in one JetStream stream."""
+
+    def __init__(self, nc: NatsClient, stream: str, dedup_window_s: float) -> None:
+        self._nc = nc
+        self._js: JetStreamContext = nc.jetstream()
+        self.stream = stream
+        self._dedup_window_s = dedup_window_s
+
+    @classmethod
+    async def connect(cls, url: str, stream: str, dedup_window_s: float = 3600.0) -> EventStore:
+        nc = await nats.connect(url, name="mam-event-store", max_reconnect_attempts=-1)
+        store = cls(nc, stream, dedup_window_s)
+        await store.ensure_stream()
+        return store
+
+    async def close(self) -> None:
+        await self._nc.drain()
+
+    def stream_config(self) -> api.StreamConfig:
+        return api.StreamConfig(
+            name=self.stream,
+            description="HĐND media archive: every domain event (source of truth)",
+            subjects=[ALL_EVENTS],
+            storage=api.StorageType.FILE,
+            retention=api.RetentionPolicy.LIMITS,
+            max_age=0,  # keep forever
+            deny_delete=True,
+            deny_purge=True,
+            duplicate_window=self._dedup_window_s,
+            allow_direct=True,
+        )
+
+    async def ensure_stream(self) -> None:
+        """Create the stream, or bring an existing one to the current config."""
+        config = self.stream_config()
+        try:
+            await self._js.stream_info(self.stream)
+        except NotFoundError:
+            await self._js.add_stream(config)
+            return
+        await self._js.update_stream(config)
+
+    async def append(self, event: EventEnvelope, expected_last_sequence: int | None = None) -> AppendResult:
+        """Append one event.
+
+        ``expected_last_sequence`` is the stream sequence of the aggregate's
+        latest event as the caller saw it (0 = the aggregate must not exist yet).
+        A mismatch raises :class:`ConcurrencyConflict`.
+        """
+        headers = {_HDR_MSG_ID: event.event_id}
+        agg_filter = aggregate_filter(event.aggregate, event.aggregate_id)
+        if expected_last_sequence is not None:
+            headers[_HDR_EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last_sequence)
+            headers[_HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT] = agg_filter
+        try:
+            ack = await self._js.publish(event.subject, event.to_bytes(), stream=self.stream, headers=headers)
+        except APIError as exc:
+            if exc.err_code != _WRONG_LAST_SEQUENCE:
+                raise
+            # The server checks the expected sequence before deduplicating, so a
+            # retry of an append that already landed looks like a conflict: it
+            # is a duplicate if this very event is in the aggregate's history.
+            for stored in await self.history(event.aggregate, event.aggregate_id):
+                if stored.envelope.event_id == event.event_id:
+                    return AppendResult(sequence=stored.sequence, duplicate=True)
+            raise ConcurrencyConflict(agg_filter, expected_last_sequence or 0, str(exc.description)) from exc
+        return AppendResult(sequence=ack.seq, duplicate=bool(ack.duplicate))
+
+    async def read_subjects(self, subject_filter: str, batch: int = 256) -> AsyncIterator[StoredEvent]:
+        """Every event matching ``subject_filter``, in stream order.
+
+        Uses an ephemeral, unacknowledged pull consumer that the server removes
+        soon after the read ends.
+        """
+        config = api.ConsumerConfig(
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_policy=api.AckPolicy.NONE,
+            inactive_threshold=30.0,
+            mem_storage=True,
+            filter_subject=subject_filter,
+        )
+        sub = await self._js.pull_subscribe(subject_filter, durable=None, stream=self.stream, config=config)
+        try:
+            info = await sub.consumer_info()
+            remaining = info.num_pending or 0
+            while remaining > 0:
+                msgs = await sub.fetch(min(batch, remaining), timeout=10.0)
+                for msg in msgs:
+                    remaining -= 1
+                    yield StoredEvent(
+                        sequence=msg.metadata.sequence.stream,
+                        subject=msg.subject,
+                        envelope=EventEnvelope.from_bytes(msg.data),
+                    )
+        finally:
+            await sub.unsubscribe()
+
+    async def history(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
+        """One aggregate's events, oldest first (empty if it does not exist)."""
+        return [event async for event in self.read_subjects(aggregate_filter(aggregate, aggregate_id))]
+
+    async def last_sequence(self) -> int:
+        info = await self._js.stream_info(self.stream)
+        return int(info.state.last_seq)

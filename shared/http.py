@@ -1,0 +1,93 @@
+"""HTTP mechanisms every service API shares: bilingual errors and authentication.
+
+Users read Vietnamese first, so every error a user can cause carries a
+Vietnamese ``message`` and an English ``message_en``, plus a stable ``code``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+
+class UserError(Exception):
+    """An error caused by the request; reported as JSON with a 4xx status."""
+
+    def __init__(self, status: int, code: str, message_vi: str, message_en: str, **extra: Any) -> None:
+        super().__init__(message_en)
+        self.status = status
+        self.code = code
+        self.message_vi = message_vi
+        self.message_en = message_en
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message_vi, "message_en": self.message_en,
+                          **self.extra}}
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    message_en: str
+
+
+def _validation_problem(err: dict[str, Any]) -> dict[str, str]:
+    location = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form"))
+    kind = str(err.get("type", ""))
+    if kind == "missing":
+        vi = f"Thiếu trường bắt buộc: {location}"
+    else:
+        vi = f"Giá trị không hợp lệ ở trường {location}"
+    return {"field": location, "message": vi, "message_en": f"{location}: {err.get('msg', 'invalid')}"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(UserError)
+    async def _user_error(_: Request, exc: UserError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [_validation_problem(dict(e)) for e in exc.errors()]
+        error = UserError(
+            422,
+            "invalid_request",
+            "Yêu cầu không hợp lệ: " + "; ".join(p["message"] for p in problems),
+            "Invalid request: " + "; ".join(p["message_en"] for p in problems),
+            problems=problems,
+        )
+        return JSONResponse(error.body(), status_code=422)
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def make_auth_dependency(token_actors: Callable[[], dict[str, str]]) -> Callable[..., Any]:
+    """One dependency every endpoint goes through: Bearer token → actor name.
+
+    Tokens come from configuration for now; accounts and roles replace the
+    lookup later without touching the endpoints.
+    """
+
+    async def require_actor(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> str:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise UserError(401, "unauthenticated", "Cần đăng nhập: thiếu mã truy cập (Bearer token).",
+                            "Authentication required: missing Bearer token.")
+        presented = credentials.credentials.encode()
+        for token, actor in token_actors().items():
+            if secrets.compare_digest(presented, token.encode()):
+                return actor
+        raise UserError(401, "invalid_token", "Mã truy cập không hợp lệ.", "Invalid access token.")
+
+    return require_actor

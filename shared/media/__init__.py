@@ -1,0 +1,1 @@
+"""Safe media inspection shared by ingest and the media workers."""

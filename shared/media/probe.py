@@ -1,0 +1,210 @@
+"""Identify and probe untrusted media by its content, never by its file name.
+
+The rules of the design handbook for hostile files apply here:
+- the container is recognised from its first bytes and must be on an
+  allow-list; playlists (HLS, concat/ffconcat) and anything else that makes
+  ffmpeg open another file or the network are refused before ffprobe runs;
+- ffprobe runs with the demuxer forced, ``-protocol_whitelist file``, on a
+  local file, in a subprocess with a timeout;
+- pixel, duration and size limits are checked before anything is decoded;
+- photos go through Pillow with its decompression-bomb guard at our limit.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from shared.events.models import AssetKind
+
+
+class MediaRejected(ValueError):
+    """The content is not media we accept; carries a bilingual reason."""
+
+    def __init__(self, code: str, message_vi: str, message_en: str) -> None:
+        super().__init__(message_en)
+        self.code = code
+        self.message_vi = message_vi
+        self.message_en = message_en
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pixels: int = 100_000_000  # photos: 100 MP covers medium-format cameras
+    max_video_pixels: int = 8192 * 4320  # 8K
+    max_duration_s: float = 12 * 3600.0
+    probe_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    kind: AssetKind
+    media_format: str
+    mime_type: str
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+
+
+# Photo formats Pillow may open (its own format names) and their MIME types.
+PHOTO_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff"}
+
+# ffprobe demuxer to force per sniffed container, and the MIME type we store.
+_AV_CONTAINERS = {
+    "mov": "video/mp4",
+    "matroska": "video/x-matroska",
+    "mpegts": "video/mp2t",
+    "avi": "video/x-msvideo",
+    "mxf": "application/mxf",
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+}
+
+
+def sniff(head: bytes) -> tuple[str, str] | None:
+    """(family, format) from magic bytes: ("photo", "JPEG") or ("av", "mov")."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "photo", "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "photo", "PNG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "photo", "WEBP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "photo", "TIFF"
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return "av", "mov"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "av", "matroska"
+    if len(head) > 376 and head[0] == 0x47 and head[188] == 0x47 and head[376] == 0x47:
+        return "av", "mpegts"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "av", "avi"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "av", "wav"
+    if head.startswith(b"\x06\x0e\x2b\x34"):
+        return "av", "mxf"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+                                   and head[1] & 0x06 != 0):
+        return "av", "mp3"
+    if head.startswith(b"fLaC"):
+        return "av", "flac"
+    if head.startswith(b"OggS"):
+        return "av", "ogg"
+    return None
+
+
+_UNSUPPORTED = MediaRejected(
+    "unsupported_media",
+    "Tệp không phải ảnh, video hay âm thanh được hỗ trợ (JPEG, PNG, WebP, TIFF, MP4/MOV, MKV, MPEG-TS, AVI, MXF, "
+    "WAV, MP3, FLAC, OGG). Nội dung được kiểm tra theo dữ liệu, không theo tên tệp.",
+    "Not a supported photo, video or audio file; content is checked, not the file name.",
+)
+
+
+def probe_photo(path: Path, fmt: str, limits: Limits) -> ProbeResult:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=[fmt]) as img:
+                width, height = img.size
+                if width * height > limits.max_pixels:
+                    raise _too_many_pixels(width, height, limits.max_pixels)
+            # A full decode, not just verify(): a truncated photo must fail here,
+            # at ingest, with a clear message rather than later in a worker.
+            with Image.open(path, formats=[fmt]) as img:
+                img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaRejected("too_many_pixels", "Ảnh quá lớn (số điểm ảnh vượt giới hạn).",
+                            f"Image too large: {exc}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, MediaRejected):
+            raise
+        raise MediaRejected("corrupt_media", f"Ảnh {fmt} bị hỏng hoặc không đọc được.",
+                            f"Corrupt or unreadable {fmt} image: {exc}") from exc
+    return ProbeResult(AssetKind.PHOTO, fmt, PHOTO_FORMATS[fmt], width, height, None)
+
+
+def _too_many_pixels(width: int, height: int, limit: int) -> MediaRejected:
+    return MediaRejected(
+        "too_many_pixels",
+        f"Kích thước {width}×{height} vượt giới hạn {limit:,} điểm ảnh.",
+        f"Dimensions {width}x{height} exceed the limit of {limit:,} pixels.",
+    )
+
+
+def run_ffprobe(path: Path, demuxer: str, timeout_s: float) -> dict[str, object]:
+    """ffprobe on a local file with the demuxer forced and only the file protocol."""
+    argv = [
+        "ffprobe", "-v", "error", "-hide_banner",
+        "-protocol_whitelist", "file",
+        "-f", demuxer,
+        "-show_format", "-show_streams", "-of", "json",
+        f"file:{path}",
+    ]
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise MediaRejected("probe_timeout", "Kiểm tra tệp quá thời gian cho phép.",
+                            f"Probing timed out after {timeout_s:.0f}s") from exc
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["unknown error"]
+        raise MediaRejected("corrupt_media", "Tệp media bị hỏng hoặc không đọc được.",
+                            f"Corrupt or unreadable media: {reason[0]}")
+    parsed: dict[str, object] = json.loads(done.stdout or b"{}")
+    return parsed
+
+
+def probe_av(path: Path, demuxer: str, limits: Limits) -> ProbeResult:
+    info = run_ffprobe(path, demuxer, limits.probe_timeout_s)
+    streams = [s for s in info.get("streams", []) if isinstance(s, dict)]  # type: ignore[union-attr]
+    fmt = info.get("format", {})
+    fmt = fmt if isinstance(fmt, dict) else {}
+    video = [s for s in streams if s.get("codec_type") == "video"
+             and not (s.get("disposition") or {}).get("attached_pic")]
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    if not video and not audio:
+        raise MediaRejected("no_media_streams", "Tệp không có luồng hình hay tiếng nào.",
+                            "The file has no video or audio stream.")
+    try:
+        duration = float(fmt.get("duration") or 0.0) or None
+    except ValueError:
+        duration = None
+    if duration is not None and duration > limits.max_duration_s:
+        raise MediaRejected("too_long", "Thời lượng vượt giới hạn cho phép.",
+                            f"Duration {duration:.0f}s exceeds {limits.max_duration_s:.0f}s")
+    width = height = None
+    if video:
+        width, height = int(video[0].get("width") or 0), int(video[0].get("height") or 0)
+        if width <= 0 or height <= 0:
+            raise MediaRejected("corrupt_media", "Luồng hình không có kích thước hợp lệ.",
+                                "The video stream has no valid dimensions.")
+        if width * height > limits.max_video_pixels:
+            raise _too_many_pixels(width, height, limits.max_video_pixels)
+    kind = AssetKind.VIDEO if video else AssetKind.AUDIO
+    mime = _AV_CONTAINERS[demuxer]
+    if kind is AssetKind.AUDIO and mime.startswith("video/"):
+        mime = "audio/" + mime.split("/", 1)[1]
+    return ProbeResult(kind, str(fmt.get("format_name") or demuxer), mime, width, height, duration)
+
+
+def probe_file(path: Path, limits: Limits | None = None) -> ProbeResult:
+    """Identify ``path`` by content and probe it within ``limits``."""
+    limits = limits or Limits()
+    with path.open("rb") as handle:
+        head = handle.read(512)
+    if not head:
+        raise MediaRejected("empty_file", "Tệp rỗng.", "The file is empty.")
+    sniffed = sniff(head)
+    if sniffed is None:
+        raise _UNSUPPORTED
+    family, fmt = sniffed
+    if family == "photo":
+        return probe_photo(path, fmt, limits)
+    return probe_av(path, fmt, limits)

@@ -1,0 +1,109 @@
+"""Settings for every service and for the local launcher.
+
+All values come from environment variables with the ``MAM_`` prefix; the
+defaults work on a developer machine where ``mam up`` started the servers on
+loopback, so nothing needs configuring to try the archive.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One flat settings object; each field documents its env var ``MAM_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MAM_", extra="ignore", frozen=True)
+
+    # Where the local launcher keeps every server's data, logs and pid files.
+    home: Path = Field(default=Path(".mam"), description="data folder of the local stack")
+    # Downloaded/built binaries are cached per machine, outside the data folder,
+    # so `make clean` never forces another MinIO build.
+    cache_dir: Path = Field(default=Path.home() / ".cache" / "hdnd-mam")
+
+    # --- NATS JetStream (event store)
+    nats_port: int = 14222
+    nats_monitor_port: int = 18222
+    nats_url: str = ""  # derived from nats_port when empty
+    event_stream: str = "MAM_EVENTS"
+    # Dedup window for Nats-Msg-Id; long enough to cover a worker's retry cycle.
+    event_dedup_window_s: float = 3600.0
+
+    # --- S3 object storage
+    s3_backend: str = "minio"  # "minio" or "seaweedfs": which server the launcher starts
+    minio_port: int = 19000
+    minio_console_port: int = 19001
+    seaweed_s3_port: int = 18333
+    seaweed_master_port: int = 19333
+    seaweed_volume_port: int = 18080
+    seaweed_filer_port: int = 18888
+    s3_endpoint: str = ""  # host:port; derived from the backend's port when empty
+    s3_access_key: str = "mam-local-access"
+    s3_secret_key: SecretStr = SecretStr("mam-local-secret-change-me")
+    s3_region: str = "us-east-1"
+    s3_secure: bool = False
+    bucket_originals: str = "mam-originals"
+    bucket_renditions: str = "mam-renditions"
+    bucket_reels: str = "mam-reels"
+    presign_expiry_s: int = 900
+    # Multipart part size for streaming puts of large originals.
+    s3_part_size: int = 16 * 1024 * 1024
+
+    # --- Elasticsearch
+    es_version: str = "9.5.0"
+    es_port: int = 19200
+    es_transport_port: int = 19300
+    es_url: str = ""  # derived from es_port when empty
+    es_heap: str = "2g"
+    es_index_prefix: str = "mam"
+
+    # --- services
+    ingest_port: int = 18401
+    search_port: int = 18402
+    # token -> actor, e.g. "tok1:phong-vien-dai,tok2:luu-tru". Every HTTP endpoint
+    # but health checks requires one of these as a Bearer token.
+    api_tokens: SecretStr = SecretStr("demo-token-phong-vien:phong-vien,demo-token-luu-tru:luu-tru")
+    max_upload_bytes: int = 8 * 1024 * 1024 * 1024
+    ffprobe_timeout_s: float = 30.0
+
+    @property
+    def resolved_nats_url(self) -> str:
+        return self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def resolved_s3_endpoint(self) -> str:
+        if self.s3_endpoint:
+            return self.s3_endpoint
+        port = self.seaweed_s3_port if self.s3_backend == "seaweedfs" else self.minio_port
+        return f"127.0.0.1:{port}"
+
+    @property
+    def resolved_es_url(self) -> str:
+        return self.es_url or f"http://127.0.0.1:{self.es_port}"
+
+    @property
+    def ingest_url(self) -> str:
+        return f"http://127.0.0.1:{self.ingest_port}"
+
+    @property
+    def search_url(self) -> str:
+        return f"http://127.0.0.1:{self.search_port}"
+
+    def token_actors(self) -> dict[str, str]:
+        """Parse ``api_tokens`` into token → actor name."""
+        pairs: dict[str, str] = {}
+        for item in self.api_tokens.get_secret_value().split(","):
+            token, _, actor = item.strip().partition(":")
+            if token:
+                pairs[token] = actor or "unknown"
+        return pairs
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process (tests build their own ``Settings``)."""
+    return Settings()
