@@ -1,0 +1,49 @@
+# HĐND media archive — developer entry points. `make run` and `make test` are
+# all a newcomer needs; both install what is missing first.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: install run stop status demo test test-unit bench lint typecheck compose-config clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install          ## start servers + services, load the demo set, Ctrl-C stops
+	$(BIN)/mam run
+
+stop:                 ## stop everything `make run` started
+	@if [ -x $(BIN)/mam ]; then $(BIN)/mam down; fi
+
+status: install
+	$(BIN)/mam status
+
+demo: install
+	$(BIN)/mam demo
+
+test: install         ## the whole suite against real servers (what CI runs)
+	$(BIN)/pytest
+
+test-unit: install    ## logic only, no servers
+	$(BIN)/pytest tests/unit
+
+bench: install        ## benchmarks; writes tests/bench/results.json
+	$(BIN)/python -m tests.bench
+
+lint: install
+	$(BIN)/ruff check shared services deploy tests
+
+typecheck: install
+	$(BIN)/mypy
+
+compose-config:       ## validate docker-compose.yml (needs the docker client)
+	MAM_S3_SECRET_KEY=x MAM_API_TOKENS=x:y docker compose config -q
+
+clean: stop
+	rm -rf .mam

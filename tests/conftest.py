@@ -1,0 +1,148 @@
+"""Test fixtures. Servers are the real ones, started by the project's own
+launcher on loopback with their own data folder and ports, so a developer's
+`make run` stack is never touched. A server that cannot start fails the run:
+no test is skipped for a missing server (CI=true or not).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from elasticsearch import AsyncElasticsearch
+
+from deploy.local.processes import LaunchError, start, stop
+from deploy.local.stack import SERVERS, LocalStack
+from shared.eventstore import EventStore
+from shared.objectstore import ObjectStore
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO.parent / "shared" / "seeds"
+
+
+def test_settings(**overrides: Any) -> Settings:
+    """Settings of the test stack: ports and folders apart from `make run`'s."""
+    base: dict[str, Any] = dict(
+        home=Path(os.environ.get("MAM_TEST_HOME", REPO / ".mam" / "test")),
+        nats_port=24222, nats_monitor_port=28222,
+        minio_port=29000, minio_console_port=29001,
+        seaweed_s3_port=28333, seaweed_master_port=29333, seaweed_volume_port=28080, seaweed_filer_port=28888,
+        es_port=29200, es_transport_port=29300, es_index_prefix="mamtest",
+        ingest_port=28401, search_port=28402,
+        api_tokens="test-token-phong-vien:phong-vien,test-token-luu-tru:luu-tru",
+    )
+    base.update(overrides)
+    return Settings(**base)
+
+
+TOKEN = "test-token-phong-vien"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; last value: {last!r}")
+
+
+async def async_wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2,
+                         what: str = "") -> Any:
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await predicate()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; last value: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return test_settings()
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Iterator[LocalStack]:
+    """All servers (NATS, MinIO, SeaweedFS, Elasticsearch) for the whole run."""
+    local = LocalStack(settings)
+    try:
+        local.up(servers=SERVERS, services=())
+    except LaunchError as exc:
+        pytest.fail(f"the local stack did not start: {exc}", pytrace=False)
+    yield local
+    if os.environ.get("MAM_TEST_KEEP_SERVERS") != "1":
+        local.down()
+
+
+@pytest.fixture(scope="session")
+def services(stack: LocalStack) -> Iterator[Settings]:
+    """ingest and search running as real processes against the test stack."""
+    specs = [stack.service_spec(name) for name in ("ingest", "search")]
+    try:
+        for spec in specs:
+            start(spec)
+    except LaunchError as exc:
+        pytest.fail(f"a service did not start: {exc}", pytrace=False)
+    yield stack.settings
+    for spec in specs:
+        stop(spec)
+
+
+@pytest.fixture(scope="session")
+async def event_store(stack: LocalStack) -> AsyncIterator[EventStore]:
+    s = stack.settings
+    store = await EventStore.connect(s.resolved_nats_url, s.event_stream, s.event_dedup_window_s)
+    yield store
+    await store.close()
+
+
+def object_store_for(settings: Settings, backend: str, part_size: int = 5 * 1024 * 1024) -> ObjectStore:
+    port = settings.seaweed_s3_port if backend == "seaweedfs" else settings.minio_port
+    return ObjectStore(f"127.0.0.1:{port}", settings.s3_access_key, settings.s3_secret_key.get_secret_value(),
+                       part_size=part_size, presign_expiry_s=60)
+
+
+@pytest.fixture(scope="session")
+async def es(stack: LocalStack) -> AsyncIterator[AsyncElasticsearch]:
+    client = AsyncElasticsearch(stack.settings.resolved_es_url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=60.0) as client:
+        yield client
+
+
+def seed_sentences() -> list[str]:
+    """Sentences from the seed council documents, as realistic Vietnamese captions."""
+    out: list[str] = []
+    for path in sorted(SEEDS.glob("*.txt")):
+        for raw in path.read_text("utf-8").replace("**", "").splitlines():
+            for sentence in raw.split(". "):
+                sentence = sentence.strip(" +-*#\t")
+                if 60 <= len(sentence) <= 220:
+                    out.append(sentence)
+    return out
