@@ -18,7 +18,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 
 from deploy.local.processes import LaunchError, start, stop
-from deploy.local.stack import SERVERS, LocalStack
+from deploy.local.stack import SERVERS, SERVICES, LocalStack
 from shared.eventstore import EventStore
 from shared.objectstore import ObjectStore
 from shared.settings import Settings
@@ -92,8 +92,8 @@ def stack(settings: Settings) -> Iterator[LocalStack]:
 
 @pytest.fixture(scope="session")
 def services(stack: LocalStack) -> Iterator[Settings]:
-    """ingest and search running as real processes against the test stack."""
-    specs = [stack.service_spec(name) for name in ("ingest", "search")]
+    """Every service running as a real process against the test stack."""
+    specs = [stack.service_spec(name) for name in SERVICES]
     try:
         for spec in specs:
             start(spec)

@@ -197,9 +197,10 @@ class LocalStack:
 
     # --- services ----------------------------------------------------------------
     def service_spec(self, name: str) -> ProcessSpec:
-        ports = {"ingest": self.settings.ingest_port, "search": self.settings.search_port}
-        if name not in ports:
+        # Every service serves /healthz on MAM_<NAME>_PORT (workers too).
+        if name not in SERVICES:
             raise LaunchError(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+        ports = {name: int(getattr(self.settings, f"{name}_port"))}
         repo_root = Path(__file__).resolve().parents[2]
         return self._spec(
             name,

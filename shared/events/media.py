@@ -1,0 +1,3 @@
+"""Payload models of the media pipeline (transcoder): probed, renditions, failures."""
+
+from __future__ import annotations

@@ -1,0 +1,55 @@
+"""``make bench``: run every ``tests/bench/bench_*.py``, print a table, write results.json.
+
+Each module exposes ``run(settings) -> list[dict]`` returning rows
+``{"name", "ours", "baseline", "ratio", "unit"}`` (``baseline``/``ratio`` None
+where nothing compares). The bench stack uses the test stack's ports, started
+by the project's launcher.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from deploy.local.stack import SERVERS, LocalStack
+from tests.conftest import test_settings
+
+HERE = Path(__file__).parent
+
+
+def main(argv: list[str]) -> int:
+    only = set(argv)
+    settings = test_settings()
+    stack = LocalStack(settings)
+    stack.up(servers=SERVERS, services=())
+    rows: list[dict[str, Any]] = []
+    failed = False
+    try:
+        for path in sorted(HERE.glob("bench_*.py")):
+            if only and path.stem not in only:
+                continue
+            module = importlib.import_module(f"tests.bench.{path.stem}")
+            print(f"… {path.stem}", flush=True)
+            try:
+                rows.extend(module.run(stack))
+            except Exception:
+                failed = True
+                traceback.print_exc()
+    finally:
+        stack.down()
+    width = max((len(r["name"]) for r in rows), default=10)
+    print(f"\n{'name':<{width}}  {'ours':>12}  {'baseline':>12}  {'ratio':>7}  unit")
+    for r in rows:
+        base = f"{r['baseline']:.3f}" if r.get("baseline") is not None else "-"
+        ratio = f"{r['ratio']:.3f}" if r.get("ratio") is not None else "-"
+        print(f"{r['name']:<{width}}  {r['ours']:>12.3f}  {base:>12}  {ratio:>7}  {r['unit']}")
+    (HERE / "results.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
