@@ -28,14 +28,23 @@ SEEDS = REPO.parent / "shared" / "seeds"
 
 
 def test_settings(**overrides: Any) -> Settings:
-    """Settings of the test stack: ports and folders apart from `make run`'s."""
-    base: dict[str, Any] = dict(
-        home=Path(os.environ.get("MAM_TEST_HOME", REPO / ".mam" / "test")),
+    """Settings of the test stack: ports and folders apart from `make run`'s.
+
+    ``MAM_TEST_PORT_OFFSET`` shifts every port and the data folder, so several
+    test runs (e.g. parallel developers on one machine) never share servers.
+    """
+    offset = int(os.environ.get("MAM_TEST_PORT_OFFSET", "0"))
+    ports = dict(
         nats_port=24222, nats_monitor_port=28222,
         minio_port=29000, minio_console_port=29001,
         seaweed_s3_port=28333, seaweed_master_port=29333, seaweed_volume_port=28080, seaweed_filer_port=28888,
-        es_port=29200, es_transport_port=29300, es_index_prefix="mamtest",
+        es_port=29200, es_transport_port=29300,
         ingest_port=28401, search_port=28402,
+    )
+    base: dict[str, Any] = {name: port + offset for name, port in ports.items()}
+    base.update(
+        home=Path(os.environ.get("MAM_TEST_HOME", REPO / ".mam" / f"test-{offset}")),
+        es_index_prefix="mamtest",
         api_tokens="test-token-phong-vien:phong-vien,test-token-luu-tru:luu-tru",
     )
     base.update(overrides)
