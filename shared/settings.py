@@ -70,6 +70,27 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 8 * 1024 * 1024 * 1024
     ffprobe_timeout_s: float = 30.0
 
+    # --- transcoder (2-core machines are the baseline)
+    transcoder_port: int = 18403
+    # Jobs one replica runs at once; each ffmpeg uses ``ffmpeg_threads`` threads.
+    transcoder_concurrency: int = 1
+    ffmpeg_threads: int = 2
+    # ffmpeg gets a fixed allowance plus a multiple of the media's duration, so
+    # a two-hour session is not killed while a hung decode of a short clip is.
+    ffmpeg_timeout_base_s: float = 120.0
+    ffmpeg_timeout_per_media_s: float = 3.0
+    # The server redelivers a job not acknowledged within this; long jobs send
+    # in-progress acks every third of it, so it only matters after a crash.
+    transcoder_ack_wait_s: float = 20.0
+    # Deliveries of one job before it ends as asset.processing_failed.
+    transcoder_max_attempts: int = 3
+    transcoder_retry_delay_s: float = 5.0
+    transcoder_max_input_bytes: int = 8 * 1024 * 1024 * 1024
+    # Frame-count limit checked before decoding (12 h at 60 fps).
+    transcoder_max_frames: int = 12 * 3600 * 60
+    # Local scratch space for originals and outputs being written.
+    transcoder_work_dir: Path | None = None
+
     @property
     def resolved_nats_url(self) -> str:
         return self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
@@ -92,6 +113,10 @@ class Settings(BaseSettings):
     @property
     def search_url(self) -> str:
         return f"http://127.0.0.1:{self.search_port}"
+
+    @property
+    def transcoder_url(self) -> str:
+        return f"http://127.0.0.1:{self.transcoder_port}"
 
     def token_actors(self) -> dict[str, str]:
         """Parse ``api_tokens`` into token → actor name."""

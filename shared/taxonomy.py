@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,22 @@ def term_for(day: date) -> Term | None:
         if term.start <= day <= term.end:
             return term
     return None
+
+
+def term_by_code(code: str) -> Term | None:
+    """The configured term with this code (e.g. ``2021-2026``), if any."""
+    for term in terms():
+        if term.code == code:
+            return term
+    return None
+
+
+def term_for_instant(moment: datetime, tz: str = "Asia/Ho_Chi_Minh") -> Term | None:
+    """The term of a recording instant, judged by its local date in Vietnam.
+
+    A clip recorded at 23:30 on 30 June 2021 UTC is already 1 July locally, so
+    the date is taken in the council's time zone, not UTC.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("recording instant must be timezone-aware")
+    return term_for(moment.astimezone(ZoneInfo(tz)).date())

@@ -150,7 +150,9 @@ class LocalStack:
             [str(installers.weed()), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
              f"-master.port={s.seaweed_master_port}", f"-volume.port={s.seaweed_volume_port}",
              f"-filer.port={s.seaweed_filer_port}", "-s3", f"-s3.port={s.seaweed_s3_port}",
-             f"-s3.config={s3_config}", "-master.volumeSizeLimitMB=1024", "-volume.max=0"],
+             f"-s3.config={s3_config}", "-master.volumeSizeLimitMB=1024", "-volume.max=0",
+             # Extra catalog listeners on fixed default ports would clash between stacks.
+             "-s3.port.iceberg=0", "-s3.port.lance=0"],
             _all(http_ok(f"http://127.0.0.1:{s.seaweed_s3_port}/healthz"),
                  http_ok(f"http://127.0.0.1:{s.seaweed_volume_port}/status")),
             startup_timeout_s=60, stop_grace_s=15, cmdline_marker=str(data),

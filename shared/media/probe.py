@@ -39,6 +39,8 @@ class Limits:
     max_video_pixels: int = 8192 * 4320  # 8K
     max_duration_s: float = 12 * 3600.0
     probe_timeout_s: float = 30.0
+    # Checked before decoding: a tiny file can claim millions of frames.
+    max_frames: int = 12 * 3600 * 60
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,54 @@ def run_ffprobe(path: Path, demuxer: str, timeout_s: float) -> dict[str, object]
     return parsed
 
 
+def check_mp4_boxes(path: Path) -> None:
+    """Walk the top-level MP4/MOV boxes: a box running past the end of the file
+    means an interrupted upload or copy. ffprobe alone accepts such a file when
+    its index (moov) comes first, and the loss would only show when decoding."""
+    size = path.stat().st_size
+    offset = 0
+    with path.open("rb") as handle:
+        while offset < size:
+            handle.seek(offset)
+            header = handle.read(16)
+            if len(header) < 8:
+                break
+            box_size = int.from_bytes(header[:4], "big")
+            if box_size == 1 and len(header) == 16:
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:  # extends to the end of the file
+                return
+            if box_size < 8 or offset + box_size > size:
+                raise MediaRejected(
+                    "truncated_media",
+                    "Tệp video bị cắt cụt (tải lên chưa xong?): hãy tải lại tệp đầy đủ.",
+                    f"Truncated MP4/MOV: box at {offset} claims {box_size} bytes but the file has {size}.",
+                )
+            offset += box_size
+
+
 def probe_av(path: Path, demuxer: str, limits: Limits) -> ProbeResult:
+    return probe_av_info(path, demuxer, limits)[0]
+
+
+def _frame_rate(stream: dict[str, object]) -> float | None:
+    """ffprobe's "30000/1001" as a float; None when unknown ("0/0")."""
+    for key in ("avg_frame_rate", "r_frame_rate"):
+        num, _, den = str(stream.get(key) or "").partition("/")
+        try:
+            rate = float(num) / float(den or 1)
+        except (ValueError, ZeroDivisionError):
+            continue
+        if rate > 0:
+            return rate
+    return None
+
+
+def probe_av_info(path: Path, demuxer: str, limits: Limits) -> tuple[ProbeResult, dict[str, object]]:
+    """Like :func:`probe_av`, also returning ffprobe's JSON so workers can read
+    every fact from one probe of the file."""
+    if demuxer == "mov":
+        check_mp4_boxes(path)
     info = run_ffprobe(path, demuxer, limits.probe_timeout_s)
     streams = [s for s in info.get("streams", []) if isinstance(s, dict)]  # type: ignore[union-attr]
     fmt = info.get("format", {})
@@ -191,7 +240,18 @@ def probe_av(path: Path, demuxer: str, limits: Limits) -> ProbeResult:
     mime = _AV_CONTAINERS[demuxer]
     if kind is AssetKind.AUDIO and mime.startswith("video/"):
         mime = "audio/" + mime.split("/", 1)[1]
-    return ProbeResult(kind, str(fmt.get("format_name") or demuxer), mime, width, height, duration)
+    if video:
+        rate = _frame_rate(video[0])
+        try:
+            frames = int(str(video[0].get("nb_frames") or 0))
+        except ValueError:
+            frames = 0
+        frames = max(frames, int((duration or 0.0) * (rate or 0.0)))
+        if frames > limits.max_frames:
+            raise MediaRejected("too_many_frames", f"Số khung hình ({frames:,}) vượt giới hạn cho phép.",
+                                f"Frame count {frames:,} exceeds the limit of {limits.max_frames:,}.")
+    result = ProbeResult(kind, str(fmt.get("format_name") or demuxer), mime, width, height, duration)
+    return result, info
 
 
 def probe_file(path: Path, limits: Limits | None = None) -> ProbeResult:

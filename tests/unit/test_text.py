@@ -1,0 +1,36 @@
+import unicodedata
+
+import pytest
+
+from shared.text import clean_text, fold, nfc
+
+
+def test_folding_makes_accented_unaccented_and_decomposed_forms_equal() -> None:
+    composed = "Tiếp xúc cử tri"
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert decomposed != composed  # the inputs really differ byte-wise
+    assert fold(composed) == fold("tiep xuc cu tri") == fold(decomposed) == "tiep xuc cu tri"
+
+
+@pytest.mark.parametrize(("raw", "folded"), [("Đ", "d"), ("đ", "d"), ("Đoàn ĐBQH", "doan dbqh"),
+                                              ("HĐND tỉnh", "hdnd tinh"), ("Kỳ họp thứ Bảy", "ky hop thu bay")])
+def test_folding_turns_d_with_stroke_into_plain_d_and_lowercases(raw: str, folded: str) -> None:
+    assert fold(raw) == folded
+
+
+def test_folding_keeps_one_character_per_nfc_character_so_offsets_map_back() -> None:
+    text = "Giám sát chuyên đề của Ban Kinh tế - Ngân sách"
+    assert len(fold(text)) == len(nfc(text))
+    assert len(fold(unicodedata.normalize("NFD", text))) == len(nfc(text))
+
+
+def test_nfc_composes_decomposed_vietnamese() -> None:
+    decomposed = unicodedata.normalize("NFD", "Hội đồng nhân dân")
+    assert nfc(decomposed) == "Hội đồng nhân dân"
+    assert unicodedata.is_normalized("NFC", nfc(decomposed))
+
+
+def test_clean_text_collapses_whitespace_and_stores_nfc() -> None:
+    raw = unicodedata.normalize("NFD", "  Kỳ họp \n thứ 7\t HĐND  ")
+    assert clean_text(raw) == "Kỳ họp thứ 7 HĐND"
+    assert clean_text(None) == ""
