@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     es_index_prefix: str = "mam"
 
     # --- services
+    # Loopback by default; containers set 0.0.0.0 (the network is theirs alone).
+    bind_host: str = "127.0.0.1"
     ingest_port: int = 18401
     search_port: int = 18402
     # token -> actor, e.g. "tok1:phong-vien-dai,tok2:luu-tru". Every HTTP endpoint

@@ -7,4 +7,4 @@ from shared.settings import get_settings
 
 if __name__ == "__main__":
     settings = get_settings()
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=settings.ingest_port, log_level="info")
+    uvicorn.run(create_app(settings), host=settings.bind_host, port=settings.ingest_port, log_level="info")

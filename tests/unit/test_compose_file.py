@@ -1,0 +1,43 @@
+"""docker-compose.yml cannot run here (no Docker engine); check that it parses
+and stays consistent with the local launcher."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from deploy.local.stack import SERVICES
+
+COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+SERVERS = ("nats", "minio", "elasticsearch")
+
+
+def _compose() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load(COMPOSE.read_text())  # type: ignore[no-any-return]
+
+
+def test_every_launcher_service_is_in_the_compose_file_with_its_entry_module() -> None:
+    services = _compose()["services"]
+    for name in SERVICES:
+        assert name in services, name
+        assert services[name]["command"] == ["python", "-m", f"services.{name}"]
+
+
+def test_every_container_is_health_checked_and_services_wait_for_healthy_servers() -> None:
+    services = _compose()["services"]
+    for name, spec in services.items():
+        assert "healthcheck" in spec, name
+    for name in SERVICES:
+        depends = services[name]["depends_on"]
+        assert {k: v["condition"] for k, v in depends.items()} == {s: "service_healthy" for s in SERVERS}
+
+
+def test_secrets_are_required_variables_never_literals() -> None:
+    text = COMPOSE.read_text()
+    assert re.search(r"MAM_S3_SECRET_KEY: \$\{MAM_S3_SECRET_KEY:\?", text)
+    assert re.search(r"MAM_API_TOKENS: \$\{MAM_API_TOKENS:\?", text)
+    assert "MINIO_ROOT_PASSWORD: ${MAM_S3_SECRET_KEY:?" in text
+
+
+def test_the_event_store_fsyncs_every_write_in_containers_too() -> None:
+    assert "sync_interval: always" in _compose()["configs"]["nats_conf"]["content"]
