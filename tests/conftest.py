@@ -39,7 +39,7 @@ def test_settings(**overrides: Any) -> Settings:
         minio_port=29000, minio_console_port=29001,
         seaweed_s3_port=28333, seaweed_master_port=29333, seaweed_volume_port=28080, seaweed_filer_port=28888,
         es_port=29200, es_transport_port=29300,
-        ingest_port=28401, search_port=28402,
+        ingest_port=28401, search_port=28402, transcoder_port=28403, tagger_port=28404,
     )
     base: dict[str, Any] = {name: port + offset for name, port in ports.items()}
     base.update(
@@ -67,10 +67,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; last value: {last!r}")
 
 
-async def async_wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2,
+async def async_wait_for(predicate: Callable[[], Any], within: float = 20.0, interval: float = 0.2,
                          what: str = "") -> Any:
+    """``wait_for`` for async predicates: ``within`` seconds, then fail."""
     import asyncio
 
+    timeout = within
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:

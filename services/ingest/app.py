@@ -14,8 +14,8 @@ from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from services.ingest.domain import asset_view, ingested_payload, validate_metadata
-from shared.eventstore import ConcurrencyConflict, EventStore
 from shared.events.envelope import new_event
+from shared.eventstore import ConcurrencyConflict, EventStore
 from shared.http import UserError, install_error_handlers, make_auth_dependency
 from shared.ids import asset_id_for_sha256
 from shared.media.probe import Limits, MediaRejected, probe_file
@@ -99,7 +99,8 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> JSONResponse:
         meta = validate_metadata(title, caption, recorded_at, activity_type, source_org)
         if file is None:
-            raise UserError(400, "missing_file", "Thiếu tệp tải lên (trường file).", "No file was uploaded (field 'file').")
+            raise UserError(400, "missing_file", "Thiếu tệp tải lên (trường file).",
+                            "No file was uploaded (field 'file').")
         with tempfile.TemporaryDirectory(prefix="mam-ingest-") as tmp:
             # The client's file name is metadata only: the local path is ours.
             local = Path(tmp) / "original"

@@ -1,5 +1,6 @@
 """End to end through HTTP: ingest → event stream → projector → search."""
 
+import asyncio
 import hashlib
 import os
 import random
@@ -116,7 +117,7 @@ def _assert_bilingual_error(response: httpx.Response, status: int, code: str | N
         ("no_token", 401, "unauthenticated"),
     ],
 )
-async def test_bad_uploads_get_clear_bilingual_errors_and_store_nothing(
+def test_bad_uploads_get_clear_bilingual_errors_and_store_nothing(
     services: Settings, http: httpx.Client, case: str, status: int, code: str
 ) -> None:
     content = b"" if case == "empty_file" else os.urandom(3000) if case == "random_bytes_named_jpg" \
@@ -141,7 +142,7 @@ async def test_bad_uploads_get_clear_bilingual_errors_and_store_nothing(
     # Nothing stored: no original under the content key, no event for the asset.
     digest = hashlib.sha256(content).hexdigest()
     s3 = object_store_for(services, services.s3_backend)
-    assert await s3.stat(services.bucket_originals, content_key(digest)) is None
+    assert asyncio.run(s3.stat(services.bucket_originals, content_key(digest))) is None
     asset = http.get(f"{services.ingest_url}/v1/assets/{asset_id_for_sha256(digest)}", headers=AUTH)
     assert asset.status_code == 404
     _assert_bilingual_error(asset, 404, "asset_not_found")
