@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.eventstore import StoredEvent
 from shared.events.models import AssetIngestedV1
+from shared.eventstore import StoredEvent
 from shared.http import UserError
 from shared.media.probe import ProbeResult
 from shared.taxonomy import ACTIVITY_TYPE_CODES, activity_types

@@ -9,9 +9,9 @@ from typing import Any
 
 from deploy.local.processes import start, stop
 from deploy.local.stack import LocalStack
-from shared.eventstore import EventStore
 from shared.events import AssetIngestedV1
 from shared.events.envelope import new_event
+from shared.eventstore import EventStore
 
 N_SEQUENTIAL = 2000
 N_CONCURRENT = 5000

@@ -3,8 +3,8 @@
 import pytest
 from nats.js.errors import APIError
 
-from shared.eventstore import ConcurrencyConflict, EventStore
 from shared.events.envelope import new_event
+from shared.eventstore import ConcurrencyConflict, EventStore
 from tests.unit.test_events import ingested
 
 pytestmark = pytest.mark.integration

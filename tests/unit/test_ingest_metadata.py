@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,7 +16,7 @@ def test_valid_metadata_is_cleaned_and_dates_default_to_vietnam_time() -> None:
 
 def test_explicit_timezones_are_kept() -> None:
     meta = validate_metadata("x", None, "2023-07-12T01:30:00+00:00", "khac", None)
-    assert meta.recorded_at == datetime(2023, 7, 12, 1, 30, tzinfo=timezone.utc)
+    assert meta.recorded_at == datetime(2023, 7, 12, 1, 30, tzinfo=UTC)
 
 
 def test_every_problem_is_reported_at_once_in_vietnamese_and_english() -> None:
