@@ -18,6 +18,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError
 
 from shared.events.envelope import EventEnvelope
+from shared.settings import Settings
 from shared.subjects import ALL_EVENTS, aggregate_filter
 
 # JetStream's error code for a failed expected-last-sequence check.
@@ -70,6 +71,11 @@ class EventStore:
         store = cls(nc, stream, dedup_window_s)
         await store.ensure_stream()
         return store
+
+    @classmethod
+    async def from_settings(cls, settings: Settings) -> EventStore:
+        """The event store every service wires: the configured server and stream."""
+        return await cls.connect(settings.resolved_nats_url, settings.event_stream, settings.event_dedup_window_s)
 
     async def close(self) -> None:
         await self._nc.drain()

@@ -17,6 +17,8 @@ from typing import BinaryIO
 from minio import Minio
 from minio.error import S3Error
 
+from shared.settings import Settings
+
 _HASH_CHUNK = 1024 * 1024
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchBucket", "NotFound"}
 
@@ -68,6 +70,15 @@ class ObjectStore:
         self._client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region)
         self._part_size = part_size
         self._presign_expiry = timedelta(seconds=presign_expiry_s)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ObjectStore:
+        """The object store every service wires: the configured S3 endpoint."""
+        return cls(
+            settings.resolved_s3_endpoint, settings.s3_access_key, settings.s3_secret_key.get_secret_value(),
+            secure=settings.s3_secure, region=settings.s3_region, part_size=settings.s3_part_size,
+            presign_expiry_s=settings.presign_expiry_s,
+        )
 
     async def ensure_buckets(self, *buckets: str) -> None:
         def _ensure() -> None:

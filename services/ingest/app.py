@@ -35,13 +35,8 @@ class IngestDeps:
 
 async def build_deps(settings: Settings) -> IngestDeps:
     """The one wiring function: connects the adapters this service uses."""
-    events = await EventStore.connect(settings.resolved_nats_url, settings.event_stream,
-                                      settings.event_dedup_window_s)
-    objects = ObjectStore(
-        settings.resolved_s3_endpoint, settings.s3_access_key, settings.s3_secret_key.get_secret_value(),
-        secure=settings.s3_secure, region=settings.s3_region, part_size=settings.s3_part_size,
-        presign_expiry_s=settings.presign_expiry_s,
-    )
+    events = await EventStore.from_settings(settings)
+    objects = ObjectStore.from_settings(settings)
     await objects.ensure_buckets(settings.bucket_originals)
     return IngestDeps(settings, events, objects, Limits(probe_timeout_s=settings.ffprobe_timeout_s))
 
