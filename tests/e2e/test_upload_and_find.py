@@ -56,7 +56,7 @@ def test_a_captioned_photo_is_found_by_words_typed_without_diacritics_with_right
         result = search(services, http, q="xu ly don thu khieu nai", date_from=day, date_to=day)
         return result if result["total"] == 3 else None
 
-    result = wait_for(found, timeout=30, what="the three uploads to be searchable")
+    result = wait_for(found, timeout=90, what="the three uploads to be searchable")
     assert {h["asset_id"] for h in result["hits"]} == set(ids)
     facets = {f["value"]: f["count"] for f in result["facets"]["activity_type"]}
     assert facets == {"tiep-xuc-cu-tri": 2, "giam-sat-kien-nghi": 1}
@@ -79,7 +79,7 @@ def test_exact_diacritics_rank_above_folded_matches(services: Settings, http: ht
         assert upload(http, services, jpeg_bytes(seed + i), title=title, activity_type="khac",
                       recorded_at=day.isoformat()).status_code == 201
     result = wait_for(lambda: (r := search(services, http, q="cử tri", date_from=day, date_to=day))["total"] == 2
-                      and r, timeout=30, what="both uploads indexed")
+                      and r, timeout=90, what="both uploads indexed")
     assert result["hits"][0]["title"] == "Hội nghị cử tri tại huyện Bác Ái"
     assert result["hits"][0]["score"] > result["hits"][1]["score"]
 
