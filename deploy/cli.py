@@ -5,6 +5,8 @@
     mam status                                           what is running
     mam demo                                             load the demo set
     mam run                                              up + demo, wait for Ctrl-C, then down
+    mam classify [TEXT ...]                              activity type per text (stdin: one per line)
+    mam rebuild-index [--keep N]                         replay the event stream into a new search index
 """
 
 from __future__ import annotations
@@ -80,6 +82,67 @@ def cmd_run(stack: LocalStack, settings: Settings) -> None:
         cmd_down(stack)
 
 
+def cmd_rebuild_index(settings: Settings, keep_previous: int) -> int:
+    """Replay the whole stream into a new index and swap the alias; queries keep being served."""
+    import asyncio
+
+    from elasticsearch import AsyncElasticsearch
+
+    from services.search.index import AssetIndex
+    from services.search.rebuild import RebuildError, rebuild_index
+
+    last_print = [0.0]
+
+    def progress(phase: str, done: int, known: int, rate: float) -> None:
+        now = time.monotonic()
+        if now - last_print[0] >= 1.0:
+            last_print[0] = now
+            print(f"  {phase:<10} {done:>9} / ~{known} sự kiện / events  ({rate:,.0f}/s)", flush=True)
+
+    async def run() -> int:
+        es = AsyncElasticsearch(settings.resolved_es_url, request_timeout=60)
+        try:
+            index = AssetIndex(es, settings.es_index_prefix)
+            await index.ensure()
+            print(f"Đang dựng lại chỉ mục / rebuilding {index.alias} from stream {settings.event_stream}…",
+                  flush=True)
+            try:
+                result = await rebuild_index(index, settings.resolved_nats_url, settings.event_stream,
+                                             progress=progress, keep_previous=keep_previous)
+            except RebuildError as exc:
+                print(f"Lỗi / error: dựng lại thất bại, chỉ mục cũ giữ nguyên / rebuild failed, "
+                      f"the live index is unchanged: {exc}", file=sys.stderr)
+                return 1
+        finally:
+            await es.close()
+        print(f"Xong / done: {result.events} sự kiện / events in {result.seconds:.1f}s "
+              f"({result.rate:,.0f}/s); "
+              f"{index.alias} → {result.new_index} (trước / previous: {', '.join(result.previous) or '-'}; "
+              f"đã xóa / deleted: {', '.join(result.deleted) or '-'})", flush=True)
+        if result.failed:
+            print(f"Cảnh báo / warning: {len(result.failed)} sự kiện không ghi được / events could not be "
+                  f"indexed (recorded in {index.failures_index}):", file=sys.stderr)
+            for seq, reason in sorted(result.failed.items())[:20]:
+                print(f"  #{seq}: {reason}", file=sys.stderr)
+            return 2
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_classify(texts: list[str]) -> int:
+    """The classifier on its own, for archivists tuning the vocabulary and for evaluation."""
+    import json
+
+    from shared.vocabulary import classify
+
+    lines = texts or (line.rstrip("\n") for line in sys.stdin)
+    for text in lines:
+        if text.strip():
+            print(json.dumps({"text": text, **classify(text).as_json()}, ensure_ascii=False), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mam", description="HĐND media archive — local stack")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,7 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="show what is running")
     sub.add_parser("demo", help="load the demo set through the HTTP API")
     sub.add_parser("run", help="up + demo, then wait for Ctrl-C and stop")
+    classify = sub.add_parser("classify", help="propose activity types: one JSON line per text (argument or stdin)")
+    classify.add_argument("text", nargs="*", help="texts to classify; none = read stdin, one text per line")
+    rebuild = sub.add_parser("rebuild-index", help="replay the event stream into a new search index")
+    rebuild.add_argument("--keep", type=int, default=1, help="previous indices kept for rollback (default 1)")
     args = parser.parse_args(argv)
+    if args.command == "classify":
+        return cmd_classify(args.text)
 
     settings = Settings()
     stack = LocalStack(settings)
@@ -105,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_demo(settings)
         elif args.command == "run":
             cmd_run(stack, settings)
+        elif args.command == "rebuild-index":
+            return cmd_rebuild_index(settings, args.keep)
     except LaunchError as exc:
         print(f"Lỗi / error: {exc}", file=sys.stderr)
         return 1

@@ -66,11 +66,31 @@ class Settings(BaseSettings):
     bind_host: str = "127.0.0.1"
     ingest_port: int = 18401
     search_port: int = 18402
+    tagger_port: int = 18404
+    # --- tagger: OCR with Tesseract's Vietnamese model (Debian tesseract-ocr, tesseract-ocr-vie)
+    tesseract_cmd: str = "tesseract"
+    tesseract_lang: str = "vie"
+    ocr_timeout_s: float = 60.0
+    ocr_max_keyframes: int = 6
+    ocr_scene_threshold: float = 0.3
+    # Deliveries of one event before the tagger gives up with asset.tagging_failed.
+    tagger_max_attempts: int = 3
     # token -> actor, e.g. "tok1:phong-vien-dai,tok2:luu-tru". Every HTTP endpoint
     # but health checks requires one of these as a Bearer token.
     api_tokens: SecretStr = SecretStr("demo-token-phong-vien:phong-vien,demo-token-luu-tru:luu-tru")
     max_upload_bytes: int = 8 * 1024 * 1024 * 1024
     ffprobe_timeout_s: float = 30.0
+
+    # --- search projector and query API
+    # Events per bulk write, and how long a batch may wait to fill (the added
+    # indexing latency when the stream is quiet).
+    search_batch_size: int = 500
+    search_batch_wait_s: float = 0.2
+    # _bulk attempts per batch before a write is handed back for redelivery.
+    search_bulk_attempts: int = 3
+    search_redelivery_delay_s: float = 5.0
+    # How long a read-your-writes query waits for the projector to catch up.
+    search_consistency_timeout_s: float = 10.0
 
     # --- transcoder (2-core machines are the baseline)
     transcoder_port: int = 18403
@@ -119,6 +139,10 @@ class Settings(BaseSettings):
     @property
     def transcoder_url(self) -> str:
         return f"http://127.0.0.1:{self.transcoder_port}"
+
+    @property
+    def tagger_url(self) -> str:
+        return f"http://127.0.0.1:{self.tagger_port}"
 
     def token_actors(self) -> dict[str, str]:
         """Parse ``api_tokens`` into token → actor name."""

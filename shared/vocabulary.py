@@ -96,7 +96,8 @@ def parse_vocabulary(data: dict[str, Any]) -> Vocabulary:
             phrases.append(Phrase(text, tokens_of(text), code, weight, exact))
     for text in data.get("ignore", []):
         phrases.append(Phrase(nfc(text), tokens_of(text), None, 0.0))
-    phrases.sort(key=lambda p: (-len(p.tokens), -p.weight, p.text))
+    # Longest first; at equal length "ignore" phrases go first ("trước kỳ họp" before "kỳ họp thứ").
+    phrases.sort(key=lambda p: (-len(p.tokens), p.activity_type is not None, -p.weight, p.text))
     orgs: list[Organisation] = []
     for kind, key in (("organ", "organs"), ("partner", "partners")):
         for item in data.get(key, []):

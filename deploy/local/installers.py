@@ -28,7 +28,7 @@ from deploy.local.processes import LaunchError
 
 ES_MAVEN_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 MINIO_MODULE = "github.com/minio/minio@latest"
-APT_PACKAGES = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg"}
+APT_PACKAGES = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "tesseract": "tesseract-ocr"}
 
 
 @contextlib.contextmanager
@@ -198,3 +198,36 @@ def debian_tool(name: str) -> Path:
     if not found:
         raise LaunchError(f"apt-get installed {package} but {name} is still not on PATH")
     return Path(found)
+
+
+def _debian_installed(package: str) -> bool:
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True,
+                             timeout=30)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "install ok installed" in out.stdout
+
+
+def debian_package(package: str) -> None:
+    """A Debian package without a binary of its own (a Tesseract language model,
+    fonts), installed with apt-get when we are root."""
+    if _debian_installed(package):
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise LaunchError(f"the Debian package `{package}` is missing: install it with apt-get")
+    with _install_lock(Path("/tmp"), f"apt-{package}"):
+        if not _debian_installed(package):
+            print(f"· installing Debian package {package}", flush=True)
+            _run(["apt-get", "update", "-qq"], "apt-get update")
+            _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
+                 f"apt-get install {package}", env={"DEBIAN_FRONTEND": "noninteractive"})
+
+
+def tesseract_vietnamese() -> Path:
+    """Tesseract with its Vietnamese model (the tagger's OCR), plus DejaVu fonts,
+    whose full Vietnamese glyphs the OCR tests render banners with."""
+    binary = debian_tool("tesseract")
+    debian_package("tesseract-ocr-vie")
+    debian_package("fonts-dejavu-core")
+    return binary

@@ -23,7 +23,7 @@ from deploy.local.processes import LaunchError, ProcessSpec, StartResult, http_o
 from shared.settings import Settings
 
 SERVERS = ("nats", "minio", "seaweedfs", "elasticsearch")
-SERVICES = ("ingest", "search")
+SERVICES = ("ingest", "search", "transcoder", "tagger")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -217,6 +217,7 @@ class LocalStack:
         """Install everything the chosen servers and the media services need."""
         installers.debian_tool("ffmpeg")
         installers.debian_tool("ffprobe")
+        installers.tesseract_vietnamese()
         for name in servers:
             self.server_spec(name)  # building a spec installs its binary
 

@@ -1,5 +1,7 @@
 """search service: wiring, the JetStream subscriber and thin HTTP handlers."""
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -8,21 +10,34 @@ from typing import Annotated, Any
 
 from elasticsearch import AsyncElasticsearch
 from fastapi import Depends, FastAPI, Query, Request
-from faststream import AckPolicy
-from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
+from faststream import AckPolicy, Context
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
+from faststream.nats.message import NatsBatchMessage
 
-from services.search.documents import SearchParams, build_search_body, shape_facets, shape_hit
+from services.search.consistency import ProjectionProgress
+from services.search.documents import fold_media_event
 from services.search.index import AssetIndex
-from services.search.projector import AssetProjector
-from shared.eventstore import EventStore
+from services.search.params import parse_filters, parse_group, parse_search
+from services.search.projector import AssetProjector, Delivered
+from services.search.query import (
+    Filters,
+    activities_body,
+    build_search_body,
+    encode_cursor,
+    more_like_this_body,
+    stats_body,
+)
+from services.search.results import shape_activities, shape_facets, shape_hit, shape_stats
 from shared.events.envelope import EventEnvelope
+from shared.eventstore import EventStore
 from shared.http import UserError, install_error_handlers, make_auth_dependency
+from shared.objectstore import ObjectStore
 from shared.settings import Settings
-from shared.subjects import aggregate_type_filter
-from shared.taxonomy import ACTIVITY_TYPE_CODES
+from shared.subjects import SubjectError, aggregate_filter, aggregate_type_filter
 
 PROJECTOR_DURABLE = "search-projector"
 MAX_PAGE_SIZE = 100
+log = logging.getLogger("mam.search")
 
 
 @dataclass
@@ -33,23 +48,54 @@ class SearchDeps:
     events: EventStore
     projector: AssetProjector
     broker: NatsBroker
+    progress: ProjectionProgress
 
 
 def build_broker(settings: Settings, projector_ref: list[AssetProjector]) -> NatsBroker:
-    """A FastStream broker with one durable pull consumer on all asset events."""
+    """A FastStream broker with one durable pull consumer on all asset events, in batches.
+
+    Each message is settled on its own: acknowledged once its document is
+    written, redelivered later after a passing failure, terminated only once a
+    permanent failure is recorded in the failures index.
+    """
     broker = NatsBroker(settings.resolved_nats_url)
 
     @broker.subscriber(
         aggregate_type_filter("asset"),
         stream=JStream(name=settings.event_stream, declare=False),
         durable=PROJECTOR_DURABLE,
-        pull_sub=PullSub(batch_size=32, timeout=5.0),
-        config=ConsumerConfig(ack_wait=60, max_ack_pending=2000),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        pull_sub=PullSub(batch_size=settings.search_batch_size, timeout=settings.search_batch_wait_s,
+                         batch=True),
+        # A batch takes well under a second; a short ack wait lets another replica
+        # (or a restarted one) take over undelivered work quickly.
+        config=ConsumerConfig(ack_wait=30, max_ack_pending=max(2000, 4 * settings.search_batch_size)),
+        ack_policy=AckPolicy.MANUAL,
     )
-    async def on_asset_event(msg: NatsMessage) -> None:
-        event = EventEnvelope.from_bytes(msg.raw_message.data)
-        await projector_ref[0].apply(event, msg.raw_message.metadata.sequence.stream)
+    async def on_asset_events(
+        body: list[Any], message: Annotated[NatsBatchMessage, Context("message")],
+    ) -> None:
+        raws = list(message.raw_message)
+        items: list[Delivered] = []
+        undecodable = []
+        for raw in raws:
+            try:
+                items.append(Delivered(EventEnvelope.from_bytes(raw.data), raw.metadata.sequence.stream))
+            except Exception:
+                log.exception("undecodable event at stream sequence %d", raw.metadata.sequence.stream)
+                undecodable.append(raw)
+        try:
+            outcome = await projector_ref[0].apply_batch(items)
+        except Exception:
+            log.exception("projection batch failed; redelivering %d events", len(raws))
+            await asyncio.gather(*(r.nak(delay=settings.search_redelivery_delay_s) for r in raws))
+            return
+        by_seq = {r.metadata.sequence.stream: r for r in raws}
+        settle = [by_seq[s].ack() for s in outcome.done]
+        settle += [by_seq[s].nak(delay=settings.search_redelivery_delay_s) for s in outcome.retry]
+        settle += [by_seq[s].term() for s in outcome.failed]
+        # An event this code cannot even decode waits for a fixed deployment.
+        settle += [r.nak(delay=60 * settings.search_redelivery_delay_s) for r in undecodable]
+        await asyncio.gather(*settle)
 
     return broker
 
@@ -61,20 +107,66 @@ async def build_deps(settings: Settings) -> SearchDeps:
     await index.ensure()
     events = await EventStore.connect(settings.resolved_nats_url, settings.event_stream,
                                       settings.event_dedup_window_s)
-    projector = AssetProjector(index, events)
+    projector = AssetProjector(index, events, attempts=settings.search_bulk_attempts)
+    async def is_indexed(asset_id: str, sequence: int) -> bool:
+        found = await index.get(asset_id)
+        return found is not None and sequence in found[0].get("event_sequences", [])
+
+    progress = await ProjectionProgress.connect(settings.resolved_nats_url, settings.event_stream,
+                                                PROJECTOR_DURABLE, is_indexed)
     broker = build_broker(settings, [projector])
     await broker.start()
-    return SearchDeps(settings, es, index, events, projector, broker)
+    return SearchDeps(settings, es, index, events, projector, broker, progress)
 
 
-def _codes(values: list[str] | None, allowed: frozenset[str], field: str) -> tuple[str, ...]:
-    codes = tuple(v.strip() for raw in (values or []) for v in raw.split(",") if v.strip())
-    unknown = [c for c in codes if c not in allowed]
-    if unknown:
-        raise UserError(422, f"unknown_{field}", f"Giá trị không tồn tại cho {field}: {', '.join(unknown)}.",
-                        f"Unknown {field}: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}.",
-                        field=field)
-    return codes
+def filters_dependency(
+    activity_type: Annotated[list[str] | None, Query(description="mã loại hoạt động, vd. ky-hop")] = None,
+    term: Annotated[list[str] | None, Query(description="nhiệm kỳ, vd. 2021-2026")] = None,
+    activity: Annotated[list[str] | None, Query(description="mã hoạt động")] = None,
+    person: Annotated[list[str] | None, Query(description="người (giá trị từ nhóm đếm person)")] = None,
+    organisation: Annotated[list[str] | None, Query(description="cơ quan, tổ chức")] = None,
+    kind: Annotated[list[str] | None, Query(description="video, photo, audio")] = None,
+    date_from: Annotated[date | None, Query(description="từ ngày (giờ Việt Nam)")] = None,
+    date_to: Annotated[date | None, Query(description="đến ngày (giờ Việt Nam)")] = None,
+    published: bool | None = None,
+    duration_min: Annotated[float | None, Query(ge=0)] = None,
+    duration_max: Annotated[float | None, Query(ge=0)] = None,
+    height_min: Annotated[int | None, Query(ge=0, description="độ phân giải dọc tối thiểu, vd. 720")] = None,
+    height_max: Annotated[int | None, Query(ge=0)] = None,
+) -> Filters:
+    return parse_filters(activity_type=activity_type, term=term, activity=activity, person=person,
+                         organisation=organisation, kind=kind, date_from=date_from, date_to=date_to,
+                         published=published, duration_min=duration_min, duration_max=duration_max,
+                         height_min=height_min, height_max=height_max)
+
+
+FiltersDep = Annotated[Filters, Depends(filters_dependency)]
+
+
+def _asset_id(asset_id: str) -> str:
+    try:
+        aggregate_filter("asset", asset_id)
+    except SubjectError as exc:
+        raise UserError(400, "invalid_asset_id", "Mã tư liệu không hợp lệ.", "Invalid asset id.") from exc
+    return asset_id
+
+
+def _not_found(asset_id: str) -> UserError:
+    return UserError(404, "asset_not_found", f"Không tìm thấy tư liệu {asset_id}.", f"No asset {asset_id}.")
+
+
+async def _read_your_writes(d: SearchDeps, after_seq: int | None, refresh: bool) -> None:
+    """Wait until the projector has indexed ``after_seq`` (then make it searchable)."""
+    if after_seq is not None:
+        if not await d.progress.wait_for(after_seq, d.settings.search_consistency_timeout_s):
+            raise UserError(503, "index_not_caught_up",
+                            f"Chỉ mục tìm kiếm chưa cập nhật tới sự kiện {after_seq}; "
+                            "vui lòng thử lại sau giây lát.",
+                            f"The search index has not caught up with event {after_seq} yet; retry shortly.",
+                            after_seq=after_seq)
+        refresh = True
+    if refresh:
+        await d.index.refresh()
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -86,6 +178,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await deps.broker.stop()
+            await deps.progress.close()
             await deps.events.close()
             await deps.es.close()
 
@@ -102,31 +195,113 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    Consistency = Annotated[int | None, Query(ge=1, description="đợi chỉ mục cập nhật tới sự kiện này / "
+                                                            "wait until this stream sequence is indexed")]
+
     @app.get("/v1/search", summary="Tìm tư liệu / search assets")
     async def search(
-        actor: Actor,
-        d: Deps,
+        actor: Actor, d: Deps, filters: FiltersDep,
         q: Annotated[str, Query(max_length=500, description="từ khóa, có hoặc không dấu")] = "",
-        activity_type: Annotated[list[str] | None, Query()] = None,
-        kind: Annotated[list[str] | None, Query()] = None,
-        date_from: date | None = None,
-        date_to: date | None = None,
+        sort: Annotated[str | None, Query(description="relevance, date, duration")] = None,
+        order: Annotated[str | None, Query(description="asc, desc")] = None,
         size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
         offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+        cursor: Annotated[str | None, Query(max_length=2000, description="next_cursor trang trước")] = None,
+        facets: Annotated[list[str] | None, Query()] = None,
+        after_seq: Consistency = None,
+        refresh: bool = False,
     ) -> dict[str, Any]:
-        if date_from and date_to and date_from > date_to:
-            raise UserError(422, "invalid_date_range", "Ngày bắt đầu sau ngày kết thúc.",
-                            "date_from is after date_to.")
-        params = SearchParams(
-            q=q, activity_types=_codes(activity_type, ACTIVITY_TYPE_CODES, "activity_type"),
-            kinds=_codes(kind, frozenset({"video", "photo", "audio"}), "kind"),
-            date_from=date_from, date_to=date_to, size=size, offset=offset,
-        )
+        params = parse_search(q=q, filters=filters, sort=sort, order=order, size=size, offset=offset,
+                              cursor=cursor, facets=facets)
+        await _read_your_writes(d, after_seq, refresh)
         result = await d.index.search(build_search_body(params))
+        hits = result["hits"]["hits"]
         return {
             "total": result["hits"]["total"]["value"],
-            "hits": [shape_hit(h) for h in result["hits"]["hits"]],
+            "hits": [shape_hit(h) for h in hits],
             "facets": shape_facets(result.get("aggregations", {})),
+            "next_cursor": encode_cursor(params, hits[-1]["sort"]) if len(hits) == params.size else None,
         }
+
+    @app.get("/v1/assets/{asset_id}/similar", summary="Tư liệu tương tự / more like this asset")
+    async def similar(
+        asset_id: str, actor: Actor, d: Deps, filters: FiltersDep,
+        size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
+    ) -> dict[str, Any]:
+        found = await d.index.get(_asset_id(asset_id))
+        if found is None:
+            raise _not_found(asset_id)
+        doc = found[0]
+        like = [v for k, v in doc.items() if k.endswith("_folded") and isinstance(v, str) and v]
+        result = await d.index.search(more_like_this_body(asset_id, like, filters, size))
+        return {"asset_id": asset_id, "hits": [shape_hit(h) for h in result["hits"]["hits"]]}
+
+    @app.get("/v1/stats", summary="Thống kê phục vụ sơ kết, tổng kết / review statistics")
+    async def stats(
+        actor: Actor, d: Deps, filters: FiltersDep,
+        group_by: Annotated[str, Query(description="month, year, term")] = "month",
+        after_seq: Consistency = None,
+    ) -> dict[str, Any]:
+        group = parse_group(group_by)
+        await _read_your_writes(d, after_seq, False)
+        return shape_stats(await d.index.search(stats_body(filters, group)), group)
+
+    @app.get("/v1/activities", summary="Hoạt động theo nhiệm kỳ / activities per term")
+    async def activities(
+        actor: Actor, d: Deps, filters: FiltersDep,
+        size: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> dict[str, Any]:
+        body = activities_body(filters, size)
+        if body is None:
+            return {"terms": [], "available": False,
+                    "note": "Chỉ mục chưa có trường hoạt động / the index has no activity field yet."}
+        return {"terms": shape_activities(await d.index.search(body)), "available": True}
+
+    @app.get("/v1/assets/{asset_id}/history", summary="Lịch sử tư liệu (nhật ký) / audit trail")
+    async def history(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
+        stored = await d.events.history("asset", _asset_id(asset_id))
+        if not stored:
+            raise _not_found(asset_id)
+        return {"asset_id": asset_id, "events": [
+            {"sequence": e.sequence, "event_id": e.envelope.event_id, "type": e.envelope.type,
+             "schema_version": e.envelope.schema_version, "occurred_at": e.envelope.occurred_at.isoformat(),
+             "actor": e.envelope.actor, "correlation_id": e.envelope.correlation_id,
+             "causation_id": e.envelope.causation_id, "payload": e.envelope.payload}
+            for e in stored]}
+
+    @app.get("/v1/projection", summary="Tình trạng chỉ mục / projection status")
+    async def projection(actor: Actor, d: Deps) -> dict[str, Any]:
+        info = await d.progress.info()
+        return {
+            "indices": await d.index.live_indices(),
+            "ack_floor": info.ack_floor.stream_seq if info.ack_floor else 0,
+            "pending": info.num_pending, "awaiting_ack": info.num_ack_pending,
+            "stream_last_sequence": await d.events.last_sequence(),
+            "failures": await d.index.failures(),
+        }
+
+    # Renditions are private objects: the UI gets short-lived presigned URLs.
+    # The client only signs locally (fixed region), so it needs no connection.
+    renditions_store = ObjectStore(
+        settings.resolved_s3_endpoint, settings.s3_access_key, settings.s3_secret_key.get_secret_value(),
+        secure=settings.s3_secure, region=settings.s3_region, presign_expiry_s=settings.presign_expiry_s)
+
+    @app.get("/v1/assets/{asset_id}/renditions", summary="Bản xem trước (URL tạm thời) / rendition URLs")
+    async def renditions(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
+        # Read from the asset's events, not the index: a UI opening an asset
+        # right after its renditions_ready event must not wait for projection.
+        stored = await d.events.history("asset", _asset_id(asset_id))
+        if not stored:
+            raise _not_found(asset_id)
+        doc: dict[str, Any] = {}
+        for event in stored:
+            doc = fold_media_event(doc, event.envelope)
+        out: dict[str, Any] = {}
+        for name, item in (doc.get("renditions") or {}).items():
+            url = await renditions_store.presigned_get(item["bucket"], item["key"])
+            out[name] = {**item, "url": url}
+        return {"asset_id": asset_id, "status": doc.get("processing_status"),
+                "error": doc.get("processing_error"), "expires_in_s": settings.presign_expiry_s,
+                "renditions": out}
 
     return app

@@ -1,25 +1,49 @@
-"""Search domain logic: folding events into index documents, building queries,
-and shaping results. Pure functions, unit-tested without servers."""
+"""Search domain logic: folding events into index documents. Pure functions,
+unit-tested without servers. Queries are built in ``query.py`` and results
+shaped in ``results.py``."""
 
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.events.envelope import EventEnvelope
+from shared.events.media import AssetProbedV1, AssetProcessingFailedV1, AssetRenditionsReadyV1
 from shared.events.models import AssetIngestedV1
+from shared.tags import TAG_MAPPINGS, fold_tag_event
 from shared.taxonomy import activity_label, term_for
-from shared.text import clean_text, fold, nfc
+from shared.text import fold
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 # Text fields kept twice: as typed (NFC) and folded (no diacritics, lowercase).
 TEXT_FIELDS = ("title", "caption")
-# Private-use characters as highlight tags: they never occur in captions, and
-# are swapped for <em> after mapping the highlight back onto the original text.
-_PRE, _POST = "\ue000", "\ue001"
+
+MEDIA_MAPPINGS: dict[str, Any] = {
+    "container": {"type": "keyword"},
+    "frame_rate": {"type": "float"},
+    "video_codec": {"type": "keyword"},
+    "audio_codec": {"type": "keyword"},
+    "bitrate": {"type": "long"},
+    "rotation": {"type": "integer"},
+    "audio_channels": {"type": "integer"},
+    "camera": {"type": "keyword"},
+    "gps": {"type": "geo_point"},
+    # "4K", "1080p", "720p", "SD" from the short edge: a facet archivists read.
+    "resolution": {"type": "keyword"},
+    "orientation": {"type": "keyword"},  # landscape / portrait / square, as displayed
+    # Where recorded_at came from: "upload" (typed by the broadcaster) or "metadata" (EXIF/container).
+    "recorded_at_source": {"type": "keyword"},
+    # pending → ready | failed; the UI shows a placeholder until "ready".
+    "processing_status": {"type": "keyword"},
+    "processing_error": {"properties": {
+        "stage": {"type": "keyword"}, "code": {"type": "keyword"}, "reason": {"type": "text"},
+        "reason_en": {"type": "text"}, "retryable": {"type": "boolean"}}},
+    # Rendition name -> {bucket, key, mime_type, size_bytes, width, height}; the
+    # search API turns keys into presigned URLs. Stored, not searched.
+    "renditions": {"type": "object", "enabled": False},
+    "poster_key": {"type": "keyword"},
+}
 
 ASSET_MAPPINGS: dict[str, Any] = {
     "dynamic": "strict",
@@ -47,6 +71,10 @@ ASSET_MAPPINGS: dict[str, Any] = {
         "height": {"type": "integer"},
         "duration_s": {"type": "float"},
         "published": {"type": "boolean"},
+        # --- media facts and renditions (transcoder: asset.probed, renditions_ready, processing_failed)
+        **MEDIA_MAPPINGS,
+        # --- tags (tagger, archivists' edits, activities: see shared.tags)
+        **TAG_MAPPINGS,
         "last_event_type": {"type": "keyword"},
         # Stream sequences folded into this document: duplicate detection.
         "event_sequences": {"type": "long", "index": False},
@@ -75,9 +103,65 @@ def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
             term = term_for(local_day)
             out.update(recorded_at=p.recorded_at.isoformat(), year=local_day.year,
                        term=term.code if term else None)
+    out = fold_media_event(out, event)
+    out = fold_tag_event(out, event)  # tags, edits, activity: manual values win
     for name in TEXT_FIELDS:
         if name in out:
             out[f"{name}_folded"] = fold(out[name] or "")
+    return out
+
+
+def resolution_class(width: int | None, height: int | None) -> str | None:
+    if not width or not height:
+        return None
+    short = min(width, height)
+    return "4K" if short >= 2160 else "1080p" if short >= 1080 else "720p" if short >= 720 else "SD"
+
+
+def fold_media_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
+    """Fold the transcoder's events: probed facts, rendition keys, failures."""
+    out = dict(doc)
+    if event.type == AssetIngestedV1.EVENT_TYPE:
+        out.setdefault("processing_status", "pending")
+        if out.get("recorded_at") and not out.get("recorded_at_source"):
+            out["recorded_at_source"] = "upload"
+    elif event.type == AssetProbedV1.EVENT_TYPE:
+        p = event.typed_payload()
+        assert isinstance(p, AssetProbedV1)
+        # Width/height are as displayed (rotation applied), unlike ingest's.
+        out.update(
+            kind=p.kind.value, container=p.container, duration_s=p.duration_s, width=p.width, height=p.height,
+            frame_rate=p.frame_rate, video_codec=p.video_codec, audio_codec=p.audio_codec, bitrate=p.bitrate,
+            rotation=p.rotation, audio_channels=p.audio_channels, camera=p.camera,
+            gps={"lat": p.gps.lat, "lon": p.gps.lon} if p.gps else None,
+            resolution=resolution_class(p.width, p.height) if p.kind.value == "video" else None,
+            orientation=(None if not p.width or not p.height else "portrait" if p.height > p.width
+                         else "landscape" if p.width > p.height else "square"),
+        )
+        # The broadcaster's date wins; the camera's fills the gap.
+        if p.recorded_at is not None and not out.get("recorded_at"):
+            local_day = p.recorded_at.astimezone(LOCAL_TZ).date()
+            term = term_for(local_day)
+            out.update(recorded_at=p.recorded_at.isoformat(), year=local_day.year,
+                       term=term.code if term else None, recorded_at_source="metadata")
+    elif event.type == AssetRenditionsReadyV1.EVENT_TYPE:
+        r = event.typed_payload()
+        assert isinstance(r, AssetRenditionsReadyV1)
+        out["renditions"] = {
+            x.name.value: {"bucket": x.bucket, "key": x.key, "mime_type": x.mime_type,
+                           "size_bytes": x.size_bytes, "width": x.width, "height": x.height}
+            for x in r.renditions
+        }
+        stored = out["renditions"]
+        poster = next((stored[n] for n in ("poster", "thumb", "waveform") if n in stored), None)
+        out.update(processing_status="ready", processing_error=None,
+                   poster_key=poster["key"] if poster else None)
+    elif event.type == AssetProcessingFailedV1.EVENT_TYPE:
+        f = event.typed_payload()
+        assert isinstance(f, AssetProcessingFailedV1)
+        out.update(processing_status="failed", processing_error={
+            "stage": f.stage.value, "code": f.code, "reason": f.reason, "reason_en": f.reason_en,
+            "retryable": f.retryable})
     return out
 
 
@@ -85,127 +169,6 @@ def with_sequence(doc: dict[str, Any], sequence: int) -> dict[str, Any]:
     """Record that the event at ``sequence`` is folded into ``doc``."""
     seen = sorted({*doc.get("event_sequences", []), sequence})
     return {**doc, "event_sequences": seen}
-
-
-@dataclass(frozen=True)
-class SearchParams:
-    q: str = ""
-    activity_types: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()
-    date_from: date | None = None
-    date_to: date | None = None
-    size: int = 20
-    offset: int = 0
-    facets: tuple[str, ...] = field(default=("activity_type", "kind", "year"))
-
-
-def _filters(p: SearchParams, *, skip: str | None = None) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    if p.activity_types and skip != "activity_type":
-        out.append({"terms": {"activity_type": list(p.activity_types)}})
-    if p.kinds and skip != "kind":
-        out.append({"terms": {"kind": list(p.kinds)}})
-    if p.date_from or p.date_to:
-        rng: dict[str, Any] = {"time_zone": "+07:00"}
-        if p.date_from:
-            rng["gte"] = p.date_from.isoformat()
-        if p.date_to:
-            rng["lte"] = p.date_to.isoformat()
-        out.append({"range": {"recorded_at": rng}})
-    return out
-
-
-def text_query(q: str) -> dict[str, Any]:
-    """Folded fields decide what matches; exact-diacritic and phrase matches
-    only add score, so "tiep xuc" finds "Tiếp xúc" and "Tiếp xúc" ranks the
-    exact spelling first."""
-    exact = nfc(clean_text(q))
-    folded = fold(exact)
-    exact_fields = ["title^2", "caption"]
-    folded_fields = ["title_folded^2", "caption_folded"]
-    return {
-        "bool": {
-            "must": [{"multi_match": {"query": folded, "fields": folded_fields, "operator": "and"}}],
-            "should": [
-                {"multi_match": {"query": exact, "fields": exact_fields, "type": "phrase", "boost": 6}},
-                {"multi_match": {"query": exact, "fields": exact_fields, "operator": "and", "boost": 3}},
-                {"multi_match": {"query": folded, "fields": folded_fields, "type": "phrase", "boost": 2}},
-            ],
-        }
-    }
-
-
-def build_search_body(p: SearchParams) -> dict[str, Any]:
-    """Query, post-filters and facets. Each facet is counted with every filter
-    except its own, so picking one activity type still shows the others' counts."""
-    query: dict[str, Any] = text_query(p.q) if p.q.strip() else {"match_all": {}}
-    aggs: dict[str, Any] = {}
-    for facet in p.facets:
-        agg: dict[str, Any] = {"terms": {"field": facet, "size": 50}}
-        aggs[facet] = {"filter": {"bool": {"filter": _filters(p, skip=facet)}}, "aggs": {"values": agg}}
-    sort: list[Any] = ["_score", {"recorded_at": {"order": "desc", "missing": "_last"}}, {"asset_id": "asc"}]
-    return {
-        "query": query,
-        "post_filter": {"bool": {"filter": _filters(p)}},
-        "aggs": aggs,
-        "sort": sort,
-        "size": p.size,
-        "from": p.offset,
-        "track_total_hits": True,
-        "highlight": {
-            "pre_tags": [_PRE], "post_tags": [_POST],
-            "fields": {f"{name}_folded": {"number_of_fragments": 0} for name in TEXT_FIELDS},
-        },
-    }
-
-
-def map_highlight(original: str, folded_marked: str) -> str:
-    """Put the marks of a highlighted folded text onto the original text.
-
-    ``fold`` keeps one character per character of the NFC original, so the
-    unmarked positions of ``folded_marked`` index straight into ``original``.
-    The result is HTML-escaped with ``<em>`` around matches.
-    """
-    out: list[str] = []
-    pos = 0
-    for ch in folded_marked:
-        if ch == _PRE:
-            out.append("<em>")
-        elif ch == _POST:
-            out.append("</em>")
-        else:
-            out.append(html.escape(original[pos]) if pos < len(original) else "")
-            pos += 1
-    return "".join(out)
-
-
-def shape_hit(hit: dict[str, Any]) -> dict[str, Any]:
-    src = hit["_source"]
-    highlights = {}
-    for name in TEXT_FIELDS:
-        marked = (hit.get("highlight") or {}).get(f"{name}_folded")
-        if marked and src.get(name):
-            highlights[name] = map_highlight(src[name], marked[0])
-    keep = ("asset_id", "kind", "title", "caption", "activity_type", "activity_label", "term", "year",
-            "source_org", "recorded_at", "width", "height", "duration_s", "mime_type", "ingested_at")
-    return {**{k: src.get(k) for k in keep}, "score": hit.get("_score"), "highlight": highlights}
-
-
-def shape_facets(aggs: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for facet, body in aggs.items():
-        buckets = body["values"]["buckets"]
-        rows = []
-        for b in buckets:
-            row: dict[str, Any] = {"value": b["key"], "count": b["doc_count"]}
-            if facet == "activity_type":
-                try:
-                    row["label"] = activity_label(str(b["key"]))
-                except KeyError:
-                    row["label"] = str(b["key"])
-            rows.append(row)
-        out[facet] = rows
-    return out
 
 
 def local_date_of(value: datetime) -> date:

@@ -1,59 +1,196 @@
-"""Elasticsearch adapter for the asset index: an alias over a versioned index.
+"""Elasticsearch adapter for the asset index: an alias over versioned indices.
 
 Writes use external versioning with the event's stream sequence, so a
-redelivered or out-of-order event can never overwrite a newer document.
+redelivered or out-of-order event can never overwrite a newer document. An
+index template carries settings and mappings for every ``<prefix>-assets-*``
+index, so a rebuild creates a fresh index and swaps the alias in one atomic
+``_aliases`` call while queries keep being served.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
+from elasticsearch import AsyncElasticsearch, BadRequestError, ConflictError, NotFoundError
 
 from services.search.documents import ASSET_MAPPINGS
 
-INDEX_SETTINGS = {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"}
+log = logging.getLogger("mam.search.index")
+INDEX_SETTINGS: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"}
+# Statuses a retry can fix (overload, shard not ready, timeouts).
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class BulkItemResult:
+    """The outcome of one document write in a ``_bulk`` call."""
+
+    doc_id: str
+    status: int
+    error_type: str | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def version_conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in RETRYABLE_STATUSES
 
 
 class AssetIndex:
-    def __init__(self, es: AsyncElasticsearch, prefix: str) -> None:
+    def __init__(self, es: AsyncElasticsearch, prefix: str, target: str | None = None) -> None:
         self.es = es
+        self.prefix = prefix
         self.alias = f"{prefix}-assets"
         self.first_index = f"{prefix}-assets-v1"
+        self.template = f"{prefix}-assets-template"
+        self.failures_index = f"{prefix}-projection-failures"
+        # Where writes go: the alias, or (during a rebuild) the new concrete index.
+        self.target = target or self.alias
+
+    def writing_to(self, index_name: str) -> AssetIndex:
+        """The same adapter writing into one concrete index (a rebuild's new index)."""
+        return AssetIndex(self.es, self.prefix, target=index_name)
 
     async def ensure(self) -> None:
-        """Create the first index and point the alias at it, unless the alias exists."""
+        """Template, first index and alias, unless the alias exists; new mapping fields are added in place."""
+        await self.es.indices.put_index_template(
+            name=self.template, index_patterns=[f"{self.alias}-*"], priority=100,
+            template={"settings": INDEX_SETTINGS, "mappings": ASSET_MAPPINGS},
+        )
         if await self.es.indices.exists_alias(name=self.alias):
+            try:
+                await self.es.indices.put_mapping(index=self.alias, **ASSET_MAPPINGS)
+            except BadRequestError as exc:
+                log.warning("the live index mapping cannot take the new mapping in place; "
+                            "run `mam rebuild-index`: %s", exc)
             return
         if not await self.es.indices.exists(index=self.first_index):
-            await self.es.indices.create(
-                index=self.first_index, settings=INDEX_SETTINGS, mappings=ASSET_MAPPINGS,
-                aliases={self.alias: {"is_write_index": True}},
-            )
+            try:
+                await self.es.indices.create(
+                    index=self.first_index, settings=INDEX_SETTINGS, mappings=ASSET_MAPPINGS,
+                    aliases={self.alias: {"is_write_index": True}},
+                )
+            except BadRequestError as exc:  # another replica created it first
+                if "resource_already_exists" not in str(exc):
+                    raise
         else:
             await self.es.indices.put_alias(index=self.first_index, name=self.alias)
 
     async def get(self, doc_id: str) -> tuple[dict[str, Any], int] | None:
         try:
-            found = await self.es.get(index=self.alias, id=doc_id)
+            found = await self.es.get(index=self.target, id=doc_id)
         except NotFoundError:
             return None
         return dict(found["_source"]), int(found["_version"])
+
+    async def mget(self, doc_ids: Iterable[str]) -> dict[str, tuple[dict[str, Any], int]]:
+        """Current documents and versions (real-time, no refresh needed); absent ids are left out."""
+        ids = list(dict.fromkeys(doc_ids))
+        if not ids:
+            return {}
+        response = await self.es.mget(index=self.target, ids=ids)
+        docs = response["docs"]
+        return {d["_id"]: (dict(d["_source"]), int(d["_version"])) for d in docs if d.get("found")}
 
     async def put(self, doc_id: str, doc: dict[str, Any], version: int, *, refresh: bool = False) -> bool:
         """Write ``doc`` at ``version``; False if the index already holds that version or newer."""
         try:
             await self.es.index(
-                index=self.alias, id=doc_id, document=doc, version=version, version_type="external",
+                index=self.target, id=doc_id, document=doc, version=version, version_type="external",
                 refresh="wait_for" if refresh else None,
             )
         except ConflictError:
             return False
         return True
 
+    async def bulk_put(self, docs: list[tuple[str, dict[str, Any], int]],
+                       gte: set[str] | frozenset[str] = frozenset()) -> list[BulkItemResult]:
+        """Write (id, doc, version) triples in one ``_bulk`` call; one result per triple, in order.
+
+        Ids in ``gte`` may overwrite a document of the same version (full rebuilds).
+        """
+        if not docs:
+            return []
+        operations: list[dict[str, Any]] = []
+        for doc_id, doc, version in docs:
+            operations.append({"index": {"_index": self.target, "_id": doc_id, "version": version,
+                                         "version_type": "external_gte" if doc_id in gte else "external"}})
+            operations.append(doc)
+        response = await self.es.bulk(operations=operations)
+        out = []
+        for (doc_id, _, _), item in zip(docs, response["items"], strict=True):
+            result = item["index"]
+            error = result.get("error") or {}
+            out.append(BulkItemResult(doc_id, int(result.get("status", 500)), error.get("type"),
+                                      error.get("reason")))
+        return out
+
     async def search(self, body: dict[str, Any]) -> dict[str, Any]:
         response = await self.es.search(index=self.alias, **body)
         return dict(response.body)
 
     async def refresh(self) -> None:
-        await self.es.indices.refresh(index=self.alias)
+        await self.es.indices.refresh(index=self.target)
+
+    # --- rebuilds -----------------------------------------------------------------
+
+    async def live_indices(self) -> list[str]:
+        """Concrete indices the alias points at (one, except mid-swap by hand)."""
+        try:
+            found = await self.es.indices.get_alias(name=self.alias)
+        except NotFoundError:
+            return []
+        return sorted(found.body)
+
+    async def all_indices(self) -> list[str]:
+        found = await self.es.indices.get(index=f"{self.alias}-*", expand_wildcards="open")
+        return sorted(found.body)
+
+    async def create_rebuild_index(self) -> str:
+        """A fresh, empty index for a rebuild, tuned for bulk loading (no refresh)."""
+        name = f"{self.alias}-{datetime.now(UTC).strftime('%Y%m%dt%H%M%S%f')}"
+        await self.es.indices.create(index=name, settings={**INDEX_SETTINGS, "refresh_interval": "-1"},
+                                     mappings=ASSET_MAPPINGS)
+        return name
+
+    async def swap_alias(self, new_index: str) -> list[str]:
+        """Point the alias at ``new_index`` only, atomically; returns the indices it left."""
+        old = await self.live_indices()
+        await self.es.indices.put_settings(index=new_index, settings={"refresh_interval": "1s"})
+        await self.es.indices.refresh(index=new_index)
+        actions: list[dict[str, Any]] = [{"remove": {"index": i, "alias": self.alias}} for i in old]
+        actions.append({"add": {"index": new_index, "alias": self.alias, "is_write_index": True}})
+        await self.es.indices.update_aliases(actions=actions)
+        return old
+
+    async def delete_indices(self, names: list[str]) -> None:
+        for name in names:
+            await self.es.indices.delete(index=name, ignore_unavailable=True)
+
+    # --- failures the projector could not write ------------------------------------
+
+    async def record_failure(self, doc_id: str, sequence: int, event_type: str, reason: str) -> None:
+        """Keep a write that cannot succeed visible (and re-playable), instead of dropping it."""
+        await self.es.index(index=self.failures_index, id=f"{doc_id}-{sequence}", document={
+            "asset_id": doc_id, "sequence": sequence, "event_type": event_type, "reason": reason,
+            "recorded_at": datetime.now(UTC).isoformat(),
+        })
+
+    async def failures(self, size: int = 100) -> list[dict[str, Any]]:
+        try:
+            response = await self.es.search(index=self.failures_index, size=size,
+                                            sort=[{"sequence": "desc"}], query={"match_all": {}})
+        except NotFoundError:
+            return []
+        return [dict(h["_source"]) for h in response["hits"]["hits"]]

@@ -1,56 +1,216 @@
-"""The search projector: folds asset events into the index, idempotently.
+"""The search projector: folds asset events into the index, in batches, idempotently.
 
 At-least-once delivery means an event may arrive twice or, with several
-replicas, after a newer one. The document's version is the stream sequence of
-the last event folded in: an event at or below it is already reflected and is
-skipped, and so is any event whose sequence the document already lists. An
-event older than the document's version that it does not list arrived out of
-order; then, as when a write loses a version race with another replica, the
-document is rebuilt from the aggregate's full history, correct whatever order
-events came in.
+replicas, after a newer one. A document's version is the stream sequence of
+the last event folded in, and the document lists every sequence it holds:
+
+- an event the document lists is a duplicate and changes nothing;
+- an event newer than the document is folded on top of it;
+- an event older than the document that it does not list arrived out of order;
+  then the document is rebuilt from the aggregate's full history (and so is
+  one whose write lost a version race with another replica).
+
+A batch costs one ``mget`` and one ``_bulk``. ``_bulk`` answers per document:
+writes that failed for a passing reason are retried, a few times, then handed
+back for redelivery; writes that can never succeed are recorded with their
+reason. No event counts as done unless its document is written.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.search.documents import apply_event, with_sequence
-from services.search.index import AssetIndex
-from shared.eventstore import EventStore
+from services.search.index import AssetIndex, BulkItemResult
 from shared.events.envelope import EventEnvelope
+from shared.eventstore import EventStore
 
 log = logging.getLogger("mam.search.projector")
+CREATION_EVENT = "asset.ingested"
+# Bulk errors that clear by themselves (blocks are lifted, queues drain).
+_RETRYABLE_TYPES = frozenset({"cluster_block_exception", "es_rejected_execution_exception",
+                              "unavailable_shards_exception", "circuit_breaking_exception"})
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One event as delivered, with the stream sequence that orders it."""
+
+    event: EventEnvelope
+    sequence: int
+
+
+@dataclass
+class BatchOutcome:
+    """What to tell the server about each delivered sequence."""
+
+    done: set[int] = field(default_factory=set)  # in the index: acknowledge
+    retry: dict[int, str] = field(default_factory=dict)  # passing failure: redeliver later
+    failed: dict[int, str] = field(default_factory=dict)  # cannot succeed: recorded, stop redelivery
+    rebuilt: set[str] = field(default_factory=set)  # aggregates rebuilt from history
+
+    def merge(self, other: BatchOutcome) -> None:
+        self.done |= other.done
+        self.retry.update(other.retry)
+        self.failed.update(other.failed)
+        self.rebuilt |= other.rebuilt
+
+
+@dataclass(frozen=True)
+class _Plan:
+    aggregate_id: str
+    doc: dict[str, Any] | None  # None: nothing to write (all duplicates)
+    version: int
+    from_history: bool
+
+
+def plan_group(current: tuple[dict[str, Any], int] | None, items: list[Delivered]) -> _Plan | None:
+    """Fold one aggregate's delivered events onto its current document.
+
+    Returns None when the group needs a rebuild from history (an event arrived
+    after a newer one was folded in).
+    """
+    aggregate_id = items[0].event.aggregate_id
+    doc, version = current if current is not None else ({}, 0)
+    seen = set(doc.get("event_sequences", []))
+    fresh = [d for d in items if d.sequence not in seen]
+    if not fresh:
+        return _Plan(aggregate_id, None, version, False)
+    if any(d.sequence < version for d in fresh):
+        return None
+    if current is None and fresh[0].event.type != CREATION_EVENT:
+        return None  # a later event came before the asset's first one: start from history
+    for d in fresh:
+        doc = with_sequence(apply_event(doc, d.event), d.sequence)
+    return _Plan(aggregate_id, doc, fresh[-1].sequence, False)
+
+
+def fold_history(aggregate_id: str, history: list[tuple[EventEnvelope, int]]) -> _Plan:
+    """The document from an aggregate's whole history; written with ``external_gte``, since
+    a complete fold is right even over a document of the same version built from a stale base."""
+    doc: dict[str, Any] = {}
+    for event, sequence in history:
+        doc = with_sequence(apply_event(doc, event), sequence)
+    return _Plan(aggregate_id, doc if history else None, history[-1][1] if history else 0, True)
+
+
+def _classify(result: BulkItemResult) -> str:
+    if result.ok:
+        return "ok"
+    if result.version_conflict:
+        return "conflict"
+    if result.retryable or result.error_type in _RETRYABLE_TYPES:
+        return "retry"
+    return "failed"
 
 
 class AssetProjector:
-    def __init__(self, index: AssetIndex, events: EventStore) -> None:
+    def __init__(self, index: AssetIndex, events: EventStore | None, *, attempts: int = 3,
+                 backoff_s: float = 0.5) -> None:
         self.index = index
         self.events = events
+        self.attempts = attempts
+        self.backoff_s = backoff_s
 
-    async def apply(self, event: EventEnvelope, sequence: int) -> str:
-        """Fold one event; returns "applied", "duplicate" or "rebuilt"."""
-        current = await self.index.get(event.aggregate_id)
-        if current is not None:
-            doc, version = current
-            if sequence in doc.get("event_sequences", []):
-                return "duplicate"
-            if version > sequence:
-                # Arrived after a newer event was folded in: replay in order.
-                await self.rebuild(event.aggregate_id)
-                return "rebuilt"
-        doc = with_sequence(apply_event(current[0] if current else {}, event), sequence)
-        if await self.index.put(event.aggregate_id, doc, sequence):
-            return "applied"
-        await self.rebuild(event.aggregate_id)  # lost a race with another replica
-        return "rebuilt"
+    async def apply(self, event: EventEnvelope, sequence: int) -> BatchOutcome:
+        """Fold one event (a batch of one)."""
+        return await self.apply_batch([Delivered(event, sequence)])
 
-    async def rebuild(self, aggregate_id: str) -> None:
-        history = await self.events.history("asset", aggregate_id)
-        if not history:
-            return
-        doc: dict[str, Any] = {}
-        for stored in history:
-            doc = with_sequence(apply_event(doc, stored.envelope), stored.sequence)
-        written = await self.index.put(aggregate_id, doc, history[-1].sequence)
-        log.info("rebuilt %s from %d events (written=%s)", aggregate_id, len(history), written)
+    async def apply_batch(self, items: list[Delivered], *, record_failures: bool = True) -> BatchOutcome:
+        """Fold a batch: one ``mget``, one ``_bulk``, per-document retries; see the module doc."""
+        outcome = BatchOutcome()
+        groups: dict[str, list[Delivered]] = defaultdict(list)
+        for d in sorted({d.sequence: d for d in items}.values(), key=lambda d: d.sequence):
+            groups[d.event.aggregate_id].append(d)
+        pending = set(groups)
+        from_history: set[str] = set()
+        reasons: dict[str, str] = {}
+        for attempt in range(self.attempts):
+            if not pending:
+                break
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                plans, broken = await self._plans({a: groups[a] for a in pending}, from_history, outcome)
+                for aggregate_id, reason in broken.items():
+                    pending.discard(aggregate_id)
+                    self._fail(outcome, groups[aggregate_id], reason)
+                writes = [p for p in plans if p.doc is not None]
+                results = await self.index.bulk_put(
+                    [(p.aggregate_id, p.doc or {}, p.version) for p in writes],
+                    gte={p.aggregate_id for p in writes if p.from_history})
+            except Exception as exc:  # ES or NATS unreachable: the whole batch waits
+                log.warning("projection attempt %d failed: %s", attempt + 1, exc)
+                reasons = {a: f"{type(exc).__name__}: {exc}" for a in pending}
+                continue
+            for plan in plans:
+                if plan.doc is None:
+                    outcome.done.update(d.sequence for d in groups[plan.aggregate_id])
+                    pending.discard(plan.aggregate_id)
+            for plan, result in zip(writes, results, strict=True):
+                verdict = _classify(result)
+                if verdict == "ok":
+                    outcome.done.update(d.sequence for d in groups[plan.aggregate_id])
+                    pending.discard(plan.aggregate_id)
+                elif verdict == "conflict":
+                    from_history.add(plan.aggregate_id)  # lost a race: rebuild from history
+                    reasons[plan.aggregate_id] = f"version conflict: {result.reason}"
+                elif verdict == "retry":
+                    reasons[plan.aggregate_id] = f"{result.status} {result.error_type}: {result.reason}"
+                else:
+                    pending.discard(plan.aggregate_id)
+                    self._fail(outcome, groups[plan.aggregate_id],
+                               f"{result.status} {result.error_type}: {result.reason}")
+        for aggregate_id in pending:
+            for d in groups[aggregate_id]:
+                outcome.retry[d.sequence] = reasons.get(aggregate_id, "not written")
+        if record_failures:
+            await self._record(outcome, {d.sequence: d for d in items})
+        return outcome
+
+    async def _plans(self, groups: dict[str, list[Delivered]], from_history: set[str],
+                     outcome: BatchOutcome) -> tuple[list[_Plan], dict[str, str]]:
+        """A write plan per aggregate, and the aggregates whose events cannot be folded (with why)."""
+        current = await self.index.mget(a for a in groups if a not in from_history)
+        plans: list[_Plan] = []
+        broken: dict[str, str] = {}
+        for aggregate_id, items in groups.items():
+            try:
+                plan = None if aggregate_id in from_history else plan_group(current.get(aggregate_id), items)
+            except Exception as exc:  # a bug or a poison event, not a passing fault
+                broken[aggregate_id] = f"cannot fold events: {type(exc).__name__}: {exc}"
+                continue
+            if plan is None:
+                if self.events is None:
+                    broken[aggregate_id] = "out-of-order event and no event store to rebuild from"
+                    continue
+                history = await self.events.history("asset", aggregate_id)  # NATS faults propagate
+                try:
+                    plan = fold_history(aggregate_id, [(s.envelope, s.sequence) for s in history])
+                except Exception as exc:
+                    broken[aggregate_id] = f"cannot fold history: {type(exc).__name__}: {exc}"
+                    continue
+                from_history.add(aggregate_id)
+                outcome.rebuilt.add(aggregate_id)
+            plans.append(plan)
+        return plans, broken
+
+    def _fail(self, outcome: BatchOutcome, items: list[Delivered], reason: str) -> None:
+        for d in items:
+            outcome.failed[d.sequence] = reason
+
+    async def _record(self, outcome: BatchOutcome, by_seq: dict[int, Delivered]) -> None:
+        """Record writes that cannot succeed; an unrecorded one is redelivered instead of dropped."""
+        for seq, reason in list(outcome.failed.items()):
+            d = by_seq[seq]
+            log.error("cannot index %s (event %s at %d): %s", d.event.aggregate_id, d.event.type, seq, reason)
+            try:
+                await self.index.record_failure(d.event.aggregate_id, seq, d.event.type, reason)
+            except Exception as exc:
+                log.warning("could not record the failure of %d, will retry: %s", seq, exc)
+                del outcome.failed[seq]
+                outcome.retry[seq] = reason

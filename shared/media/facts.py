@@ -20,6 +20,7 @@ from PIL import Image
 from shared.events.media import AssetProbedV1, GeoPoint
 from shared.events.models import AssetKind
 from shared.media.probe import (
+    _UNSUPPORTED,
     Limits,
     MediaRejected,
     _frame_rate,
@@ -41,8 +42,11 @@ _ORIENTATION_ROTATION = {1: 0, 2: 0, 3: 180, 4: 180, 5: 90, 6: 90, 7: 270, 8: 27
 _ISO6709 = re.compile(r"^([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)?/?$")
 
 
-def media_facts(path: Path, limits: Limits | None = None) -> AssetProbedV1:
-    """Identify, check and describe ``path``; raises :class:`MediaRejected`."""
+def media_facts(path: Path, limits: Limits | None = None) -> tuple[AssetProbedV1, str]:
+    """Identify, check and describe ``path``; raises :class:`MediaRejected`.
+
+    Also returns the sniffed format (the demuxer to force, or Pillow's format).
+    """
     limits = limits or Limits()
     with path.open("rb") as handle:
         head = handle.read(512)
@@ -50,14 +54,13 @@ def media_facts(path: Path, limits: Limits | None = None) -> AssetProbedV1:
         raise MediaRejected("empty_file", "Tệp rỗng.", "The file is empty.")
     sniffed = sniff(head)
     if sniffed is None:
-        raise MediaRejected("unsupported_media", "Tệp không phải ảnh, video hay âm thanh được hỗ trợ.",
-                            "Not a supported photo, video or audio file; content is checked, not the file name.")
+        raise _UNSUPPORTED
     family, fmt = sniffed
     if family == "photo":
         probe_photo(path, fmt, limits)  # pixel limit, bomb guard and a full decode
-        return photo_facts(path, fmt)
+        return photo_facts(path, fmt), fmt
     result, info = probe_av_info(path, fmt, limits)
-    return av_facts(result.kind, result.media_format, info)
+    return av_facts(result.kind, result.media_format, info), fmt
 
 
 # --- photos --------------------------------------------------------------------
@@ -189,8 +192,10 @@ def av_facts(kind: AssetKind, container: str, info: dict[str, Any]) -> AssetProb
             width, height = height, width
         for key, value in (video.get("tags") or {}).items():
             tags.setdefault(str(key).lower(), str(value))
-    make = tags.get("com.apple.quicktime.make") or tags.get("com.android.manufacturer") or tags.get("make") or ""
-    model = tags.get("com.apple.quicktime.model") or tags.get("com.android.model") or tags.get("model") or ""
+    make = next((tags[k] for k in ("com.apple.quicktime.make", "com.android.manufacturer", "make")
+                 if tags.get(k)), "")
+    model = next((tags[k] for k in ("com.apple.quicktime.model", "com.android.model", "model")
+                  if tags.get(k)), "")
     location = tags.get("com.apple.quicktime.location.iso6709") or tags.get("location") or ""
     duration = _ratio(fmt.get("duration")) or None
     return AssetProbedV1(

@@ -212,7 +212,8 @@ def probe_av_info(path: Path, demuxer: str, limits: Limits) -> tuple[ProbeResult
     if demuxer == "mov":
         check_mp4_boxes(path)
     info = run_ffprobe(path, demuxer, limits.probe_timeout_s)
-    streams = [s for s in info.get("streams", []) if isinstance(s, dict)]  # type: ignore[union-attr]
+    raw_streams = info.get("streams")
+    streams = [s for s in raw_streams if isinstance(s, dict)] if isinstance(raw_streams, list) else []
     fmt = info.get("format", {})
     fmt = fmt if isinstance(fmt, dict) else {}
     video = [s for s in streams if s.get("codec_type") == "video"

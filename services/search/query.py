@@ -1,0 +1,296 @@
+"""Building Elasticsearch request bodies from the archivists' parameters.
+
+Pure functions over frozen parameter objects, unit-tested without servers.
+Folded fields decide what matches (so a query typed without diacritics finds
+Vietnamese text); exact-diacritic and phrase clauses only add score, so the
+spelling the archivist typed, and whole phrases, rank first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+from services.search.fields import boosted, keyword_field, text_fields, wrap_nested
+from shared.text import clean_text, fold, nfc
+
+# Private-use characters as highlight tags: they never occur in captions, and
+# are swapped for <em> after mapping the highlight back onto the original text.
+HL_PRE, HL_POST = "\ue000", "\ue001"
+LOCAL_TZ_NAME = "Asia/Ho_Chi_Minh"
+FACETS = ("activity_type", "term", "year", "kind", "organisation", "person")
+KEYWORD_FILTERS = ("activity_type", "term", "activity", "person", "organisation", "kind")
+SortKey = Literal["relevance", "date", "duration"]
+SORT_KEYS: tuple[str, ...] = ("relevance", "date", "duration")
+MAX_FROM = 10_000
+
+
+class CursorError(ValueError):
+    """A pagination cursor that is corrupt or belongs to another query."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Every filter of the query API; empty tuples / None mean "no filter"."""
+
+    activity_type: tuple[str, ...] = ()
+    term: tuple[str, ...] = ()
+    activity: tuple[str, ...] = ()
+    person: tuple[str, ...] = ()
+    organisation: tuple[str, ...] = ()
+    kind: tuple[str, ...] = ()
+    date_from: date | None = None
+    date_to: date | None = None
+    published: bool | None = None
+    duration_min: float | None = None
+    duration_max: float | None = None
+    height_min: int | None = None
+    height_max: int | None = None
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    q: str = ""
+    filters: Filters = field(default_factory=Filters)
+    sort: SortKey = "relevance"
+    order: Literal["asc", "desc"] = "desc"
+    size: int = 20
+    offset: int = 0
+    search_after: tuple[Any, ...] | None = None
+    facets: tuple[str, ...] = FACETS
+    facet_size: int = 50
+
+
+def filter_clauses(f: Filters, *, skip: str | None = None) -> list[dict[str, Any]]:
+    """The filters as ES clauses; ``skip`` leaves one out (for its own facet's counts)."""
+    out: list[dict[str, Any]] = []
+    for name in KEYWORD_FILTERS:
+        values: tuple[str, ...] = getattr(f, name)
+        if not values or name == skip:
+            continue
+        target = keyword_field(name)
+        if target is None:
+            # The index has no such field yet, so nothing can carry the value.
+            out.append({"bool": {"must_not": {"match_all": {}}}})
+            continue
+        out.append(wrap_nested(target, {"terms": {target.path: list(values)}}))
+    if (f.date_from or f.date_to) and skip != "date":
+        rng: dict[str, Any] = {"time_zone": LOCAL_TZ_NAME}
+        if f.date_from:
+            rng["gte"] = f.date_from.isoformat()
+        if f.date_to:
+            rng["lte"] = f.date_to.isoformat()
+        out.append({"range": {"recorded_at": rng}})
+    if f.published is not None:
+        if f.published:
+            out.append({"term": {"published": True}})
+        else:
+            out.append({"bool": {"must_not": {"term": {"published": True}}}})
+    ranges = (("duration_s", f.duration_min, f.duration_max), ("height", f.height_min, f.height_max))
+    for fld, lo, hi in ranges:
+        if lo is not None or hi is not None:
+            bounds: dict[str, Any] = {}
+            if lo is not None:
+                bounds["gte"] = lo
+            if hi is not None:
+                bounds["lte"] = hi
+            out.append({"range": {fld: bounds}})
+    return out
+
+
+def text_query(q: str) -> dict[str, Any]:
+    """Folded fields decide what matches; fixed bonuses put better kinds of match first.
+
+    Up to two words must all match; longer queries may miss a quarter of their
+    words. Every document with all the words (folded) gets a bonus, more if
+    spelled as typed, more again for the words as a phrase, so tiers are:
+    exact phrase > folded phrase > all words exact > all words folded > partial.
+    Within a tier BM25 over the weighted fields (title first) orders.
+    """
+    exact = nfc(clean_text(q))
+    folded = fold(exact)
+    paths = text_fields()
+    exact_fields = boosted(paths)
+    folded_fields = boosted(paths, "_folded")
+
+    def bonus(query: str, fields: list[str], kind: str, points: float) -> dict[str, Any]:
+        match: dict[str, Any] = {"query": query, "fields": fields, "type": kind}
+        if kind == "cross_fields":
+            match["operator"] = "and"
+        return {"constant_score": {"filter": {"multi_match": match}, "boost": points}}
+
+    return {
+        "bool": {
+            "must": [{"multi_match": {"query": folded, "fields": folded_fields, "type": "cross_fields",
+                                      "operator": "or", "minimum_should_match": "2<-25%", "boost": 0.5}}],
+            "should": [
+                bonus(folded, folded_fields, "cross_fields", 20),
+                bonus(exact, exact_fields, "cross_fields", 10),
+                bonus(folded, folded_fields, "phrase", 20),
+                bonus(exact, exact_fields, "phrase", 20),
+            ],
+        }
+    }
+
+
+def sort_spec(p: SearchParams) -> list[Any]:
+    """Sort with a unique tiebreaker (asset_id), so ``search_after`` pages are stable."""
+    if p.sort == "relevance":
+        head: list[Any] = ["_score", {"recorded_at": {"order": "desc", "missing": "_last"}}]
+    elif p.sort == "date":
+        head = [{"recorded_at": {"order": p.order, "missing": "_last"}}]
+    else:
+        head = [{"duration_s": {"order": p.order, "missing": "_last"}},
+                {"recorded_at": {"order": "desc", "missing": "_last"}}]
+    return [*head, {"asset_id": "asc"}]
+
+
+def facet_aggs(p: SearchParams) -> dict[str, Any]:
+    """Each facet counts with every filter but its own, so picking one value still shows the others."""
+    aggs: dict[str, Any] = {}
+    for facet in p.facets:
+        target = keyword_field(facet)
+        if target is None:
+            continue
+        terms: dict[str, Any] = {"terms": {"field": target.path, "size": p.facet_size}}
+        inner: dict[str, Any] = (
+            {"values": terms} if target.nested_path is None
+            else {"nested": {"nested": {"path": target.nested_path}, "aggs": {"values": terms}}}
+        )
+        aggs[facet] = {"filter": {"bool": {"filter": filter_clauses(p.filters, skip=facet)}}, "aggs": inner}
+    return aggs
+
+
+def highlight_spec() -> dict[str, Any]:
+    # Whole fields (no fragments) so the marks map back onto the original text.
+    return {"pre_tags": [HL_PRE], "post_tags": [HL_POST], "require_field_match": False,
+            "fields": {f"{name}_folded": {"number_of_fragments": 0} for name in text_fields()}}
+
+
+def build_search_body(p: SearchParams) -> dict[str, Any]:
+    """Query, post-filter (facets see unfiltered counts), facets, sort, highlight, paging."""
+    query: dict[str, Any] = text_query(p.q) if p.q.strip() else {"match_all": {}}
+    body: dict[str, Any] = {
+        "query": query,
+        "post_filter": {"bool": {"filter": filter_clauses(p.filters)}},
+        "aggs": facet_aggs(p),
+        "sort": sort_spec(p),
+        "size": p.size,
+        "track_total_hits": True,
+        "highlight": highlight_spec(),
+    }
+    if p.search_after is not None:
+        body["search_after"] = list(p.search_after)
+    elif p.offset:
+        body["from"] = p.offset
+    return body
+
+
+def more_like_this_body(asset_id: str, like_text: list[str], f: Filters, size: int) -> dict[str, Any]:
+    """Assets sharing the rarer folded words of this asset's own texts.
+
+    ``more_like_this`` is part of the Elasticsearch core, so it runs on the
+    minimal distribution; feeding it the folded text matches regardless of
+    diacritics, and the asset itself is excluded.
+    """
+    folded_fields = [f"{p}_folded" for p in text_fields()]
+    return {
+        "query": {"bool": {
+            "must": [{"more_like_this": {"fields": folded_fields, "like": like_text, "min_term_freq": 1,
+                                         "min_doc_freq": 1, "max_query_terms": 40,
+                                         "minimum_should_match": "20%"}}],
+            "must_not": [{"ids": {"values": [asset_id]}}],
+            "filter": filter_clauses(f),
+        }},
+        "size": size,
+        "sort": ["_score", {"asset_id": "asc"}],
+        "highlight": highlight_spec(),
+    }
+
+
+StatsGroup = Literal["month", "year", "term"]
+STATS_GROUPS: tuple[str, ...] = ("month", "year", "term")
+
+
+def stats_body(f: Filters, group_by: StatsGroup) -> dict[str, Any]:
+    """Counts and total duration per period per activity type, for review charts."""
+    per_type = {"by_type": {"terms": {"field": "activity_type", "size": 50, "order": {"_key": "asc"}},
+                            "aggs": {"duration": {"sum": {"field": "duration_s"}}}}}
+    if group_by == "month":
+        period: dict[str, Any] = {"date_histogram": {
+            "field": "recorded_at", "calendar_interval": "month", "time_zone": LOCAL_TZ_NAME,
+            "format": "yyyy-MM", "min_doc_count": 1}}
+        undated: dict[str, Any] = {"missing": {"field": "recorded_at"}}
+    else:
+        fld = "year" if group_by == "year" else "term"
+        period = {"terms": {"field": fld, "size": 500, "order": {"_key": "asc"}}}
+        undated = {"missing": {"field": fld}}
+    return {
+        "size": 0,
+        "track_total_hits": True,
+        "query": {"bool": {"filter": filter_clauses(f)}},
+        "aggs": {"periods": {**period, "aggs": per_type}, "undated": {**undated, "aggs": per_type},
+                 "duration": {"sum": {"field": "duration_s"}}},
+    }
+
+
+def activities_body(f: Filters, size: int) -> dict[str, Any] | None:
+    """Activities per term with asset counts and date span; None if the index has no activity field."""
+    activity = keyword_field("activity")
+    if activity is None:
+        return None
+    per_activity: dict[str, Any] = {
+        "terms": {"field": activity.path, "size": size, "order": {"first": "desc"}},
+        "aggs": {
+            "first": {"min": {"field": "recorded_at"}},
+            "last": {"max": {"field": "recorded_at"}},
+            "duration": {"sum": {"field": "duration_s"}},
+            "types": {"terms": {"field": "activity_type", "size": 3}},
+            "sample": {"top_hits": {"size": 1, "_source": {"includes": ["activity*", "title"]}}},
+        },
+    }
+    body_aggs: dict[str, Any] = {"activities": per_activity}
+    if activity.nested_path is not None:
+        body_aggs = {"nested": {"nested": {"path": activity.nested_path}, "aggs": body_aggs}}
+    return {
+        "size": 0,
+        "query": {"bool": {"filter": filter_clauses(f)}},
+        "aggs": {"terms": {"terms": {"field": "term", "size": 20, "missing": "", "order": {"_key": "desc"}},
+                           "aggs": body_aggs}},
+    }
+
+
+# --- opaque cursors --------------------------------------------------------------
+
+
+def params_fingerprint(p: SearchParams) -> str:
+    """What a cursor is bound to: query, filters and sort (not the page size)."""
+    basis = json.dumps([p.q, asdict(p.filters), p.sort, p.order], default=str, sort_keys=True)
+    return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+def encode_cursor(p: SearchParams, sort_values: list[Any]) -> str:
+    raw = json.dumps({"v": 1, "f": params_fingerprint(p), "s": sort_values}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(p: SearchParams, cursor: str) -> tuple[Any, ...]:
+    """The ``search_after`` values in ``cursor``; raises CursorError if it does not fit ``p``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise CursorError("corrupt cursor") from exc
+    if not isinstance(data, dict) or data.get("v") != 1 or not isinstance(data.get("s"), list):
+        raise CursorError("corrupt cursor")
+    if data.get("f") != params_fingerprint(p):
+        raise CursorError("cursor belongs to another query")
+    values: list[Any] = data["s"]
+    if len(values) != len(sort_spec(p)) or not all(isinstance(v, str | int | float) for v in values):
+        raise CursorError("corrupt cursor")
+    return tuple(values)

@@ -1,0 +1,146 @@
+"""Rebuild the asset index from the event stream, with no downtime.
+
+The stream is the source of truth and the index a view of it, so a rebuild
+replays every asset event, in stream order, into a fresh index through the
+same batch projector the live service uses; then it catches up with events
+appended meanwhile, swaps the alias in one atomic call, and replays once more
+whatever arrived around the swap. Queries read the alias, so they are served
+by the old index until the swap and by the complete new one after it. The
+previous index is kept (for rollback); older ones are deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js import api
+
+from services.search.index import AssetIndex
+from services.search.projector import AssetProjector, BatchOutcome, Delivered
+from shared.events.envelope import EventEnvelope
+from shared.eventstore import EventStore
+from shared.subjects import aggregate_type_filter
+
+Progress = Callable[[str, int, int, float], None]  # phase, events done, events known, events/s
+
+
+class RebuildError(RuntimeError):
+    """The rebuild could not write every event; the live index was left untouched."""
+
+
+@dataclass
+class RebuildResult:
+    new_index: str
+    previous: list[str]
+    deleted: list[str]
+    events: int = 0
+    seconds: float = 0.0
+    failed: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+async def read_stream(nc: NatsClient, stream: str, subject_filter: str, start_sequence: int,
+                      batch: int = 1000) -> AsyncIterator[list[tuple[bytes, int]]]:
+    """Batches of (data, stream sequence) from ``start_sequence`` to the end as of now."""
+    js = nc.jetstream()
+    config = api.ConsumerConfig(
+        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(1, start_sequence),
+        ack_policy=api.AckPolicy.NONE, inactive_threshold=30.0, mem_storage=True,
+        filter_subject=subject_filter,
+    )
+    sub = await js.pull_subscribe(subject_filter, durable=None, stream=stream, config=config)
+    try:
+        remaining = (await sub.consumer_info()).num_pending or 0
+        while remaining > 0:
+            msgs = await sub.fetch(min(batch, remaining), timeout=10.0)
+            remaining -= len(msgs)
+            yield [(m.data, m.metadata.sequence.stream) for m in msgs]
+    finally:
+        await sub.unsubscribe()
+
+
+async def replay(nc: NatsClient, stream: str, projector: AssetProjector, start_sequence: int,
+                 on_batch: Callable[[int, int], None] | None = None, batch: int = 1000,
+                 rounds: int = 5) -> tuple[int, int, BatchOutcome]:
+    """Fold every asset event from ``start_sequence`` on; returns (events, last sequence, outcome).
+
+    A batch whose writes keep failing for a passing reason is retried a few
+    rounds before the replay gives up: a rebuild never skips an event.
+    """
+    total = BatchOutcome()
+    count, last = 0, start_sequence - 1
+    async for chunk in read_stream(nc, stream, aggregate_type_filter("asset"), start_sequence, batch):
+        items = [Delivered(EventEnvelope.from_bytes(data), seq) for data, seq in chunk]
+        outcome = await projector.apply_batch(items)
+        for _ in range(rounds):
+            if not outcome.retry:
+                break
+            await asyncio.sleep(1.0)
+            again = [d for d in items if d.sequence in outcome.retry]
+            outcome.retry.clear()
+            outcome.merge(await projector.apply_batch(again))
+        if outcome.retry:
+            first = min(outcome.retry)
+            raise RebuildError(f"event {first} could not be indexed: {outcome.retry[first]}")
+        total.merge(outcome)
+        count += len(chunk)
+        last = chunk[-1][1]
+        if on_batch:
+            on_batch(count, last)
+    return count, last, total
+
+
+async def rebuild_index(index: AssetIndex, nats_url: str, stream: str, *, progress: Progress | None = None,
+                        keep_previous: int = 1, batch: int = 1000, catch_up_rounds: int = 3) -> RebuildResult:
+    """Replay the stream into a new index and swap the alias to it; see the module doc."""
+    nc = await nats.connect(nats_url, name="mam-rebuild-index")
+    # History is needed after the swap, when the live projector writes here too.
+    events = await EventStore.connect(nats_url, stream)
+    began = time.monotonic()
+    new_index = await index.create_rebuild_index()
+    swapped = False
+    try:
+        js = nc.jetstream()
+        known = int((await js.stream_info(stream)).state.last_seq)
+        projector = AssetProjector(index.writing_to(new_index), events, attempts=4)
+        done = 0
+
+        def report(phase: str) -> Callable[[int, int], None]:
+            def on_batch(count: int, last: int) -> None:
+                elapsed = time.monotonic() - began
+                if progress:
+                    progress(phase, done + count, known, (done + count) / elapsed if elapsed else 0.0)
+            return on_batch
+
+        count, last, outcome = await replay(nc, stream, projector, 1, report("replay"), batch)
+        done += count
+        for _ in range(catch_up_rounds):  # shrink the gap before swapping
+            count, last, more = await replay(nc, stream, projector, last + 1, report("catch-up"), batch)
+            done += count
+            outcome.merge(more)
+            if count < batch:
+                break
+        previous = await index.swap_alias(new_index)
+        swapped = True
+        count, last, more = await replay(nc, stream, projector, last + 1, report("after-swap"), batch)
+        done += count
+        outcome.merge(more)
+    except BaseException:
+        if not swapped:  # the live index was never touched
+            await index.delete_indices([new_index])
+        raise
+    finally:
+        await events.close()
+        await nc.close()
+    keep = set(previous[-keep_previous:]) if keep_previous else set()
+    stale = [i for i in await index.all_indices() if i != new_index and i not in keep]
+    await index.delete_indices(stale)
+    return RebuildResult(new_index, previous, stale, done, time.monotonic() - began, outcome.failed)

@@ -1,0 +1,142 @@
+"""The tagging job: one asset event in, one ``asset.tagged`` (or ``…failed``) out.
+
+At-least-once delivery: the emitted event's id derives from the causing event,
+so a redelivery either finds its result already in the asset's history or
+publishes a duplicate JetStream drops. A job that keeps failing ends as
+``asset.tagging_failed`` with the reason, never as a silent drop; OCR problems
+on the last attempt degrade to tags without on-screen text instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.tagger.domain import Activities, propose_tags
+from services.tagger.ocr import OcrError, OcrSettings, extract_keyframes, merge_texts, ocr_image
+from services.tagger.people import Person, Registry, sample_registry
+from shared.events.envelope import EventEnvelope, new_event
+from shared.events.models import AssetIngestedV1, AssetKind
+from shared.events.tagging import AssetRetagRequestedV1, AssetTaggingFailedV1, PersonRegisteredV1
+from shared.eventstore import EventStore
+from shared.ids import deterministic_event_id
+from shared.objectstore import ObjectStore
+from shared.subjects import ROOT, aggregate_type_filter, event_type_filter
+
+log = logging.getLogger("mam.tagger")
+ACTOR = "tagger"
+TRIGGERS = frozenset({AssetIngestedV1.EVENT_TYPE, AssetRetagRequestedV1.EVENT_TYPE})
+_REFRESH_EVERY_S = 5.0
+
+Heartbeat = Callable[[], Awaitable[None]]
+
+
+class AssetNotReady(RuntimeError):
+    """A re-tag arrived for an asset whose ``asset.ingested`` is not readable (yet)."""
+
+
+def tagged_event_id(cause: EventEnvelope) -> str:
+    return str(deterministic_event_id(cause.event_id, "tagged"))
+
+
+def failed_event_id(cause: EventEnvelope) -> str:
+    return str(deterministic_event_id(cause.event_id, "tagging_failed"))
+
+
+@dataclass
+class Tagger:
+    events: EventStore
+    objects: ObjectStore
+    ocr: OcrSettings
+    max_attempts: int = 3
+    registry: Registry = field(default_factory=sample_registry)
+    activities: Activities = field(default_factory=Activities)
+    _refreshed_at: float = -1e9
+
+    async def refresh(self, force: bool = False) -> None:
+        """Re-read people and activities from the stream (they are small)."""
+        if not force and time.monotonic() - self._refreshed_at < _REFRESH_EVERY_S:
+            return
+        registry = sample_registry()
+        async for stored in self.events.read_subjects(aggregate_type_filter("person")):
+            p = stored.envelope.typed_payload()
+            if isinstance(p, PersonRegisteredV1):
+                registry.add(Person(stored.envelope.aggregate_id, p.name, p.role, p.organ, p.term))
+        activities = Activities()
+        async for stored in self.events.read_subjects(f"{ROOT}.activity.>"):
+            activities.apply(stored)
+        async for stored in self.events.read_subjects(event_type_filter("asset.activity_assigned")):
+            activities.apply(stored)
+        self.registry, self.activities = registry, activities
+        self._refreshed_at = time.monotonic()
+
+    async def read_text(self, asset: AssetIngestedV1, heartbeat: Heartbeat) -> tuple[str, int]:
+        """On-screen text of a photo, or of a clip's keyframes; audio has none."""
+        if asset.kind == AssetKind.AUDIO:
+            return "", 0
+        with tempfile.TemporaryDirectory(prefix="mam-tagger-") as tmp:
+            local = Path(tmp) / "original"
+            await self.objects.download(asset.bucket, asset.object_key, local)
+            if asset.kind == AssetKind.PHOTO:
+                return await asyncio.to_thread(ocr_image, local, self.ocr), 1
+            frames_dir = Path(tmp) / "frames"
+            frames_dir.mkdir()
+            frames = await asyncio.to_thread(extract_keyframes, local, frames_dir, asset.media_format, self.ocr)
+            texts = []
+            for frame in frames:
+                await heartbeat()  # OCR of several frames can outlast the ack wait
+                texts.append(await asyncio.to_thread(ocr_image, frame, self.ocr))
+            return merge_texts(texts), len(frames)
+
+    async def handle(self, cause: EventEnvelope, deliveries: int, heartbeat: Heartbeat) -> str:
+        """Tag the asset ``cause`` is about; returns what happened (for logs and tests)."""
+        if cause.type not in TRIGGERS:
+            return "ignored"
+        history = await self.events.history("asset", cause.aggregate_id)
+        done = {tagged_event_id(cause), failed_event_id(cause)}
+        if any(s.envelope.event_id in done for s in history):
+            return "duplicate"
+        ingested = next((s.envelope for s in history if s.envelope.type == AssetIngestedV1.EVENT_TYPE), None)
+        if ingested is None:
+            raise AssetNotReady(f"asset {cause.aggregate_id} has no asset.ingested event")
+        asset = ingested.typed_payload()
+        assert isinstance(asset, AssetIngestedV1)
+        ocr_error = ""
+        try:
+            text, frames = await self.read_text(asset, heartbeat)
+        except (OcrError, OSError) as exc:
+            if deliveries < self.max_attempts:
+                raise
+            text, frames, ocr_error = "", 0, str(exc)[:500]
+        except Exception as exc:  # S3 errors: retry, then tag without OCR rather than lose the asset
+            if deliveries < self.max_attempts:
+                raise
+            text, frames, ocr_error = "", 0, f"{type(exc).__name__}: {exc}"[:500]
+        await self.refresh()
+        payload = propose_tags(
+            asset, ocr_text=text, ocr_frames=frames, ocr_error=ocr_error, registry=self.registry,
+            activities=self.activities.live(),
+            cause="retag" if cause.type == AssetRetagRequestedV1.EVENT_TYPE else "ingested",
+        )
+        event = new_event(payload, aggregate_id=cause.aggregate_id, actor=ACTOR, causation=cause,
+                          event_id=tagged_event_id(cause))
+        await self.events.append(event)
+        return "tagged"
+
+    async def fail(self, cause: EventEnvelope, exc: BaseException, attempts: int) -> None:
+        """The last attempt failed: record why, as an event people can see."""
+        if isinstance(exc, AssetNotReady):
+            code, vi = "asset_not_found", f"Không tìm thấy tư liệu gốc {cause.aggregate_id} để gắn nhãn."
+        else:
+            code, vi = "tagging_error", f"Gắn nhãn tự động thất bại sau {attempts} lần thử: {exc}"
+        payload = AssetTaggingFailedV1(code=code, message=vi[:1000], message_en=f"Tagging failed after "
+                                       f"{attempts} attempts: {type(exc).__name__}: {exc}"[:1000], attempts=attempts)
+        event = new_event(payload, aggregate_id=cause.aggregate_id, actor=ACTOR, causation=cause,
+                          event_id=failed_event_id(cause))
+        await self.events.append(event)
+        log.warning("tagging %s failed for good: %s", cause.aggregate_id, exc)

@@ -1,0 +1,154 @@
+"""transcoder service: wiring, the durable JetStream subscriber and /healthz.
+
+The worker is a FastStream pull consumer of ``asset.ingested`` on a durable
+shared by every replica (more replicas = more throughput, each message goes
+to one of them). Acks are manual: a message is acknowledged only after its
+outcome (renditions + event, or a failure event) is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+from faststream import AckPolicy
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
+from nats.js.api import DeliverPolicy
+
+from services.transcoder.render import RenderOptions
+from services.transcoder.worker import WorkerDeps, handle_ingested
+from shared.events.envelope import EventEnvelope
+from shared.eventstore import EventStore
+from shared.media.probe import Limits
+from shared.objectstore import ObjectStore
+from shared.settings import Settings
+from shared.subjects import event_type_filter
+
+TRANSCODER_DURABLE = "transcoder"
+log = logging.getLogger("mam.transcoder")
+
+
+@dataclass
+class TranscoderDeps:
+    settings: Settings
+    events: EventStore
+    worker: WorkerDeps
+    broker: NatsBroker
+
+
+def work_dir_for(settings: Settings) -> Path:
+    """Scratch space of this replica (replicas on one machine differ by port)."""
+    base = settings.transcoder_work_dir or settings.home / "work"
+    return (base / f"transcoder-{settings.transcoder_port}").resolve()
+
+
+@asynccontextmanager
+async def in_progress_acks(msg: NatsMessage, every_s: float) -> AsyncIterator[None]:
+    """Tell the server the job is alive, so a long encode is not redelivered
+    to another replica; after a crash the acks stop and redelivery follows."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await msg.in_progress()
+            except Exception:  # a lost beat only risks a duplicate, which is harmless
+                log.warning("in-progress ack failed", exc_info=True)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def build_broker(settings: Settings, worker: WorkerDeps) -> NatsBroker:
+    broker = NatsBroker(settings.resolved_nats_url)
+    beat_s = max(1.0, settings.transcoder_ack_wait_s / 3)
+
+    @broker.subscriber(
+        event_type_filter("asset.ingested"),
+        stream=JStream(name=settings.event_stream, declare=False),
+        durable=TRANSCODER_DURABLE,
+        # One fetch = the jobs this replica runs at once: bounded concurrency.
+        pull_sub=PullSub(batch_size=settings.transcoder_concurrency, timeout=5.0),
+        config=ConsumerConfig(ack_wait=settings.transcoder_ack_wait_s, max_deliver=-1,
+                              deliver_policy=DeliverPolicy.ALL,
+                              max_ack_pending=max(16, 4 * settings.transcoder_concurrency)),
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def on_ingested(msg: NatsMessage) -> None:
+        try:
+            cause = EventEnvelope.from_bytes(msg.raw_message.data)
+        except ValueError:
+            # Not an event at all: nothing to attach a failure to; keep it out of the loop.
+            log.error("undecodable message on %s; terminated", msg.raw_message.subject)
+            await msg.reject()
+            return
+        attempt = int(msg.raw_message.metadata.num_delivered or 1)
+        try:
+            async with in_progress_acks(msg, beat_s):
+                outcome = await handle_ingested(worker, cause, attempt)
+        except Exception:
+            # The outcome could not be recorded (e.g. NATS unreachable): redeliver later.
+            log.exception("%s: job not recorded, will be redelivered", cause.aggregate_id)
+            await msg.nack(delay=settings.transcoder_retry_delay_s)
+            return
+        log.info("%s attempt %d → %s", cause.aggregate_id, attempt, outcome.result)
+        if outcome.action == "retry":
+            await msg.nack(delay=outcome.delay_s)
+        else:
+            await msg.ack()
+
+    return broker
+
+
+async def build_deps(settings: Settings) -> TranscoderDeps:
+    """The one wiring function of this service."""
+    events = await EventStore.from_settings(settings)
+    objects = ObjectStore.from_settings(settings)
+    await objects.ensure_buckets(settings.bucket_originals, settings.bucket_renditions)
+    work_dir = work_dir_for(settings)
+    # Leftovers of a crashed run of this replica: no job of ours is running yet.
+    await asyncio.to_thread(shutil.rmtree, work_dir, True)
+    work_dir.mkdir(parents=True)
+    limits = Limits(probe_timeout_s=settings.ffprobe_timeout_s, max_frames=settings.transcoder_max_frames)
+    worker = WorkerDeps(
+        events=events, objects=objects, renditions_bucket=settings.bucket_renditions, work_dir=work_dir,
+        render=RenderOptions(threads=settings.ffmpeg_threads, timeout_base_s=settings.ffmpeg_timeout_base_s,
+                             timeout_per_media_s=settings.ffmpeg_timeout_per_media_s, limits=limits),
+        max_input_bytes=settings.transcoder_max_input_bytes, max_attempts=settings.transcoder_max_attempts,
+        retry_delay_s=settings.transcoder_retry_delay_s,
+    )
+    broker = build_broker(settings, worker)
+    await broker.start()
+    return TranscoderDeps(settings, events, worker, broker)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        deps = await build_deps(settings)
+        app.state.deps = deps
+        try:
+            yield
+        finally:
+            await deps.broker.stop()
+            await deps.events.close()
+
+    app = FastAPI(title="HĐND media archive — transcoder", version="0.1.0", lifespan=lifespan)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

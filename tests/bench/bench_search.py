@@ -1,0 +1,187 @@
+"""Search benchmarks on generated assets (``MAM_BENCH_SEARCH_ASSETS``, default 20 000;
+the issue asks for 100 000, which takes several times longer on two shared cores):
+
+- ``search_projection``: our batch projector (mget + fold + _bulk with external
+  versions) vs ``helpers.async_bulk`` of the very same final documents (docs/s);
+- ``search_replay``: a full ``rebuild-index`` replay from the event stream vs a
+  bare read of the same events from the stream (events/s);
+- ``search_p50`` / ``search_p95``: latency through the search API vs the same
+  request body sent straight to Elasticsearch (ms, lower is better).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import time
+from datetime import date
+from typing import Any
+
+import httpx
+from elasticsearch import AsyncElasticsearch
+from elasticsearch.helpers import async_bulk
+
+from deploy.local.processes import start, stop
+from deploy.local.stack import LocalStack
+from services.search.documents import apply_event, with_sequence
+from services.search.index import AssetIndex
+from services.search.params import parse_filters, parse_search
+from services.search.projector import AssetProjector, Delivered
+from services.search.query import build_search_body
+from services.search.rebuild import read_stream, rebuild_index
+from shared.eventstore import EventStore
+from shared.subjects import aggregate_type_filter
+from tests.conftest import AUTH
+from tests.search_corpus import generated_events
+
+N_ASSETS = int(os.environ.get("MAM_BENCH_SEARCH_ASSETS", "20000"))
+BATCH = 500
+QUERIES: list[dict[str, Any]] = [
+    {"q": "tiep xuc cu tri"}, {"q": "Kỳ họp thứ"}, {"q": "giám sát chuyên đề", "activity_type": "giam-sat-chuyen-de"},
+    {"q": "nong thon moi"}, {"q": "chất vấn", "kind": "video"}, {"q": "Phước Dinh", "sort": "date"},
+    {"q": "", "activity_type": "ky-hop", "sort": "duration"}, {"q": "Trần Minh Lực", "date_from": date(2020, 1, 1)},
+    {"q": "don thu khieu nai", "term": "2021-2026"}, {"q": "Đài Phát thanh"},
+]
+ROUNDS = 15
+
+
+def _row(name: str, ours: float, baseline: float | None, unit: str) -> dict[str, Any]:
+    return {"name": name, "ours": ours, "baseline": baseline,
+            "ratio": ours / baseline if baseline else None, "unit": unit}
+
+
+async def _append_all(url: str, stream: str, events: list[Any]) -> None:
+    store = await EventStore.connect(url, stream)
+    sem = asyncio.Semaphore(128)
+
+    async def one(e: Any) -> None:
+        async with sem:
+            await store.append(e)
+
+    try:
+        await asyncio.gather(*(one(e) for e in events))
+    finally:
+        await store.close()
+
+
+async def _projection(es_url: str, prefix: str, events: list[Any]) -> tuple[float, float]:
+    es = AsyncElasticsearch(es_url, request_timeout=120)
+    try:
+        ours_index = AssetIndex(es, f"{prefix}p")
+        await ours_index.ensure()
+        projector = AssetProjector(ours_index, None)
+        items = [Delivered(e, i + 1) for i, e in enumerate(events)]
+        began = time.perf_counter()
+        for start_at in range(0, len(items), BATCH):
+            outcome = await projector.apply_batch(items[start_at:start_at + BATCH])
+            assert not outcome.retry and not outcome.failed
+        ours = len(items) / (time.perf_counter() - began)
+
+        base_index = AssetIndex(es, f"{prefix}b")
+        await base_index.ensure()
+        docs = [(d.event.aggregate_id, with_sequence(apply_event({}, d.event), d.sequence), d.sequence)
+                for d in items]
+        actions = ({"_index": base_index.alias, "_id": i, "_source": doc, "version": v, "version_type": "external"}
+                   for i, doc, v in docs)
+        began = time.perf_counter()
+        await async_bulk(es, actions, chunk_size=BATCH)
+        baseline = len(items) / (time.perf_counter() - began)
+        for index in (ours_index, base_index):
+            await index.delete_indices(await index.all_indices())
+        return ours, baseline
+    finally:
+        await es.close()
+
+
+async def _replay(es_url: str, prefix: str, nats_url: str, stream: str) -> tuple[float, float, int]:
+    import nats
+
+    es = AsyncElasticsearch(es_url, request_timeout=120)
+    try:
+        index = AssetIndex(es, prefix)
+        await index.ensure()
+        result = await rebuild_index(index, nats_url, stream, keep_previous=0)
+        nc = await nats.connect(nats_url)
+        began = time.perf_counter()
+        read = 0
+        async for chunk in read_stream(nc, stream, aggregate_type_filter("asset"), 1):
+            read += len(chunk)
+        bare = read / (time.perf_counter() - began)
+        await nc.close()
+        return result.rate, bare, result.events
+    finally:
+        await es.close()
+
+
+def _latencies(stack: LocalStack, search_url: str, es_url: str, alias: str) -> tuple[list[float], list[float]]:
+    api, direct = [], []
+    bodies = []
+    for q in QUERIES:
+        f = parse_filters(**{k: ([v] if k in ("activity_type", "kind", "term") else v)
+                             for k, v in q.items() if k not in ("q", "sort")})
+        bodies.append(build_search_body(parse_search(q=q["q"], filters=f, sort=q.get("sort"), order=None, size=20,
+                                                     offset=0, cursor=None, facets=None)))
+    with httpx.Client(timeout=60) as client:
+        for _ in range(2):  # warm both paths
+            for q, body in zip(QUERIES, bodies, strict=True):
+                client.get(f"{search_url}/v1/search", headers=AUTH, params=q).raise_for_status()
+                client.post(f"{es_url}/{alias}/_search", json=body).raise_for_status()
+        for _ in range(ROUNDS):
+            for q, body in zip(QUERIES, bodies, strict=True):
+                t = time.perf_counter()
+                client.get(f"{search_url}/v1/search", headers=AUTH, params=q).raise_for_status()
+                api.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                client.post(f"{es_url}/{alias}/_search", json=body).raise_for_status()
+                direct.append((time.perf_counter() - t) * 1000)
+    return api, direct
+
+
+def _pct(values: list[float], p: float) -> float:
+    return statistics.quantiles(values, n=100)[int(p) - 1]
+
+
+def run(stack: LocalStack) -> list[dict[str, Any]]:
+    s = stack.settings
+    bench_home = stack.home / "bench-search"
+    shutil.rmtree(bench_home, ignore_errors=True)
+    bench = s.model_copy(update={"home": bench_home, "nats_port": s.nats_port + 97,
+                                 "nats_monitor_port": s.nats_monitor_port + 97, "search_port": s.search_port + 97,
+                                 "es_index_prefix": f"mambench{int(time.time())}"})
+    bench_stack = LocalStack(bench)
+    nats_spec = bench_stack.nats_spec(name="nats-bench-search", sync_always=False)
+    start(nats_spec)
+    search_spec = None
+    try:
+        events = generated_events(N_ASSETS, prefix="b")
+        asyncio.run(_append_all(bench.resolved_nats_url, bench.event_stream, events))
+        ours_p, base_p = asyncio.run(_projection(bench.resolved_es_url, f"{bench.es_index_prefix}x", events))
+        replay_rate, bare_read, replayed = asyncio.run(
+            _replay(bench.resolved_es_url, bench.es_index_prefix, bench.resolved_nats_url, bench.event_stream))
+        search_spec = bench_stack.service_spec("search")
+        start(search_spec)
+        alias = f"{bench.es_index_prefix}-assets"
+        api, direct = _latencies(bench_stack, bench.search_url, bench.resolved_es_url, alias)
+    finally:
+        if search_spec is not None:
+            stop(search_spec)
+        stop(nats_spec)
+        asyncio.run(_cleanup(bench.resolved_es_url, bench.es_index_prefix))
+    return [
+        _row(f"search_projection_{N_ASSETS}_assets_vs_helpers_bulk", ours_p, base_p, "docs/s"),
+        _row(f"search_replay_{replayed}_events_vs_bare_stream_read", replay_rate, bare_read, "events/s"),
+        _row(f"search_p50_api_vs_direct_es_{N_ASSETS}_assets", _pct(api, 50), _pct(direct, 50), "ms"),
+        _row(f"search_p95_api_vs_direct_es_{N_ASSETS}_assets", _pct(api, 95), _pct(direct, 95), "ms"),
+    ]
+
+
+async def _cleanup(es_url: str, prefix: str) -> None:
+    es = AsyncElasticsearch(es_url)
+    try:
+        found = await es.indices.get(index=f"{prefix}*", expand_wildcards="open")
+        for name in found.body:
+            await es.indices.delete(index=name)
+    finally:
+        await es.close()

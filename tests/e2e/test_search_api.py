@@ -1,0 +1,128 @@
+"""The query API through HTTP on the running search service: read-your-writes,
+filters, cursor pagination, sorting, statistics, history, similar assets, errors."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.eventstore import EventStore
+from shared.settings import Settings
+from tests.conftest import AUTH
+from tests.search_corpus import ingested
+
+pytestmark = pytest.mark.integration
+
+
+def get(http: httpx.Client, s: Settings, path: str, status: int = 200, **params: Any) -> Any:
+    response = http.get(f"{s.search_url}{path}", headers=AUTH, params=params)
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+async def dataset(services: Settings, event_store: EventStore) -> dict[str, Any]:
+    """24 assets in one month of a year no other test uses, with a unique word in every title."""
+    word = "mã" + uuid.uuid4().hex[:6]
+    month = datetime(1800 + random.randrange(190), random.randrange(1, 13), 1, 3, tzinfo=UTC)
+    ids, last = [], 0
+    for i in range(24):
+        code = ["ky-hop", "tiep-xuc-cu-tri", "giam-sat-chuyen-de"][i % 3]
+        event = ingested(f"api{word[2:]}{i:02d}", f"Kỳ họp thứ {i} {word}", "Cử tri phản ánh về đơn thư khiếu nại.",
+                         activity_type=code, recorded_at=month + timedelta(days=i % 25, hours=i),
+                         kind="video" if i % 2 else "audio", duration_s=10.0 * (i + 1))
+        last = (await event_store.append(event)).sequence
+        ids.append(event.aggregate_id)
+    return {"word": word, "ids": ids, "last": last, "month": month}
+
+
+def test_a_search_with_after_seq_sees_the_event_just_written(
+    services: Settings, http: httpx.Client, dataset: dict[str, Any],
+) -> None:
+    result = get(http, services, "/v1/search", q=dataset["word"], after_seq=dataset["last"], size=100)
+    assert result["total"] == 24
+
+
+def test_cursor_pages_cover_every_hit_once_in_date_order(
+    services: Settings, http: httpx.Client, dataset: dict[str, Any],
+) -> None:
+    seen: list[str] = []
+    dates: list[str] = []
+    cursor = None
+    for _ in range(10):
+        params: dict[str, Any] = {"q": dataset["word"], "sort": "date", "order": "asc", "size": 7,
+                                  "after_seq": dataset["last"]}
+        if cursor:
+            params["cursor"] = cursor
+        page = get(http, services, "/v1/search", **params)
+        seen += [h["asset_id"] for h in page["hits"]]
+        dates += [h["recorded_at"] for h in page["hits"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(dataset["ids"]) and len(seen) == len(set(seen))
+    assert [datetime.fromisoformat(d) for d in dates] == sorted(datetime.fromisoformat(d) for d in dates)
+
+
+def test_filters_facets_and_duration_sort_work_together(
+    services: Settings, http: httpx.Client, dataset: dict[str, Any],
+) -> None:
+    result = get(http, services, "/v1/search", q=dataset["word"], kind="video", sort="duration", order="desc",
+                 duration_min=100, size=50, after_seq=dataset["last"])
+    durations = [h["duration_s"] for h in result["hits"]]
+    assert durations == sorted(durations, reverse=True) and all(d >= 100 for d in durations)
+    assert all(h["kind"] == "video" for h in result["hits"]) and result["total"] == 8  # odd i ≥ 9
+    kinds = {f["value"]: f["count"] for f in result["facets"]["kind"]}
+    assert kinds["audio"] > 0  # the kind facet ignores its own filter
+    assert {f["value"] for f in result["facets"]["activity_type"]} <= {"ky-hop", "tiep-xuc-cu-tri",
+                                                                      "giam-sat-chuyen-de"}
+
+
+def test_statistics_count_assets_and_durations_per_month_and_activity_type(
+    services: Settings, http: httpx.Client, dataset: dict[str, Any],
+) -> None:
+    month = dataset["month"]
+    stats = get(http, services, "/v1/stats", group_by="month", date_from=month.date().isoformat(),
+                date_to=(month + timedelta(days=27)).date().isoformat(), after_seq=dataset["last"])
+    assert [p["period"] for p in stats["periods"]] == [month.strftime("%Y-%m")]
+    cells = {c["activity_type"]: c for c in stats["periods"][0]["by_activity_type"]}
+    assert {k: c["count"] for k, c in cells.items()} == {"ky-hop": 8, "tiep-xuc-cu-tri": 8, "giam-sat-chuyen-de": 8}
+    assert stats["total"] == 24 and stats["total_duration_s"] == pytest.approx(10.0 * sum(range(1, 25)))
+    assert cells["ky-hop"]["label"] == "Kỳ họp, phiên họp Thường trực"
+    by_year = get(http, services, "/v1/stats", group_by="year", date_from=month.date().isoformat(),
+                  date_to=(month + timedelta(days=27)).date().isoformat())
+    assert by_year["periods"][0]["period"] == str(month.year)
+
+
+def test_an_assets_history_lists_its_events_in_order_with_actor_and_time(
+    services: Settings, http: httpx.Client, dataset: dict[str, Any],
+) -> None:
+    history = get(http, services, f"/v1/assets/{dataset['ids'][0]}/history")
+    events = history["events"]  # other workers (transcoder, tagger) may have added theirs
+    event = events[0]
+    assert event["type"] == "asset.ingested" and event["actor"] == "phong-vien" and event["occurred_at"]
+    assert [e["sequence"] for e in events] == sorted(e["sequence"] for e in events)
+    get(http, services, "/v1/assets/khongtontai/history", status=404)
+
+
+def test_similar_assets_share_words_and_exclude_the_asset_itself(
+    services: Settings, http: httpx.Client, dataset: dict[str, Any],
+) -> None:
+    get(http, services, "/v1/search", q=dataset["word"], after_seq=dataset["last"])
+    similar = get(http, services, f"/v1/assets/{dataset['ids'][0]}/similar", size=5)
+    found = [h["asset_id"] for h in similar["hits"]]
+    assert found and dataset["ids"][0] not in found
+
+
+def test_bad_parameters_get_bilingual_errors(services: Settings, http: httpx.Client) -> None:
+    error = get(http, services, "/v1/search", status=422, activity_type="hop-bao")["error"]
+    assert error["code"] == "unknown_activity_type" and "hop-bao" in error["message"] and error["message_en"]
+    assert get(http, services, "/v1/search", status=400, cursor="xyz")["error"]["code"] == "invalid_cursor"
+    assert get(http, services, "/v1/search", status=422, size=0)["error"]["code"] == "invalid_request"
+    assert get(http, services, "/v1/stats", status=422, group_by="week")["error"]["code"] == "invalid_group_by"
+    assert http.get(f"{services.search_url}/v1/search").status_code == 401
