@@ -24,7 +24,6 @@ from shared.objectstore import ObjectStore
 from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-SEEDS = REPO.parent / "shared" / "seeds"
 
 
 def test_settings(**overrides: Any) -> Settings:
@@ -145,15 +144,3 @@ def unique() -> str:
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=60.0) as client:
         yield client
-
-
-def seed_sentences() -> list[str]:
-    """Sentences from the seed council documents, as realistic Vietnamese captions."""
-    out: list[str] = []
-    for path in sorted(SEEDS.glob("*.txt")):
-        for raw in path.read_text("utf-8").replace("**", "").splitlines():
-            for sentence in raw.split(". "):
-                sentence = sentence.strip(" +-*#\t")
-                if 60 <= len(sentence) <= 220:
-                    out.append(sentence)
-    return out
