@@ -7,8 +7,9 @@ Vietnamese ``message`` and an English ``message_en``, plus a stable ``code``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -91,3 +92,41 @@ def make_auth_dependency(token_actors: Callable[[], dict[str, str]]) -> Callable
         raise UserError(401, "invalid_token", "Mã truy cập không hợp lệ.", "Invalid access token.")
 
     return require_actor
+
+
+class ServiceDeps(Protocol):
+    """What a service's wiring function builds: adapters it closes on shutdown."""
+
+    async def close(self) -> None: ...
+
+
+def service_app(title: str, build: Callable[[], Awaitable[ServiceDeps]]) -> FastAPI:
+    """The FastAPI app every service starts from.
+
+    Adapters are built in the lifespan (nothing connects at import time), kept
+    in ``app.state.deps`` and closed on shutdown; bilingual error handlers and
+    the unauthenticated ``/healthz`` the launcher polls are installed here.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        deps = await build()
+        app.state.deps = deps
+        try:
+            yield
+        finally:
+            await deps.close()
+
+    app = FastAPI(title=f"HĐND media archive — {title}", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def app_deps(request: Request) -> Any:
+    """The deps object built by :func:`service_app`'s lifespan."""
+    return request.app.state.deps

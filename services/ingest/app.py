@@ -4,19 +4,17 @@ import asyncio
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, UploadFile
 from fastapi.responses import JSONResponse
 
 from services.ingest.domain import asset_view, ingested_payload, validate_metadata
 from shared.events.envelope import new_event
 from shared.eventstore import ConcurrencyConflict, EventStore
-from shared.http import UserError, install_error_handlers, make_auth_dependency
+from shared.http import UserError, app_deps, make_auth_dependency, service_app
 from shared.ids import asset_id_for_sha256
 from shared.media.probe import Limits, MediaRejected, probe_file
 from shared.objectstore import ObjectStore, content_key
@@ -31,6 +29,10 @@ class IngestDeps:
     events: EventStore
     objects: ObjectStore
     limits: Limits
+
+    async def close(self) -> None:
+        await self.events.close()
+
 
 
 async def build_deps(settings: Settings) -> IngestDeps:
@@ -59,27 +61,9 @@ async def _spool(upload: UploadFile, target: Path, max_bytes: int) -> tuple[str,
 
 
 def create_app(settings: Settings) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.deps = await build_deps(settings)
-        try:
-            yield
-        finally:
-            await app.state.deps.events.close()
-
-    app = FastAPI(title="HĐND media archive — ingest", version="0.1.0", lifespan=lifespan)
-    install_error_handlers(app)
-    require_actor = make_auth_dependency(settings.token_actors)
-    Actor = Annotated[str, Depends(require_actor)]
-
-    def deps(request: Request) -> IngestDeps:
-        return request.app.state.deps  # type: ignore[no-any-return]
-
-    Deps = Annotated[IngestDeps, Depends(deps)]
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app = service_app("ingest", lambda: build_deps(settings))
+    Actor = Annotated[str, Depends(make_auth_dependency(settings.token_actors))]
+    Deps = Annotated[IngestDeps, Depends(app_deps)]
 
     @app.post("/v1/assets", status_code=201, summary="Tải lên một tệp ảnh, video hoặc âm thanh / upload one file")
     async def upload_asset(

@@ -2,14 +2,12 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
 from elasticsearch import AsyncElasticsearch
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query
 from faststream import AckPolicy, Context
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsBatchMessage
@@ -30,7 +28,7 @@ from services.search.query import (
 from services.search.results import shape_activities, shape_facets, shape_hit, shape_stats
 from shared.events.envelope import EventEnvelope
 from shared.eventstore import EventStore
-from shared.http import UserError, install_error_handlers, make_auth_dependency
+from shared.http import UserError, app_deps, make_auth_dependency, service_app
 from shared.objectstore import ObjectStore
 from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter, aggregate_type_filter
@@ -49,6 +47,13 @@ class SearchDeps:
     projector: AssetProjector
     broker: NatsBroker
     progress: ProjectionProgress
+
+    async def close(self) -> None:
+        await self.broker.stop()
+        await self.progress.close()
+        await self.events.close()
+        await self.es.close()
+
 
 
 def build_broker(settings: Settings, projector_ref: list[AssetProjector]) -> NatsBroker:
@@ -170,30 +175,9 @@ async def _read_your_writes(d: SearchDeps, after_seq: int | None, refresh: bool)
 
 
 def create_app(settings: Settings) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        deps = await build_deps(settings)
-        app.state.deps = deps
-        try:
-            yield
-        finally:
-            await deps.broker.stop()
-            await deps.progress.close()
-            await deps.events.close()
-            await deps.es.close()
-
-    app = FastAPI(title="HĐND media archive — search", version="0.1.0", lifespan=lifespan)
-    install_error_handlers(app)
+    app = service_app("search", lambda: build_deps(settings))
     Actor = Annotated[str, Depends(make_auth_dependency(settings.token_actors))]
-
-    def deps(request: Request) -> SearchDeps:
-        return request.app.state.deps  # type: ignore[no-any-return]
-
-    Deps = Annotated[SearchDeps, Depends(deps)]
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    Deps = Annotated[SearchDeps, Depends(app_deps)]
 
     Consistency = Annotated[int | None, Query(ge=1, description="đợi chỉ mục cập nhật tới sự kiện này / "
                                                             "wait until this stream sequence is indexed")]

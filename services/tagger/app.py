@@ -2,13 +2,11 @@
 (archivists' edits, re-tagging, activities, people registry)."""
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Request
+from fastapi import Body, Depends, FastAPI
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,7 +28,7 @@ from shared.events.tagging import (
     PersonRegisteredV1,
 )
 from shared.eventstore import ConcurrencyConflict, EventStore, StoredEvent
-from shared.http import UserError, install_error_handlers, make_auth_dependency
+from shared.http import UserError, app_deps, make_auth_dependency, service_app
 from shared.ids import uuid7
 from shared.objectstore import ObjectStore
 from shared.settings import Settings
@@ -49,6 +47,11 @@ class TaggerDeps:
     events: EventStore
     tagger: Tagger
     broker: NatsBroker
+
+    async def close(self) -> None:
+        await self.broker.stop()
+        await self.events.close()
+
 
 
 def build_broker(settings: Settings, tagger: Tagger) -> NatsBroker:
@@ -192,24 +195,9 @@ def activity_view(act: Activity, assets: list[str]) -> dict[str, Any]:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        deps = await build_deps(settings)
-        app.state.deps = deps
-        try:
-            yield
-        finally:
-            await deps.broker.stop()
-            await deps.events.close()
-
-    app = FastAPI(title="HĐND media archive — tagger", version="0.1.0", lifespan=lifespan)
-    install_error_handlers(app)
+    app = service_app("tagger", lambda: build_deps(settings))
     Actor = Annotated[str, Depends(make_auth_dependency(settings.token_actors))]
-
-    def deps(request: Request) -> TaggerDeps:
-        return request.app.state.deps  # type: ignore[no-any-return]
-
-    Deps = Annotated[TaggerDeps, Depends(deps)]
+    Deps = Annotated[TaggerDeps, Depends(app_deps)]
 
     async def asset_history(d: TaggerDeps, asset_id: str) -> list[StoredEvent]:
         history = await d.events.history("asset", _check_id(asset_id, "tư liệu", "asset"))
@@ -231,10 +219,6 @@ def create_app(settings: Settings) -> FastAPI:
         except ConcurrencyConflict as exc:
             raise UserError(409, "conflict", "Dữ liệu vừa bị người khác thay đổi, hãy tải lại và thử lại.",
                             "Someone else changed this meanwhile; reload and retry.") from exc
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     @app.post("/v1/classify", summary="Đề xuất loại hoạt động cho một đoạn văn / classify a text")
     async def classify_text(body: ClassifyIn, actor: Actor) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from services.transcoder.render import RenderOptions
 from services.transcoder.worker import WorkerDeps, handle_ingested
 from shared.events.envelope import EventEnvelope
 from shared.eventstore import EventStore
+from shared.http import service_app
 from shared.media.probe import Limits
 from shared.objectstore import ObjectStore
 from shared.settings import Settings
@@ -41,6 +42,11 @@ class TranscoderDeps:
     events: EventStore
     worker: WorkerDeps
     broker: NatsBroker
+
+    async def close(self) -> None:
+        await self.broker.stop()
+        await self.events.close()
+
 
 
 def work_dir_for(settings: Settings) -> Path:
@@ -135,20 +141,4 @@ async def build_deps(settings: Settings) -> TranscoderDeps:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        deps = await build_deps(settings)
-        app.state.deps = deps
-        try:
-            yield
-        finally:
-            await deps.broker.stop()
-            await deps.events.close()
-
-    app = FastAPI(title="HĐND media archive — transcoder", version="0.1.0", lifespan=lifespan)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    return app
+    return service_app("transcoder", lambda: build_deps(settings))

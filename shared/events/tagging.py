@@ -176,7 +176,26 @@ class AssetActivityAssignedV1(EventPayload):
     previous_activity_id: str | None = None
 
 
-class ActivityCreatedV1(EventPayload):
+class _ActivityFieldRules(EventPayload):
+    """Validation shared by the payloads that set an activity's fields."""
+
+    @field_validator("activity_type", check_fields=False)
+    @classmethod
+    def _known_types(cls, value: str | None) -> str | None:
+        return _known_type(value)
+
+    @field_validator("term", check_fields=False)
+    @classmethod
+    def _known_terms(cls, value: str | None) -> str | None:
+        return _known_term(value)
+
+    @field_validator("title", "place", check_fields=False)
+    @classmethod
+    def _nfc(cls, value: str | None) -> str | None:
+        return None if value is None else clean_text(value)
+
+
+class ActivityCreatedV1(_ActivityFieldRules):
     """A named occurrence: "Kỳ họp thứ 7 HĐND tỉnh khóa XI", a supervision visit…"""
 
     EVENT_TYPE: ClassVar[str] = "activity.created"
@@ -190,23 +209,8 @@ class ActivityCreatedV1(EventPayload):
     place: str = ""
     organs: tuple[str, ...] = ()
 
-    @field_validator("activity_type")
-    @classmethod
-    def _known_types(cls, value: str | None) -> str | None:
-        return _known_type(value)
 
-    @field_validator("term")
-    @classmethod
-    def _known_terms(cls, value: str | None) -> str | None:
-        return _known_term(value)
-
-    @field_validator("title", "place")
-    @classmethod
-    def _nfc(cls, value: str) -> str:
-        return clean_text(value)
-
-
-class ActivityEditedV1(EventPayload):
+class ActivityEditedV1(_ActivityFieldRules):
     """Changed fields of an activity (None = unchanged)."""
 
     EVENT_TYPE: ClassVar[str] = "activity.edited"
@@ -219,21 +223,6 @@ class ActivityEditedV1(EventPayload):
     end_date: date | None = None
     place: str | None = None
     organs: tuple[str, ...] | None = None
-
-    @field_validator("activity_type")
-    @classmethod
-    def _known_types(cls, value: str | None) -> str | None:
-        return _known_type(value)
-
-    @field_validator("term")
-    @classmethod
-    def _known_terms(cls, value: str | None) -> str | None:
-        return _known_term(value)
-
-    @field_validator("title", "place")
-    @classmethod
-    def _nfc(cls, value: str | None) -> str | None:
-        return None if value is None else clean_text(value)
 
 
 class ActivityMergedV1(EventPayload):

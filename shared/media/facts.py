@@ -20,13 +20,11 @@ from PIL import Image
 from shared.events.media import AssetProbedV1, GeoPoint
 from shared.events.models import AssetKind
 from shared.media.probe import (
-    _UNSUPPORTED,
     Limits,
-    MediaRejected,
     _frame_rate,
     probe_av_info,
     probe_photo,
-    sniff,
+    sniff_file,
 )
 
 # EXIF times carry no zone unless OffsetTimeOriginal is set; the council's
@@ -48,14 +46,7 @@ def media_facts(path: Path, limits: Limits | None = None) -> tuple[AssetProbedV1
     Also returns the sniffed format (the demuxer to force, or Pillow's format).
     """
     limits = limits or Limits()
-    with path.open("rb") as handle:
-        head = handle.read(512)
-    if not head:
-        raise MediaRejected("empty_file", "Tệp rỗng.", "The file is empty.")
-    sniffed = sniff(head)
-    if sniffed is None:
-        raise _UNSUPPORTED
-    family, fmt = sniffed
+    family, fmt = sniff_file(path)
     if family == "photo":
         probe_photo(path, fmt, limits)  # pixel limit, bomb guard and a full decode
         return photo_facts(path, fmt), fmt

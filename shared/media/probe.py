@@ -255,9 +255,8 @@ def probe_av_info(path: Path, demuxer: str, limits: Limits) -> tuple[ProbeResult
     return result, info
 
 
-def probe_file(path: Path, limits: Limits | None = None) -> ProbeResult:
-    """Identify ``path`` by content and probe it within ``limits``."""
-    limits = limits or Limits()
+def sniff_file(path: Path) -> tuple[str, str]:
+    """(family, format) of a local file by its first bytes; refuses empty and unknown content."""
     with path.open("rb") as handle:
         head = handle.read(512)
     if not head:
@@ -265,7 +264,13 @@ def probe_file(path: Path, limits: Limits | None = None) -> ProbeResult:
     sniffed = sniff(head)
     if sniffed is None:
         raise _UNSUPPORTED
-    family, fmt = sniffed
+    return sniffed
+
+
+def probe_file(path: Path, limits: Limits | None = None) -> ProbeResult:
+    """Identify ``path`` by content and probe it within ``limits``."""
+    limits = limits or Limits()
+    family, fmt = sniff_file(path)
     if family == "photo":
         return probe_photo(path, fmt, limits)
     return probe_av(path, fmt, limits)
