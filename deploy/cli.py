@@ -86,9 +86,7 @@ def cmd_rebuild_index(settings: Settings, keep_previous: int) -> int:
     """Replay the whole stream into a new index and swap the alias; queries keep being served."""
     import asyncio
 
-    from elasticsearch import AsyncElasticsearch
-
-    from services.search.index import AssetIndex
+    from services.search.index import AssetIndex, es_client
     from services.search.rebuild import RebuildError, rebuild_index
 
     last_print = [0.0]
@@ -100,7 +98,7 @@ def cmd_rebuild_index(settings: Settings, keep_previous: int) -> int:
             print(f"  {phase:<10} {done:>9} / ~{known} sự kiện / events  ({rate:,.0f}/s)", flush=True)
 
     async def run() -> int:
-        es = AsyncElasticsearch(settings.resolved_es_url, request_timeout=60)
+        es = es_client(settings.resolved_es_url, request_timeout=60)
         try:
             index = AssetIndex(es, settings.es_index_prefix)
             await index.ensure()
@@ -110,8 +108,13 @@ def cmd_rebuild_index(settings: Settings, keep_previous: int) -> int:
                 result = await rebuild_index(index, settings.resolved_nats_url, settings.event_stream,
                                              progress=progress, keep_previous=keep_previous)
             except RebuildError as exc:
-                print(f"Lỗi / error: dựng lại thất bại, chỉ mục cũ giữ nguyên / rebuild failed, "
-                      f"the live index is unchanged: {exc}", file=sys.stderr)
+                if exc.swapped:
+                    print(f"Lỗi / error: đã chuyển sang chỉ mục mới nhưng còn sự kiện chưa ghi được, bộ chiếu "
+                          f"sẽ ghi tiếp / the alias was swapped but an event is not indexed yet; the live "
+                          f"projector keeps retrying it: {exc}", file=sys.stderr)
+                else:
+                    print(f"Lỗi / error: dựng lại thất bại, chỉ mục cũ giữ nguyên / rebuild failed, "
+                          f"the live index is unchanged: {exc}", file=sys.stderr)
                 return 1
         finally:
             await es.close()
@@ -119,12 +122,6 @@ def cmd_rebuild_index(settings: Settings, keep_previous: int) -> int:
               f"({result.rate:,.0f}/s); "
               f"{index.alias} → {result.new_index} (trước / previous: {', '.join(result.previous) or '-'}; "
               f"đã xóa / deleted: {', '.join(result.deleted) or '-'})", flush=True)
-        if result.failed:
-            print(f"Cảnh báo / warning: {len(result.failed)} sự kiện không ghi được / events could not be "
-                  f"indexed (recorded in {index.failures_index}):", file=sys.stderr)
-            for seq, reason in sorted(result.failed.items())[:20]:
-                print(f"  #{seq}: {reason}", file=sys.stderr)
-            return 2
         return 0
 
     return asyncio.run(run())

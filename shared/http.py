@@ -127,6 +127,10 @@ def service_app(title: str, build: Callable[[], Awaitable[ServiceDeps]]) -> Fast
     return app
 
 
-def app_deps(request: Request) -> Any:
-    """The deps object built by :func:`service_app`'s lifespan."""
+async def app_deps(request: Request) -> Any:
+    """The deps object built by :func:`service_app`'s lifespan.
+
+    ``async`` on purpose: FastAPI runs a plain ``def`` dependency in a worker
+    thread, a thread hop on every request for a dictionary lookup.
+    """
     return request.app.state.deps

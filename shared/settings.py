@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     # _bulk attempts per batch before a write is handed back for redelivery.
     search_bulk_attempts: int = 3
     search_redelivery_delay_s: float = 5.0
+    # A write that cannot succeed as things are (mapping conflict, a bug) is
+    # recorded and parked: redelivered this often, never acknowledged, so the
+    # projection never moves past a lost write. Fix, redeploy: it lands.
+    search_parked_redelivery_s: float = 300.0
     # How long a read-your-writes query waits for the projector to catch up.
     search_consistency_timeout_s: float = 10.0
 

@@ -7,6 +7,7 @@ no test is skipped for a missing server (CI=true or not).
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -89,8 +90,16 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(settings: Settings) -> Iterator[LocalStack]:
-    """All servers (NATS, MinIO, SeaweedFS, Elasticsearch) for the whole run."""
+    """All servers (NATS, MinIO, SeaweedFS, Elasticsearch) for the whole run.
+
+    Every run starts from empty servers, as CI does: leftovers of an earlier or
+    interrupted run (its stream backlog, its objects) would make results depend
+    on history. ``MAM_TEST_KEEP_SERVERS=1`` keeps servers and data between runs.
+    """
     local = LocalStack(settings)
+    if os.environ.get("MAM_TEST_KEEP_SERVERS") != "1":
+        local.down()
+        shutil.rmtree(local.home, ignore_errors=True)
     try:
         local.up(servers=SERVERS, services=())
     except LaunchError as exc:
@@ -117,6 +126,33 @@ def services(stack: LocalStack) -> Iterator[Settings]:
 @pytest.fixture(scope="session")
 async def event_store(stack: LocalStack) -> AsyncIterator[EventStore]:
     s = stack.settings
+    store = await EventStore.connect(s.resolved_nats_url, s.event_stream, s.event_dedup_window_s)
+    yield store
+    await store.close()
+
+
+@pytest.fixture(scope="session")
+def quiet_nats(stack: LocalStack) -> Iterator[Settings]:
+    """Settings pointing at a second NATS (same stream config) that no service consumes.
+
+    The services react to asset events on the shared stream (the tagger appends
+    ``asset.tagged`` within milliseconds), so tests of exact histories and of
+    projection semantics use this server, where only the test writes.
+    """
+    s = stack.settings
+    quiet = s.model_copy(update={"nats_port": s.nats_port + 3, "nats_monitor_port": s.nats_monitor_port + 3})
+    spec = stack.nats_spec(name="nats-quiet", port=quiet.nats_port, monitor_port=quiet.nats_monitor_port)
+    try:
+        start(spec)
+    except LaunchError as exc:
+        pytest.fail(f"the quiet NATS did not start: {exc}", pytrace=False)
+    yield quiet
+    stop(spec)
+
+
+@pytest.fixture(scope="session")
+async def quiet_event_store(quiet_nats: Settings) -> AsyncIterator[EventStore]:
+    s = quiet_nats
     store = await EventStore.connect(s.resolved_nats_url, s.event_stream, s.event_dedup_window_s)
     yield store
     await store.close()

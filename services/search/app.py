@@ -14,7 +14,7 @@ from faststream.nats.message import NatsBatchMessage
 
 from services.search.consistency import ProjectionProgress
 from services.search.documents import fold_media_event
-from services.search.index import AssetIndex
+from services.search.index import AssetIndex, es_client
 from services.search.params import parse_filters, parse_group, parse_search
 from services.search.projector import AssetProjector, Delivered
 from services.search.query import (
@@ -56,19 +56,22 @@ class SearchDeps:
 
 
 
-def build_broker(settings: Settings, projector_ref: list[AssetProjector]) -> NatsBroker:
-    """A FastStream broker with one durable pull consumer on all asset events, in batches.
+def build_broker(settings: Settings, projector_ref: list[AssetProjector], *, durable: str = PROJECTOR_DURABLE,
+                 subject: str | None = None) -> NatsBroker:
+    """A FastStream broker with one durable pull consumer on asset events (all, unless
+    ``subject`` narrows them), in batches.
 
     Each message is settled on its own: acknowledged once its document is
-    written, redelivered later after a passing failure, terminated only once a
-    permanent failure is recorded in the failures index.
+    written, redelivered soon after a passing failure, parked (redelivered
+    after ``search_parked_redelivery_s``, never acknowledged nor terminated)
+    once a write that cannot succeed is recorded in the failures index.
     """
     broker = NatsBroker(settings.resolved_nats_url)
 
     @broker.subscriber(
-        aggregate_type_filter("asset"),
+        subject or aggregate_type_filter("asset"),
         stream=JStream(name=settings.event_stream, declare=False),
-        durable=PROJECTOR_DURABLE,
+        durable=durable,
         pull_sub=PullSub(batch_size=settings.search_batch_size, timeout=settings.search_batch_wait_s,
                          batch=True),
         # A batch takes well under a second; a short ack wait lets another replica
@@ -97,7 +100,7 @@ def build_broker(settings: Settings, projector_ref: list[AssetProjector]) -> Nat
         by_seq = {r.metadata.sequence.stream: r for r in raws}
         settle = [by_seq[s].ack() for s in outcome.done]
         settle += [by_seq[s].nak(delay=settings.search_redelivery_delay_s) for s in outcome.retry]
-        settle += [by_seq[s].term() for s in outcome.failed]
+        settle += [by_seq[s].nak(delay=settings.search_parked_redelivery_s) for s in outcome.failed]
         # An event this code cannot even decode waits for a fixed deployment.
         settle += [r.nak(delay=60 * settings.search_redelivery_delay_s) for r in undecodable]
         await asyncio.gather(*settle)
@@ -107,12 +110,13 @@ def build_broker(settings: Settings, projector_ref: list[AssetProjector]) -> Nat
 
 async def build_deps(settings: Settings) -> SearchDeps:
     """The one wiring function of this service."""
-    es = AsyncElasticsearch(settings.resolved_es_url, request_timeout=30)
+    es = es_client(settings.resolved_es_url)
     index = AssetIndex(es, settings.es_index_prefix)
     await index.ensure()
     events = await EventStore.connect(settings.resolved_nats_url, settings.event_stream,
                                       settings.event_dedup_window_s)
     projector = AssetProjector(index, events, attempts=settings.search_bulk_attempts)
+    await projector.load_parked()
     async def is_indexed(asset_id: str, sequence: int) -> bool:
         found = await index.get(asset_id)
         return found is not None and sequence in found[0].get("event_sequences", [])
@@ -124,7 +128,7 @@ async def build_deps(settings: Settings) -> SearchDeps:
     return SearchDeps(settings, es, index, events, projector, broker, progress)
 
 
-def filters_dependency(
+async def filters_dependency(  # async: no worker-thread hop per request
     activity_type: Annotated[list[str] | None, Query(description="mã loại hoạt động, vd. ky-hop")] = None,
     term: Annotated[list[str] | None, Query(description="nhiệm kỳ, vd. 2021-2026")] = None,
     activity: Annotated[list[str] | None, Query(description="mã hoạt động")] = None,
@@ -256,12 +260,15 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v1/projection", summary="Tình trạng chỉ mục / projection status")
     async def projection(actor: Actor, d: Deps) -> dict[str, Any]:
         info = await d.progress.info()
+        failures = await d.index.failures()
         return {
             "indices": await d.index.live_indices(),
             "ack_floor": info.ack_floor.stream_seq if info.ack_floor else 0,
             "pending": info.num_pending, "awaiting_ack": info.num_ack_pending,
             "stream_last_sequence": await d.events.last_sequence(),
-            "failures": await d.index.failures(),
+            # Parked events (writes that cannot succeed yet) hold the ack floor back.
+            "failures": failures,
+            "healthy": not failures,
         }
 
     # Renditions are private objects: the UI gets short-lived presigned URLs.

@@ -9,7 +9,7 @@ mapping has, wrapped in a ``nested`` clause when the field lives in one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -73,7 +73,8 @@ def keyword_field(name: str) -> IndexField | None:
     return None
 
 
-def text_fields() -> list[str]:
+@cache  # asked on every query and every hit; the mapping never changes at run time
+def text_fields() -> tuple[str, ...]:
     """Searchable text fields (as typed) that have a folded twin, outside nested objects."""
     fields = index_fields()
     out = []
@@ -83,10 +84,10 @@ def text_fields() -> list[str]:
         twin = fields.get(f"{path}_folded")
         if twin is not None and twin.type == "text":
             out.append(path)
-    return sorted(out, key=lambda p: (-TEXT_BOOSTS.get(p, 1.0), p))
+    return tuple(sorted(out, key=lambda p: (-TEXT_BOOSTS.get(p, 1.0), p)))
 
 
-def boosted(paths: list[str], suffix: str = "") -> list[str]:
+def boosted(paths: Iterable[str], suffix: str = "") -> list[str]:
     return [f"{p}{suffix}^{TEXT_BOOSTS.get(p, 1.0):g}" for p in paths]
 
 

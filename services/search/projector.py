@@ -12,8 +12,12 @@ the last event folded in, and the document lists every sequence it holds:
 
 A batch costs one ``mget`` and one ``_bulk``. ``_bulk`` answers per document:
 writes that failed for a passing reason are retried, a few times, then handed
-back for redelivery; writes that can never succeed are recorded with their
-reason. No event counts as done unless its document is written.
+back for redelivery; writes that cannot succeed as things are (a mapping
+conflict, a folding bug) are recorded with their reason in the failures index
+and *parked*: handed back with a long delay, never acknowledged. No event
+counts as done unless its document is written, so the projection never moves
+past a lost write; once a fix is deployed the parked event lands and its
+failure record is removed.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ class BatchOutcome:
 
     done: set[int] = field(default_factory=set)  # in the index: acknowledge
     retry: dict[int, str] = field(default_factory=dict)  # passing failure: redeliver later
-    failed: dict[int, str] = field(default_factory=dict)  # cannot succeed: recorded, stop redelivery
+    failed: dict[int, str] = field(default_factory=dict)  # cannot succeed as is: recorded, parked
     rebuilt: set[str] = field(default_factory=set)  # aggregates rebuilt from history
 
     def merge(self, other: BatchOutcome) -> None:
@@ -115,6 +119,12 @@ class AssetProjector:
         self.events = events
         self.attempts = attempts
         self.backoff_s = backoff_s
+        # Recorded failures (stream sequence -> asset id) to clear once the event is written.
+        self.parked: dict[int, str] = {}
+
+    async def load_parked(self) -> None:
+        """Pick up the failures recorded before a restart, so a fixed write clears its record."""
+        self.parked.update({f["sequence"]: f["asset_id"] for f in await self.index.failures(size=10_000)})
 
     async def apply(self, event: EventEnvelope, sequence: int) -> BatchOutcome:
         """Fold one event (a batch of one)."""
@@ -170,6 +180,7 @@ class AssetProjector:
                 outcome.retry[d.sequence] = reasons.get(aggregate_id, "not written")
         if record_failures:
             await self._record(outcome, {d.sequence: d for d in items})
+        await self._clear_parked(outcome.done)
         return outcome
 
     async def _plans(self, groups: dict[str, list[Delivered]], from_history: set[str],
@@ -204,13 +215,26 @@ class AssetProjector:
             outcome.failed[d.sequence] = reason
 
     async def _record(self, outcome: BatchOutcome, by_seq: dict[int, Delivered]) -> None:
-        """Record writes that cannot succeed; an unrecorded one is redelivered instead of dropped."""
+        """Record writes that cannot succeed; an unrecorded one is redelivered soon instead of parked."""
         for seq, reason in list(outcome.failed.items()):
             d = by_seq[seq]
-            log.error("cannot index %s (event %s at %d): %s", d.event.aggregate_id, d.event.type, seq, reason)
+            log.error("cannot index %s (event %s at %d), parked: %s", d.event.aggregate_id, d.event.type, seq,
+                      reason)
             try:
                 await self.index.record_failure(d.event.aggregate_id, seq, d.event.type, reason)
+                self.parked[seq] = d.event.aggregate_id
             except Exception as exc:
                 log.warning("could not record the failure of %d, will retry: %s", seq, exc)
                 del outcome.failed[seq]
                 outcome.retry[seq] = reason
+
+    async def _clear_parked(self, done: set[int]) -> None:
+        """A parked event finally written (after a fix): its failure record goes."""
+        for seq in done & self.parked.keys():
+            try:
+                await self.index.clear_failure(self.parked[seq], seq)
+            except Exception as exc:  # the record stays visible; the next success clears it
+                log.warning("could not clear the failure record of %d: %s", seq, exc)
+                continue
+            log.info("parked event %d is indexed now", seq)
+            del self.parked[seq]

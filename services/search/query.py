@@ -28,6 +28,10 @@ KEYWORD_FILTERS = ("activity_type", "term", "activity", "person", "organisation"
 SortKey = Literal["relevance", "date", "duration"]
 SORT_KEYS: tuple[str, ...] = ("relevance", "date", "duration")
 MAX_FROM = 10_000
+# The folded copies and the projector's bookkeeping are never shown: leaving them
+# out of ``_source`` halves the bytes Elasticsearch sends and the API parses.
+# (Highlighting still reads the whole stored source.)
+HIDDEN_SOURCE = {"excludes": ["*_folded", "event_sequences"]}
 
 
 class CursorError(ValueError):
@@ -183,6 +187,7 @@ def build_search_body(p: SearchParams) -> dict[str, Any]:
         "size": p.size,
         "track_total_hits": True,
         "highlight": highlight_spec(),
+        "_source": HIDDEN_SOURCE,
     }
     if p.search_after is not None:
         body["search_after"] = list(p.search_after)
@@ -210,6 +215,7 @@ def more_like_this_body(asset_id: str, like_text: list[str], f: Filters, size: i
         "size": size,
         "sort": ["_score", {"asset_id": "asc"}],
         "highlight": highlight_spec(),
+        "_source": HIDDEN_SOURCE,
     }
 
 

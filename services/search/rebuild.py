@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import api
 
 from services.search.index import AssetIndex
-from services.search.projector import AssetProjector, BatchOutcome, Delivered
+from services.search.projector import AssetProjector, Delivered
 from shared.events.envelope import EventEnvelope
 from shared.eventstore import EventStore
 from shared.subjects import aggregate_type_filter
@@ -30,7 +30,13 @@ Progress = Callable[[str, int, int, float], None]  # phase, events done, events 
 
 
 class RebuildError(RuntimeError):
-    """The rebuild could not write every event; the live index was left untouched."""
+    """The rebuild could not write every event.
+
+    Before the swap (``swapped`` false) the live index is untouched and the
+    new one deleted; after it, the live projector still holds the event.
+    """
+
+    swapped = False
 
 
 @dataclass
@@ -40,7 +46,6 @@ class RebuildResult:
     deleted: list[str]
     events: int = 0
     seconds: float = 0.0
-    failed: dict[int, str] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -69,33 +74,35 @@ async def read_stream(nc: NatsClient, stream: str, subject_filter: str, start_se
 
 async def replay(nc: NatsClient, stream: str, projector: AssetProjector, start_sequence: int,
                  on_batch: Callable[[int, int], None] | None = None, batch: int = 1000,
-                 rounds: int = 5) -> tuple[int, int, BatchOutcome]:
-    """Fold every asset event from ``start_sequence`` on; returns (events, last sequence, outcome).
+                 rounds: int = 5) -> tuple[int, int]:
+    """Fold every asset event from ``start_sequence`` on; returns (events, last sequence).
 
     A batch whose writes keep failing for a passing reason is retried a few
-    rounds before the replay gives up: a rebuild never skips an event.
+    rounds before the replay gives up, and a write that cannot succeed stops
+    it at once: a rebuild never skips an event.
     """
-    total = BatchOutcome()
     count, last = 0, start_sequence - 1
     async for chunk in read_stream(nc, stream, aggregate_type_filter("asset"), start_sequence, batch):
         items = [Delivered(EventEnvelope.from_bytes(data), seq) for data, seq in chunk]
-        outcome = await projector.apply_batch(items)
+        outcome = await projector.apply_batch(items, record_failures=False)
         for _ in range(rounds):
             if not outcome.retry:
                 break
             await asyncio.sleep(1.0)
             again = [d for d in items if d.sequence in outcome.retry]
             outcome.retry.clear()
-            outcome.merge(await projector.apply_batch(again))
+            outcome.merge(await projector.apply_batch(again, record_failures=False))
+        if outcome.failed:
+            first = min(outcome.failed)
+            raise RebuildError(f"event {first} cannot be indexed: {outcome.failed[first]}")
         if outcome.retry:
             first = min(outcome.retry)
             raise RebuildError(f"event {first} could not be indexed: {outcome.retry[first]}")
-        total.merge(outcome)
         count += len(chunk)
         last = chunk[-1][1]
         if on_batch:
             on_batch(count, last)
-    return count, last, total
+    return count, last
 
 
 async def rebuild_index(index: AssetIndex, nats_url: str, stream: str, *, progress: Progress | None = None,
@@ -120,20 +127,20 @@ async def rebuild_index(index: AssetIndex, nats_url: str, stream: str, *, progre
                     progress(phase, done + count, known, (done + count) / elapsed if elapsed else 0.0)
             return on_batch
 
-        count, last, outcome = await replay(nc, stream, projector, 1, report("replay"), batch)
+        count, last = await replay(nc, stream, projector, 1, report("replay"), batch)
         done += count
         for _ in range(catch_up_rounds):  # shrink the gap before swapping
-            count, last, more = await replay(nc, stream, projector, last + 1, report("catch-up"), batch)
+            count, last = await replay(nc, stream, projector, last + 1, report("catch-up"), batch)
             done += count
-            outcome.merge(more)
             if count < batch:
                 break
         previous = await index.swap_alias(new_index)
         swapped = True
-        count, last, more = await replay(nc, stream, projector, last + 1, report("after-swap"), batch)
+        count, last = await replay(nc, stream, projector, last + 1, report("after-swap"), batch)
         done += count
-        outcome.merge(more)
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, RebuildError):
+            exc.swapped = swapped
         if not swapped:  # the live index was never touched
             await index.delete_indices([new_index])
         raise
@@ -143,4 +150,4 @@ async def rebuild_index(index: AssetIndex, nats_url: str, stream: str, *, progre
     keep = set(previous[-keep_previous:]) if keep_previous else set()
     stale = [i for i in await index.all_indices() if i != new_index and i not in keep]
     await index.delete_indices(stale)
-    return RebuildResult(new_index, previous, stale, done, time.monotonic() - began, outcome.failed)
+    return RebuildResult(new_index, previous, stale, done, time.monotonic() - began)

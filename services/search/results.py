@@ -11,6 +11,7 @@ from services.search.query import HL_POST, HL_PRE
 from shared.taxonomy import activity_label, terms
 
 _ADJACENT_MARKS = re.compile(f"{HL_POST}(\\s+){HL_PRE}")
+_MARK_SPLIT = re.compile(f"([{HL_PRE}{HL_POST}])")
 # Internal bookkeeping never shown to API users.
 _HIDDEN = frozenset({"event_sequences"})
 
@@ -26,21 +27,21 @@ def map_highlight(original: str, folded_marked: str) -> str:
     """Put the marks of a highlighted folded text onto the original text.
 
     ``fold`` keeps one character per character of the NFC original, so the
-    unmarked positions of ``folded_marked`` index straight into ``original``.
-    The result is HTML-escaped with ``<em>`` around matches; words matched
-    side by side are marked as one span ("<em>xử lý đơn thư</em>").
+    unmarked stretches of ``folded_marked`` are slices of ``original`` of the
+    same length. The result is HTML-escaped with ``<em>`` around matches; words
+    matched side by side are marked as one span ("<em>xử lý đơn thư</em>").
     """
     folded_marked = _ADJACENT_MARKS.sub(r"\1", folded_marked)
     out: list[str] = []
     pos = 0
-    for ch in folded_marked:
-        if ch == HL_PRE:
+    for piece in _MARK_SPLIT.split(folded_marked):
+        if piece == HL_PRE:
             out.append("<em>")
-        elif ch == HL_POST:
+        elif piece == HL_POST:
             out.append("</em>")
-        else:
-            out.append(html.escape(original[pos]) if pos < len(original) else "")
-            pos += 1
+        elif piece:
+            out.append(html.escape(original[pos:pos + len(piece)]))
+            pos += len(piece)
     return "".join(out)
 
 

@@ -220,6 +220,16 @@ def create_app(settings: Settings) -> FastAPI:
             raise UserError(409, "conflict", "Dữ liệu vừa bị người khác thay đổi, hãy tải lại và thử lại.",
                             "Someone else changed this meanwhile; reload and retry.") from exc
 
+    async def assign_all(d: TaggerDeps, asset_ids: list[str], act: Activity, actor: str, cause: EventEnvelope,
+                         previous: str) -> None:
+        """(Re-)assign assets to ``act``, carrying its current title into each asset's events
+        (and so into the search index), caused by the merge or rename that required it."""
+        for asset_id in asset_ids:
+            payload = AssetActivityAssignedV1(activity_id=act.activity_id, activity_title=act.title,
+                                              previous_activity_id=previous)
+            await append(d, new_event(payload, aggregate_id=asset_id, actor=actor, causation=cause))
+        await d.tagger.refresh(force=True)
+
     @app.post("/v1/classify", summary="Đề xuất loại hoạt động cho một đoạn văn / classify a text")
     async def classify_text(body: ClassifyIn, actor: Actor) -> dict[str, Any]:
         return classify(body.text).as_json()
@@ -299,10 +309,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.patch("/v1/activities/{activity_id}", summary="Sửa hoạt động / edit an activity")
     async def edit_activity(activity_id: str, body: ActivityPatch, actor: Actor, d: Deps) -> dict[str, Any]:
-        act = await live_activity(d, activity_id)
+        before = await live_activity(d, activity_id)
         payload = _payload(ActivityEditedV1, body.model_dump(exclude_none=True))
-        await append(d, new_event(payload, aggregate_id=activity_id, actor=actor), act.sequence)
+        edited = new_event(payload, aggregate_id=activity_id, actor=actor)
+        await append(d, edited, before.sequence)
         act = await live_activity(d, activity_id)
+        if act.title != before.title:  # the assets carry the title for search: tell each of them
+            await assign_all(d, d.tagger.activities.assets_of(activity_id), act, actor, edited, activity_id)
         return activity_view(act, d.tagger.activities.assets_of(activity_id))
 
     @app.post("/v1/activities/{activity_id}/merge", summary="Gộp hoạt động trùng / merge a duplicate activity")
@@ -316,11 +329,7 @@ def create_app(settings: Settings) -> FastAPI:
                            actor=actor)
         await append(d, merged, source.sequence)
         moved = d.tagger.activities.assets_of(activity_id)
-        for asset_id in moved:
-            payload = AssetActivityAssignedV1(activity_id=target.activity_id, activity_title=target.title,
-                                              previous_activity_id=activity_id)
-            await append(d, new_event(payload, aggregate_id=asset_id, actor=actor, causation=merged))
-        await d.tagger.refresh(force=True)
+        await assign_all(d, moved, target, actor, merged, activity_id)
         return {"merged": activity_id, "into": activity_view(target, d.tagger.activities.assets_of(
             target.activity_id)), "moved_assets": moved}
 

@@ -21,11 +21,12 @@ from services.tagger.domain import Activities, propose_tags
 from services.tagger.ocr import OcrError, OcrSettings, extract_keyframes, merge_texts, ocr_image
 from services.tagger.people import Person, Registry, sample_registry
 from shared.events.envelope import EventEnvelope, new_event
+from shared.events.media import AssetProcessingFailedV1
 from shared.events.models import AssetIngestedV1, AssetKind
 from shared.events.tagging import AssetRetagRequestedV1, AssetTaggingFailedV1, PersonRegisteredV1
-from shared.eventstore import EventStore
+from shared.eventstore import EventStore, StoredEvent
 from shared.ids import deterministic_event_id
-from shared.objectstore import ObjectStore
+from shared.objectstore import ObjectNotFound, ObjectStore
 from shared.subjects import ROOT, aggregate_type_filter, event_type_filter
 
 log = logging.getLogger("mam.tagger")
@@ -38,6 +39,15 @@ Heartbeat = Callable[[], Awaitable[None]]
 
 class AssetNotReady(RuntimeError):
     """A re-tag arrived for an asset whose ``asset.ingested`` is not readable (yet)."""
+
+
+def _unreadable_media(history: list[StoredEvent]) -> str:
+    """The code of a permanent ``asset.processing_failed`` in the history, or ""."""
+    for stored in history:
+        p = stored.envelope.typed_payload()
+        if isinstance(p, AssetProcessingFailedV1) and not p.retryable:
+            return p.code
+    return ""
 
 
 def tagged_event_id(cause: EventEnvelope) -> str:
@@ -93,6 +103,28 @@ class Tagger:
                 texts.append(await asyncio.to_thread(ocr_image, frame, self.ocr))
             return merge_texts(texts), len(frames)
 
+    async def ocr_or_why_not(self, asset: AssetIngestedV1, deliveries: int,
+                             heartbeat: Heartbeat) -> tuple[str, int, str]:
+        """(text, frames, "") — or, once retrying cannot help, ("", 0, why there is no OCR).
+
+        Passing faults are raised for redelivery until the last attempt; then the
+        asset is tagged without on-screen text rather than lost.
+        """
+        try:
+            text, frames = await self.read_text(asset, heartbeat)
+            return text, frames, ""
+        except ObjectNotFound as exc:
+            # Ingest stores the original before announcing it: a missing one does not come back.
+            return "", 0, f"original missing: {exc}"
+        except (OcrError, OSError) as exc:
+            if deliveries < self.max_attempts:
+                raise
+            return "", 0, str(exc)[:500]
+        except Exception as exc:  # S3 errors
+            if deliveries < self.max_attempts:
+                raise
+            return "", 0, f"{type(exc).__name__}: {exc}"[:500]
+
     async def handle(self, cause: EventEnvelope, deliveries: int, heartbeat: Heartbeat) -> str:
         """Tag the asset ``cause`` is about; returns what happened (for logs and tests)."""
         if cause.type not in TRIGGERS:
@@ -106,17 +138,11 @@ class Tagger:
             raise AssetNotReady(f"asset {cause.aggregate_id} has no asset.ingested event")
         asset = ingested.typed_payload()
         assert isinstance(asset, AssetIngestedV1)
-        ocr_error = ""
-        try:
-            text, frames = await self.read_text(asset, heartbeat)
-        except (OcrError, OSError) as exc:
-            if deliveries < self.max_attempts:
-                raise
-            text, frames, ocr_error = "", 0, str(exc)[:500]
-        except Exception as exc:  # S3 errors: retry, then tag without OCR rather than lose the asset
-            if deliveries < self.max_attempts:
-                raise
-            text, frames, ocr_error = "", 0, f"{type(exc).__name__}: {exc}"[:500]
+        unreadable = _unreadable_media(history)
+        if unreadable:  # the transcoder found the file corrupt or hostile: don't open it again
+            text, frames, ocr_error = "", 0, f"media unreadable ({unreadable})"
+        else:
+            text, frames, ocr_error = await self.ocr_or_why_not(asset, deliveries, heartbeat)
         await self.refresh()
         payload = propose_tags(
             asset, ocr_text=text, ocr_frames=frames, ocr_error=ocr_error, registry=self.registry,

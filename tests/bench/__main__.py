@@ -2,8 +2,9 @@
 
 Each module exposes ``run(settings) -> list[dict]`` returning rows
 ``{"name", "ours", "baseline", "ratio", "unit"}`` (``baseline``/``ratio`` None
-where nothing compares). The bench stack uses the test stack's ports, started
-by the project's launcher.
+where nothing compares). ``python -m tests.bench bench_search`` runs one; its rows
+replace that benchmark's rows in results.json and the others are kept. The bench
+stack uses the test stack's ports, started by the project's launcher.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def main(argv: list[str]) -> int:
             module = importlib.import_module(f"tests.bench.{path.stem}")
             print(f"… {path.stem}", flush=True)
             try:
-                rows.extend(module.run(stack))
+                rows.extend({**row, "bench": path.stem} for row in module.run(stack))
             except Exception:
                 failed = True
                 traceback.print_exc()
@@ -47,8 +48,17 @@ def main(argv: list[str]) -> int:
         base = f"{r['baseline']:.3f}" if r.get("baseline") is not None else "-"
         ratio = f"{r['ratio']:.3f}" if r.get("ratio") is not None else "-"
         print(f"{r['name']:<{width}}  {r['ours']:>12.3f}  {base:>12}  {ratio:>7}  {r['unit']}")
-    (HERE / "results.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    (HERE / "results.json").write_text(json.dumps(_merged(rows), indent=2, ensure_ascii=False) + "\n")
     return 1 if failed else 0
+
+
+def _merged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """This run's rows, plus earlier rows of benchmarks this run did not repeat."""
+    path = HERE / "results.json"
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    ran = {r["bench"] for r in rows}
+    kept = [r for r in earlier if r.get("bench", "bench_" + r["name"].split("_")[0]) not in ran]
+    return sorted(kept + rows, key=lambda r: (r.get("bench", "bench_" + r["name"].split("_")[0]), r["name"]))
 
 
 if __name__ == "__main__":

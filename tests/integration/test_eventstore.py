@@ -1,4 +1,4 @@
-"""The event store against a real NATS JetStream server."""
+"""The event store against a real NATS JetStream server (the quiet one: no service appends to it)."""
 
 import pytest
 from nats.js.errors import APIError
@@ -10,62 +10,64 @@ from tests.unit.test_events import ingested
 pytestmark = pytest.mark.integration
 
 
-async def test_appended_events_come_back_in_order_for_their_aggregate(event_store: EventStore, unique: str) -> None:
+async def test_appended_events_come_back_in_order_for_their_aggregate(
+    quiet_event_store: EventStore, unique: str
+) -> None:
     agg = f"a{unique}"
     first = new_event(ingested(title="Kỳ họp thứ 7"), aggregate_id=agg, actor="phong-vien")
     second = new_event(ingested(title="Kỳ họp thứ 8"), aggregate_id=agg, actor="luu-tru")
     other = new_event(ingested(), aggregate_id=f"b{unique}", actor="phong-vien")
-    r1 = await event_store.append(first, expected_last_sequence=0)
-    await event_store.append(other)
-    r2 = await event_store.append(second, expected_last_sequence=r1.sequence)
-    history = await event_store.history("asset", agg)
+    r1 = await quiet_event_store.append(first, expected_last_sequence=0)
+    await quiet_event_store.append(other)
+    r2 = await quiet_event_store.append(second, expected_last_sequence=r1.sequence)
+    history = await quiet_event_store.history("asset", agg)
     assert [h.envelope for h in history] == [first, second]
     assert [h.sequence for h in history] == [r1.sequence, r2.sequence]
     assert r2.sequence > r1.sequence
 
 
-async def test_a_second_append_with_the_same_msg_id_is_deduplicated(event_store: EventStore, unique: str) -> None:
+async def test_a_second_append_with_the_same_msg_id_is_deduplicated(quiet_event_store: EventStore, unique: str) -> None:
     event = new_event(ingested(), aggregate_id=f"a{unique}", actor="phong-vien")
-    first = await event_store.append(event)
-    again = await event_store.append(event)
+    first = await quiet_event_store.append(event)
+    again = await quiet_event_store.append(event)
     assert not first.duplicate and again.duplicate
     assert again.sequence == first.sequence
-    assert len(await event_store.history("asset", f"a{unique}")) == 1
+    assert len(await quiet_event_store.history("asset", f"a{unique}")) == 1
 
 
 async def test_a_retried_conditional_append_that_already_landed_is_a_duplicate_not_a_conflict(
-    event_store: EventStore, unique: str
+    quiet_event_store: EventStore, unique: str
 ) -> None:
     event = new_event(ingested(), aggregate_id=f"a{unique}", actor="phong-vien")
-    first = await event_store.append(event, expected_last_sequence=0)
-    again = await event_store.append(event, expected_last_sequence=0)
+    first = await quiet_event_store.append(event, expected_last_sequence=0)
+    again = await quiet_event_store.append(event, expected_last_sequence=0)
     assert again.duplicate and again.sequence == first.sequence
 
 
-async def test_a_stale_expected_sequence_raises_a_clear_conflict(event_store: EventStore, unique: str) -> None:
+async def test_a_stale_expected_sequence_raises_a_clear_conflict(quiet_event_store: EventStore, unique: str) -> None:
     agg = f"a{unique}"
-    await event_store.append(new_event(ingested(), aggregate_id=agg, actor="a"), expected_last_sequence=0)
+    await quiet_event_store.append(new_event(ingested(), aggregate_id=agg, actor="a"), expected_last_sequence=0)
     with pytest.raises(ConcurrencyConflict, match=f"mam.asset.{agg}") as caught:
-        await event_store.append(new_event(ingested(), aggregate_id=agg, actor="b"), expected_last_sequence=0)
+        await quiet_event_store.append(new_event(ingested(), aggregate_id=agg, actor="b"), expected_last_sequence=0)
     assert caught.value.expected == 0
-    assert len(await event_store.history("asset", agg)) == 1
+    assert len(await quiet_event_store.history("asset", agg)) == 1
 
 
 async def test_the_stream_is_file_backed_kept_forever_and_denies_deletes_and_purges(
-    event_store: EventStore, unique: str
+    quiet_event_store: EventStore, unique: str
 ) -> None:
-    js = event_store._js  # the adapter's own JetStream context
-    info = await js.stream_info(event_store.stream)
+    js = quiet_event_store._js  # the adapter's own JetStream context
+    info = await js.stream_info(quiet_event_store.stream)
     assert str(getattr(info.config.storage, "value", info.config.storage)) == "file"
     assert info.config.deny_delete and info.config.deny_purge
     assert not info.config.max_age
-    result = await event_store.append(new_event(ingested(), aggregate_id=f"a{unique}", actor="x"))
+    result = await quiet_event_store.append(new_event(ingested(), aggregate_id=f"a{unique}", actor="x"))
     with pytest.raises(APIError):
-        await js.delete_msg(event_store.stream, result.sequence)
+        await js.delete_msg(quiet_event_store.stream, result.sequence)
     with pytest.raises(APIError):
-        await js.purge_stream(event_store.stream)
-    assert len(await event_store.history("asset", f"a{unique}")) == 1
+        await js.purge_stream(quiet_event_store.stream)
+    assert len(await quiet_event_store.history("asset", f"a{unique}")) == 1
 
 
-async def test_reading_an_unknown_aggregate_gives_an_empty_history(event_store: EventStore, unique: str) -> None:
-    assert await event_store.history("asset", f"nobody{unique}") == []
+async def test_reading_an_unknown_aggregate_gives_an_empty_history(quiet_event_store: EventStore, unique: str) -> None:
+    assert await quiet_event_store.history("asset", f"nobody{unique}") == []

@@ -32,7 +32,7 @@ async def _all_docs(index: AssetIndex, ids: list[str]) -> dict[str, tuple[dict[s
 
 
 async def test_duplicate_and_out_of_order_delivery_leaves_the_index_identical(
-    es: AsyncElasticsearch, event_store: EventStore,
+    es: AsyncElasticsearch, quiet_event_store: EventStore,
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     when = datetime(2022, 4, 21, 3, tzinfo=UTC)
@@ -40,18 +40,18 @@ async def test_duplicate_and_out_of_order_delivery_leaves_the_index_identical(
     # Three assets; two of them get a corrected second version of their metadata.
     for i, title in enumerate(["Kỳ họp thứ Năm", "Tiếp xúc cử tri", "Giám sát chuyên đề"]):
         event = ingested(f"p{tag}{i}", title, "Bản đầu", recorded_at=when)
-        delivered.append(Delivered(event, (await event_store.append(event)).sequence))
+        delivered.append(Delivered(event, (await quiet_event_store.append(event)).sequence))
     for i in (0, 2):
         event = ingested(f"p{tag}{i}", f"Bản sửa {i}", "Bản sửa", recorded_at=when, activity_type="ky-hop")
-        delivered.append(Delivered(event, (await event_store.append(event)).sequence))
+        delivered.append(Delivered(event, (await quiet_event_store.append(event)).sequence))
     ids = sorted({d.event.aggregate_id for d in delivered})
 
     in_order = await _fresh_index(es)
-    outcome = await AssetProjector(in_order, event_store).apply_batch(delivered)
+    outcome = await AssetProjector(in_order, quiet_event_store).apply_batch(delivered)
     assert outcome.done == {d.sequence for d in delivered}
 
     scrambled = await _fresh_index(es)
-    projector = AssetProjector(scrambled, event_store)
+    projector = AssetProjector(scrambled, quiet_event_store)
     rng = random.Random(5)
     shuffled = delivered * 3
     rng.shuffle(shuffled)

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from shared.events.envelope import new_event
+from shared.events.models import AssetIngestedV1, AssetKind
 from shared.events.tagging import AssetRetagRequestedV1
 from shared.eventstore import EventStore
 from shared.ids import deterministic_event_id
@@ -142,6 +143,42 @@ def test_activities_are_created_suggested_assigned_merged_and_searchable(
     # The activity's title is searchable too, without diacritics.
     hits = search(http, s, q=f"ky hop thu 9 {unique}")["hits"]
     assert hits and hits[0]["asset_id"] == asset_id
+
+    # The search side lists the activity under its term, with its asset.
+    listed = http.get(f"{s.search_url}/v1/activities", headers=AUTH, params={"term": "2021-2026"}).json()
+    [term_row] = listed["terms"]
+    row = next(a for a in term_row["activities"] if a["activity_id"] == main_id)
+    assert term_row["term"] == "2021-2026" and row["asset_count"] == 1 and row["activity_types"] == ["ky-hop"]
+
+    # Renaming the activity re-titles its assets in search (through their own events).
+    renamed = http.patch(f"{url}/{main_id}", headers=ARCHIVIST,
+                         json={"title": f"Kỳ họp chuyên đề tháng Bảy {unique}"})
+    assert renamed.status_code == 200, renamed.text
+
+    def found_by_new_title() -> list[dict[str, Any]]:
+        return [h for h in search(http, s, q=f"ky hop chuyen de thang bay {unique}")["hits"]
+                if h["asset_id"] == asset_id and h.get("activity_title") == f"Kỳ họp chuyên đề tháng Bảy {unique}"]
+    wait_for(found_by_new_title, timeout=30, what="the asset found by the activity's new title")
+    history = http.get(f"{s.search_url}/v1/assets/{asset_id}/history", headers=AUTH).json()["events"]
+    retitled = [e for e in history if e["type"] == "asset.activity_assigned"][-1]
+    assert retitled["payload"]["activity_id"] == main_id and retitled["actor"] == "luu-tru"
+
+
+async def test_an_asset_whose_original_is_missing_is_tagged_at_once_without_ocr(
+        services: Settings, event_store: EventStore, unique: str) -> None:
+    asset_id = "a" + unique.ljust(32, "1")
+    payload = AssetIngestedV1(sha256="0" * 64, size_bytes=1000, kind=AssetKind.PHOTO, media_format="jpeg",
+                              mime_type="image/jpeg", bucket=services.bucket_originals, object_key=f"missing/{unique}",
+                              original_filename="anh.jpg", title="Tiếp xúc cử tri trước kỳ họp", activity_type="khac")
+    await event_store.append(new_event(payload, aggregate_id=asset_id, actor="test"))
+
+    async def tagged() -> list[Any]:
+        return [e for e in await event_store.history("asset", asset_id) if e.envelope.type == "asset.tagged"]
+
+    # No retries with back-off: retrying cannot bring back an original that is not there.
+    [event] = await async_wait_for(tagged, 20, what="asset.tagged")
+    assert "original missing" in event.envelope.payload["ocr_error"]
+    assert event.envelope.payload["ocr_frames"] == 0
 
 
 async def test_a_retag_of_an_unknown_asset_ends_as_a_clear_failed_event_once(

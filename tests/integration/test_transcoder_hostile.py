@@ -8,6 +8,7 @@ store ourselves, so the worker's own defences are tested, not only ingest's.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import threading
@@ -126,6 +127,11 @@ async def test_a_hostile_file_is_refused_cleanly_and_never_reaches_the_network_o
     keys = await object_store_for(services, "minio").list_keys(services.bucket_renditions, f"{asset_id}/")
     assert keys == []
     assert canary.requests == [], f"ffmpeg reached the network: {canary.requests}"
+    # The injected original is test debris (the zero-byte one has the same key in every
+    # run, and the upload tests check that a refused empty file stores nothing).
+    minio = object_store_for(services, "minio")
+    await asyncio.to_thread(minio._client.remove_object, services.bucket_originals,
+                            content_key(hashlib.sha256(data).hexdigest()))
 
 
 async def test_a_file_name_with_dot_dot_is_metadata_only_and_never_a_path(
