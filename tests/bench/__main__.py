@@ -57,8 +57,8 @@ def _merged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     path = HERE / "results.json"
     earlier = json.loads(path.read_text()) if path.exists() else []
     ran = {r["bench"] for r in rows}
-    kept = [r for r in earlier if r.get("bench", "bench_" + r["name"].split("_")[0]) not in ran]
-    return sorted(kept + rows, key=lambda r: (r.get("bench", "bench_" + r["name"].split("_")[0]), r["name"]))
+    kept = [r for r in earlier if r.get("bench") not in ran]
+    return sorted(kept + rows, key=lambda r: (str(r.get("bench")), r["name"]))
 
 
 if __name__ == "__main__":
