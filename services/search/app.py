@@ -30,6 +30,7 @@ from shared.events.envelope import EventEnvelope
 from shared.eventstore import EventStore
 from shared.http import UserError, app_deps, make_auth_dependency, service_app
 from shared.objectstore import ObjectStore
+from shared.pull_consumers import start_broker
 from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter, aggregate_type_filter
 
@@ -124,7 +125,7 @@ async def build_deps(settings: Settings) -> SearchDeps:
     progress = await ProjectionProgress.connect(settings.resolved_nats_url, settings.event_stream,
                                                 PROJECTOR_DURABLE, is_indexed)
     broker = build_broker(settings, [projector])
-    await broker.start()
+    await start_broker(broker)
     return SearchDeps(settings, es, index, events, projector, broker, progress)
 
 

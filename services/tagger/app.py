@@ -31,6 +31,7 @@ from shared.eventstore import ConcurrencyConflict, EventStore, StoredEvent
 from shared.http import UserError, app_deps, make_auth_dependency, service_app
 from shared.ids import uuid7
 from shared.objectstore import ObjectStore
+from shared.pull_consumers import start_broker
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter, event_type_filter
 from shared.tags import fold_tag_event
@@ -102,7 +103,7 @@ async def build_deps(settings: Settings) -> TaggerDeps:
     tagger = Tagger(events, objects, ocr, max_attempts=settings.tagger_max_attempts)
     await tagger.refresh(force=True)
     broker = build_broker(settings, tagger)
-    await broker.start()
+    await start_broker(broker)
     return TaggerDeps(settings, events, tagger, broker)
 
 

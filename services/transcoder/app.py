@@ -29,6 +29,7 @@ from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.media.probe import Limits
 from shared.objectstore import ObjectStore
+from shared.pull_consumers import start_broker
 from shared.settings import Settings
 from shared.subjects import event_type_filter
 
@@ -136,7 +137,7 @@ async def build_deps(settings: Settings) -> TranscoderDeps:
         retry_delay_s=settings.transcoder_retry_delay_s,
     )
     broker = build_broker(settings, worker)
-    await broker.start()
+    await start_broker(broker)
     return TranscoderDeps(settings, events, worker, broker)
 
 
