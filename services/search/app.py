@@ -88,7 +88,8 @@ def build_broker(settings: Settings, projector_ref: list[AssetProjector], *, dur
         undecodable = []
         for raw in raws:
             try:
-                items.append(Delivered(EventEnvelope.from_bytes(raw.data), raw.metadata.sequence.stream))
+                items.append(Delivered(EventEnvelope.from_bytes(raw.data), raw.metadata.sequence.stream,
+                                       redelivered=(raw.metadata.num_delivered or 1) > 1))
             except Exception:
                 log.exception("undecodable event at stream sequence %d", raw.metadata.sequence.stream)
                 undecodable.append(raw)
@@ -117,7 +118,6 @@ async def build_deps(settings: Settings) -> SearchDeps:
     events = await EventStore.connect(settings.resolved_nats_url, settings.event_stream,
                                       settings.event_dedup_window_s)
     projector = AssetProjector(index, events, attempts=settings.search_bulk_attempts)
-    await projector.load_parked()
     async def is_indexed(asset_id: str, sequence: int) -> bool:
         found = await index.get(asset_id)
         return found is not None and sequence in found[0].get("event_sequences", [])

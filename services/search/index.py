@@ -197,12 +197,13 @@ class AssetIndex:
             "recorded_at": datetime.now(UTC).isoformat(),
         })
 
-    async def clear_failure(self, doc_id: str, sequence: int) -> None:
-        """The recorded write has succeeded since."""
+    async def clear_failure(self, doc_id: str, sequence: int) -> bool:
+        """The recorded write has succeeded since; False if there was no record."""
         try:
             await self.es.delete(index=self.failures_index, id=f"{doc_id}-{sequence}", refresh=True)
         except NotFoundError:
-            pass
+            return False
+        return True
 
     async def failures(self, size: int = 100) -> list[dict[str, Any]]:
         try:

@@ -46,6 +46,8 @@ class Delivered:
 
     event: EventEnvelope
     sequence: int
+    # Delivered before: it may be a parked event, with a failure record to clear once written.
+    redelivered: bool = False
 
 
 @dataclass
@@ -119,12 +121,6 @@ class AssetProjector:
         self.events = events
         self.attempts = attempts
         self.backoff_s = backoff_s
-        # Recorded failures (stream sequence -> asset id) to clear once the event is written.
-        self.parked: dict[int, str] = {}
-
-    async def load_parked(self) -> None:
-        """Pick up the failures recorded before a restart, so a fixed write clears its record."""
-        self.parked.update({f["sequence"]: f["asset_id"] for f in await self.index.failures(size=10_000)})
 
     async def apply(self, event: EventEnvelope, sequence: int) -> BatchOutcome:
         """Fold one event (a batch of one)."""
@@ -180,7 +176,7 @@ class AssetProjector:
                 outcome.retry[d.sequence] = reasons.get(aggregate_id, "not written")
         if record_failures:
             await self._record(outcome, {d.sequence: d for d in items})
-        await self._clear_parked(outcome.done)
+        await self._clear_parked(outcome.done, items)
         return outcome
 
     async def _plans(self, groups: dict[str, list[Delivered]], from_history: set[str],
@@ -222,19 +218,22 @@ class AssetProjector:
                       reason)
             try:
                 await self.index.record_failure(d.event.aggregate_id, seq, d.event.type, reason)
-                self.parked[seq] = d.event.aggregate_id
             except Exception as exc:
                 log.warning("could not record the failure of %d, will retry: %s", seq, exc)
                 del outcome.failed[seq]
                 outcome.retry[seq] = reason
 
-    async def _clear_parked(self, done: set[int]) -> None:
-        """A parked event finally written (after a fix): its failure record goes."""
-        for seq in done & self.parked.keys():
-            try:
-                await self.index.clear_failure(self.parked[seq], seq)
-            except Exception as exc:  # the record stays visible; the next success clears it
-                log.warning("could not clear the failure record of %d: %s", seq, exc)
+    async def _clear_parked(self, done: set[int], items: list[Delivered]) -> None:
+        """A parked event finally written (after a fix) has its failure record removed.
+
+        Only a redelivered event can have been parked, whichever replica parked
+        it, so the common first delivery costs nothing here.
+        """
+        for d in items:
+            if not d.redelivered or d.sequence not in done:
                 continue
-            log.info("parked event %d is indexed now", seq)
-            del self.parked[seq]
+            try:
+                if await self.index.clear_failure(d.event.aggregate_id, d.sequence):
+                    log.info("parked event %d is indexed now", d.sequence)
+            except Exception as exc:  # the record stays visible until the next redelivery clears it
+                log.warning("could not clear the failure record of %d: %s", d.sequence, exc)

@@ -156,7 +156,7 @@ async def test_an_unwritable_event_is_parked_then_lands_once_the_cause_is_fixed(
         # Not terminated, not acknowledged: the projection has not moved past it.
         assert info.ack_floor.stream_seq == first.sequence
         assert info.num_ack_pending == 1
-        assert (await index.get(asset)) is not None and projector.parked == {second.sequence: asset}
+        assert (await index.get(asset)) is not None
 
         # The fix: the mapping corrected in code (the template), then the documented repair.
         await index.ensure()
@@ -168,7 +168,6 @@ async def test_an_unwritable_event_is_parked_then_lands_once_the_cause_is_fixed(
             return (found is not None and found[0]["title"] == "Kỳ họp bất thường"
                     and info.ack_floor.stream_seq == second.sequence and not await index.failures())
         await async_wait_for(landed, within=30, what="the parked write to land and its record to go")
-        assert projector.parked == {}
         doc, version = (await index.get(asset)) or ({}, 0)
         assert version == second.sequence and doc["event_sequences"] == [first.sequence, second.sequence]
     finally:
