@@ -45,12 +45,12 @@ class SearchDeps:
     es: AsyncElasticsearch
     index: AssetIndex
     events: EventStore
-    projector: AssetProjector
-    broker: NatsBroker
+    broker: NatsBroker | None  # None: the projector runs in another process
     progress: ProjectionProgress
 
     async def close(self) -> None:
-        await self.broker.stop()
+        if self.broker is not None:
+            await self.broker.stop()
         await self.progress.close()
         await self.events.close()
         await self.es.close()
@@ -117,16 +117,19 @@ async def build_deps(settings: Settings) -> SearchDeps:
     await index.ensure()
     events = await EventStore.connect(settings.resolved_nats_url, settings.event_stream,
                                       settings.event_dedup_window_s)
-    projector = AssetProjector(index, events, attempts=settings.search_bulk_attempts)
+
     async def is_indexed(asset_id: str, sequence: int) -> bool:
         found = await index.get(asset_id)
         return found is not None and sequence in found[0].get("event_sequences", [])
 
     progress = await ProjectionProgress.connect(settings.resolved_nats_url, settings.event_stream,
                                                 PROJECTOR_DURABLE, is_indexed)
-    broker = build_broker(settings, [projector])
-    await start_broker(broker)
-    return SearchDeps(settings, es, index, events, projector, broker, progress)
+    broker = None
+    if settings.search_run_projector:
+        projector = AssetProjector(index, events, attempts=settings.search_bulk_attempts)
+        broker = build_broker(settings, [projector])
+        await start_broker(broker)
+    return SearchDeps(settings, es, index, events, broker, progress)
 
 
 async def filters_dependency(  # async: no worker-thread hop per request
@@ -261,6 +264,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v1/projection", summary="Tình trạng chỉ mục / projection status")
     async def projection(actor: Actor, d: Deps) -> dict[str, Any]:
         info = await d.progress.info()
+        if info is None:
+            raise UserError(503, "projector_not_running", "Bộ cập nhật chỉ mục chưa chạy lần nào.",
+                            "No search projector has run yet (its durable consumer does not exist).")
         failures = await d.index.failures()
         return {
             "indices": await d.index.live_indices(),

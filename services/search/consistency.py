@@ -60,8 +60,12 @@ class ProjectionProgress:
     async def close(self) -> None:
         await self._nc.close()
 
-    async def info(self) -> ConsumerInfo:
-        info: ConsumerInfo = await self._js.consumer_info(self.stream, self.durable)
+    async def info(self) -> ConsumerInfo | None:
+        """The projector's durable consumer; None before any projector has created it."""
+        try:
+            info: ConsumerInfo = await self._js.consumer_info(self.stream, self.durable)
+        except NotFoundError:
+            return None
         return info
 
     async def wait_for(self, sequence: int, timeout_s: float) -> bool:
@@ -72,7 +76,8 @@ class ProjectionProgress:
         while True:
             if asset_id is not None and await self.is_indexed(asset_id, sequence):
                 return True
-            if caught_up(await self.info(), sequence):
+            info = await self.info()
+            if info is not None and caught_up(info, sequence):
                 return True
             if time.monotonic() >= deadline:
                 return False

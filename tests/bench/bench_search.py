@@ -6,12 +6,17 @@ about 2.5 minutes on two cores; set it lower for a quick look):
 - ``search_replay``: a full ``rebuild-index`` replay from the event stream vs a
   bare read of the same events from the stream (events/s);
 - ``search_p50`` / ``search_p95``: latency through the search API vs the same
-  request body sent straight to Elasticsearch (ms, lower is better).
+  request body sent straight to Elasticsearch (ms, lower is better), once the
+  service's projector has caught up;
+- ``search_p95_during_…_catch_up``: API query p95 while a fresh projector goes
+  through the whole stream, running in a process of its own vs inside the API
+  process (ms).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import statistics
@@ -25,6 +30,7 @@ from elasticsearch.helpers import async_bulk
 
 from deploy.local.processes import start, stop
 from deploy.local.stack import LocalStack
+from services.search.app import PROJECTOR_DURABLE
 from services.search.documents import apply_event, with_sequence
 from services.search.index import AssetIndex, es_client
 from services.search.params import parse_filters, parse_search
@@ -32,6 +38,7 @@ from services.search.projector import AssetProjector, Delivered
 from services.search.query import build_search_body
 from services.search.rebuild import read_stream, rebuild_index
 from shared.eventstore import EventStore
+from shared.settings import Settings
 from shared.subjects import aggregate_type_filter
 from tests.conftest import AUTH
 from tests.search_corpus import generated_events
@@ -45,6 +52,7 @@ QUERIES: list[dict[str, Any]] = [
     {"q": "don thu khieu nai", "term": "2021-2026"}, {"q": "Đài Phát thanh"},
 ]
 ROUNDS = 30
+CATCH_UP_SAMPLES = 200
 WARMUP_ROUNDS = 5
 
 
@@ -186,6 +194,55 @@ def _latencies(search_url: str, es_url: str, alias: str) -> tuple[list[float], l
     return api, direct
 
 
+def _p95_during_catch_up(bench: Settings, *, split: bool) -> float:
+    """API query p95 while a fresh projector goes through the whole stream (as duplicates),
+    with the projector inside the API process or in a process of its own
+    (``MAM_SEARCH_RUN_PROJECTOR=false`` on the API)."""
+    asyncio.run(_forget_projector_position(bench))
+    api_settings = bench.model_copy(update={"search_run_projector": not split})
+    specs = [LocalStack(api_settings).service_spec("search")]
+    if split:
+        own = LocalStack(bench.model_copy(update={"search_port": bench.search_port + 1})).service_spec("search")
+        specs.insert(0, dataclasses.replace(own, name="search-projector"))
+    for spec in specs:
+        start(spec)
+    timings: list[float] = []
+    try:
+        with httpx.Client(timeout=60) as client:
+            def pending() -> int:
+                response = client.get(f"{bench.search_url}/v1/projection", headers=AUTH)
+                return int(response.json()["pending"]) if response.status_code == 200 else -1
+            deadline = time.monotonic() + 60
+            while pending() <= 0 and time.monotonic() < deadline:  # -1: no projector yet
+                time.sleep(0.05)
+            i = 0
+            while len(timings) < CATCH_UP_SAMPLES and pending() > 0:
+                q = QUERIES[i % len(QUERIES)]
+                began = time.perf_counter()
+                client.get(f"{bench.search_url}/v1/search", headers=AUTH, params=q).raise_for_status()
+                timings.append((time.perf_counter() - began) * 1000)
+                i += 1
+    finally:
+        for spec in specs:
+            stop(spec)
+    assert len(timings) >= 20, f"the catch-up ended after {len(timings)} queries; use more assets"
+    return _pct(timings, 95)
+
+
+async def _forget_projector_position(bench: Settings) -> None:
+    """Delete the projector's durable consumer: the next projector starts from the first event."""
+    import nats
+    from nats.js.errors import NotFoundError
+
+    nc = await nats.connect(bench.resolved_nats_url)
+    try:
+        await nc.jetstream().delete_consumer(bench.event_stream, PROJECTOR_DURABLE)
+    except NotFoundError:
+        pass
+    finally:
+        await nc.close()
+
+
 def _pct(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100)[int(p) - 1]
 
@@ -213,6 +270,10 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         _projector_caught_up(bench.search_url)
         _settle(bench.resolved_es_url)
         api, direct = _latencies(bench.search_url, bench.resolved_es_url, alias)
+        stop(search_spec)
+        search_spec = None
+        together = _p95_during_catch_up(bench, split=False)
+        apart = _p95_during_catch_up(bench, split=True)
     finally:
         if search_spec is not None:
             stop(search_spec)
@@ -223,6 +284,8 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         _row(f"search_replay_{replayed}_events_vs_bare_stream_read", replay_rate, bare_read, "events/s"),
         _row(f"search_p50_api_vs_direct_es_{N_ASSETS}_assets", _pct(api, 50), _pct(direct, 50), "ms"),
         _row(f"search_p95_api_vs_direct_es_{N_ASSETS}_assets", _pct(api, 95), _pct(direct, 95), "ms"),
+        _row(f"search_p95_during_{replayed}_event_catch_up_projector_apart_vs_in_api_process", apart, together,
+             "ms"),
     ]
 
 

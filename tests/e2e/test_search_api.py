@@ -1,8 +1,10 @@
 """The query API through HTTP on the running search service: read-your-writes,
-filters, cursor pagination, sorting, statistics, history, similar assets, errors."""
+filters, cursor pagination, sorting, statistics, history, similar assets, errors,
+and an API-only replica (``MAM_SEARCH_RUN_PROJECTOR=false``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from deploy.local.processes import start, stop
+from deploy.local.stack import LocalStack
 from shared.eventstore import EventStore
 from shared.settings import Settings
 from tests.conftest import AUTH
@@ -126,3 +130,23 @@ def test_bad_parameters_get_bilingual_errors(services: Settings, http: httpx.Cli
     assert get(http, services, "/v1/search", status=422, size=0)["error"]["code"] == "invalid_request"
     assert get(http, services, "/v1/stats", status=422, group_by="week")["error"]["code"] == "invalid_group_by"
     assert http.get(f"{services.search_url}/v1/search").status_code == 401
+
+
+async def test_an_api_only_replica_answers_while_the_projector_runs_in_another_process(
+    services: Settings, http: httpx.Client, event_store: EventStore,
+) -> None:
+    api_only = services.model_copy(update={"search_port": services.search_port + 100, "search_run_projector": False})
+    spec = dataclasses.replace(LocalStack(api_only).service_spec("search"), name="search-api-only")
+    spec.log_file.unlink(missing_ok=True)
+    start(spec)
+    try:
+        word = "chỉđọc" + uuid.uuid4().hex[:6]
+        event = ingested(f"ro{word[6:]}", f"Phiên giải trình {word}", "Giải trình về công tác tiếp công dân.")
+        sequence = (await event_store.append(event)).sequence
+        # Indexed by the projector in the main search process, read through this one.
+        found = get(http, api_only, "/v1/search", q=word, after_seq=sequence)
+        assert [h["asset_id"] for h in found["hits"]] == [event.aggregate_id]
+        assert get(http, api_only, "/v1/projection")["healthy"] is True
+        assert "waiting for messages" not in spec.log_file.read_text()  # no consumer in this process
+    finally:
+        stop(spec)

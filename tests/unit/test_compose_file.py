@@ -41,3 +41,11 @@ def test_secrets_are_required_variables_never_literals() -> None:
 
 def test_the_event_store_fsyncs_every_write_in_containers_too() -> None:
     assert "sync_interval: always" in _compose()["configs"]["nats_conf"]["content"]
+
+
+def test_search_queries_and_projection_run_in_separate_containers() -> None:
+    services = _compose()["services"]
+    assert services["search"]["environment"]["MAM_SEARCH_RUN_PROJECTOR"] == "false"
+    projector = services["search-projector"]
+    assert projector["command"] == ["python", "-m", "services.search"]
+    assert projector["environment"]["MAM_SEARCH_RUN_PROJECTOR"] == "true"
