@@ -27,6 +27,18 @@ def _fold_char(ch: str) -> str:
     return folded if len(folded) == 1 else ch
 
 
+class _FoldTable(dict[int, str]):
+    """``str.translate`` table filled on first sight of each character: folding runs
+    at C speed (it is most of the projector's per-event work)."""
+
+    def __missing__(self, code: int) -> str:
+        folded = self[code] = _fold_char(chr(code))
+        return folded
+
+
+_FOLD_TABLE = _FoldTable()
+
+
 def fold(text: str) -> str:
     """Fold for diacritic-insensitive matching: NFD, drop marks, đ→d, lowercase.
 
@@ -36,7 +48,7 @@ def fold(text: str) -> str:
     >>> fold("Tiếp xúc cử tri ĐBQH")
     'tiep xuc cu tri dbqh'
     """
-    return "".join(_fold_char(ch) for ch in nfc(text))
+    return nfc(text).translate(_FOLD_TABLE)
 
 
 def clean_text(text: str | None) -> str:

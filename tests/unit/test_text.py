@@ -34,3 +34,13 @@ def test_clean_text_collapses_whitespace_and_stores_nfc() -> None:
     raw = unicodedata.normalize("NFD", "  Kỳ họp \n thứ 7\t HĐND  ")
     assert clean_text(raw) == "Kỳ họp thứ 7 HĐND"
     assert clean_text(None) == ""
+
+
+def test_fold_by_table_matches_folding_each_character_and_keeps_every_offset() -> None:
+    from shared.text import _fold_char
+
+    # Latin with every Vietnamese mark, other scripts, symbols, combining marks, private use.
+    sample = "".join(chr(c) for c in [*range(0x20, 0x250), *range(0x300, 0x370), *range(0x1E00, 0x1F00),
+                                      0x0111, 0x0110, 0x4E2D, 0x0E01, 0xE000, 0x1F600])
+    expected = "".join(_fold_char(ch) for ch in nfc(sample))
+    assert fold(sample) == expected and len(fold(sample)) == len(nfc(sample))
