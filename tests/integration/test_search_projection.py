@@ -134,6 +134,8 @@ async def test_an_unwritable_event_is_parked_then_lands_once_the_cause_is_fixed(
     broker = build_broker(settings, [projector], durable=durable, subject=aggregate_filter("asset", asset))
     js = quiet_event_store._js
     await start_broker(broker)
+    # The timeout fix is attached to the live subscription (see shared/pull_consumers.py).
+    assert all(hasattr(s.subscription.fetch, "__wrapped__") for s in broker.subscribers)
     try:
         first = await quiet_event_store.append(ingested(asset, "2024"))
 
