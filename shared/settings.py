@@ -82,13 +82,13 @@ class Settings(BaseSettings):
     ffprobe_timeout_s: float = 30.0
 
     # --- search projector and query API
-    # Events per bulk write, and how long a batch may wait to fill (the added
-    # indexing latency when the stream is quiet).
-    search_batch_size: int = 500
     # The projector runs inside the search API process by default. With false, this
     # process only answers queries (run another with true, or several API-only
     # replicas): a projector catching up with a backlog then cannot slow queries.
     search_run_projector: bool = True
+    # Events per bulk write, and how long a batch may wait to fill (the added
+    # indexing latency when the stream is quiet).
+    search_batch_size: int = 500
     search_batch_wait_s: float = 0.2
     # _bulk attempts per batch before a write is handed back for redelivery.
     search_bulk_attempts: int = 3

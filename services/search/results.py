@@ -55,6 +55,8 @@ def shape_hit(hit: dict[str, Any]) -> dict[str, Any]:
         original = src.get(name)
         if marked and isinstance(original, str) and original:
             highlights[name] = map_highlight(original, marked[0])
+    # The query bodies already leave these out of _source (query.HIDDEN_SOURCE); filtering
+    # again keeps a hit's shape independent of the body that produced it.
     body = {k: v for k, v in src.items() if k not in _HIDDEN and not k.endswith("_folded")}
     return {**body, "score": hit.get("_score"), "highlight": highlights}
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Body, Depends, FastAPI
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from services.tagger.domain import Activity
 from services.tagger.ocr import OcrSettings
@@ -123,8 +123,12 @@ class MetadataEdit(_Body):
     note: str = ""
 
 
+# A blank title would be carried into every asset of the activity (search shows it).
+ActivityTitle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
 class ActivityIn(_Body):
-    title: str
+    title: ActivityTitle
     activity_type: str
     term: str | None = None
     start_date: date
@@ -134,7 +138,7 @@ class ActivityIn(_Body):
 
 
 class ActivityPatch(_Body):
-    title: str | None = None
+    title: ActivityTitle | None = None
     activity_type: str | None = None
     term: str | None = None
     start_date: date | None = None

@@ -44,6 +44,8 @@ class AssetNotReady(RuntimeError):
 def _unreadable_media(history: list[StoredEvent]) -> str:
     """The code of a permanent ``asset.processing_failed`` in the history, or ""."""
     for stored in history:
+        if stored.envelope.type != AssetProcessingFailedV1.EVENT_TYPE:
+            continue  # validate only the payloads that matter
         p = stored.envelope.typed_payload()
         if isinstance(p, AssetProcessingFailedV1) and not p.retryable:
             return p.code

@@ -159,6 +159,9 @@ def test_activities_are_created_suggested_assigned_merged_and_searchable(
         return [h for h in search(http, s, q=f"ky hop chuyen de thang bay {unique}")["hits"]
                 if h["asset_id"] == asset_id and h.get("activity_title") == f"Kỳ họp chuyên đề tháng Bảy {unique}"]
     wait_for(found_by_new_title, timeout=30, what="the asset found by the activity's new title")
+    blank = http.patch(f"{url}/{main_id}", headers=ARCHIVIST, json={"title": "   "})
+    assert blank.status_code == 422 and blank.json()["error"]["message"], blank.text
+    assert http.get(f"{url}/{main_id}", headers=ARCHIVIST).json()["title"] == f"Kỳ họp chuyên đề tháng Bảy {unique}"
     history = http.get(f"{s.search_url}/v1/assets/{asset_id}/history", headers=AUTH).json()["events"]
     retitled = [e for e in history if e["type"] == "asset.activity_assigned"][-1]
     assert retitled["payload"]["activity_id"] == main_id and retitled["actor"] == "luu-tru"
