@@ -38,6 +38,7 @@ bench: install        ## benchmarks; writes tests/bench/results.json
 
 lint: install
 	$(BIN)/ruff check shared services deploy tests
+	$(BIN)/ruff format --check shared services deploy tests
 
 typecheck: install
 	$(BIN)/mypy

@@ -1,12 +1,12 @@
 """``mam`` — the project's command line: run the local stack, load demo data.
 
-    mam up [--servers nats,minio,...] [--no-services]   start (idempotent)
-    mam down                                             stop everything
-    mam status                                           what is running
-    mam demo                                             load the demo set
-    mam run                                              up + demo, wait for Ctrl-C, then down
-    mam classify [TEXT ...]                              activity type per text (stdin: one per line)
-    mam rebuild-index [--keep N]                         replay the event stream into a new search index
+mam up [--servers nats,minio,...] [--no-services]   start (idempotent)
+mam down                                             stop everything
+mam status                                           what is running
+mam demo                                             load the demo set
+mam run                                              up + demo, wait for Ctrl-C, then down
+mam classify [TEXT ...]                              activity type per text (stdin: one per line)
+mam rebuild-index [--keep N]                         replay the event stream into a new search index
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ def cmd_up(stack: LocalStack, servers: list[str], services: list[str]) -> None:
     began = time.monotonic()
     for result in stack.up(servers, services):
         state = "đang chạy sẵn / already running" if result.reused else "đã khởi động / started"
-        print(f"  ✓ {result.name:<14} pid {result.pid:<8} {state}, healthy in {result.seconds_to_healthy:.1f}s",
-              flush=True)
+        print(
+            f"  ✓ {result.name:<14} pid {result.pid:<8} {state}, healthy in {result.seconds_to_healthy:.1f}s",
+            flush=True,
+        )
     print(f"Sẵn sàng / ready in {time.monotonic() - began:.1f}s — data in {stack.home}", flush=True)
 
 
@@ -102,26 +104,39 @@ def cmd_rebuild_index(settings: Settings, keep_previous: int) -> int:
         try:
             index = AssetIndex(es, settings.es_index_prefix)
             await index.ensure()
-            print(f"Đang dựng lại chỉ mục / rebuilding {index.alias} from stream {settings.event_stream}…",
-                  flush=True)
+            print(f"Đang dựng lại chỉ mục / rebuilding {index.alias} from stream {settings.event_stream}…", flush=True)
             try:
-                result = await rebuild_index(index, settings.resolved_nats_url, settings.event_stream,
-                                             progress=progress, keep_previous=keep_previous)
+                result = await rebuild_index(
+                    index,
+                    settings.resolved_nats_url,
+                    settings.event_stream,
+                    progress=progress,
+                    keep_previous=keep_previous,
+                )
             except RebuildError as exc:
                 if exc.swapped:
-                    print(f"Lỗi / error: đã chuyển sang chỉ mục mới nhưng còn sự kiện chưa ghi được, bộ chiếu "
-                          f"sẽ ghi tiếp / the alias was swapped but an event is not indexed yet; the live "
-                          f"projector keeps retrying it: {exc}", file=sys.stderr)
+                    print(
+                        f"Lỗi / error: đã chuyển sang chỉ mục mới nhưng còn sự kiện chưa ghi được, bộ chiếu "
+                        f"sẽ ghi tiếp / the alias was swapped but an event is not indexed yet; the live "
+                        f"projector keeps retrying it: {exc}",
+                        file=sys.stderr,
+                    )
                 else:
-                    print(f"Lỗi / error: dựng lại thất bại, chỉ mục cũ giữ nguyên / rebuild failed, "
-                          f"the live index is unchanged: {exc}", file=sys.stderr)
+                    print(
+                        f"Lỗi / error: dựng lại thất bại, chỉ mục cũ giữ nguyên / rebuild failed, "
+                        f"the live index is unchanged: {exc}",
+                        file=sys.stderr,
+                    )
                 return 1
         finally:
             await es.close()
-        print(f"Xong / done: {result.events} sự kiện / events in {result.seconds:.1f}s "
-              f"({result.rate:,.0f}/s); "
-              f"{index.alias} → {result.new_index} (trước / previous: {', '.join(result.previous) or '-'}; "
-              f"đã xóa / deleted: {', '.join(result.deleted) or '-'})", flush=True)
+        print(
+            f"Xong / done: {result.events} sự kiện / events in {result.seconds:.1f}s "
+            f"({result.rate:,.0f}/s); "
+            f"{index.alias} → {result.new_index} (trước / previous: {', '.join(result.previous) or '-'}; "
+            f"đã xóa / deleted: {', '.join(result.deleted) or '-'})",
+            flush=True,
+        )
         return 0
 
     return asyncio.run(run())

@@ -57,12 +57,37 @@ def make_photo(path: Path, title: str, seed: int) -> None:
 def make_clip(path: Path, seed: int, seconds: float = 3.0) -> None:
     """A short H.264/AAC clip from ffmpeg's test sources (distinct per seed)."""
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={seconds}",
-         "-f", "lavfi", "-i", f"sine=frequency={300 + seed * 40}:duration={seconds}",
-         "-vf", f"hue=h={seed * 30}", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-shortest", "-movflags", "+faststart", str(path)],
-        check=True, capture_output=True, timeout=120,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=640x360:rate=25:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency={300 + seed * 40}:duration={seconds}",
+            "-vf",
+            f"hue=h={seed * 30}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            "-movflags",
+            "+faststart",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
 
 
@@ -80,8 +105,9 @@ def load_demo(settings: Settings, timeout_s: float = 60.0) -> list[dict[str, Any
                 make_photo(media, item["title"], seed)
             form = {k: item[k] for k in ("title", "caption", "activity_type", "recorded_at", "source_org")}
             with media.open("rb") as handle:
-                response = client.post(f"{settings.ingest_url}/v1/assets", headers=headers, data=form,
-                                       files={"file": (media.name, handle)})
+                response = client.post(
+                    f"{settings.ingest_url}/v1/assets", headers=headers, data=form, files={"file": (media.name, handle)}
+                )
             response.raise_for_status()
             body = response.json()
             results.append(body)

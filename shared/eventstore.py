@@ -34,9 +34,7 @@ class ConcurrencyConflict(RuntimeError):
     """The aggregate changed since the caller read it; re-read and retry."""
 
     def __init__(self, aggregate_filter: str, expected: int, detail: str) -> None:
-        super().__init__(
-            f"concurrency conflict on {aggregate_filter}: expected last sequence {expected} ({detail})"
-        )
+        super().__init__(f"concurrency conflict on {aggregate_filter}: expected last sequence {expected} ({detail})")
         self.aggregate_filter = aggregate_filter
         self.expected = expected
 

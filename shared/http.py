@@ -30,8 +30,7 @@ class UserError(Exception):
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message_vi, "message_en": self.message_en,
-                          **self.extra}}
+        return {"error": {"code": self.code, "message": self.message_vi, "message_en": self.message_en, **self.extra}}
 
 
 class ErrorBody(BaseModel):
@@ -83,8 +82,12 @@ def make_auth_dependency(token_actors: Callable[[], dict[str, str]]) -> Callable
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> str:
         if credentials is None or credentials.scheme.lower() != "bearer":
-            raise UserError(401, "unauthenticated", "Cần đăng nhập: thiếu mã truy cập (Bearer token).",
-                            "Authentication required: missing Bearer token.")
+            raise UserError(
+                401,
+                "unauthenticated",
+                "Cần đăng nhập: thiếu mã truy cập (Bearer token).",
+                "Authentication required: missing Bearer token.",
+            )
         presented = credentials.credentials.encode()
         for token, actor in token_actors().items():
             if secrets.compare_digest(presented, token.encode()):

@@ -75,8 +75,12 @@ class ObjectStore:
     def from_settings(cls, settings: Settings) -> ObjectStore:
         """The object store every service wires: the configured S3 endpoint."""
         return cls(
-            settings.resolved_s3_endpoint, settings.s3_access_key, settings.s3_secret_key.get_secret_value(),
-            secure=settings.s3_secure, region=settings.s3_region, part_size=settings.s3_part_size,
+            settings.resolved_s3_endpoint,
+            settings.s3_access_key,
+            settings.s3_secret_key.get_secret_value(),
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+            part_size=settings.s3_part_size,
             presign_expiry_s=settings.presign_expiry_s,
         )
 

@@ -23,10 +23,15 @@ from shared.events.tagging import (
 from shared.taxonomy import activity_label, term_for_instant
 from shared.text import fold
 
-TAG_EVENT_TYPES = frozenset({
-    AssetIngestedV1.EVENT_TYPE, AssetTaggedV1.EVENT_TYPE, AssetMetadataEditedV1.EVENT_TYPE,
-    AssetActivityAssignedV1.EVENT_TYPE, AssetTaggingFailedV1.EVENT_TYPE,
-})
+TAG_EVENT_TYPES = frozenset(
+    {
+        AssetIngestedV1.EVENT_TYPE,
+        AssetTaggedV1.EVENT_TYPE,
+        AssetMetadataEditedV1.EVENT_TYPE,
+        AssetActivityAssignedV1.EVENT_TYPE,
+        AssetTaggingFailedV1.EVENT_TYPE,
+    }
+)
 
 
 def fold_tag_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
@@ -39,20 +44,27 @@ def fold_tag_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
     p = event.typed_payload()
     if isinstance(p, AssetIngestedV1):
         term = term_for_instant(p.recorded_at) if p.recorded_at else None
-        auto.update(title=p.title, caption=p.caption, activity_type=p.activity_type,
-                    term=term.code if term else None)
+        auto.update(title=p.title, caption=p.caption, activity_type=p.activity_type, term=term.code if term else None)
     elif isinstance(p, AssetTaggedV1):
-        auto.update(activity_type=p.activity_type, term=p.term or auto.get("term"),
-                    people=[person.name for person in p.people], organisations=list(p.organisations))
+        auto.update(
+            activity_type=p.activity_type,
+            term=p.term or auto.get("term"),
+            people=[person.name for person in p.people],
+            organisations=list(p.organisations),
+        )
         out.update(
-            proposed_activity_type=p.proposed_activity_type, activity_type_confidence=p.confidence,
+            proposed_activity_type=p.proposed_activity_type,
+            activity_type_confidence=p.confidence,
             activity_type_source=p.activity_type_source,
             matched_phrases=[m.phrase for m in p.matched_phrases if m.activity_type == p.proposed_activity_type],
             new_people=[person.name for person in p.people if not person.known],
             person_ids=[person.person_id for person in p.people if person.person_id],
-            ocr_text=p.ocr_text or None, ocr_text_folded=fold(p.ocr_text) if p.ocr_text else None,
-            suggested_activity_id=p.suggested_activity_id, vocabulary_version=p.vocabulary_version,
-            tagged_at=event.occurred_at.isoformat(), tagging_error=None,
+            ocr_text=p.ocr_text or None,
+            ocr_text_folded=fold(p.ocr_text) if p.ocr_text else None,
+            suggested_activity_id=p.suggested_activity_id,
+            vocabulary_version=p.vocabulary_version,
+            tagged_at=event.occurred_at.isoformat(),
+            tagging_error=None,
         )
     elif isinstance(p, AssetMetadataEditedV1):
         for name in p.changed_fields():
@@ -62,8 +74,11 @@ def fold_tag_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
             manual.pop(name, None)
         out.update(edited_by=event.actor, edited_at=event.occurred_at.isoformat())
     elif isinstance(p, AssetActivityAssignedV1):
-        out.update(activity_id=p.activity_id, activity_title=p.activity_title or None,
-                   activity_title_folded=fold(p.activity_title) if p.activity_title else None)
+        out.update(
+            activity_id=p.activity_id,
+            activity_title=p.activity_title or None,
+            activity_title_folded=fold(p.activity_title) if p.activity_title else None,
+        )
     elif isinstance(p, AssetTaggingFailedV1):
         out.update(tagging_error=f"{p.code}: {p.message}")
     for name in EDITABLE_FIELDS:

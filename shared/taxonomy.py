@@ -34,9 +34,7 @@ def _data() -> dict[str, Any]:
 
 
 def activity_types() -> tuple[ActivityType, ...]:
-    return tuple(
-        ActivityType(item["code"], item["label_vi"], item["label_en"]) for item in _data()["activity_types"]
-    )
+    return tuple(ActivityType(item["code"], item["label_vi"], item["label_en"]) for item in _data()["activity_types"])
 
 
 def terms() -> tuple[Term, ...]:

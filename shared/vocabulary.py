@@ -68,8 +68,9 @@ class Classification:
             "activity_type": self.activity_type,
             "confidence": self.confidence,
             "matched_phrases": [m.phrase for m in self.matched if m.activity_type == self.activity_type],
-            "all_matches": [{"phrase": m.phrase, "activity_type": m.activity_type, "weight": m.weight}
-                            for m in self.matched],
+            "all_matches": [
+                {"phrase": m.phrase, "activity_type": m.activity_type, "weight": m.weight} for m in self.matched
+            ],
             "scores": self.scores,
         }
 
@@ -123,7 +124,7 @@ def _find(tokens: list[str], needle: tuple[str, ...], used: list[bool]) -> list[
     starts = []
     i = 0
     while i + n <= len(tokens):
-        if tuple(tokens[i:i + n]) == needle and not any(used[i:i + n]):
+        if tuple(tokens[i : i + n]) == needle and not any(used[i : i + n]):
             starts.append(i)
             i += n
         else:
@@ -152,8 +153,7 @@ def classify(text: str, vocabulary: Vocabulary | None = None) -> Classification:
         hits = _find(tokens, phrase.tokens, used)
         if phrase.exact and accented:
             want = phrase.text.lower()
-            hits = [i for i in hits
-                    if original[spans[i][0]:spans[i + len(phrase.tokens) - 1][1]].lower() == want]
+            hits = [i for i in hits if original[spans[i][0] : spans[i + len(phrase.tokens) - 1][1]].lower() == want]
         if not hits:
             continue
         for i in hits:
@@ -177,8 +177,9 @@ def find_organisations(text: str, vocabulary: Vocabulary | None = None) -> list[
     tokens, _ = _tokens_with_spans(nfc(text))
     used = [False] * len(tokens)
     found: list[Organisation] = []
-    candidates = sorted(((alias, org) for org in vocab.organisations for alias in org.alias_tokens),
-                        key=lambda pair: -len(pair[0]))
+    candidates = sorted(
+        ((alias, org) for org in vocab.organisations for alias in org.alias_tokens), key=lambda pair: -len(pair[0])
+    )
     hit_codes: set[str] = set()
     for alias, org in candidates:
         for i in _find(tokens, alias, used):

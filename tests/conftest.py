@@ -35,11 +35,20 @@ def test_settings(**overrides: Any) -> Settings:
     """
     offset = int(os.environ.get("MAM_TEST_PORT_OFFSET", "0"))
     ports = dict(
-        nats_port=24222, nats_monitor_port=28222,
-        minio_port=29000, minio_console_port=29001,
-        seaweed_s3_port=28333, seaweed_master_port=29333, seaweed_volume_port=28080, seaweed_filer_port=28888,
-        es_port=29200, es_transport_port=29300,
-        ingest_port=28401, search_port=28402, transcoder_port=28403, tagger_port=28404,
+        nats_port=24222,
+        nats_monitor_port=28222,
+        minio_port=29000,
+        minio_console_port=29001,
+        seaweed_s3_port=28333,
+        seaweed_master_port=29333,
+        seaweed_volume_port=28080,
+        seaweed_filer_port=28888,
+        es_port=29200,
+        es_transport_port=29300,
+        ingest_port=28401,
+        search_port=28402,
+        transcoder_port=28403,
+        tagger_port=28404,
     )
     base: dict[str, Any] = {name: port + offset for name, port in ports.items()}
     base.update(
@@ -67,8 +76,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; last value: {last!r}")
 
 
-async def async_wait_for(predicate: Callable[[], Any], within: float = 20.0, interval: float = 0.2,
-                         what: str = "") -> Any:
+async def async_wait_for(
+    predicate: Callable[[], Any], within: float = 20.0, interval: float = 0.2, what: str = ""
+) -> Any:
     """``wait_for`` for async predicates: ``within`` seconds, then fail."""
     import asyncio
 
@@ -160,8 +170,13 @@ async def quiet_event_store(quiet_nats: Settings) -> AsyncIterator[EventStore]:
 
 def object_store_for(settings: Settings, backend: str, part_size: int = 5 * 1024 * 1024) -> ObjectStore:
     port = settings.seaweed_s3_port if backend == "seaweedfs" else settings.minio_port
-    return ObjectStore(f"127.0.0.1:{port}", settings.s3_access_key, settings.s3_secret_key.get_secret_value(),
-                       part_size=part_size, presign_expiry_s=60)
+    return ObjectStore(
+        f"127.0.0.1:{port}",
+        settings.s3_access_key,
+        settings.s3_secret_key.get_secret_value(),
+        part_size=part_size,
+        presign_expiry_s=60,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -13,17 +13,36 @@ from shared.taxonomy import activity_types
 CODES = [a.code for a in activity_types()]
 
 
-def ingested(asset_id: str, title: str, caption: str = "", *, activity_type: str = "khac",
-             recorded_at: datetime | None = None, kind: str = "video", duration_s: float | None = 60.0,
-             source_org: str = "", height: int | None = 720) -> EventEnvelope:
+def ingested(
+    asset_id: str,
+    title: str,
+    caption: str = "",
+    *,
+    activity_type: str = "khac",
+    recorded_at: datetime | None = None,
+    kind: str = "video",
+    duration_s: float | None = 60.0,
+    source_org: str = "",
+    height: int | None = 720,
+) -> EventEnvelope:
     """An ``asset.ingested`` event as ingest would append it."""
     sha = hashlib.sha256(asset_id.encode()).hexdigest()
     is_photo = kind == "photo"
     payload = AssetIngestedV1(
-        sha256=sha, size_bytes=1000, kind=kind, media_format="JPEG" if is_photo else "mov,mp4,m4a,3gp,3g2,mj2",
-        mime_type="image/jpeg" if is_photo else "video/mp4", bucket="mam-originals", object_key=f"sha256/{sha}",
-        title=title, caption=caption, recorded_at=recorded_at, activity_type=activity_type,
-        source_org=source_org, width=1280 if height else None, height=height,
+        sha256=sha,
+        size_bytes=1000,
+        kind=kind,
+        media_format="JPEG" if is_photo else "mov,mp4,m4a,3gp,3g2,mj2",
+        mime_type="image/jpeg" if is_photo else "video/mp4",
+        bucket="mam-originals",
+        object_key=f"sha256/{sha}",
+        title=title,
+        caption=caption,
+        recorded_at=recorded_at,
+        activity_type=activity_type,
+        source_org=source_org,
+        width=1280 if height else None,
+        height=height,
         duration_s=None if is_photo else duration_s,
     )
     return new_event(payload, aggregate_id=asset_id, actor="phong-vien")
@@ -61,7 +80,16 @@ def generated_events(n_assets: int, seed: int = 7, prefix: str = "g") -> list[Ev
         title = template.format(n=rng.randint(1, 12), y=rng.randint(2016, 2026), p=rng.choice(PLACES))
         when = base + timedelta(days=rng.randrange(3600), hours=rng.randrange(10))
         kind = rng.choice(["video", "video", "photo", "audio"])
-        out.append(ingested(f"{prefix}{i:07d}", title, rng.choice(CAPTIONS), activity_type=code,
-                            recorded_at=when, kind=kind, duration_s=round(rng.uniform(5, 1800), 1),
-                            source_org=rng.choice(["Báo Ninh Thuận", "Đài PT-TH tỉnh", ""])))
+        out.append(
+            ingested(
+                f"{prefix}{i:07d}",
+                title,
+                rng.choice(CAPTIONS),
+                activity_type=code,
+                recorded_at=when,
+                kind=kind,
+                duration_s=round(rng.uniform(5, 1800), 1),
+                source_org=rng.choice(["Báo Ninh Thuận", "Đài PT-TH tỉnh", ""]),
+            )
+        )
     return out

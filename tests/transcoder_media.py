@@ -17,16 +17,48 @@ def _ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, capture_output=True, timeout=120)
 
 
-def make_clip(path: Path, tag: str, seconds: float = 3.0, size: str = "320x240", black_lead_s: float = 1.0,
-              extra: list[str] | None = None) -> Path:
+def make_clip(
+    path: Path,
+    tag: str,
+    seconds: float = 3.0,
+    size: str = "320x240",
+    black_lead_s: float = 1.0,
+    extra: list[str] | None = None,
+) -> Path:
     """A clip with tone that starts black (like a fade-in): the poster must skip it."""
     w, h = size.split("x")
-    graph = (f"color=black:s={size}:r=25:d={black_lead_s}[b];testsrc2=s={size}:r=25:d={seconds - black_lead_s}[t];"
-             "[b][t]concat=n=2:v=1:a=0[v]")
-    _ffmpeg("-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-filter_complex", graph,
-            "-map", "[v]", "-map", "0:a", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-metadata", f"comment={tag}", "-metadata", "creation_time=2024-05-01T02:30:00Z",
-            *(extra or []), "-f", "mp4", str(path))
+    graph = (
+        f"color=black:s={size}:r=25:d={black_lead_s}[b];testsrc2=s={size}:r=25:d={seconds - black_lead_s}[t];"
+        "[b][t]concat=n=2:v=1:a=0[v]"
+    )
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=440:duration={seconds}",
+        "-filter_complex",
+        graph,
+        "-map",
+        "[v]",
+        "-map",
+        "0:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-metadata",
+        f"comment={tag}",
+        "-metadata",
+        "creation_time=2024-05-01T02:30:00Z",
+        *(extra or []),
+        "-f",
+        "mp4",
+        str(path),
+    )
     assert w and h
     return path
 
@@ -41,9 +73,25 @@ def make_portrait_clip(path: Path, tag: str) -> Path:
 
 
 def make_wav(path: Path, tag: str, seconds: float = 3.0) -> Path:
-    _ffmpeg("-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}", "-f", "lavfi", "-i",
-            f"sine=frequency=550:duration={seconds}", "-filter_complex", "[0:a][1:a]amerge=inputs=2[a]",
-            "-map", "[a]", "-metadata", f"title={tag}", "-f", "wav", str(path))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=330:duration={seconds}",
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=550:duration={seconds}",
+        "-filter_complex",
+        "[0:a][1:a]amerge=inputs=2[a]",
+        "-map",
+        "[a]",
+        "-metadata",
+        f"title={tag}",
+        "-f",
+        "wav",
+        str(path),
+    )
     return path
 
 
@@ -68,6 +116,7 @@ def make_photo(tag: str, size: tuple[int, int] = (1200, 800), orientation: int =
 
 def png_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims ``width``×``height`` (a decompression bomb shape)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -78,8 +127,21 @@ def png_claiming(width: int, height: int) -> bytes:
 
 def mkv_claiming_16000(path: Path, tag: str) -> Path:
     """A Matroska rawvideo file whose track header claims 16000×16000."""
-    _ffmpeg("-f", "lavfi", "-i", "color=gray:s=320x256:d=0.2:r=5", "-c:v", "rawvideo", "-pix_fmt", "gray",
-            "-metadata", f"title={tag}", "-f", "matroska", str(path))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=gray:s=320x256:d=0.2:r=5",
+        "-c:v",
+        "rawvideo",
+        "-pix_fmt",
+        "gray",
+        "-metadata",
+        f"title={tag}",
+        "-f",
+        "matroska",
+        str(path),
+    )
     data = path.read_bytes()
     w_old, h_old = b"\xb0\x82\x01\x40", b"\xba\x82\x01\x00"  # PixelWidth 320, PixelHeight 256
     assert data.count(w_old) == 1 and data.count(h_old) == 1
@@ -89,7 +151,11 @@ def mkv_claiming_16000(path: Path, tag: str) -> Path:
 
 
 def ffprobe(path: Path) -> dict[str, Any]:
-    done = subprocess.run(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
-                          check=True, capture_output=True, timeout=60)
+    done = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     parsed: dict[str, Any] = json.loads(done.stdout)
     return parsed

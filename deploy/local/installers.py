@@ -163,7 +163,10 @@ def elasticsearch(cache_dir: Path, version: str) -> Path:
             print(f"· fetching Elasticsearch {version} (integ-test-zip) with Maven", flush=True)
             _run(
                 [
-                    mvn, "-q", "-B", "dependency:copy",
+                    mvn,
+                    "-q",
+                    "-B",
+                    "dependency:copy",
                     f"-Dartifact={ES_MAVEN_ARTIFACT.format(version=version)}",
                     f"-DoutputDirectory={downloads}",
                 ],
@@ -192,8 +195,11 @@ def debian_tool(name: str) -> Path:
         if not shutil.which(name):
             print(f"· installing Debian package {package}", flush=True)
             _run(["apt-get", "update", "-qq"], "apt-get update")
-            _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", package], f"apt-get install {package}",
-                 env={"DEBIAN_FRONTEND": "noninteractive"})
+            _run(
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
+                f"apt-get install {package}",
+                env={"DEBIAN_FRONTEND": "noninteractive"},
+            )
     found = shutil.which(name)
     if not found:
         raise LaunchError(f"apt-get installed {package} but {name} is still not on PATH")
@@ -202,8 +208,7 @@ def debian_tool(name: str) -> Path:
 
 def _debian_installed(package: str) -> bool:
     try:
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True,
-                             timeout=30)
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, timeout=30)
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and "install ok installed" in out.stdout
@@ -220,8 +225,11 @@ def debian_package(package: str) -> None:
         if not _debian_installed(package):
             print(f"· installing Debian package {package}", flush=True)
             _run(["apt-get", "update", "-qq"], "apt-get update")
-            _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
-                 f"apt-get install {package}", env={"DEBIAN_FRONTEND": "noninteractive"})
+            _run(
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
+                f"apt-get install {package}",
+                env={"DEBIAN_FRONTEND": "noninteractive"},
+            )
 
 
 def tesseract_vietnamese() -> Path:

@@ -121,8 +121,7 @@ def wait_healthy(spec: ProcessSpec, pid: int, deadline: float) -> None:
             )
         time.sleep(0.2)
     raise LaunchError(
-        f"{spec.name} not healthy after {spec.startup_timeout_s:.0f}s; log {spec.log_file}:\n"
-        f"{_log_tail(spec.log_file)}"
+        f"{spec.name} not healthy after {spec.startup_timeout_s:.0f}s; log {spec.log_file}:\n{_log_tail(spec.log_file)}"
     )
 
 

@@ -62,9 +62,13 @@ def _user_namespace_prefix() -> list[str]:
     if os.geteuid() != 0:
         return []
     unshare = shutil.which("unshare")
-    probe = subprocess.run(
-        [unshare or "unshare", "--user", "--map-user=1000", "--map-group=1000", "true"], capture_output=True
-    ) if unshare else None
+    probe = (
+        subprocess.run(
+            [unshare or "unshare", "--user", "--map-user=1000", "--map-group=1000", "true"], capture_output=True
+        )
+        if unshare
+        else None
+    )
     if probe is None or probe.returncode != 0:
         raise LaunchError(
             "Elasticsearch cannot run as root and `unshare --user` is not available here: "
@@ -91,13 +95,18 @@ class LocalStack:
 
     def _spec(self, name: str, argv: list[str], health: object, **kwargs: object) -> ProcessSpec:
         return ProcessSpec(
-            name=name, argv=argv, health=health, run_dir=self.run_dir, log_dir=self.log_dir,  # type: ignore[arg-type]
+            name=name,
+            argv=argv,
+            health=health,
+            run_dir=self.run_dir,
+            log_dir=self.log_dir,  # type: ignore[arg-type]
             **kwargs,  # type: ignore[arg-type]
         )
 
     # --- servers -----------------------------------------------------------------
-    def nats_spec(self, name: str = "nats", port: int | None = None, monitor_port: int | None = None,
-                  sync_always: bool = True) -> ProcessSpec:
+    def nats_spec(
+        self, name: str = "nats", port: int | None = None, monitor_port: int | None = None, sync_always: bool = True
+    ) -> ProcessSpec:
         """NATS with JetStream. ``sync_interval: always`` fsyncs every write, since
         an acknowledged event must survive a crash of the machine."""
         port = port or self.settings.nats_port
@@ -108,13 +117,15 @@ class LocalStack:
         conf = data / "nats.conf"
         conf.write_text(
             f"server_name: mam-{name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor_port}\n"
-            f"max_payload: 8MB\njetstream {{\n  store_dir: \"{data / 'jetstream'}\"\n{sync}}}\n"
+            f'max_payload: 8MB\njetstream {{\n  store_dir: "{data / "jetstream"}"\n{sync}}}\n'
         )
         return self._spec(
             name,
             [str(installers.nats_server()), "-c", str(conf)],
             http_ok(f"http://127.0.0.1:{monitor_port}/healthz?js-enabled-only=true"),
-            startup_timeout_s=30, stop_grace_s=10, cmdline_marker=str(conf),
+            startup_timeout_s=30,
+            stop_grace_s=10,
+            cmdline_marker=str(conf),
         )
 
     def minio_spec(self) -> ProcessSpec:
@@ -123,12 +134,25 @@ class LocalStack:
         data.mkdir(parents=True, exist_ok=True)
         return self._spec(
             "minio",
-            [str(installers.minio(s.cache_dir)), "server", str(data), "--quiet",
-             "--address", f"127.0.0.1:{s.minio_port}", "--console-address", f"127.0.0.1:{s.minio_console_port}"],
+            [
+                str(installers.minio(s.cache_dir)),
+                "server",
+                str(data),
+                "--quiet",
+                "--address",
+                f"127.0.0.1:{s.minio_port}",
+                "--console-address",
+                f"127.0.0.1:{s.minio_console_port}",
+            ],
             http_ok(f"http://127.0.0.1:{s.minio_port}/minio/health/ready"),
-            env={"MINIO_ROOT_USER": s.s3_access_key, "MINIO_ROOT_PASSWORD": s.s3_secret_key.get_secret_value(),
-                 "MINIO_UPDATE": "off"},
-            startup_timeout_s=60, stop_grace_s=15, cmdline_marker=str(data),
+            env={
+                "MINIO_ROOT_USER": s.s3_access_key,
+                "MINIO_ROOT_PASSWORD": s.s3_secret_key.get_secret_value(),
+                "MINIO_UPDATE": "off",
+            },
+            startup_timeout_s=60,
+            stop_grace_s=15,
+            cmdline_marker=str(data),
         )
 
     def seaweedfs_spec(self) -> ProcessSpec:
@@ -137,25 +161,45 @@ class LocalStack:
         s = self.settings
         data = self.home / "seaweedfs"
         data.mkdir(parents=True, exist_ok=True)
-        identities = {"identities": [{
-            "name": "mam",
-            "credentials": [{"accessKey": s.s3_access_key, "secretKey": s.s3_secret_key.get_secret_value()}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}
+        identities = {
+            "identities": [
+                {
+                    "name": "mam",
+                    "credentials": [{"accessKey": s.s3_access_key, "secretKey": s.s3_secret_key.get_secret_value()}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
         s3_config = data / "s3.json"
         s3_config.write_text(json.dumps(identities))
         s3_config.chmod(0o600)
         return self._spec(
             "seaweedfs",
-            [str(installers.weed()), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-             f"-master.port={s.seaweed_master_port}", f"-volume.port={s.seaweed_volume_port}",
-             f"-filer.port={s.seaweed_filer_port}", "-s3", f"-s3.port={s.seaweed_s3_port}",
-             f"-s3.config={s3_config}", "-master.volumeSizeLimitMB=1024", "-volume.max=0",
-             # Extra catalog listeners on fixed default ports would clash between stacks.
-             "-s3.port.iceberg=0", "-s3.port.lance=0"],
-            _all(http_ok(f"http://127.0.0.1:{s.seaweed_s3_port}/healthz"),
-                 http_ok(f"http://127.0.0.1:{s.seaweed_volume_port}/status")),
-            startup_timeout_s=60, stop_grace_s=15, cmdline_marker=str(data),
+            [
+                str(installers.weed()),
+                "server",
+                f"-dir={data}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-master.port={s.seaweed_master_port}",
+                f"-volume.port={s.seaweed_volume_port}",
+                f"-filer.port={s.seaweed_filer_port}",
+                "-s3",
+                f"-s3.port={s.seaweed_s3_port}",
+                f"-s3.config={s3_config}",
+                "-master.volumeSizeLimitMB=1024",
+                "-volume.max=0",
+                # Extra catalog listeners on fixed default ports would clash between stacks.
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+            ],
+            _all(
+                http_ok(f"http://127.0.0.1:{s.seaweed_s3_port}/healthz"),
+                http_ok(f"http://127.0.0.1:{s.seaweed_volume_port}/status"),
+            ),
+            startup_timeout_s=60,
+            stop_grace_s=15,
+            cmdline_marker=str(data),
         )
 
     def elasticsearch_spec(self) -> ProcessSpec:
@@ -165,8 +209,9 @@ class LocalStack:
         conf, data, logs, tmp = (base / d for d in ("config", "data", "logs", "tmp"))
         for folder in (data, logs, tmp):
             folder.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(es_home / "config", conf, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("elasticsearch.yml"))
+        shutil.copytree(
+            es_home / "config", conf, dirs_exist_ok=True, ignore=shutil.ignore_patterns("elasticsearch.yml")
+        )
         (conf / "elasticsearch.yml").write_text(
             "cluster.name: mam-local\nnode.name: mam-local-1\n"
             f"network.host: 127.0.0.1\nhttp.port: {s.es_port}\ntransport.port: {s.es_transport_port}\n"
@@ -185,14 +230,24 @@ class LocalStack:
             "elasticsearch",
             [*_user_namespace_prefix(), str(es_home / "bin" / "elasticsearch")],
             lambda: _es_healthy(s.resolved_es_url),
-            env={"ES_JAVA_HOME": str(installers.java_home(21)), "ES_PATH_CONF": str(conf), "ES_TMPDIR": str(tmp),
-                 "ES_JAVA_OPTS": ""},
-            startup_timeout_s=180, stop_grace_s=30, cmdline_marker="elasticsearch",
+            env={
+                "ES_JAVA_HOME": str(installers.java_home(21)),
+                "ES_PATH_CONF": str(conf),
+                "ES_TMPDIR": str(tmp),
+                "ES_JAVA_OPTS": "",
+            },
+            startup_timeout_s=180,
+            stop_grace_s=30,
+            cmdline_marker="elasticsearch",
         )
 
     def server_spec(self, name: str) -> ProcessSpec:
-        builders = {"nats": self.nats_spec, "minio": self.minio_spec, "seaweedfs": self.seaweedfs_spec,
-                    "elasticsearch": self.elasticsearch_spec}
+        builders = {
+            "nats": self.nats_spec,
+            "minio": self.minio_spec,
+            "seaweedfs": self.seaweedfs_spec,
+            "elasticsearch": self.elasticsearch_spec,
+        }
         if name not in builders:
             raise LaunchError(f"unknown server {name!r}; known: {', '.join(SERVERS)}")
         return builders[name]()
@@ -209,7 +264,10 @@ class LocalStack:
             [sys.executable, "-m", f"services.{name}"],
             http_ok(f"http://127.0.0.1:{ports[name]}/healthz"),
             env={**settings_env(self.settings), "PYTHONPATH": str(repo_root)},
-            cwd=repo_root, startup_timeout_s=60, stop_grace_s=10, cmdline_marker=f"services.{name}",
+            cwd=repo_root,
+            startup_timeout_s=60,
+            stop_grace_s=10,
+            cmdline_marker=f"services.{name}",
         )
 
     # --- whole stack -------------------------------------------------------------
@@ -241,8 +299,9 @@ class LocalStack:
         """A spec good enough to stop/inspect a process without installing anything."""
         if not (self.run_dir / f"{name}.pid").exists():
             return None
-        return ProcessSpec(name=name, argv=[], health=lambda: False, run_dir=self.run_dir, log_dir=self.log_dir,
-                           stop_grace_s=30)
+        return ProcessSpec(
+            name=name, argv=[], health=lambda: False, run_dir=self.run_dir, log_dir=self.log_dir, stop_grace_s=30
+        )
 
     def status(self) -> dict[str, int | None]:
         out: dict[str, int | None] = {}

@@ -34,7 +34,6 @@ class IngestDeps:
         await self.events.close()
 
 
-
 async def build_deps(settings: Settings) -> IngestDeps:
     """The one wiring function: connects the adapters this service uses."""
     events = await EventStore.from_settings(settings)
@@ -51,8 +50,12 @@ async def _spool(upload: UploadFile, target: Path, max_bytes: int) -> tuple[str,
         while chunk := await upload.read(_CHUNK):
             size += len(chunk)
             if size > max_bytes:
-                raise UserError(413, "too_large", f"Tệp vượt quá giới hạn {max_bytes:,} byte.",
-                                f"File exceeds the limit of {max_bytes:,} bytes.")
+                raise UserError(
+                    413,
+                    "too_large",
+                    f"Tệp vượt quá giới hạn {max_bytes:,} byte.",
+                    f"File exceeds the limit of {max_bytes:,} bytes.",
+                )
             digest.update(chunk)
             out.write(chunk)
     if size == 0:
@@ -78,8 +81,9 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> JSONResponse:
         meta = validate_metadata(title, caption, recorded_at, activity_type, source_org)
         if file is None:
-            raise UserError(400, "missing_file", "Thiếu tệp tải lên (trường file).",
-                            "No file was uploaded (field 'file').")
+            raise UserError(
+                400, "missing_file", "Thiếu tệp tải lên (trường file).", "No file was uploaded (field 'file')."
+            )
         with tempfile.TemporaryDirectory(prefix="mam-ingest-") as tmp:
             # The client's file name is metadata only: the local path is ours.
             local = Path(tmp) / "original"
@@ -97,8 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
             if await d.objects.stat(bucket, key) is None:
                 await d.objects.put_file(bucket, key, local, probe.mime_type, {"sha256": sha256})
             filename = os.path.basename(file.filename or "")
-            payload = ingested_payload(meta, probe, sha256=sha256, size=size, bucket=bucket, key=key,
-                                       filename=filename)
+            payload = ingested_payload(meta, probe, sha256=sha256, size=size, bucket=bucket, key=key, filename=filename)
             event = new_event(payload, aggregate_id=asset_id, actor=actor)
             try:
                 await d.events.append(event, expected_last_sequence=0)

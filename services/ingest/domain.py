@@ -41,7 +41,8 @@ def parse_recorded_at(raw: str) -> datetime:
         parsed = datetime.fromisoformat(raw)
     except ValueError as exc:
         raise UserError(
-            422, "invalid_recorded_at",
+            422,
+            "invalid_recorded_at",
             f"Ngày ghi hình không hợp lệ: {raw!r} (dạng YYYY-MM-DD hoặc YYYY-MM-DDTHH:MM).",
             f"Invalid recorded_at {raw!r}; use YYYY-MM-DD or an ISO 8601 datetime.",
             field="recorded_at",
@@ -62,21 +63,40 @@ def validate_metadata(
     if not clean_title:
         problems.append({"field": "title", "message": "Thiếu tiêu đề (title).", "message_en": "title is required."})
     elif len(clean_title) > MAX_TITLE:
-        problems.append({"field": "title", "message": f"Tiêu đề dài quá {MAX_TITLE} ký tự.",
-                         "message_en": f"title is longer than {MAX_TITLE} characters."})
+        problems.append(
+            {
+                "field": "title",
+                "message": f"Tiêu đề dài quá {MAX_TITLE} ký tự.",
+                "message_en": f"title is longer than {MAX_TITLE} characters.",
+            }
+        )
     clean_caption = clean_text(caption)
     if len(clean_caption) > MAX_CAPTION:
-        problems.append({"field": "caption", "message": f"Chú thích dài quá {MAX_CAPTION} ký tự.",
-                         "message_en": f"caption is longer than {MAX_CAPTION} characters."})
+        problems.append(
+            {
+                "field": "caption",
+                "message": f"Chú thích dài quá {MAX_CAPTION} ký tự.",
+                "message_en": f"caption is longer than {MAX_CAPTION} characters.",
+            }
+        )
     code = (activity_type or "").strip()
     if not code:
-        problems.append({"field": "activity_type", "message": "Thiếu loại hoạt động (activity_type).",
-                         "message_en": "activity_type is required."})
+        problems.append(
+            {
+                "field": "activity_type",
+                "message": "Thiếu loại hoạt động (activity_type).",
+                "message_en": "activity_type is required.",
+            }
+        )
     elif code not in ACTIVITY_TYPE_CODES:
         known = ", ".join(a.code for a in activity_types())
-        problems.append({"field": "activity_type",
-                         "message": f"Loại hoạt động không tồn tại: {code!r}. Các mã hợp lệ: {known}.",
-                         "message_en": f"Unknown activity type {code!r}; known codes: {known}."})
+        problems.append(
+            {
+                "field": "activity_type",
+                "message": f"Loại hoạt động không tồn tại: {code!r}. Các mã hợp lệ: {known}.",
+                "message_en": f"Unknown activity type {code!r}; known codes: {known}.",
+            }
+        )
     when: datetime | None = None
     if recorded_at and recorded_at.strip():
         try:
@@ -85,23 +105,41 @@ def validate_metadata(
             problems.append({"field": "recorded_at", "message": exc.message_vi, "message_en": exc.message_en})
     if problems:
         raise UserError(
-            422, "invalid_metadata",
+            422,
+            "invalid_metadata",
             "Thông tin kèm theo không hợp lệ: " + " ".join(p["message"] for p in problems),
             "Invalid metadata: " + " ".join(p["message_en"] for p in problems),
             problems=problems,
         )
-    return UploadMetadata(title=clean_title, caption=clean_caption, recorded_at=when, activity_type=code,
-                          source_org=clean_text(source_org))
+    return UploadMetadata(
+        title=clean_title,
+        caption=clean_caption,
+        recorded_at=when,
+        activity_type=code,
+        source_org=clean_text(source_org),
+    )
 
 
 def ingested_payload(
     meta: UploadMetadata, probe: ProbeResult, *, sha256: str, size: int, bucket: str, key: str, filename: str
 ) -> AssetIngestedV1:
     return AssetIngestedV1(
-        sha256=sha256, size_bytes=size, kind=probe.kind, media_format=probe.media_format,
-        mime_type=probe.mime_type, bucket=bucket, object_key=key, original_filename=filename,
-        title=meta.title, caption=meta.caption, recorded_at=meta.recorded_at, activity_type=meta.activity_type,
-        source_org=meta.source_org, width=probe.width, height=probe.height, duration_s=probe.duration_s,
+        sha256=sha256,
+        size_bytes=size,
+        kind=probe.kind,
+        media_format=probe.media_format,
+        mime_type=probe.mime_type,
+        bucket=bucket,
+        object_key=key,
+        original_filename=filename,
+        title=meta.title,
+        caption=meta.caption,
+        recorded_at=meta.recorded_at,
+        activity_type=meta.activity_type,
+        source_org=meta.source_org,
+        width=probe.width,
+        height=probe.height,
+        duration_s=probe.duration_s,
     )
 
 
@@ -110,8 +148,14 @@ def asset_view(asset_id: str, history: list[StoredEvent]) -> dict[str, Any]:
     view: dict[str, Any] = {"asset_id": asset_id, "events": []}
     for stored in history:
         env = stored.envelope
-        view["events"].append({"type": env.type, "sequence": stored.sequence, "actor": env.actor,
-                               "occurred_at": env.occurred_at.isoformat()})
+        view["events"].append(
+            {
+                "type": env.type,
+                "sequence": stored.sequence,
+                "actor": env.actor,
+                "occurred_at": env.occurred_at.isoformat(),
+            }
+        )
         if env.type == AssetIngestedV1.EVENT_TYPE:
             view.update(env.typed_payload().model_dump(mode="json"))
             view["ingested_at"] = env.occurred_at.isoformat()

@@ -56,9 +56,13 @@ class SearchDeps:
         await self.es.close()
 
 
-
-def build_broker(settings: Settings, projector_ref: list[AssetProjector], *, durable: str = PROJECTOR_DURABLE,
-                 subject: str | None = None) -> NatsBroker:
+def build_broker(
+    settings: Settings,
+    projector_ref: list[AssetProjector],
+    *,
+    durable: str = PROJECTOR_DURABLE,
+    subject: str | None = None,
+) -> NatsBroker:
     """A FastStream broker with one durable pull consumer on asset events (all, unless
     ``subject`` narrows them), in batches.
 
@@ -73,23 +77,28 @@ def build_broker(settings: Settings, projector_ref: list[AssetProjector], *, dur
         subject or aggregate_type_filter("asset"),
         stream=JStream(name=settings.event_stream, declare=False),
         durable=durable,
-        pull_sub=PullSub(batch_size=settings.search_batch_size, timeout=settings.search_batch_wait_s,
-                         batch=True),
+        pull_sub=PullSub(batch_size=settings.search_batch_size, timeout=settings.search_batch_wait_s, batch=True),
         # A batch takes well under a second; a short ack wait lets another replica
         # (or a restarted one) take over undelivered work quickly.
         config=ConsumerConfig(ack_wait=30, max_ack_pending=max(2000, 4 * settings.search_batch_size)),
         ack_policy=AckPolicy.MANUAL,
     )
     async def on_asset_events(
-        body: list[Any], message: Annotated[NatsBatchMessage, Context("message")],
+        body: list[Any],
+        message: Annotated[NatsBatchMessage, Context("message")],
     ) -> None:
         raws = list(message.raw_message)
         items: list[Delivered] = []
         undecodable = []
         for raw in raws:
             try:
-                items.append(Delivered(EventEnvelope.from_bytes(raw.data), raw.metadata.sequence.stream,
-                                       redelivered=(raw.metadata.num_delivered or 1) > 1))
+                items.append(
+                    Delivered(
+                        EventEnvelope.from_bytes(raw.data),
+                        raw.metadata.sequence.stream,
+                        redelivered=(raw.metadata.num_delivered or 1) > 1,
+                    )
+                )
             except Exception:
                 log.exception("undecodable event at stream sequence %d", raw.metadata.sequence.stream)
                 undecodable.append(raw)
@@ -115,15 +124,15 @@ async def build_deps(settings: Settings) -> SearchDeps:
     es = es_client(settings.resolved_es_url)
     index = AssetIndex(es, settings.es_index_prefix)
     await index.ensure()
-    events = await EventStore.connect(settings.resolved_nats_url, settings.event_stream,
-                                      settings.event_dedup_window_s)
+    events = await EventStore.connect(settings.resolved_nats_url, settings.event_stream, settings.event_dedup_window_s)
 
     async def is_indexed(asset_id: str, sequence: int) -> bool:
         found = await index.get(asset_id)
         return found is not None and sequence in found[0].get("event_sequences", [])
 
-    progress = await ProjectionProgress.connect(settings.resolved_nats_url, settings.event_stream,
-                                                PROJECTOR_DURABLE, is_indexed)
+    progress = await ProjectionProgress.connect(
+        settings.resolved_nats_url, settings.event_stream, PROJECTOR_DURABLE, is_indexed
+    )
     broker = None
     if settings.search_run_projector:
         projector = AssetProjector(index, events, attempts=settings.search_bulk_attempts)
@@ -147,10 +156,21 @@ async def filters_dependency(  # async: no worker-thread hop per request
     height_min: Annotated[int | None, Query(ge=0, description="độ phân giải dọc tối thiểu, vd. 720")] = None,
     height_max: Annotated[int | None, Query(ge=0)] = None,
 ) -> Filters:
-    return parse_filters(activity_type=activity_type, term=term, activity=activity, person=person,
-                         organisation=organisation, kind=kind, date_from=date_from, date_to=date_to,
-                         published=published, duration_min=duration_min, duration_max=duration_max,
-                         height_min=height_min, height_max=height_max)
+    return parse_filters(
+        activity_type=activity_type,
+        term=term,
+        activity=activity,
+        person=person,
+        organisation=organisation,
+        kind=kind,
+        date_from=date_from,
+        date_to=date_to,
+        published=published,
+        duration_min=duration_min,
+        duration_max=duration_max,
+        height_min=height_min,
+        height_max=height_max,
+    )
 
 
 FiltersDep = Annotated[Filters, Depends(filters_dependency)]
@@ -172,11 +192,13 @@ async def _read_your_writes(d: SearchDeps, after_seq: int | None, refresh: bool)
     """Wait until the projector has indexed ``after_seq`` (then make it searchable)."""
     if after_seq is not None:
         if not await d.progress.wait_for(after_seq, d.settings.search_consistency_timeout_s):
-            raise UserError(503, "index_not_caught_up",
-                            f"Chỉ mục tìm kiếm chưa cập nhật tới sự kiện {after_seq}; "
-                            "vui lòng thử lại sau giây lát.",
-                            f"The search index has not caught up with event {after_seq} yet; retry shortly.",
-                            after_seq=after_seq)
+            raise UserError(
+                503,
+                "index_not_caught_up",
+                f"Chỉ mục tìm kiếm chưa cập nhật tới sự kiện {after_seq}; vui lòng thử lại sau giây lát.",
+                f"The search index has not caught up with event {after_seq} yet; retry shortly.",
+                after_seq=after_seq,
+            )
         refresh = True
     if refresh:
         await d.index.refresh()
@@ -187,12 +209,16 @@ def create_app(settings: Settings) -> FastAPI:
     Actor = Annotated[str, Depends(make_auth_dependency(settings.token_actors))]
     Deps = Annotated[SearchDeps, Depends(app_deps)]
 
-    Consistency = Annotated[int | None, Query(ge=1, description="đợi chỉ mục cập nhật tới sự kiện này / "
-                                                            "wait until this stream sequence is indexed")]
+    Consistency = Annotated[
+        int | None,
+        Query(ge=1, description="đợi chỉ mục cập nhật tới sự kiện này / wait until this stream sequence is indexed"),
+    ]
 
     @app.get("/v1/search", summary="Tìm tư liệu / search assets")
     async def search(
-        actor: Actor, d: Deps, filters: FiltersDep,
+        actor: Actor,
+        d: Deps,
+        filters: FiltersDep,
         q: Annotated[str, Query(max_length=500, description="từ khóa, có hoặc không dấu")] = "",
         sort: Annotated[str | None, Query(description="relevance, date, duration")] = None,
         order: Annotated[str | None, Query(description="asc, desc")] = None,
@@ -203,8 +229,9 @@ def create_app(settings: Settings) -> FastAPI:
         after_seq: Consistency = None,
         refresh: bool = False,
     ) -> dict[str, Any]:
-        params = parse_search(q=q, filters=filters, sort=sort, order=order, size=size, offset=offset,
-                              cursor=cursor, facets=facets)
+        params = parse_search(
+            q=q, filters=filters, sort=sort, order=order, size=size, offset=offset, cursor=cursor, facets=facets
+        )
         await _read_your_writes(d, after_seq, refresh)
         result = await d.index.search(build_search_body(params))
         hits = result["hits"]["hits"]
@@ -217,7 +244,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/assets/{asset_id}/similar", summary="Tư liệu tương tự / more like this asset")
     async def similar(
-        asset_id: str, actor: Actor, d: Deps, filters: FiltersDep,
+        asset_id: str,
+        actor: Actor,
+        d: Deps,
+        filters: FiltersDep,
         size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
     ) -> dict[str, Any]:
         found = await d.index.get(_asset_id(asset_id))
@@ -230,7 +260,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/stats", summary="Thống kê phục vụ sơ kết, tổng kết / review statistics")
     async def stats(
-        actor: Actor, d: Deps, filters: FiltersDep,
+        actor: Actor,
+        d: Deps,
+        filters: FiltersDep,
         group_by: Annotated[str, Query(description="month, year, term")] = "month",
         after_seq: Consistency = None,
     ) -> dict[str, Any]:
@@ -240,13 +272,18 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/activities", summary="Hoạt động theo nhiệm kỳ / activities per term")
     async def activities(
-        actor: Actor, d: Deps, filters: FiltersDep,
+        actor: Actor,
+        d: Deps,
+        filters: FiltersDep,
         size: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> dict[str, Any]:
         body = activities_body(filters, size)
         if body is None:
-            return {"terms": [], "available": False,
-                    "note": "Chỉ mục chưa có trường hoạt động / the index has no activity field yet."}
+            return {
+                "terms": [],
+                "available": False,
+                "note": "Chỉ mục chưa có trường hoạt động / the index has no activity field yet.",
+            }
         return {"terms": shape_activities(await d.index.search(body)), "available": True}
 
     @app.get("/v1/assets/{asset_id}/history", summary="Lịch sử tư liệu (nhật ký) / audit trail")
@@ -254,24 +291,40 @@ def create_app(settings: Settings) -> FastAPI:
         stored = await d.events.history("asset", _asset_id(asset_id))
         if not stored:
             raise _not_found(asset_id)
-        return {"asset_id": asset_id, "events": [
-            {"sequence": e.sequence, "event_id": e.envelope.event_id, "type": e.envelope.type,
-             "schema_version": e.envelope.schema_version, "occurred_at": e.envelope.occurred_at.isoformat(),
-             "actor": e.envelope.actor, "correlation_id": e.envelope.correlation_id,
-             "causation_id": e.envelope.causation_id, "payload": e.envelope.payload}
-            for e in stored]}
+        return {
+            "asset_id": asset_id,
+            "events": [
+                {
+                    "sequence": e.sequence,
+                    "event_id": e.envelope.event_id,
+                    "type": e.envelope.type,
+                    "schema_version": e.envelope.schema_version,
+                    "occurred_at": e.envelope.occurred_at.isoformat(),
+                    "actor": e.envelope.actor,
+                    "correlation_id": e.envelope.correlation_id,
+                    "causation_id": e.envelope.causation_id,
+                    "payload": e.envelope.payload,
+                }
+                for e in stored
+            ],
+        }
 
     @app.get("/v1/projection", summary="Tình trạng chỉ mục / projection status")
     async def projection(actor: Actor, d: Deps) -> dict[str, Any]:
         info = await d.progress.info()
         if info is None:
-            raise UserError(503, "projector_not_running", "Bộ cập nhật chỉ mục chưa chạy lần nào.",
-                            "No search projector has run yet (its durable consumer does not exist).")
+            raise UserError(
+                503,
+                "projector_not_running",
+                "Bộ cập nhật chỉ mục chưa chạy lần nào.",
+                "No search projector has run yet (its durable consumer does not exist).",
+            )
         failures = await d.index.failures()
         return {
             "indices": await d.index.live_indices(),
             "ack_floor": info.ack_floor.stream_seq if info.ack_floor else 0,
-            "pending": info.num_pending, "awaiting_ack": info.num_ack_pending,
+            "pending": info.num_pending,
+            "awaiting_ack": info.num_ack_pending,
             "stream_last_sequence": await d.events.last_sequence(),
             # Parked events (writes that cannot succeed yet) hold the ack floor back.
             "failures": failures,
@@ -281,8 +334,13 @@ def create_app(settings: Settings) -> FastAPI:
     # Renditions are private objects: the UI gets short-lived presigned URLs.
     # The client only signs locally (fixed region), so it needs no connection.
     renditions_store = ObjectStore(
-        settings.resolved_s3_endpoint, settings.s3_access_key, settings.s3_secret_key.get_secret_value(),
-        secure=settings.s3_secure, region=settings.s3_region, presign_expiry_s=settings.presign_expiry_s)
+        settings.resolved_s3_endpoint,
+        settings.s3_access_key,
+        settings.s3_secret_key.get_secret_value(),
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+        presign_expiry_s=settings.presign_expiry_s,
+    )
 
     @app.get("/v1/assets/{asset_id}/renditions", summary="Bản xem trước (URL tạm thời) / rendition URLs")
     async def renditions(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
@@ -298,8 +356,12 @@ def create_app(settings: Settings) -> FastAPI:
         for name, item in (doc.get("renditions") or {}).items():
             url = await renditions_store.presigned_get(item["bucket"], item["key"])
             out[name] = {**item, "url": url}
-        return {"asset_id": asset_id, "status": doc.get("processing_status"),
-                "error": doc.get("processing_error"), "expires_in_s": settings.presign_expiry_s,
-                "renditions": out}
+        return {
+            "asset_id": asset_id,
+            "status": doc.get("processing_status"),
+            "error": doc.get("processing_error"),
+            "expires_in_s": settings.presign_expiry_s,
+            "renditions": out,
+        }
 
     return app

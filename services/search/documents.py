@@ -36,9 +36,15 @@ MEDIA_MAPPINGS: dict[str, Any] = {
     "recorded_at_source": {"type": "keyword"},
     # pending → ready | failed; the UI shows a placeholder until "ready".
     "processing_status": {"type": "keyword"},
-    "processing_error": {"properties": {
-        "stage": {"type": "keyword"}, "code": {"type": "keyword"}, "reason": {"type": "text"},
-        "reason_en": {"type": "text"}, "retryable": {"type": "boolean"}}},
+    "processing_error": {
+        "properties": {
+            "stage": {"type": "keyword"},
+            "code": {"type": "keyword"},
+            "reason": {"type": "text"},
+            "reason_en": {"type": "text"},
+            "retryable": {"type": "boolean"},
+        }
+    },
     # Rendition name -> {bucket, key, mime_type, size_bytes, width, height}; the
     # search API turns keys into presigned URLs. Stored, not searched.
     "renditions": {"type": "object", "enabled": False},
@@ -91,18 +97,28 @@ def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
         p = event.typed_payload()
         assert isinstance(p, AssetIngestedV1)
         out.update(
-            kind=p.kind.value, title=p.title, caption=p.caption, activity_type=p.activity_type,
-            activity_label=activity_label(p.activity_type), source_org=p.source_org or None,
-            sha256=p.sha256, size_bytes=p.size_bytes, media_format=p.media_format, mime_type=p.mime_type,
-            original_filename=p.original_filename or None, width=p.width, height=p.height,
-            duration_s=p.duration_s, ingested_at=event.occurred_at.isoformat(), ingested_by=event.actor,
+            kind=p.kind.value,
+            title=p.title,
+            caption=p.caption,
+            activity_type=p.activity_type,
+            activity_label=activity_label(p.activity_type),
+            source_org=p.source_org or None,
+            sha256=p.sha256,
+            size_bytes=p.size_bytes,
+            media_format=p.media_format,
+            mime_type=p.mime_type,
+            original_filename=p.original_filename or None,
+            width=p.width,
+            height=p.height,
+            duration_s=p.duration_s,
+            ingested_at=event.occurred_at.isoformat(),
+            ingested_by=event.actor,
             published=out.get("published", False),
         )
         if p.recorded_at is not None:
             local_day = p.recorded_at.astimezone(LOCAL_TZ).date()
             term = term_for(local_day)
-            out.update(recorded_at=p.recorded_at.isoformat(), year=local_day.year,
-                       term=term.code if term else None)
+            out.update(recorded_at=p.recorded_at.isoformat(), year=local_day.year, term=term.code if term else None)
     out = fold_media_event(out, event)
     out = fold_tag_event(out, event)  # tags, edits, activity: manual values win
     for name in TEXT_FIELDS:
@@ -130,38 +146,70 @@ def fold_media_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any
         assert isinstance(p, AssetProbedV1)
         # Width/height are as displayed (rotation applied), unlike ingest's.
         out.update(
-            kind=p.kind.value, container=p.container, duration_s=p.duration_s, width=p.width, height=p.height,
-            frame_rate=p.frame_rate, video_codec=p.video_codec, audio_codec=p.audio_codec, bitrate=p.bitrate,
-            rotation=p.rotation, audio_channels=p.audio_channels, camera=p.camera,
+            kind=p.kind.value,
+            container=p.container,
+            duration_s=p.duration_s,
+            width=p.width,
+            height=p.height,
+            frame_rate=p.frame_rate,
+            video_codec=p.video_codec,
+            audio_codec=p.audio_codec,
+            bitrate=p.bitrate,
+            rotation=p.rotation,
+            audio_channels=p.audio_channels,
+            camera=p.camera,
             gps={"lat": p.gps.lat, "lon": p.gps.lon} if p.gps else None,
             resolution=resolution_class(p.width, p.height) if p.kind.value == "video" else None,
-            orientation=(None if not p.width or not p.height else "portrait" if p.height > p.width
-                         else "landscape" if p.width > p.height else "square"),
+            orientation=(
+                None
+                if not p.width or not p.height
+                else "portrait"
+                if p.height > p.width
+                else "landscape"
+                if p.width > p.height
+                else "square"
+            ),
         )
         # The broadcaster's date wins; the camera's fills the gap.
         if p.recorded_at is not None and not out.get("recorded_at"):
             local_day = p.recorded_at.astimezone(LOCAL_TZ).date()
             term = term_for(local_day)
-            out.update(recorded_at=p.recorded_at.isoformat(), year=local_day.year,
-                       term=term.code if term else None, recorded_at_source="metadata")
+            out.update(
+                recorded_at=p.recorded_at.isoformat(),
+                year=local_day.year,
+                term=term.code if term else None,
+                recorded_at_source="metadata",
+            )
     elif event.type == AssetRenditionsReadyV1.EVENT_TYPE:
         r = event.typed_payload()
         assert isinstance(r, AssetRenditionsReadyV1)
         out["renditions"] = {
-            x.name.value: {"bucket": x.bucket, "key": x.key, "mime_type": x.mime_type,
-                           "size_bytes": x.size_bytes, "width": x.width, "height": x.height}
+            x.name.value: {
+                "bucket": x.bucket,
+                "key": x.key,
+                "mime_type": x.mime_type,
+                "size_bytes": x.size_bytes,
+                "width": x.width,
+                "height": x.height,
+            }
             for x in r.renditions
         }
         stored = out["renditions"]
         poster = next((stored[n] for n in ("poster", "thumb", "waveform") if n in stored), None)
-        out.update(processing_status="ready", processing_error=None,
-                   poster_key=poster["key"] if poster else None)
+        out.update(processing_status="ready", processing_error=None, poster_key=poster["key"] if poster else None)
     elif event.type == AssetProcessingFailedV1.EVENT_TYPE:
         f = event.typed_payload()
         assert isinstance(f, AssetProcessingFailedV1)
-        out.update(processing_status="failed", processing_error={
-            "stage": f.stage.value, "code": f.code, "reason": f.reason, "reason_en": f.reason_en,
-            "retryable": f.retryable})
+        out.update(
+            processing_status="failed",
+            processing_error={
+                "stage": f.stage.value,
+                "code": f.code,
+                "reason": f.reason,
+                "reason_en": f.reason_en,
+                "retryable": f.retryable,
+            },
+        )
     return out
 
 

@@ -58,8 +58,14 @@ _KEYWORDISH = frozenset({"keyword", "integer", "long", "short", "boolean", "cons
 
 # Relative weight of each searchable text field; unknown ones weigh 1.
 TEXT_BOOSTS: dict[str, float] = {
-    "title": 3.0, "activity_title": 2.0, "activity_name": 2.0, "people_text": 2.0, "people_names_text": 2.0,
-    "caption": 1.0, "description": 1.0, "ocr_text": 0.7,
+    "title": 3.0,
+    "activity_title": 2.0,
+    "activity_name": 2.0,
+    "people_text": 2.0,
+    "people_names_text": 2.0,
+    "caption": 1.0,
+    "description": 1.0,
+    "ocr_text": 0.7,
 }
 
 

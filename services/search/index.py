@@ -75,20 +75,25 @@ class AssetIndex:
     async def ensure(self) -> None:
         """Template, first index and alias, unless the alias exists; new mapping fields are added in place."""
         await self.es.indices.put_index_template(
-            name=self.template, index_patterns=[f"{self.alias}-*"], priority=100,
+            name=self.template,
+            index_patterns=[f"{self.alias}-*"],
+            priority=100,
             template={"settings": INDEX_SETTINGS, "mappings": ASSET_MAPPINGS},
         )
         if await self.es.indices.exists_alias(name=self.alias):
             try:
                 await self.es.indices.put_mapping(index=self.alias, **ASSET_MAPPINGS)
             except BadRequestError as exc:
-                log.warning("the live index mapping cannot take the new mapping in place; "
-                            "run `mam rebuild-index`: %s", exc)
+                log.warning(
+                    "the live index mapping cannot take the new mapping in place; run `mam rebuild-index`: %s", exc
+                )
             return
         if not await self.es.indices.exists(index=self.first_index):
             try:
                 await self.es.indices.create(
-                    index=self.first_index, settings=INDEX_SETTINGS, mappings=ASSET_MAPPINGS,
+                    index=self.first_index,
+                    settings=INDEX_SETTINGS,
+                    mappings=ASSET_MAPPINGS,
                     aliases={self.alias: {"is_write_index": True}},
                 )
             except BadRequestError as exc:  # another replica created it first
@@ -117,15 +122,20 @@ class AssetIndex:
         """Write ``doc`` at ``version``; False if the index already holds that version or newer."""
         try:
             await self.es.index(
-                index=self.target, id=doc_id, document=doc, version=version, version_type="external",
+                index=self.target,
+                id=doc_id,
+                document=doc,
+                version=version,
+                version_type="external",
                 refresh="wait_for" if refresh else None,
             )
         except ConflictError:
             return False
         return True
 
-    async def bulk_put(self, docs: list[tuple[str, dict[str, Any], int]],
-                       gte: set[str] | frozenset[str] = frozenset()) -> list[BulkItemResult]:
+    async def bulk_put(
+        self, docs: list[tuple[str, dict[str, Any], int]], gte: set[str] | frozenset[str] = frozenset()
+    ) -> list[BulkItemResult]:
         """Write (id, doc, version) triples in one ``_bulk`` call; one result per triple, in order.
 
         Ids in ``gte`` may overwrite a document of the same version (full rebuilds).
@@ -134,16 +144,23 @@ class AssetIndex:
             return []
         operations: list[dict[str, Any]] = []
         for doc_id, doc, version in docs:
-            operations.append({"index": {"_index": self.target, "_id": doc_id, "version": version,
-                                         "version_type": "external_gte" if doc_id in gte else "external"}})
+            operations.append(
+                {
+                    "index": {
+                        "_index": self.target,
+                        "_id": doc_id,
+                        "version": version,
+                        "version_type": "external_gte" if doc_id in gte else "external",
+                    }
+                }
+            )
             operations.append(doc)
         response = await self.es.bulk(operations=operations)
         out = []
         for (doc_id, _, _), item in zip(docs, response["items"], strict=True):
             result = item["index"]
             error = result.get("error") or {}
-            out.append(BulkItemResult(doc_id, int(result.get("status", 500)), error.get("type"),
-                                      error.get("reason")))
+            out.append(BulkItemResult(doc_id, int(result.get("status", 500)), error.get("type"), error.get("reason")))
         return out
 
     async def search(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -170,8 +187,9 @@ class AssetIndex:
     async def create_rebuild_index(self) -> str:
         """A fresh, empty index for a rebuild, tuned for bulk loading (no refresh)."""
         name = f"{self.alias}-{datetime.now(UTC).strftime('%Y%m%dt%H%M%S%f')}"
-        await self.es.indices.create(index=name, settings={**INDEX_SETTINGS, "refresh_interval": "-1"},
-                                     mappings=ASSET_MAPPINGS)
+        await self.es.indices.create(
+            index=name, settings={**INDEX_SETTINGS, "refresh_interval": "-1"}, mappings=ASSET_MAPPINGS
+        )
         return name
 
     async def swap_alias(self, new_index: str) -> list[str]:
@@ -192,10 +210,18 @@ class AssetIndex:
 
     async def record_failure(self, doc_id: str, sequence: int, event_type: str, reason: str) -> None:
         """Keep a write that cannot succeed visible, instead of dropping it."""
-        await self.es.index(index=self.failures_index, id=f"{doc_id}-{sequence}", refresh=True, document={
-            "asset_id": doc_id, "sequence": sequence, "event_type": event_type, "reason": reason,
-            "recorded_at": datetime.now(UTC).isoformat(),
-        })
+        await self.es.index(
+            index=self.failures_index,
+            id=f"{doc_id}-{sequence}",
+            refresh=True,
+            document={
+                "asset_id": doc_id,
+                "sequence": sequence,
+                "event_type": event_type,
+                "reason": reason,
+                "recorded_at": datetime.now(UTC).isoformat(),
+            },
+        )
 
     async def clear_failure(self, doc_id: str, sequence: int) -> bool:
         """The recorded write has succeeded since; False if there was no record."""
@@ -207,9 +233,12 @@ class AssetIndex:
 
     async def failures(self, size: int = 100) -> list[dict[str, Any]]:
         try:
-            response = await self.es.search(index=self.failures_index, size=size,
-                                            sort=[{"sequence": {"order": "desc", "unmapped_type": "long"}}],
-                                            query={"match_all": {}})
+            response = await self.es.search(
+                index=self.failures_index,
+                size=size,
+                sort=[{"sequence": {"order": "desc", "unmapped_type": "long"}}],
+                query={"match_all": {}},
+            )
         except NotFoundError:
             return []
         return [dict(h["_source"]) for h in response["hits"]["hits"]]

@@ -25,8 +25,15 @@ from shared.taxonomy import ACTIVITY_TYPE_CODES, terms
 from shared.text import clean_text
 
 KINDS = frozenset({"video", "photo", "audio"})
-_FIELD_VI = {"activity_type": "loại hoạt động", "kind": "loại tư liệu", "term": "nhiệm kỳ", "sort": "sắp xếp",
-             "order": "thứ tự", "group_by": "nhóm theo", "facets": "nhóm đếm"}
+_FIELD_VI = {
+    "activity_type": "loại hoạt động",
+    "kind": "loại tư liệu",
+    "term": "nhiệm kỳ",
+    "sort": "sắp xếp",
+    "order": "thứ tự",
+    "group_by": "nhóm theo",
+    "facets": "nhóm đếm",
+}
 
 
 def split_values(values: list[str] | None) -> tuple[str, ...]:
@@ -40,85 +47,135 @@ def checked_codes(values: list[str] | None, allowed: frozenset[str], field: str)
     unknown = [c for c in codes if c not in allowed]
     if unknown:
         raise UserError(
-            422, f"unknown_{field}",
+            422,
+            f"unknown_{field}",
             f"Giá trị không tồn tại cho {_FIELD_VI.get(field, field)}: {', '.join(unknown)}. "
             f"Giá trị hợp lệ: {', '.join(sorted(allowed))}.",
             f"Unknown {field}: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}.",
-            field=field, allowed=sorted(allowed),
+            field=field,
+            allowed=sorted(allowed),
         )
     return codes
 
 
 def _range(lo: float | None, hi: float | None, field: str) -> None:
     if lo is not None and hi is not None and lo > hi:
-        raise UserError(422, f"invalid_{field}_range",
-                        f"Khoảng {field} không hợp lệ: giá trị nhỏ nhất ({lo:g}) lớn hơn "
-                        f"giá trị lớn nhất ({hi:g}).",
-                        f"Invalid {field} range: minimum {lo:g} is greater than maximum {hi:g}.", field=field)
+        raise UserError(
+            422,
+            f"invalid_{field}_range",
+            f"Khoảng {field} không hợp lệ: giá trị nhỏ nhất ({lo:g}) lớn hơn giá trị lớn nhất ({hi:g}).",
+            f"Invalid {field} range: minimum {lo:g} is greater than maximum {hi:g}.",
+            field=field,
+        )
 
 
 def parse_filters(
-    *, activity_type: list[str] | None = None, term: list[str] | None = None,
-    activity: list[str] | None = None, person: list[str] | None = None,
-    organisation: list[str] | None = None, kind: list[str] | None = None,
-    date_from: date | None = None, date_to: date | None = None, published: bool | None = None,
-    duration_min: float | None = None, duration_max: float | None = None,
-    height_min: int | None = None, height_max: int | None = None,
+    *,
+    activity_type: list[str] | None = None,
+    term: list[str] | None = None,
+    activity: list[str] | None = None,
+    person: list[str] | None = None,
+    organisation: list[str] | None = None,
+    kind: list[str] | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    published: bool | None = None,
+    duration_min: float | None = None,
+    duration_max: float | None = None,
+    height_min: int | None = None,
+    height_max: int | None = None,
 ) -> Filters:
     if date_from and date_to and date_from > date_to:
-        raise UserError(422, "invalid_date_range",
-                        f"Ngày bắt đầu ({date_from.isoformat()}) sau ngày kết thúc ({date_to.isoformat()}).",
-                        f"date_from ({date_from.isoformat()}) is after date_to ({date_to.isoformat()}).",
-                        field="date_from")
+        raise UserError(
+            422,
+            "invalid_date_range",
+            f"Ngày bắt đầu ({date_from.isoformat()}) sau ngày kết thúc ({date_to.isoformat()}).",
+            f"date_from ({date_from.isoformat()}) is after date_to ({date_to.isoformat()}).",
+            field="date_from",
+        )
     _range(duration_min, duration_max, "duration")
     _range(height_min, height_max, "height")
     return Filters(
         activity_type=checked_codes(activity_type, ACTIVITY_TYPE_CODES, "activity_type"),
         term=checked_codes(term, frozenset(t.code for t in terms()), "term"),
-        activity=split_values(activity), person=split_values(person),
-        organisation=split_values(organisation), kind=checked_codes(kind, KINDS, "kind"),
-        date_from=date_from, date_to=date_to, published=published,
-        duration_min=duration_min, duration_max=duration_max, height_min=height_min, height_max=height_max,
+        activity=split_values(activity),
+        person=split_values(person),
+        organisation=split_values(organisation),
+        kind=checked_codes(kind, KINDS, "kind"),
+        date_from=date_from,
+        date_to=date_to,
+        published=published,
+        duration_min=duration_min,
+        duration_max=duration_max,
+        height_min=height_min,
+        height_max=height_max,
     )
 
 
 def _one_of(value: str, allowed: tuple[str, ...], field: str) -> str:
     if value not in allowed:
-        raise UserError(422, f"invalid_{field}",
-                        f"Giá trị {_FIELD_VI.get(field, field)} không hợp lệ: {value!r}; chọn một trong "
-                        f"{', '.join(allowed)}.",
-                        f"Invalid {field} {value!r}; one of {', '.join(allowed)}.", field=field,
-                        allowed=list(allowed))
+        raise UserError(
+            422,
+            f"invalid_{field}",
+            f"Giá trị {_FIELD_VI.get(field, field)} không hợp lệ: {value!r}; chọn một trong {', '.join(allowed)}.",
+            f"Invalid {field} {value!r}; one of {', '.join(allowed)}.",
+            field=field,
+            allowed=list(allowed),
+        )
     return value
 
 
 def parse_search(
-    *, q: str, filters: Filters, sort: str | None, order: str | None, size: int, offset: int,
-    cursor: str | None, facets: list[str] | None,
+    *,
+    q: str,
+    filters: Filters,
+    sort: str | None,
+    order: str | None,
+    size: int,
+    offset: int,
+    cursor: str | None,
+    facets: list[str] | None,
 ) -> SearchParams:
     """The whole search request; sort defaults to relevance with words, newest first without."""
     sort_key = _one_of(sort or ("relevance" if q.strip() else "date"), SORT_KEYS, "sort")
     direction = _one_of(order or "desc", ("asc", "desc"), "order")
     chosen = checked_codes(facets, frozenset(FACETS), "facets") if facets else FACETS
     if offset + size > MAX_FROM:
-        raise UserError(422, "offset_too_deep",
-                        f"Không thể lật quá {MAX_FROM} kết quả bằng offset; hãy dùng cursor (next_cursor).",
-                        f"offset + size may not exceed {MAX_FROM}; page with the cursor (next_cursor).",
-                        field="offset")
-    params = SearchParams(q=q, filters=filters, sort=cast(SortKey, sort_key), order=cast(Any, direction),
-                          size=size, offset=offset, facets=chosen)
+        raise UserError(
+            422,
+            "offset_too_deep",
+            f"Không thể lật quá {MAX_FROM} kết quả bằng offset; hãy dùng cursor (next_cursor).",
+            f"offset + size may not exceed {MAX_FROM}; page with the cursor (next_cursor).",
+            field="offset",
+        )
+    params = SearchParams(
+        q=q,
+        filters=filters,
+        sort=cast(SortKey, sort_key),
+        order=cast(Any, direction),
+        size=size,
+        offset=offset,
+        facets=chosen,
+    )
     if cursor:
         if offset:
-            raise UserError(422, "cursor_with_offset", "Không dùng đồng thời cursor và offset.",
-                            "Use either cursor or offset, not both.", field="cursor")
+            raise UserError(
+                422,
+                "cursor_with_offset",
+                "Không dùng đồng thời cursor và offset.",
+                "Use either cursor or offset, not both.",
+                field="cursor",
+            )
         try:
             after = decode_cursor(params, cursor)
         except CursorError as exc:
-            raise UserError(400, "invalid_cursor",
-                            "Con trỏ phân trang không hợp lệ hoặc thuộc truy vấn khác; "
-                            "hãy tìm lại từ trang đầu.",
-                            f"Invalid pagination cursor ({exc}); start again from the first page.",
-                            field="cursor") from exc
+            raise UserError(
+                400,
+                "invalid_cursor",
+                "Con trỏ phân trang không hợp lệ hoặc thuộc truy vấn khác; hãy tìm lại từ trang đầu.",
+                f"Invalid pagination cursor ({exc}); start again from the first page.",
+                field="cursor",
+            ) from exc
         params = SearchParams(**{**params.__dict__, "search_after": after})
     return params
 

@@ -36,8 +36,14 @@ from shared.eventstore import EventStore
 log = logging.getLogger("mam.search.projector")
 CREATION_EVENT = "asset.ingested"
 # Bulk errors that clear by themselves (blocks are lifted, queues drain).
-_RETRYABLE_TYPES = frozenset({"cluster_block_exception", "es_rejected_execution_exception",
-                              "unavailable_shards_exception", "circuit_breaking_exception"})
+_RETRYABLE_TYPES = frozenset(
+    {
+        "cluster_block_exception",
+        "es_rejected_execution_exception",
+        "unavailable_shards_exception",
+        "circuit_breaking_exception",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,9 @@ def _classify(result: BulkItemResult) -> str:
 
 
 class AssetProjector:
-    def __init__(self, index: AssetIndex, events: EventStore | None, *, attempts: int = 3,
-                 backoff_s: float = 0.5) -> None:
+    def __init__(
+        self, index: AssetIndex, events: EventStore | None, *, attempts: int = 3, backoff_s: float = 0.5
+    ) -> None:
         self.index = index
         self.events = events
         self.attempts = attempts
@@ -148,7 +155,8 @@ class AssetProjector:
                 writes = [p for p in plans if p.doc is not None]
                 results = await self.index.bulk_put(
                     [(p.aggregate_id, p.doc or {}, p.version) for p in writes],
-                    gte={p.aggregate_id for p in writes if p.from_history})
+                    gte={p.aggregate_id for p in writes if p.from_history},
+                )
             except Exception as exc:  # ES or NATS unreachable: the whole batch waits
                 log.warning("projection attempt %d failed: %s", attempt + 1, exc)
                 reasons = {a: f"{type(exc).__name__}: {exc}" for a in pending}
@@ -169,8 +177,9 @@ class AssetProjector:
                     reasons[plan.aggregate_id] = f"{result.status} {result.error_type}: {result.reason}"
                 else:
                     pending.discard(plan.aggregate_id)
-                    self._fail(outcome, groups[plan.aggregate_id],
-                               f"{result.status} {result.error_type}: {result.reason}")
+                    self._fail(
+                        outcome, groups[plan.aggregate_id], f"{result.status} {result.error_type}: {result.reason}"
+                    )
         for aggregate_id in pending:
             for d in groups[aggregate_id]:
                 outcome.retry[d.sequence] = reasons.get(aggregate_id, "not written")
@@ -179,8 +188,9 @@ class AssetProjector:
         await self._clear_parked(outcome.done, items)
         return outcome
 
-    async def _plans(self, groups: dict[str, list[Delivered]], from_history: set[str],
-                     outcome: BatchOutcome) -> tuple[list[_Plan], dict[str, str]]:
+    async def _plans(
+        self, groups: dict[str, list[Delivered]], from_history: set[str], outcome: BatchOutcome
+    ) -> tuple[list[_Plan], dict[str, str]]:
         """A write plan per aggregate, and the aggregates whose events cannot be folded (with why)."""
         current = await self.index.mget(a for a in groups if a not in from_history)
         plans: list[_Plan] = []
@@ -214,8 +224,7 @@ class AssetProjector:
         """Record writes that cannot succeed; an unrecorded one is redelivered soon instead of parked."""
         for seq, reason in list(outcome.failed.items()):
             d = by_seq[seq]
-            log.error("cannot index %s (event %s at %d), parked: %s", d.event.aggregate_id, d.event.type, seq,
-                      reason)
+            log.error("cannot index %s (event %s at %d), parked: %s", d.event.aggregate_id, d.event.type, seq, reason)
             try:
                 await self.index.record_failure(d.event.aggregate_id, seq, d.event.type, reason)
             except Exception as exc:

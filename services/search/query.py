@@ -130,8 +130,18 @@ def text_query(q: str) -> dict[str, Any]:
 
     return {
         "bool": {
-            "must": [{"multi_match": {"query": folded, "fields": folded_fields, "type": "cross_fields",
-                                      "operator": "or", "minimum_should_match": "2<-25%", "boost": 0.5}}],
+            "must": [
+                {
+                    "multi_match": {
+                        "query": folded,
+                        "fields": folded_fields,
+                        "type": "cross_fields",
+                        "operator": "or",
+                        "minimum_should_match": "2<-25%",
+                        "boost": 0.5,
+                    }
+                }
+            ],
             "should": [
                 bonus(folded, folded_fields, "cross_fields", 20),
                 bonus(exact, exact_fields, "cross_fields", 10),
@@ -149,8 +159,10 @@ def sort_spec(p: SearchParams) -> list[Any]:
     elif p.sort == "date":
         head = [{"recorded_at": {"order": p.order, "missing": "_last"}}]
     else:
-        head = [{"duration_s": {"order": p.order, "missing": "_last"}},
-                {"recorded_at": {"order": "desc", "missing": "_last"}}]
+        head = [
+            {"duration_s": {"order": p.order, "missing": "_last"}},
+            {"recorded_at": {"order": "desc", "missing": "_last"}},
+        ]
     return [*head, {"asset_id": "asc"}]
 
 
@@ -163,7 +175,8 @@ def facet_aggs(p: SearchParams) -> dict[str, Any]:
             continue
         terms: dict[str, Any] = {"terms": {"field": target.path, "size": p.facet_size}}
         inner: dict[str, Any] = (
-            {"values": terms} if target.nested_path is None
+            {"values": terms}
+            if target.nested_path is None
             else {"nested": {"nested": {"path": target.nested_path}, "aggs": {"values": terms}}}
         )
         aggs[facet] = {"filter": {"bool": {"filter": filter_clauses(p.filters, skip=facet)}}, "aggs": inner}
@@ -172,8 +185,12 @@ def facet_aggs(p: SearchParams) -> dict[str, Any]:
 
 def highlight_spec() -> dict[str, Any]:
     # Whole fields (no fragments) so the marks map back onto the original text.
-    return {"pre_tags": [HL_PRE], "post_tags": [HL_POST], "require_field_match": False,
-            "fields": {f"{name}_folded": {"number_of_fragments": 0} for name in text_fields()}}
+    return {
+        "pre_tags": [HL_PRE],
+        "post_tags": [HL_POST],
+        "require_field_match": False,
+        "fields": {f"{name}_folded": {"number_of_fragments": 0} for name in text_fields()},
+    }
 
 
 def build_search_body(p: SearchParams) -> dict[str, Any]:
@@ -205,13 +222,24 @@ def more_like_this_body(asset_id: str, like_text: list[str], f: Filters, size: i
     """
     folded_fields = [f"{p}_folded" for p in text_fields()]
     return {
-        "query": {"bool": {
-            "must": [{"more_like_this": {"fields": folded_fields, "like": like_text, "min_term_freq": 1,
-                                         "min_doc_freq": 1, "max_query_terms": 40,
-                                         "minimum_should_match": "20%"}}],
-            "must_not": [{"ids": {"values": [asset_id]}}],
-            "filter": filter_clauses(f),
-        }},
+        "query": {
+            "bool": {
+                "must": [
+                    {
+                        "more_like_this": {
+                            "fields": folded_fields,
+                            "like": like_text,
+                            "min_term_freq": 1,
+                            "min_doc_freq": 1,
+                            "max_query_terms": 40,
+                            "minimum_should_match": "20%",
+                        }
+                    }
+                ],
+                "must_not": [{"ids": {"values": [asset_id]}}],
+                "filter": filter_clauses(f),
+            }
+        },
         "size": size,
         "sort": ["_score", {"asset_id": "asc"}],
         "highlight": highlight_spec(),
@@ -225,12 +253,22 @@ STATS_GROUPS: tuple[str, ...] = ("month", "year", "term")
 
 def stats_body(f: Filters, group_by: StatsGroup) -> dict[str, Any]:
     """Counts and total duration per period per activity type, for review charts."""
-    per_type = {"by_type": {"terms": {"field": "activity_type", "size": 50, "order": {"_key": "asc"}},
-                            "aggs": {"duration": {"sum": {"field": "duration_s"}}}}}
+    per_type = {
+        "by_type": {
+            "terms": {"field": "activity_type", "size": 50, "order": {"_key": "asc"}},
+            "aggs": {"duration": {"sum": {"field": "duration_s"}}},
+        }
+    }
     if group_by == "month":
-        period: dict[str, Any] = {"date_histogram": {
-            "field": "recorded_at", "calendar_interval": "month", "time_zone": LOCAL_TZ_NAME,
-            "format": "yyyy-MM", "min_doc_count": 1}}
+        period: dict[str, Any] = {
+            "date_histogram": {
+                "field": "recorded_at",
+                "calendar_interval": "month",
+                "time_zone": LOCAL_TZ_NAME,
+                "format": "yyyy-MM",
+                "min_doc_count": 1,
+            }
+        }
         undated: dict[str, Any] = {"missing": {"field": "recorded_at"}}
     else:
         fld = "year" if group_by == "year" else "term"
@@ -240,8 +278,11 @@ def stats_body(f: Filters, group_by: StatsGroup) -> dict[str, Any]:
         "size": 0,
         "track_total_hits": True,
         "query": {"bool": {"filter": filter_clauses(f)}},
-        "aggs": {"periods": {**period, "aggs": per_type}, "undated": {**undated, "aggs": per_type},
-                 "duration": {"sum": {"field": "duration_s"}}},
+        "aggs": {
+            "periods": {**period, "aggs": per_type},
+            "undated": {**undated, "aggs": per_type},
+            "duration": {"sum": {"field": "duration_s"}},
+        },
     }
 
 
@@ -266,8 +307,12 @@ def activities_body(f: Filters, size: int) -> dict[str, Any] | None:
     return {
         "size": 0,
         "query": {"bool": {"filter": filter_clauses(f)}},
-        "aggs": {"terms": {"terms": {"field": "term", "size": 20, "missing": "", "order": {"_key": "desc"}},
-                           "aggs": body_aggs}},
+        "aggs": {
+            "terms": {
+                "terms": {"field": "term", "size": 20, "missing": "", "order": {"_key": "desc"}},
+                "aggs": body_aggs,
+            }
+        },
     }
 
 

@@ -52,13 +52,17 @@ class RebuildResult:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-async def read_stream(nc: NatsClient, stream: str, subject_filter: str, start_sequence: int,
-                      batch: int = 1000) -> AsyncIterator[list[tuple[bytes, int]]]:
+async def read_stream(
+    nc: NatsClient, stream: str, subject_filter: str, start_sequence: int, batch: int = 1000
+) -> AsyncIterator[list[tuple[bytes, int]]]:
     """Batches of (data, stream sequence) from ``start_sequence`` to the end as of now."""
     js = nc.jetstream()
     config = api.ConsumerConfig(
-        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(1, start_sequence),
-        ack_policy=api.AckPolicy.NONE, inactive_threshold=30.0, mem_storage=True,
+        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=max(1, start_sequence),
+        ack_policy=api.AckPolicy.NONE,
+        inactive_threshold=30.0,
+        mem_storage=True,
         filter_subject=subject_filter,
     )
     sub = await js.pull_subscribe(subject_filter, durable=None, stream=stream, config=config)
@@ -72,9 +76,15 @@ async def read_stream(nc: NatsClient, stream: str, subject_filter: str, start_se
         await sub.unsubscribe()
 
 
-async def replay(nc: NatsClient, stream: str, projector: AssetProjector, start_sequence: int,
-                 on_batch: Callable[[int, int], None] | None = None, batch: int = 1000,
-                 rounds: int = 5) -> tuple[int, int]:
+async def replay(
+    nc: NatsClient,
+    stream: str,
+    projector: AssetProjector,
+    start_sequence: int,
+    on_batch: Callable[[int, int], None] | None = None,
+    batch: int = 1000,
+    rounds: int = 5,
+) -> tuple[int, int]:
     """Fold every asset event from ``start_sequence`` on; returns (events, last sequence).
 
     A batch whose writes keep failing for a passing reason is retried a few
@@ -105,8 +115,16 @@ async def replay(nc: NatsClient, stream: str, projector: AssetProjector, start_s
     return count, last
 
 
-async def rebuild_index(index: AssetIndex, nats_url: str, stream: str, *, progress: Progress | None = None,
-                        keep_previous: int = 1, batch: int = 1000, catch_up_rounds: int = 3) -> RebuildResult:
+async def rebuild_index(
+    index: AssetIndex,
+    nats_url: str,
+    stream: str,
+    *,
+    progress: Progress | None = None,
+    keep_previous: int = 1,
+    batch: int = 1000,
+    catch_up_rounds: int = 3,
+) -> RebuildResult:
     """Replay the stream into a new index and swap the alias to it; see the module doc."""
     nc = await nats.connect(nats_url, name="mam-rebuild-index")
     # History is needed after the swap, when the live projector writes here too.
@@ -125,6 +143,7 @@ async def rebuild_index(index: AssetIndex, nats_url: str, stream: str, *, progre
                 elapsed = time.monotonic() - began
                 if progress:
                     progress(phase, done + count, known, (done + count) / elapsed if elapsed else 0.0)
+
             return on_batch
 
         count, last = await replay(nc, stream, projector, 1, report("replay"), batch)

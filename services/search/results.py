@@ -40,7 +40,7 @@ def map_highlight(original: str, folded_marked: str) -> str:
         elif piece == HL_POST:
             out.append("</em>")
         elif piece:
-            out.append(html.escape(original[pos:pos + len(piece)]))
+            out.append(html.escape(original[pos : pos + len(piece)]))
             pos += len(piece)
     return "".join(out)
 
@@ -76,9 +76,15 @@ def shape_facets(aggs: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _type_cells(bucket: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"activity_type": t["key"], "label": _label(str(t["key"])), "count": t["doc_count"],
-             "duration_s": round(float(t["duration"]["value"] or 0.0), 3)}
-            for t in bucket["by_type"]["buckets"]]
+    return [
+        {
+            "activity_type": t["key"],
+            "label": _label(str(t["key"])),
+            "count": t["doc_count"],
+            "duration_s": round(float(t["duration"]["value"] or 0.0), 3),
+        }
+        for t in bucket["by_type"]["buckets"]
+    ]
 
 
 def shape_stats(response: dict[str, Any], group_by: str) -> dict[str, Any]:
@@ -88,9 +94,12 @@ def shape_stats(response: dict[str, Any], group_by: str) -> dict[str, Any]:
     periods = []
     for b in aggs["periods"]["buckets"]:
         key = b.get("key_as_string", b["key"]) if group_by == "month" else b["key"]
-        row: dict[str, Any] = {"period": str(key), "count": b["doc_count"],
-                               "duration_s": round(sum(c["duration_s"] for c in _type_cells(b)), 3),
-                               "by_activity_type": _type_cells(b)}
+        row: dict[str, Any] = {
+            "period": str(key),
+            "count": b["doc_count"],
+            "duration_s": round(sum(c["duration_s"] for c in _type_cells(b)), 3),
+            "by_activity_type": _type_cells(b),
+        }
         if group_by == "term":
             row["label"] = term_labels.get(str(key), str(key))
         periods.append(row)
@@ -114,15 +123,23 @@ def shape_activities(response: dict[str, Any]) -> list[dict[str, Any]]:
             hits = b["sample"]["hits"]["hits"]
             sample = hits[0]["_source"] if hits else {}
             info = {k: v for k, v in sample.items() if k.startswith("activity") and not k.endswith("_folded")}
-            activities.append({
-                "activity_id": b["key"], **{k: v for k, v in info.items() if k != "activity_id"},
-                "asset_count": b["doc_count"],
-                "first_recorded_at": b["first"].get("value_as_string"),
-                "last_recorded_at": b["last"].get("value_as_string"),
-                "duration_s": round(float(b["duration"]["value"] or 0.0), 3),
-                "activity_types": [t["key"] for t in b["types"]["buckets"]],
-            })
+            activities.append(
+                {
+                    "activity_id": b["key"],
+                    **{k: v for k, v in info.items() if k != "activity_id"},
+                    "asset_count": b["doc_count"],
+                    "first_recorded_at": b["first"].get("value_as_string"),
+                    "last_recorded_at": b["last"].get("value_as_string"),
+                    "duration_s": round(float(b["duration"]["value"] or 0.0), 3),
+                    "activity_types": [t["key"] for t in b["types"]["buckets"]],
+                }
+            )
         code = str(term_bucket["key"]) or None
-        out.append({"term": code, "label": term_labels.get(code or "", "Chưa xác định nhiệm kỳ / no term"),
-                    "activities": activities})
+        out.append(
+            {
+                "term": code,
+                "label": term_labels.get(code or "", "Chưa xác định nhiệm kỳ / no term"),
+                "activities": activities,
+            }
+        )
     return out

@@ -54,7 +54,6 @@ class TaggerDeps:
         await self.events.close()
 
 
-
 def build_broker(settings: Settings, tagger: Tagger) -> NatsBroker:
     """One durable pull consumer on every asset event; it acts on ingested/retag only."""
     broker = NatsBroker(settings.resolved_nats_url)
@@ -97,9 +96,13 @@ async def build_deps(settings: Settings) -> TaggerDeps:
     """The one wiring function of this service."""
     events = await EventStore.from_settings(settings)
     objects = ObjectStore.from_settings(settings)
-    ocr = OcrSettings(tesseract=settings.tesseract_cmd, lang=settings.tesseract_lang,
-                      timeout_s=settings.ocr_timeout_s, max_keyframes=settings.ocr_max_keyframes,
-                      scene_threshold=settings.ocr_scene_threshold)
+    ocr = OcrSettings(
+        tesseract=settings.tesseract_cmd,
+        lang=settings.tesseract_lang,
+        timeout_s=settings.ocr_timeout_s,
+        max_keyframes=settings.ocr_max_keyframes,
+        scene_threshold=settings.ocr_scene_threshold,
+    )
     tagger = Tagger(events, objects, ocr, max_attempts=settings.tagger_max_attempts)
     await tagger.refresh(force=True)
     broker = build_broker(settings, tagger)
@@ -169,8 +172,9 @@ def _payload(model: type[EventPayload], data: dict[str, Any]) -> EventPayload:
         return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise UserError(422, "invalid_value", f"Giá trị không hợp lệ: {problems}", f"Invalid value: {problems}") \
-            from exc
+        raise UserError(
+            422, "invalid_value", f"Giá trị không hợp lệ: {problems}", f"Invalid value: {problems}"
+        ) from exc
 
 
 def _check_id(value: str, what_vi: str, what_en: str) -> str:
@@ -187,16 +191,31 @@ def tags_view(asset_id: str, history: list[StoredEvent]) -> dict[str, Any]:
         doc = fold_tag_event(doc, stored.envelope)
         env = stored.envelope
         if env.type != AssetIngestedV1.EVENT_TYPE:
-            trail.append({"type": env.type, "sequence": stored.sequence, "actor": env.actor,
-                          "occurred_at": env.occurred_at.isoformat(), "payload": env.payload})
+            trail.append(
+                {
+                    "type": env.type,
+                    "sequence": stored.sequence,
+                    "actor": env.actor,
+                    "occurred_at": env.occurred_at.isoformat(),
+                    "payload": env.payload,
+                }
+            )
     return {"asset_id": asset_id, **doc, "events": trail}
 
 
 def activity_view(act: Activity, assets: list[str]) -> dict[str, Any]:
-    return {"activity_id": act.activity_id, "title": act.title, "activity_type": act.activity_type,
-            "term": act.term, "start_date": act.start_date.isoformat(),
-            "end_date": act.end_date.isoformat() if act.end_date else None, "place": act.place,
-            "organs": list(act.organs), "merged_into": act.merged_into, "assets": assets}
+    return {
+        "activity_id": act.activity_id,
+        "title": act.title,
+        "activity_type": act.activity_type,
+        "term": act.term,
+        "start_date": act.start_date.isoformat(),
+        "end_date": act.end_date.isoformat() if act.end_date else None,
+        "place": act.place,
+        "organs": list(act.organs),
+        "merged_into": act.merged_into,
+        "assets": assets,
+    }
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -214,24 +233,31 @@ def create_app(settings: Settings) -> FastAPI:
         await d.tagger.refresh(force=True)
         act = d.tagger.activities.by_id.get(_check_id(activity_id, "hoạt động", "activity"))
         if act is None:
-            raise UserError(404, "activity_not_found", f"Không tìm thấy hoạt động {activity_id}.",
-                            f"No activity {activity_id}.")
+            raise UserError(
+                404, "activity_not_found", f"Không tìm thấy hoạt động {activity_id}.", f"No activity {activity_id}."
+            )
         return act
 
     async def append(d: TaggerDeps, event: EventEnvelope, expected: int | None = None) -> None:
         try:
             await d.events.append(event, expected_last_sequence=expected)
         except ConcurrencyConflict as exc:
-            raise UserError(409, "conflict", "Dữ liệu vừa bị người khác thay đổi, hãy tải lại và thử lại.",
-                            "Someone else changed this meanwhile; reload and retry.") from exc
+            raise UserError(
+                409,
+                "conflict",
+                "Dữ liệu vừa bị người khác thay đổi, hãy tải lại và thử lại.",
+                "Someone else changed this meanwhile; reload and retry.",
+            ) from exc
 
-    async def assign_all(d: TaggerDeps, asset_ids: list[str], act: Activity, actor: str, cause: EventEnvelope,
-                         previous: str) -> None:
+    async def assign_all(
+        d: TaggerDeps, asset_ids: list[str], act: Activity, actor: str, cause: EventEnvelope, previous: str
+    ) -> None:
         """(Re-)assign assets to ``act``, carrying its current title into each asset's events
         (and so into the search index), caused by the merge or rename that required it."""
         for asset_id in asset_ids:
-            payload = AssetActivityAssignedV1(activity_id=act.activity_id, activity_title=act.title,
-                                              previous_activity_id=previous)
+            payload = AssetActivityAssignedV1(
+                activity_id=act.activity_id, activity_title=act.title, previous_activity_id=previous
+            )
             await append(d, new_event(payload, aggregate_id=asset_id, actor=actor, causation=cause))
         await d.tagger.refresh(force=True)
 
@@ -248,8 +274,12 @@ def create_app(settings: Settings) -> FastAPI:
         history = await asset_history(d, asset_id)
         unknown = [f for f in body.reset if f not in EDITABLE_FIELDS]
         if unknown:
-            raise UserError(422, "invalid_reset", f"Không thể đặt lại trường: {', '.join(unknown)}.",
-                            f"Cannot reset fields: {', '.join(unknown)}; allowed: {', '.join(EDITABLE_FIELDS)}.")
+            raise UserError(
+                422,
+                "invalid_reset",
+                f"Không thể đặt lại trường: {', '.join(unknown)}.",
+                f"Cannot reset fields: {', '.join(unknown)}; allowed: {', '.join(EDITABLE_FIELDS)}.",
+            )
         payload = _payload(AssetMetadataEditedV1, body.model_dump(exclude_none=True))
         assert isinstance(payload, AssetMetadataEditedV1)
         if not payload.changed_fields() and not payload.reset:
@@ -260,8 +290,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/v1/assets/{asset_id}/retag", status_code=202, summary="Gắn nhãn lại một tư liệu / re-tag")
     async def retag_one(asset_id: str, actor: Actor, d: Deps, body: RetagIn | None = None) -> dict[str, Any]:
         await asset_history(d, asset_id)
-        event = new_event(AssetRetagRequestedV1(reason=body.reason if body else ""), aggregate_id=asset_id,
-                          actor=actor)
+        event = new_event(AssetRetagRequestedV1(reason=body.reason if body else ""), aggregate_id=asset_id, actor=actor)
         await append(d, event)
         return {"asset_id": asset_id, "retag_event_id": event.event_id}
 
@@ -270,8 +299,10 @@ def create_app(settings: Settings) -> FastAPI:
         reason = (body.reason if body else "") or "vocabulary change"
         count = 0
         async for stored in d.events.read_subjects(event_type_filter(AssetIngestedV1.EVENT_TYPE)):
-            await append(d, new_event(AssetRetagRequestedV1(reason=reason),
-                                      aggregate_id=stored.envelope.aggregate_id, actor=actor))
+            await append(
+                d,
+                new_event(AssetRetagRequestedV1(reason=reason), aggregate_id=stored.envelope.aggregate_id, actor=actor),
+            )
             count += 1
         return {"requested": count}
 
@@ -299,11 +330,15 @@ def create_app(settings: Settings) -> FastAPI:
         return activity_view(act, [])
 
     @app.get("/v1/activities", summary="Danh sách hoạt động / list activities")
-    async def list_activities(actor: Actor, d: Deps, term: str | None = None,
-                              activity_type: str | None = None) -> dict[str, Any]:
+    async def list_activities(
+        actor: Actor, d: Deps, term: str | None = None, activity_type: str | None = None
+    ) -> dict[str, Any]:
         await d.tagger.refresh(force=True)
-        acts = [a for a in d.tagger.activities.live()
-                if (term is None or a.term == term) and (activity_type is None or a.activity_type == activity_type)]
+        acts = [
+            a
+            for a in d.tagger.activities.live()
+            if (term is None or a.term == term) and (activity_type is None or a.activity_type == activity_type)
+        ]
         acts.sort(key=lambda a: (a.start_date, a.title), reverse=True)
         return {"activities": [activity_view(a, d.tagger.activities.assets_of(a.activity_id)) for a in acts]}
 
@@ -328,29 +363,39 @@ def create_app(settings: Settings) -> FastAPI:
         source = await live_activity(d, activity_id)
         target = await live_activity(d, body.into_activity_id)
         if source.activity_id == target.activity_id or target.merged_into or source.merged_into:
-            raise UserError(422, "invalid_merge", "Không thể gộp: hoạt động trùng nhau hoặc đã được gộp.",
-                            "Cannot merge: same activity, or one of them is already merged.")
-        merged = new_event(ActivityMergedV1(into_activity_id=target.activity_id), aggregate_id=activity_id,
-                           actor=actor)
+            raise UserError(
+                422,
+                "invalid_merge",
+                "Không thể gộp: hoạt động trùng nhau hoặc đã được gộp.",
+                "Cannot merge: same activity, or one of them is already merged.",
+            )
+        merged = new_event(ActivityMergedV1(into_activity_id=target.activity_id), aggregate_id=activity_id, actor=actor)
         await append(d, merged, source.sequence)
         moved = d.tagger.activities.assets_of(activity_id)
         await assign_all(d, moved, target, actor, merged, activity_id)
-        return {"merged": activity_id, "into": activity_view(target, d.tagger.activities.assets_of(
-            target.activity_id)), "moved_assets": moved}
+        return {
+            "merged": activity_id,
+            "into": activity_view(target, d.tagger.activities.assets_of(target.activity_id)),
+            "moved_assets": moved,
+        }
 
     @app.post("/v1/people/import", summary="Nhập danh sách đại biểu từ CSV / import people from CSV")
-    async def import_people(actor: Actor, d: Deps,
-                            csv_text: Annotated[str, Body(media_type="text/csv")]) -> dict[str, Any]:
+    async def import_people(
+        actor: Actor, d: Deps, csv_text: Annotated[str, Body(media_type="text/csv")]
+    ) -> dict[str, Any]:
         try:
             people = parse_people_csv(csv_text)
         except ValueError as exc:
-            raise UserError(422, "invalid_csv", "Tệp CSV không hợp lệ: cần dòng tiêu đề có cột 'name'.",
-                            f"Invalid CSV: {exc}") from exc
+            raise UserError(
+                422, "invalid_csv", "Tệp CSV không hợp lệ: cần dòng tiêu đề có cột 'name'.", f"Invalid CSV: {exc}"
+            ) from exc
         added = 0
         for person in people:
             _check_id(person.person_id, "người", "person")
-            payload = _payload(PersonRegisteredV1, {"name": person.name, "role": person.role,
-                                                    "organ": person.organ, "term": person.term})
+            payload = _payload(
+                PersonRegisteredV1,
+                {"name": person.name, "role": person.role, "organ": person.organ, "term": person.term},
+            )
             event = new_event(payload, aggregate_id=person.person_id, actor=actor)
             try:
                 await d.events.append(event, expected_last_sequence=0)
@@ -363,7 +408,11 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v1/people", summary="Danh sách người trong sổ / the people registry")
     async def list_people(actor: Actor, d: Deps) -> dict[str, Any]:
         await d.tagger.refresh(force=True)
-        return {"people": [{"person_id": p.person_id, "name": p.name, "role": p.role, "organ": p.organ,
-                            "term": p.term} for p in d.tagger.registry.all()]}
+        return {
+            "people": [
+                {"person_id": p.person_id, "name": p.name, "role": p.role, "organ": p.organ, "term": p.term}
+                for p in d.tagger.registry.all()
+            ]
+        }
 
     return app

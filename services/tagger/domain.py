@@ -67,16 +67,23 @@ class Activities:
         current = self.by_id.get(env.aggregate_id)
         if isinstance(p, ActivityCreatedV1):
             self.by_id[env.aggregate_id] = Activity(
-                env.aggregate_id, p.title, p.activity_type, p.start_date, p.end_date, p.term, p.place, p.organs,
-                sequence=stored.sequence)
+                env.aggregate_id,
+                p.title,
+                p.activity_type,
+                p.start_date,
+                p.end_date,
+                p.term,
+                p.place,
+                p.organs,
+                sequence=stored.sequence,
+            )
         elif isinstance(p, ActivityEditedV1) and current is not None:
             changes = {k: v for k, v in p.model_dump().items() if v is not None}
             if "organs" in changes:
                 changes["organs"] = tuple(changes["organs"])
             self.by_id[env.aggregate_id] = replace(current, **changes, sequence=stored.sequence)
         elif isinstance(p, ActivityMergedV1) and current is not None:
-            self.by_id[env.aggregate_id] = replace(current, merged_into=p.into_activity_id,
-                                                   sequence=stored.sequence)
+            self.by_id[env.aggregate_id] = replace(current, merged_into=p.into_activity_id, sequence=stored.sequence)
         elif isinstance(p, AssetActivityAssignedV1):
             if p.activity_id is None:
                 self.asset_activity.pop(env.aggregate_id, None)
@@ -168,8 +175,9 @@ def propose_tags(
         activity_type_source="uploader" if uploader_chose else "classifier",
         proposed_activity_type=result.activity_type,
         confidence=result.confidence,
-        matched_phrases=tuple(PhraseMatch(phrase=m.phrase, activity_type=m.activity_type, weight=m.weight)
-                              for m in result.matched),
+        matched_phrases=tuple(
+            PhraseMatch(phrase=m.phrase, activity_type=m.activity_type, weight=m.weight) for m in result.matched
+        ),
         term=term,
         term_source=term_source,
         organisations=tuple(o.label_vi for o in orgs),

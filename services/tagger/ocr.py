@@ -99,10 +99,32 @@ def extract_keyframes(video: Path, out_dir: Path, media_format: str, cfg: OcrSet
     if demuxer not in ALLOWED_VIDEO_FORMATS:
         raise OcrError(f"video format {media_format!r} is not allowed for keyframe extraction")
     pattern = out_dir / "kf%03d.png"
-    _run([cfg.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file",
-          "-f", demuxer, "-i", str(video), "-an", "-sn", "-dn",
-          "-vf", f"select='eq(n\\,0)+gt(scene\\,{cfg.scene_threshold})',scale='min(1920,iw)':-2",
-          "-fps_mode", "vfr", "-frames:v", str(cfg.max_keyframes), str(pattern)], cfg.timeout_s)
+    _run(
+        [
+            cfg.ffmpeg,
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-protocol_whitelist",
+            "file",
+            "-f",
+            demuxer,
+            "-i",
+            str(video),
+            "-an",
+            "-sn",
+            "-dn",
+            "-vf",
+            f"select='eq(n\\,0)+gt(scene\\,{cfg.scene_threshold})',scale='min(1920,iw)':-2",
+            "-fps_mode",
+            "vfr",
+            "-frames:v",
+            str(cfg.max_keyframes),
+            str(pattern),
+        ],
+        cfg.timeout_s,
+    )
     return sorted(out_dir.glob("kf*.png"))
 
 

@@ -27,13 +27,62 @@ _WORD = re.compile(r"[^\W\d_]+")
 _ROLE_WORD = re.compile(r"[^\W_]+")
 # A role ends where the sentence goes on with what the person did.
 _ROLE_STOPS = tuple(
-    tuple(s.split()) for s in (
-        "phat bieu", "chu tri", "bao cao ket qua", "bao cao tai", "trao", "tang", "tham", "lam viec", "tai",
-        "thao luan", "kiem tra", "du", "khai mac", "be mac", "trinh bay", "giai trinh", "tra loi", "chat van",
-        "dieu hanh", "ket luan", "gap", "cung", "de nghi", "nhan manh", "chuc mung", "trao doi", "ghi nhan",
-        "lang nghe", "doc", "neu", "yeu cau", "chi dao", "tiep thu", "nghe", "va dong chi", "la", "da", "dang",
-        "se", "cho biet", "khang dinh", "thong tin", "tiep xuc", "tiep cong dan", "giam sat", "dong chi",
-        "ve viec", "ve", "trong", "voi", "tu", "den", "chup anh", "thay mat",
+    tuple(s.split())
+    for s in (
+        "phat bieu",
+        "chu tri",
+        "bao cao ket qua",
+        "bao cao tai",
+        "trao",
+        "tang",
+        "tham",
+        "lam viec",
+        "tai",
+        "thao luan",
+        "kiem tra",
+        "du",
+        "khai mac",
+        "be mac",
+        "trinh bay",
+        "giai trinh",
+        "tra loi",
+        "chat van",
+        "dieu hanh",
+        "ket luan",
+        "gap",
+        "cung",
+        "de nghi",
+        "nhan manh",
+        "chuc mung",
+        "trao doi",
+        "ghi nhan",
+        "lang nghe",
+        "doc",
+        "neu",
+        "yeu cau",
+        "chi dao",
+        "tiep thu",
+        "nghe",
+        "va dong chi",
+        "la",
+        "da",
+        "dang",
+        "se",
+        "cho biet",
+        "khang dinh",
+        "thong tin",
+        "tiep xuc",
+        "tiep cong dan",
+        "giam sat",
+        "dong chi",
+        "ve viec",
+        "ve",
+        "trong",
+        "voi",
+        "tu",
+        "den",
+        "chup anh",
+        "thay mat",
     )
 )
 _ROLE_END = re.compile(r"[.;:()\n\[\]]|\s[-–]\s(?=\S)")
@@ -112,8 +161,15 @@ def parse_people_csv(text: str) -> list[Person]:
         if not name:
             continue
         pid = (row.get("person_id") or "").strip() or person_id_for(name)
-        people.append(Person(pid, name, clean_text(row.get("role")), clean_text(row.get("organ")),
-                             (row.get("term") or "").strip() or None))
+        people.append(
+            Person(
+                pid,
+                name,
+                clean_text(row.get("role")),
+                clean_text(row.get("organ")),
+                (row.get("term") or "").strip() or None,
+            )
+        )
     return people
 
 
@@ -132,7 +188,7 @@ def _read_name(text: str, pos: int) -> tuple[str, int]:
     words: list[str] = []
     end = pos
     for m in _WORD.finditer(text, pos):
-        gap = text[end:m.start()]
+        gap = text[end : m.start()]
         if gap.strip() or not _capitalised(m.group()):
             break
         if words and "\n" in gap:
@@ -153,18 +209,18 @@ def _read_role(text: str, pos: int) -> str:
         return ""
     start = pos + m.end()
     stop = _ROLE_END.search(text, start)
-    segment = text[start:stop.start() if stop else len(text)]
+    segment = text[start : stop.start() if stop else len(text)]
     words = list(_ROLE_WORD.finditer(segment))
     folded = [fold(w.group()) for w in words]
     cut = len(words)
     for i in range(len(words)):
         if i == 0:
             continue
-        after_comma = "," in segment[words[i - 1].end():words[i].start()]
+        after_comma = "," in segment[words[i - 1].end() : words[i].start()]
         if after_comma and not words[i].group()[:1].isupper():
             cut = i  # "…, lãnh đạo các Ban": the list of roles is over
             break
-        if any(tuple(folded[i:i + len(s)]) == s for s in _ROLE_STOPS) and not words[i].group()[:1].isupper():
+        if any(tuple(folded[i : i + len(s)]) == s for s in _ROLE_STOPS) and not words[i].group()[:1].isupper():
             cut = i
             break
         if i >= _MAX_ROLE_WORDS:
@@ -172,7 +228,7 @@ def _read_role(text: str, pos: int) -> str:
             break
     if cut == 0 or not words:
         return ""
-    role = segment[:words[cut - 1].end()]
+    role = segment[: words[cut - 1].end()]
     return clean_text(role).strip(" ,-–")
 
 
@@ -185,8 +241,8 @@ def _mentions(text: str) -> list[tuple[str, str]]:
         if name:
             out.append((name, _read_role(text, end)))
     for m in _LIST_INTRO.finditer(folded):
-        stop = re.search(r"[.\n]", text[m.end():])
-        block = text[m.end(): m.end() + stop.start() if stop else len(text)]
+        stop = re.search(r"[.\n]", text[m.end() :])
+        block = text[m.end() : m.end() + stop.start() if stop else len(text)]
         offset = m.end()
         for part in block.split(";"):
             lead = len(part) - len(part.lstrip(" ,"))
@@ -205,8 +261,9 @@ def find_people(text: str, registry: Registry, source: str = "caption") -> list[
         key = name_key(name)
         known = registry.lookup(name)
         if known is not None:
-            tag = PersonTag(name=known.name, role=role or known.role, person_id=known.person_id, known=True,
-                            source=source)
+            tag = PersonTag(
+                name=known.name, role=role or known.role, person_id=known.person_id, known=True, source=source
+            )
         else:
             tag = PersonTag(name=name, role=role, person_id=None, known=False, source=source)
         if key not in found or (tag.role and not found[key].role):
@@ -218,6 +275,7 @@ def find_people(text: str, registry: Registry, source: str = "caption") -> list[
         if f" {key} " in padded:
             person = registry.lookup(key)
             assert person is not None
-            found[key] = PersonTag(name=person.name, role=person.role, person_id=person.person_id, known=True,
-                                   source=source)
+            found[key] = PersonTag(
+                name=person.name, role=person.role, person_id=person.person_id, known=True, source=source
+            )
     return list(found.values())

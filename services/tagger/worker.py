@@ -105,8 +105,9 @@ class Tagger:
                 texts.append(await asyncio.to_thread(ocr_image, frame, self.ocr))
             return merge_texts(texts), len(frames)
 
-    async def ocr_or_why_not(self, asset: AssetIngestedV1, deliveries: int,
-                             heartbeat: Heartbeat) -> tuple[str, int, str]:
+    async def ocr_or_why_not(
+        self, asset: AssetIngestedV1, deliveries: int, heartbeat: Heartbeat
+    ) -> tuple[str, int, str]:
         """(text, frames, "") — or, once retrying cannot help, ("", 0, why there is no OCR).
 
         Passing faults are raised for redelivery until the last attempt; then the
@@ -147,12 +148,17 @@ class Tagger:
             text, frames, ocr_error = await self.ocr_or_why_not(asset, deliveries, heartbeat)
         await self.refresh()
         payload = propose_tags(
-            asset, ocr_text=text, ocr_frames=frames, ocr_error=ocr_error, registry=self.registry,
+            asset,
+            ocr_text=text,
+            ocr_frames=frames,
+            ocr_error=ocr_error,
+            registry=self.registry,
             activities=self.activities.live(),
             cause="retag" if cause.type == AssetRetagRequestedV1.EVENT_TYPE else "ingested",
         )
-        event = new_event(payload, aggregate_id=cause.aggregate_id, actor=ACTOR, causation=cause,
-                          event_id=tagged_event_id(cause))
+        event = new_event(
+            payload, aggregate_id=cause.aggregate_id, actor=ACTOR, causation=cause, event_id=tagged_event_id(cause)
+        )
         await self.events.append(event)
         return "tagged"
 
@@ -162,9 +168,14 @@ class Tagger:
             code, vi = "asset_not_found", f"Không tìm thấy tư liệu gốc {cause.aggregate_id} để gắn nhãn."
         else:
             code, vi = "tagging_error", f"Gắn nhãn tự động thất bại sau {attempts} lần thử: {exc}"
-        payload = AssetTaggingFailedV1(code=code, message=vi[:1000], message_en=f"Tagging failed after "
-                                       f"{attempts} attempts: {type(exc).__name__}: {exc}"[:1000], attempts=attempts)
-        event = new_event(payload, aggregate_id=cause.aggregate_id, actor=ACTOR, causation=cause,
-                          event_id=failed_event_id(cause))
+        payload = AssetTaggingFailedV1(
+            code=code,
+            message=vi[:1000],
+            message_en=f"Tagging failed after {attempts} attempts: {type(exc).__name__}: {exc}"[:1000],
+            attempts=attempts,
+        )
+        event = new_event(
+            payload, aggregate_id=cause.aggregate_id, actor=ACTOR, causation=cause, event_id=failed_event_id(cause)
+        )
         await self.events.append(event)
         log.warning("tagging %s failed for good: %s", cause.aggregate_id, exc)

@@ -49,7 +49,6 @@ class TranscoderDeps:
         await self.events.close()
 
 
-
 def work_dir_for(settings: Settings) -> Path:
     """Scratch space of this replica (replicas on one machine differ by port)."""
     base = settings.transcoder_work_dir or settings.home / "work"
@@ -88,9 +87,12 @@ def build_broker(settings: Settings, worker: WorkerDeps) -> NatsBroker:
         durable=TRANSCODER_DURABLE,
         # One fetch = the jobs this replica runs at once: bounded concurrency.
         pull_sub=PullSub(batch_size=settings.transcoder_concurrency, timeout=5.0),
-        config=ConsumerConfig(ack_wait=settings.transcoder_ack_wait_s, max_deliver=-1,
-                              deliver_policy=DeliverPolicy.ALL,
-                              max_ack_pending=max(16, 4 * settings.transcoder_concurrency)),
+        config=ConsumerConfig(
+            ack_wait=settings.transcoder_ack_wait_s,
+            max_deliver=-1,
+            deliver_policy=DeliverPolicy.ALL,
+            max_ack_pending=max(16, 4 * settings.transcoder_concurrency),
+        ),
         ack_policy=AckPolicy.MANUAL,
     )
     async def on_ingested(msg: NatsMessage) -> None:
@@ -130,10 +132,18 @@ async def build_deps(settings: Settings) -> TranscoderDeps:
     work_dir.mkdir(parents=True)
     limits = Limits(probe_timeout_s=settings.ffprobe_timeout_s, max_frames=settings.transcoder_max_frames)
     worker = WorkerDeps(
-        events=events, objects=objects, renditions_bucket=settings.bucket_renditions, work_dir=work_dir,
-        render=RenderOptions(threads=settings.ffmpeg_threads, timeout_base_s=settings.ffmpeg_timeout_base_s,
-                             timeout_per_media_s=settings.ffmpeg_timeout_per_media_s, limits=limits),
-        max_input_bytes=settings.transcoder_max_input_bytes, max_attempts=settings.transcoder_max_attempts,
+        events=events,
+        objects=objects,
+        renditions_bucket=settings.bucket_renditions,
+        work_dir=work_dir,
+        render=RenderOptions(
+            threads=settings.ffmpeg_threads,
+            timeout_base_s=settings.ffmpeg_timeout_base_s,
+            timeout_per_media_s=settings.ffmpeg_timeout_per_media_s,
+            limits=limits,
+        ),
+        max_input_bytes=settings.transcoder_max_input_bytes,
+        max_attempts=settings.transcoder_max_attempts,
         retry_delay_s=settings.transcoder_retry_delay_s,
     )
     broker = build_broker(settings, worker)

@@ -52,6 +52,7 @@ def ffmpeg_timeout(duration_s: float | None, base_s: float, per_media_s: float) 
 
 # --- video ---------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class StoryboardPlan:
     interval_s: float  # one tile per interval
@@ -71,8 +72,9 @@ def keyframe_interval(duration_s: float | None) -> float:
     return min(2.0, storyboard_plan(duration_s).interval_s)
 
 
-def proxy_command(src: Path, demuxer: str, dst: Path, *, duration_s: float | None, has_audio: bool,
-                  threads: int) -> list[str]:
+def proxy_command(
+    src: Path, demuxer: str, dst: Path, *, duration_s: float | None, has_audio: bool, threads: int
+) -> list[str]:
     """Web proxy: H.264 High/AAC MP4, ≤ 1280×720 (never upscaled), rotation
     applied (ffmpeg's autorotate), interlaced frames deinterlaced, 8-bit 4:2:0
     for every browser, bitrate capped for slow provincial links, faststart."""
@@ -80,18 +82,33 @@ def proxy_command(src: Path, demuxer: str, dst: Path, *, duration_s: float | Non
     video = (
         inp["v:0"]
         .filter("bwdif", deint="interlaced")
-        .filter("scale", w=f"min({PROXY_MAX_W},iw)", h=f"min({PROXY_MAX_H},ih)",
-                force_original_aspect_ratio="decrease", force_divisible_by=2)
+        .filter(
+            "scale",
+            w=f"min({PROXY_MAX_W},iw)",
+            h=f"min({PROXY_MAX_H},ih)",
+            force_original_aspect_ratio="decrease",
+            force_divisible_by=2,
+        )
         .filter("setsar", "1")
         .filter("format", "yuv420p")
     )
     streams = [video, inp["a:0"]] if has_audio else [video]
     out_opts: dict[str, Any] = {
-        "c:v": "libx264", "preset": "veryfast", "crf": 23, "profile:v": "high",
-        "maxrate": "3M", "bufsize": "6M", "fpsmax": 60,
+        "c:v": "libx264",
+        "preset": "veryfast",
+        "crf": 23,
+        "profile:v": "high",
+        "maxrate": "3M",
+        "bufsize": "6M",
+        "fpsmax": 60,
         "force_key_frames": f"expr:gte(t,n_forced*{keyframe_interval(duration_s):g})",
-        "map_metadata": -1, "map_chapters": -1, "sn": None, "dn": None,
-        "movflags": "+faststart", "threads": threads, "f": "mp4",
+        "map_metadata": -1,
+        "map_chapters": -1,
+        "sn": None,
+        "dn": None,
+        "movflags": "+faststart",
+        "threads": threads,
+        "f": "mp4",
     }
     if has_audio:
         out_opts.update({"c:a": "aac", "b:a": "128k", "ac": 2, "ar": 48000})
@@ -103,16 +120,21 @@ def storyboard_frames_command(proxy: Path, frames_dir: Path, plan: StoryboardPla
     inp = safe_input(proxy, "mov", skip_frame="nokey")
     # The first keyframe at or after each tile's time (the proxy has one at
     # least every interval); the fps filter would duplicate or drop instead.
-    video = (inp["v:0"].filter("select", f"gte(t,selected_n*{plan.interval_s:g})")
-             .filter("scale", STORYBOARD_TILE_W, -2))
-    return compile_args(ffmpeg.output(video, f"file:{frames_dir}/%04d.jpg", **{
-        "frames:v": plan.tiles, "q:v": 5, "threads": threads, "fps_mode": "passthrough"}))
+    video = inp["v:0"].filter("select", f"gte(t,selected_n*{plan.interval_s:g})").filter("scale", STORYBOARD_TILE_W, -2)
+    return compile_args(
+        ffmpeg.output(
+            video,
+            f"file:{frames_dir}/%04d.jpg",
+            **{"frames:v": plan.tiles, "q:v": 5, "threads": threads, "fps_mode": "passthrough"},
+        )
+    )
 
 
 def poster_command(proxy: Path, dst: Path, at_s: float, threads: int) -> list[str]:
     inp = safe_input(proxy, "mov", ss=f"{at_s:.3f}")
-    return compile_args(ffmpeg.output(inp["v:0"], f"file:{dst}", **{
-        "frames:v": 1, "q:v": 3, "threads": threads, "update": 1}))
+    return compile_args(
+        ffmpeg.output(inp["v:0"], f"file:{dst}", **{"frames:v": 1, "q:v": 3, "threads": threads, "update": 1})
+    )
 
 
 @dataclass(frozen=True)
@@ -146,8 +168,9 @@ def _vtt_time(seconds: float) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
 
 
-def storyboard_vtt(tiles: int, interval_s: float, duration_s: float, tile_w: int, tile_h: int,
-                   sprite_name: str = "storyboard.jpg") -> str:
+def storyboard_vtt(
+    tiles: int, interval_s: float, duration_s: float, tile_w: int, tile_h: int, sprite_name: str = "storyboard.jpg"
+) -> str:
     """WebVTT thumbnail track: each cue names a sprite region (``#xywh=``).
 
     The sprite is referenced by file name, relative to the VTT; the API hands
@@ -166,11 +189,26 @@ def storyboard_vtt(tiles: int, interval_s: float, duration_s: float, tile_w: int
 
 # --- audio ---------------------------------------------------------------------
 
+
 def web_audio_command(src: Path, demuxer: str, dst: Path, threads: int) -> list[str]:
     inp = safe_input(src, demuxer)
-    return compile_args(ffmpeg.output(inp["a:0"], f"file:{dst}", **{
-        "c:a": "aac", "b:a": "128k", "ac": 2, "ar": 48000, "vn": None, "map_metadata": -1,
-        "movflags": "+faststart", "threads": threads, "f": "mp4"}))
+    return compile_args(
+        ffmpeg.output(
+            inp["a:0"],
+            f"file:{dst}",
+            **{
+                "c:a": "aac",
+                "b:a": "128k",
+                "ac": 2,
+                "ar": 48000,
+                "vn": None,
+                "map_metadata": -1,
+                "movflags": "+faststart",
+                "threads": threads,
+                "f": "mp4",
+            },
+        )
+    )
 
 
 def waveform_command(src: Path, demuxer: str, dst: Path, threads: int) -> list[str]:
@@ -181,8 +219,14 @@ def waveform_command(src: Path, demuxer: str, dst: Path, threads: int) -> list[s
         inp["a:0"]
         .filter("aresample", 8000)
         .filter("aformat", sample_fmts="s16", channel_layouts="mono")
-        .filter("showwavespic", s=f"{WAVEFORM_SIZE[0]}x{WAVEFORM_SIZE[1]}", colors="0x1f6feb",
-                filter="peak", scale="sqrt", draw="full")
+        .filter(
+            "showwavespic",
+            s=f"{WAVEFORM_SIZE[0]}x{WAVEFORM_SIZE[1]}",
+            colors="0x1f6feb",
+            filter="peak",
+            scale="sqrt",
+            draw="full",
+        )
     )
     opts = {"frames:v": 1, "update": 1, "threads": threads}
     return compile_args(ffmpeg.output(wave, f"file:{dst}", **opts))
@@ -190,11 +234,13 @@ def waveform_command(src: Path, demuxer: str, dst: Path, threads: int) -> list[s
 
 # --- failures and retries ----------------------------------------------------------
 
+
 class JobFailure(Exception):
     """Why a job failed, in the shape of ``asset.processing_failed``."""
 
-    def __init__(self, stage: ProcessingStage, code: str, reason: str, reason_en: str, detail: str,
-                 retryable: bool) -> None:
+    def __init__(
+        self, stage: ProcessingStage, code: str, reason: str, reason_en: str, detail: str, retryable: bool
+    ) -> None:
         super().__init__(f"{stage}/{code}: {reason_en} {detail}".strip())
         self.stage = stage
         self.code = code
@@ -205,7 +251,7 @@ class JobFailure(Exception):
 
 
 def decide(failure: JobFailure, attempt: int, max_attempts: int) -> str:
-    """"retry" (nak, redeliver later) or "give_up" (emit the failed event, ack).
+    """ "retry" (nak, redeliver later) or "give_up" (emit the failed event, ack).
 
     A fault of the file never gets better by retrying; a fault of the machine
     or of storage may, but only ``max_attempts`` times: no endless loop.
@@ -219,15 +265,25 @@ def retry_delay(attempt: int, base_s: float) -> float:
 
 
 def failed_payload(failure: JobFailure, attempts: int) -> AssetProcessingFailedV1:
-    return AssetProcessingFailedV1(stage=failure.stage, code=failure.code, reason=failure.reason,
-                                   reason_en=failure.reason_en, detail=failure.detail,
-                                   retryable=failure.retryable, attempts=attempts)
+    return AssetProcessingFailedV1(
+        stage=failure.stage,
+        code=failure.code,
+        reason=failure.reason,
+        reason_en=failure.reason_en,
+        detail=failure.detail,
+        retryable=failure.retryable,
+        attempts=attempts,
+    )
 
 
 def gave_up_after_crashes(attempts: int) -> JobFailure:
     """A delivery beyond the limit means earlier attempts died mid-job (the
     worker was killed, e.g. out of memory): stop instead of dying again."""
-    return JobFailure(ProcessingStage.INTERNAL, "worker_crashed",
-                      f"Bộ xử lý dừng đột ngột {attempts - 1} lần khi xử lý tệp này; đã ngừng thử lại.",
-                      f"The worker stopped abruptly {attempts - 1} times on this file; giving up.",
-                      "", retryable=True)
+    return JobFailure(
+        ProcessingStage.INTERNAL,
+        "worker_crashed",
+        f"Bộ xử lý dừng đột ngột {attempts - 1} lần khi xử lý tệp này; đã ngừng thử lại.",
+        f"The worker stopped abruptly {attempts - 1} times on this file; giving up.",
+        "",
+        retryable=True,
+    )

@@ -57,8 +57,7 @@ def _image_size(path: Path) -> tuple[int, int]:
         return img.size
 
 
-async def render(src: Path, demuxer: str, facts: AssetProbedV1, workdir: Path,
-                 opts: RenderOptions) -> RenderResult:
+async def render(src: Path, demuxer: str, facts: AssetProbedV1, workdir: Path, opts: RenderOptions) -> RenderResult:
     """All renditions for the asset's kind, as files in ``workdir``."""
     if facts.kind is AssetKind.PHOTO:
         photos = await asyncio.to_thread(photo_renditions, src, facts.container, workdir, opts.limits)
@@ -69,6 +68,7 @@ async def render(src: Path, demuxer: str, facts: AssetProbedV1, workdir: Path,
 
 
 # --- photo ---------------------------------------------------------------------
+
 
 def photo_renditions(src: Path, fmt: str, workdir: Path, limits: Limits) -> list[LocalRendition]:
     """Web (≤ 2048) and thumbnail (≤ 400) JPEGs, EXIF orientation applied and
@@ -96,11 +96,14 @@ def photo_renditions(src: Path, fmt: str, workdir: Path, limits: Limits) -> list
     thumb = web.copy()
     thumb.thumbnail((domain.PHOTO_THUMB_EDGE, domain.PHOTO_THUMB_EDGE), Image.Resampling.LANCZOS)
     thumb.save(thumb_path, "JPEG", quality=80, optimize=True, icc_profile=icc)
-    return [LocalRendition(RenditionName.WEB, web_path, mime, *web.size),
-            LocalRendition(RenditionName.THUMB, thumb_path, mime, *thumb.size)]
+    return [
+        LocalRendition(RenditionName.WEB, web_path, mime, *web.size),
+        LocalRendition(RenditionName.THUMB, thumb_path, mime, *thumb.size),
+    ]
 
 
 # --- video ---------------------------------------------------------------------
+
 
 def frame_stats(path: Path) -> domain.FrameStats:
     with Image.open(path) as img:
@@ -123,13 +126,15 @@ def build_storyboard(frames: list[Path], sprite: Path) -> tuple[int, int]:
     return tile_w, tile_h
 
 
-async def video_renditions(src: Path, demuxer: str, facts: AssetProbedV1, workdir: Path,
-                           opts: RenderOptions) -> RenderResult:
+async def video_renditions(
+    src: Path, demuxer: str, facts: AssetProbedV1, workdir: Path, opts: RenderOptions
+) -> RenderResult:
     timeout = domain.ffmpeg_timeout(facts.duration_s, opts.timeout_base_s, opts.timeout_per_media_s)
     proxy, proxy_mime = _out(workdir, RenditionName.PROXY)
     has_audio = facts.audio_codec is not None
-    command = domain.proxy_command(src, demuxer, proxy, duration_s=facts.duration_s, has_audio=has_audio,
-                                   threads=opts.threads)
+    command = domain.proxy_command(
+        src, demuxer, proxy, duration_s=facts.duration_s, has_audio=has_audio, threads=opts.threads
+    )
     await run_ffmpeg(command, timeout)
     # Everything else is read from the proxy: rotation is applied, it is at
     # most 720p, and its keyframes sit at the storyboard times.
@@ -140,8 +145,13 @@ async def video_renditions(src: Path, demuxer: str, facts: AssetProbedV1, workdi
     frames = sorted(frames_dir.glob("*.jpg"))
     if not frames:
         raise domain.JobFailure(
-            ProcessingStage.RENDER, "no_frames", "Không trích được khung hình nào từ video.",
-            "No frame could be extracted from the video.", "", retryable=False)
+            ProcessingStage.RENDER,
+            "no_frames",
+            "Không trích được khung hình nào từ video.",
+            "No frame could be extracted from the video.",
+            "",
+            retryable=False,
+        )
     stats = await asyncio.to_thread(lambda: [frame_stats(f) for f in frames])
     pick = domain.choose_poster(stats)
     poster_at = pick * plan.interval_s
@@ -155,12 +165,15 @@ async def video_renditions(src: Path, demuxer: str, facts: AssetProbedV1, workdi
     proxy_w, proxy_h, proxy_duration = await asyncio.to_thread(_proxy_facts, proxy, opts.limits)
     poster_w, poster_h = await asyncio.to_thread(_image_size, poster)
     sprite_w, sprite_h = await asyncio.to_thread(_image_size, sprite)
-    return RenderResult([
-        LocalRendition(RenditionName.PROXY, proxy, proxy_mime, proxy_w, proxy_h, proxy_duration),
-        LocalRendition(RenditionName.POSTER, poster, poster_mime, poster_w, poster_h),
-        LocalRendition(RenditionName.STORYBOARD, sprite, sprite_mime, sprite_w, sprite_h),
-        LocalRendition(RenditionName.STORYBOARD_VTT, vtt, vtt_mime),
-    ], poster_time_s=poster_at)
+    return RenderResult(
+        [
+            LocalRendition(RenditionName.PROXY, proxy, proxy_mime, proxy_w, proxy_h, proxy_duration),
+            LocalRendition(RenditionName.POSTER, poster, poster_mime, poster_w, poster_h),
+            LocalRendition(RenditionName.STORYBOARD, sprite, sprite_mime, sprite_w, sprite_h),
+            LocalRendition(RenditionName.STORYBOARD_VTT, vtt, vtt_mime),
+        ],
+        poster_time_s=poster_at,
+    )
 
 
 def _proxy_facts(proxy: Path, limits: Limits) -> tuple[int | None, int | None, float | None]:
@@ -172,14 +185,18 @@ def _proxy_facts(proxy: Path, limits: Limits) -> tuple[int | None, int | None, f
 
 # --- audio ---------------------------------------------------------------------
 
-async def audio_renditions(src: Path, demuxer: str, facts: AssetProbedV1, workdir: Path,
-                           opts: RenderOptions) -> RenderResult:
+
+async def audio_renditions(
+    src: Path, demuxer: str, facts: AssetProbedV1, workdir: Path, opts: RenderOptions
+) -> RenderResult:
     timeout = domain.ffmpeg_timeout(facts.duration_s, opts.timeout_base_s, opts.timeout_per_media_s)
     audio, audio_mime = _out(workdir, RenditionName.AUDIO)
     wave, wave_mime = _out(workdir, RenditionName.WAVEFORM)
     await run_ffmpeg(domain.web_audio_command(src, demuxer, audio, opts.threads), timeout)
     await run_ffmpeg(domain.waveform_command(src, demuxer, wave, opts.threads), timeout)
-    return RenderResult([
-        LocalRendition(RenditionName.AUDIO, audio, audio_mime, duration_s=facts.duration_s),
-        LocalRendition(RenditionName.WAVEFORM, wave, wave_mime, *domain.WAVEFORM_SIZE),
-    ])
+    return RenderResult(
+        [
+            LocalRendition(RenditionName.AUDIO, audio, audio_mime, duration_s=facts.duration_s),
+            LocalRendition(RenditionName.WAVEFORM, wave, wave_mime, *domain.WAVEFORM_SIZE),
+        ]
+    )

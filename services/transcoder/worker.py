@@ -67,8 +67,13 @@ def event_id_for(cause: EventEnvelope, payload_type: type[EventPayload]) -> str:
 
 
 async def _append(deps: WorkerDeps, cause: EventEnvelope, payload: EventPayload) -> None:
-    event = new_event(payload, aggregate_id=cause.aggregate_id, actor=ACTOR, causation=cause,
-                      event_id=event_id_for(cause, type(payload)))
+    event = new_event(
+        payload,
+        aggregate_id=cause.aggregate_id,
+        actor=ACTOR,
+        causation=cause,
+        event_id=event_id_for(cause, type(payload)),
+    )
     result = await deps.events.append(event)
     status = "duplicate" if result.duplicate else "appended"
     log.info("%s %s %s", cause.aggregate_id, payload.EVENT_TYPE, status)
@@ -81,18 +86,35 @@ def _classify(exc: BaseException, stage: ProcessingStage) -> domain.JobFailure:
     if isinstance(exc, MediaRejected):
         return domain.JobFailure(ProcessingStage.PROBE, exc.code, exc.message_vi, exc.message_en, "", False)
     if isinstance(exc, FfmpegError):
-        return domain.JobFailure(ProcessingStage.RENDER, exc.code, exc.message_vi, exc.message_en, exc.detail,
-                                 exc.retryable)
+        return domain.JobFailure(
+            ProcessingStage.RENDER, exc.code, exc.message_vi, exc.message_en, exc.detail, exc.retryable
+        )
     if isinstance(exc, ObjectNotFound):
-        return domain.JobFailure(ProcessingStage.FETCH, "original_missing",
-                                 "Không tìm thấy tệp gốc trong kho lưu trữ.",
-                                 "The original is missing from object storage.", str(exc), True)
+        return domain.JobFailure(
+            ProcessingStage.FETCH,
+            "original_missing",
+            "Không tìm thấy tệp gốc trong kho lưu trữ.",
+            "The original is missing from object storage.",
+            str(exc),
+            True,
+        )
     if isinstance(exc, S3Error | OSError | ConnectionError | TimeoutError):
-        return domain.JobFailure(stage, "storage_unavailable", "Kho lưu trữ tạm thời không phản hồi.",
-                                 "Storage or the local disk failed; retrying may help.", repr(exc)[:600],
-                                 True)
-    return domain.JobFailure(ProcessingStage.INTERNAL, "internal_error", "Lỗi nội bộ của bộ chuyển mã.",
-                             "Internal transcoder error.", repr(exc)[:600], True)
+        return domain.JobFailure(
+            stage,
+            "storage_unavailable",
+            "Kho lưu trữ tạm thời không phản hồi.",
+            "Storage or the local disk failed; retrying may help.",
+            repr(exc)[:600],
+            True,
+        )
+    return domain.JobFailure(
+        ProcessingStage.INTERNAL,
+        "internal_error",
+        "Lỗi nội bộ của bộ chuyển mã.",
+        "Internal transcoder error.",
+        repr(exc)[:600],
+        True,
+    )
 
 
 async def handle_ingested(deps: WorkerDeps, cause: EventEnvelope, attempt: int) -> Outcome:
@@ -118,9 +140,14 @@ async def handle_ingested(deps: WorkerDeps, cause: EventEnvelope, attempt: int) 
         if info is None:
             raise ObjectNotFound(f"{payload.bucket}/{payload.object_key}")
         if info.size > deps.max_input_bytes:
-            raise domain.JobFailure(ProcessingStage.FETCH, "too_large",
-                                    f"Tệp gốc vượt giới hạn {deps.max_input_bytes:,} byte.",
-                                    f"The original exceeds {deps.max_input_bytes:,} bytes.", "", False)
+            raise domain.JobFailure(
+                ProcessingStage.FETCH,
+                "too_large",
+                f"Tệp gốc vượt giới hạn {deps.max_input_bytes:,} byte.",
+                f"The original exceeds {deps.max_input_bytes:,} bytes.",
+                "",
+                False,
+            )
         await deps.objects.download(payload.bucket, payload.object_key, original)
         stage = ProcessingStage.PROBE
         facts, fmt = await asyncio.to_thread(media_facts, original, deps.render.limits)
@@ -132,14 +159,26 @@ async def handle_ingested(deps: WorkerDeps, cause: EventEnvelope, attempt: int) 
         result = await render(original, fmt, facts, outdir, deps.render)
         stage = ProcessingStage.STORE
         stored = await _store(deps, cause.aggregate_id, result)
-        await _append(deps, cause, AssetRenditionsReadyV1(
-            profile=domain.PROFILE, renditions=tuple(stored), poster_time_s=result.poster_time_s,
-            elapsed_s=round(time.perf_counter() - began, 3)))
+        await _append(
+            deps,
+            cause,
+            AssetRenditionsReadyV1(
+                profile=domain.PROFILE,
+                renditions=tuple(stored),
+                poster_time_s=result.poster_time_s,
+                elapsed_s=round(time.perf_counter() - began, 3),
+            ),
+        )
         return Outcome("ack", "ready")
     except Exception as exc:
         failure = _classify(exc, stage)
-        log.warning("%s attempt %d failed: %s", cause.aggregate_id, attempt, failure,
-                    exc_info=failure.stage is ProcessingStage.INTERNAL)
+        log.warning(
+            "%s attempt %d failed: %s",
+            cause.aggregate_id,
+            attempt,
+            failure,
+            exc_info=failure.stage is ProcessingStage.INTERNAL,
+        )
         if domain.decide(failure, attempt, deps.max_attempts) == "retry":
             return Outcome("retry", "retry", domain.retry_delay(attempt, deps.retry_delay_s))
         await _append(deps, cause, domain.failed_payload(failure, attempt))
@@ -154,7 +193,16 @@ async def _store(deps: WorkerDeps, asset_id: str, result: RenderResult) -> list[
     for item in result.renditions:
         key = domain.rendition_key(asset_id, item.name)
         info = await deps.objects.put_file(deps.renditions_bucket, key, item.path, item.mime_type)
-        stored.append(Rendition(name=item.name, bucket=deps.renditions_bucket, key=key,
-                                mime_type=item.mime_type, size_bytes=info.size, width=item.width,
-                                height=item.height, duration_s=item.duration_s))
+        stored.append(
+            Rendition(
+                name=item.name,
+                bucket=deps.renditions_bucket,
+                key=key,
+                mime_type=item.mime_type,
+                size_bytes=info.size,
+                width=item.width,
+                height=item.height,
+                duration_s=item.duration_s,
+            )
+        )
     return stored

@@ -251,7 +251,15 @@ class PersonRegisteredV1(EventPayload):
         return clean_text(value)
 
 
-for _model in (AssetTaggedV1, AssetTaggingFailedV1, AssetRetagRequestedV1, AssetMetadataEditedV1,
-               AssetActivityAssignedV1, ActivityCreatedV1, ActivityEditedV1, ActivityMergedV1,
-               PersonRegisteredV1):
+for _model in (
+    AssetTaggedV1,
+    AssetTaggingFailedV1,
+    AssetRetagRequestedV1,
+    AssetMetadataEditedV1,
+    AssetActivityAssignedV1,
+    ActivityCreatedV1,
+    ActivityEditedV1,
+    ActivityMergedV1,
+    PersonRegisteredV1,
+):
     register_payload(_model)

@@ -56,6 +56,7 @@ def media_facts(path: Path, limits: Limits | None = None) -> tuple[AssetProbedV1
 
 # --- photos --------------------------------------------------------------------
 
+
 def _ratio(value: Any) -> float:
     try:
         return float(value)
@@ -100,7 +101,8 @@ def photo_facts(path: Path, fmt: str) -> AssetProbedV1:
         width, height = height, width
     sub = exif.get_ifd(_EXIF_IFD)
     recorded = exif_datetime(sub.get(_TAG_DATETIME_ORIGINAL), sub.get(_TAG_OFFSET_ORIGINAL)) or exif_datetime(
-        exif.get(_TAG_DATETIME))
+        exif.get(_TAG_DATETIME)
+    )
     camera = " ".join(str(exif.get(t) or "").strip().strip("\x00") for t in (_TAG_MAKE, _TAG_MODEL)).strip()
     gps_ifd = exif.get_ifd(_GPS_IFD)
     gps = None
@@ -111,11 +113,20 @@ def photo_facts(path: Path, fmt: str) -> AssetProbedV1:
             alt = -alt
         if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
             gps = GeoPoint(lat=round(lat, 7), lon=round(lon, 7), alt_m=alt)
-    return AssetProbedV1(kind=AssetKind.PHOTO, container=fmt, width=width, height=height, rotation=rotation,
-                         recorded_at=recorded, camera=camera or None, gps=gps)
+    return AssetProbedV1(
+        kind=AssetKind.PHOTO,
+        container=fmt,
+        width=width,
+        height=height,
+        rotation=rotation,
+        recorded_at=recorded,
+        camera=camera or None,
+        gps=gps,
+    )
 
 
 # --- video and audio -------------------------------------------------------------
+
 
 def _int(value: Any) -> int | None:
     try:
@@ -155,7 +166,7 @@ def _container_datetime(tags: dict[str, str]) -> datetime | None:
 
 
 def iso6709(raw: str) -> GeoPoint | None:
-    """"+21.0285+105.8542+012.000/" → GeoPoint (phones write this in MP4/MOV)."""
+    """ "+21.0285+105.8542+012.000/" → GeoPoint (phones write this in MP4/MOV)."""
     match = _ISO6709.match(raw.strip())
     if not match:
         return None
@@ -171,8 +182,10 @@ def av_facts(kind: AssetKind, container: str, info: dict[str, Any]) -> AssetProb
     fmt = info.get("format") if isinstance(info.get("format"), dict) else {}
     assert isinstance(fmt, dict)
     tags = {str(k).lower(): str(v) for k, v in (fmt.get("tags") or {}).items()}
-    video = next((s for s in streams if s.get("codec_type") == "video"
-                  and not (s.get("disposition") or {}).get("attached_pic")), None)
+    video = next(
+        (s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")),
+        None,
+    )
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     width = height = None
     rotation = 0
@@ -183,21 +196,24 @@ def av_facts(kind: AssetKind, container: str, info: dict[str, Any]) -> AssetProb
             width, height = height, width
         for key, value in (video.get("tags") or {}).items():
             tags.setdefault(str(key).lower(), str(value))
-    make = next((tags[k] for k in ("com.apple.quicktime.make", "com.android.manufacturer", "make")
-                 if tags.get(k)), "")
-    model = next((tags[k] for k in ("com.apple.quicktime.model", "com.android.model", "model")
-                  if tags.get(k)), "")
+    make = next((tags[k] for k in ("com.apple.quicktime.make", "com.android.manufacturer", "make") if tags.get(k)), "")
+    model = next((tags[k] for k in ("com.apple.quicktime.model", "com.android.model", "model") if tags.get(k)), "")
     location = tags.get("com.apple.quicktime.location.iso6709") or tags.get("location") or ""
     duration = _ratio(fmt.get("duration")) or None
     return AssetProbedV1(
-        kind=kind, container=container, duration_s=round(duration, 3) if duration else None,
-        width=width or None, height=height or None,
+        kind=kind,
+        container=container,
+        duration_s=round(duration, 3) if duration else None,
+        width=width or None,
+        height=height or None,
         frame_rate=round(rate, 3) if video is not None and (rate := _frame_rate(video)) else None,
         video_codec=str(video.get("codec_name")) if video is not None else None,
         audio_codec=str(audio.get("codec_name")) if audio is not None else None,
-        bitrate=_int(fmt.get("bit_rate")), rotation=rotation,
+        bitrate=_int(fmt.get("bit_rate")),
+        rotation=rotation,
         audio_channels=_int(audio.get("channels")) if audio is not None else None,
         audio_sample_rate=_int(audio.get("sample_rate")) if audio is not None else None,
-        recorded_at=_container_datetime(tags), camera=f"{make} {model}".strip() or None,
+        recorded_at=_container_datetime(tags),
+        camera=f"{make} {model}".strip() or None,
         gps=iso6709(location) if location else None,
     )

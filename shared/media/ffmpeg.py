@@ -31,15 +31,20 @@ _prctl = ctypes.CDLL(_libc_name, use_errno=True).prctl if _libc_name else None
 # Lines that say nothing about why a run failed.
 _NOISE = ("Conversion failed!", "Exiting normally")
 # Failures that come from the machine, not the file: running again may help.
-_TRANSIENT = ("No space left on device", "Cannot allocate memory", "Resource temporarily unavailable",
-              "received signal")
+_TRANSIENT = (
+    "No space left on device",
+    "Cannot allocate memory",
+    "Resource temporarily unavailable",
+    "received signal",
+)
 
 
 class FfmpegError(RuntimeError):
     """ffmpeg failed; ``detail`` is its stderr summarised."""
 
-    def __init__(self, message_vi: str, message_en: str, detail: str, *, retryable: bool,
-                 code: str = "ffmpeg_failed") -> None:
+    def __init__(
+        self, message_vi: str, message_en: str, detail: str, *, retryable: bool, code: str = "ffmpeg_failed"
+    ) -> None:
         super().__init__(f"{message_en}: {detail}")
         self.code = code
         self.message_vi = message_vi
@@ -101,8 +106,11 @@ async def run_ffmpeg(argv: list[str], timeout_s: float) -> RunStats:
     began = time.perf_counter()
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent,
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_die_with_parent,
         # Its own process group: a SIGTERM to the service's group (shutdown)
         # must not look like ffmpeg failing on the file. Shutdown cancels the
         # job instead, which kills ffmpeg below and leaves the message unacked.
@@ -119,9 +127,13 @@ async def run_ffmpeg(argv: list[str], timeout_s: float) -> RunStats:
         proc.kill()
         await proc.wait()
         drain.cancel()
-        raise FfmpegError("Xử lý media quá thời gian cho phép.", f"ffmpeg timed out after {timeout_s:.0f}s",
-                          summarize_stderr(b"".join(kept).decode(errors="replace")), retryable=True,
-                          code="ffmpeg_timeout") from None
+        raise FfmpegError(
+            "Xử lý media quá thời gian cho phép.",
+            f"ffmpeg timed out after {timeout_s:.0f}s",
+            summarize_stderr(b"".join(kept).decode(errors="replace")),
+            retryable=True,
+            code="ffmpeg_timeout",
+        ) from None
     except BaseException:
         # Cancelled (shutdown): never leave the child running.
         with contextlib.suppress(ProcessLookupError):
@@ -135,6 +147,10 @@ async def run_ffmpeg(argv: list[str], timeout_s: float) -> RunStats:
         detail = summarize_stderr(b"".join(kept).decode(errors="replace")) or f"exit status {proc.returncode}"
         # Killed by a signal (e.g. out of memory) is the machine's fault, not the file's.
         transient = (proc.returncode or 0) < 0 or any(t in detail for t in _TRANSIENT)
-        raise FfmpegError("Không xử lý được tệp media (ffmpeg báo lỗi).",
-                          "ffmpeg could not process the media", detail, retryable=transient)
+        raise FfmpegError(
+            "Không xử lý được tệp media (ffmpeg báo lỗi).",
+            "ffmpeg could not process the media",
+            detail,
+            retryable=transient,
+        )
     return RunStats(time.perf_counter() - began, cpu)

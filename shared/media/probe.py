@@ -92,8 +92,9 @@ def sniff(head: bytes) -> tuple[str, str] | None:
         return "av", "wav"
     if head.startswith(b"\x06\x0e\x2b\x34"):
         return "av", "mxf"
-    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
-                                   and head[1] & 0x06 != 0):
+    if head.startswith(b"ID3") or (
+        len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06 != 0
+    ):
         return "av", "mp3"
     if head.startswith(b"fLaC"):
         return "av", "flac"
@@ -123,13 +124,15 @@ def probe_photo(path: Path, fmt: str, limits: Limits) -> ProbeResult:
             with Image.open(path, formats=[fmt]) as img:
                 img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise MediaRejected("too_many_pixels", "Ảnh quá lớn (số điểm ảnh vượt giới hạn).",
-                            f"Image too large: {exc}") from exc
+        raise MediaRejected(
+            "too_many_pixels", "Ảnh quá lớn (số điểm ảnh vượt giới hạn).", f"Image too large: {exc}"
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, MediaRejected):
             raise
-        raise MediaRejected("corrupt_media", f"Ảnh {fmt} bị hỏng hoặc không đọc được.",
-                            f"Corrupt or unreadable {fmt} image: {exc}") from exc
+        raise MediaRejected(
+            "corrupt_media", f"Ảnh {fmt} bị hỏng hoặc không đọc được.", f"Corrupt or unreadable {fmt} image: {exc}"
+        ) from exc
     return ProbeResult(AssetKind.PHOTO, fmt, PHOTO_FORMATS[fmt], width, height, None)
 
 
@@ -144,21 +147,31 @@ def _too_many_pixels(width: int, height: int, limit: int) -> MediaRejected:
 def run_ffprobe(path: Path, demuxer: str, timeout_s: float) -> dict[str, object]:
     """ffprobe on a local file with the demuxer forced and only the file protocol."""
     argv = [
-        "ffprobe", "-v", "error", "-hide_banner",
-        "-protocol_whitelist", "file",
-        "-f", demuxer,
-        "-show_format", "-show_streams", "-of", "json",
+        "ffprobe",
+        "-v",
+        "error",
+        "-hide_banner",
+        "-protocol_whitelist",
+        "file",
+        "-f",
+        demuxer,
+        "-show_format",
+        "-show_streams",
+        "-of",
+        "json",
         f"file:{path}",
     ]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise MediaRejected("probe_timeout", "Kiểm tra tệp quá thời gian cho phép.",
-                            f"Probing timed out after {timeout_s:.0f}s") from exc
+        raise MediaRejected(
+            "probe_timeout", "Kiểm tra tệp quá thời gian cho phép.", f"Probing timed out after {timeout_s:.0f}s"
+        ) from exc
     if done.returncode != 0:
         reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["unknown error"]
-        raise MediaRejected("corrupt_media", "Tệp media bị hỏng hoặc không đọc được.",
-                            f"Corrupt or unreadable media: {reason[0]}")
+        raise MediaRejected(
+            "corrupt_media", "Tệp media bị hỏng hoặc không đọc được.", f"Corrupt or unreadable media: {reason[0]}"
+        )
     parsed: dict[str, object] = json.loads(done.stdout or b"{}")
     return parsed
 
@@ -216,25 +229,31 @@ def probe_av_info(path: Path, demuxer: str, limits: Limits) -> tuple[ProbeResult
     streams = [s for s in raw_streams if isinstance(s, dict)] if isinstance(raw_streams, list) else []
     fmt = info.get("format", {})
     fmt = fmt if isinstance(fmt, dict) else {}
-    video = [s for s in streams if s.get("codec_type") == "video"
-             and not (s.get("disposition") or {}).get("attached_pic")]
+    video = [
+        s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+    ]
     audio = [s for s in streams if s.get("codec_type") == "audio"]
     if not video and not audio:
-        raise MediaRejected("no_media_streams", "Tệp không có luồng hình hay tiếng nào.",
-                            "The file has no video or audio stream.")
+        raise MediaRejected(
+            "no_media_streams", "Tệp không có luồng hình hay tiếng nào.", "The file has no video or audio stream."
+        )
     try:
         duration = float(fmt.get("duration") or 0.0) or None
     except ValueError:
         duration = None
     if duration is not None and duration > limits.max_duration_s:
-        raise MediaRejected("too_long", "Thời lượng vượt giới hạn cho phép.",
-                            f"Duration {duration:.0f}s exceeds {limits.max_duration_s:.0f}s")
+        raise MediaRejected(
+            "too_long",
+            "Thời lượng vượt giới hạn cho phép.",
+            f"Duration {duration:.0f}s exceeds {limits.max_duration_s:.0f}s",
+        )
     width = height = None
     if video:
         width, height = int(video[0].get("width") or 0), int(video[0].get("height") or 0)
         if width <= 0 or height <= 0:
-            raise MediaRejected("corrupt_media", "Luồng hình không có kích thước hợp lệ.",
-                                "The video stream has no valid dimensions.")
+            raise MediaRejected(
+                "corrupt_media", "Luồng hình không có kích thước hợp lệ.", "The video stream has no valid dimensions."
+            )
         if width * height > limits.max_video_pixels:
             raise _too_many_pixels(width, height, limits.max_video_pixels)
     kind = AssetKind.VIDEO if video else AssetKind.AUDIO
@@ -249,8 +268,11 @@ def probe_av_info(path: Path, demuxer: str, limits: Limits) -> tuple[ProbeResult
             frames = 0
         frames = max(frames, int((duration or 0.0) * (rate or 0.0)))
         if frames > limits.max_frames:
-            raise MediaRejected("too_many_frames", f"Số khung hình ({frames:,}) vượt giới hạn cho phép.",
-                                f"Frame count {frames:,} exceeds the limit of {limits.max_frames:,}.")
+            raise MediaRejected(
+                "too_many_frames",
+                f"Số khung hình ({frames:,}) vượt giới hạn cho phép.",
+                f"Frame count {frames:,} exceeds the limit of {limits.max_frames:,}.",
+            )
     result = ProbeResult(kind, str(fmt.get("format_name") or demuxer), mime, width, height, duration)
     return result, info
 

@@ -23,9 +23,17 @@ CONCURRENCY = 64
 
 
 def _payload(i: int) -> AssetIngestedV1:
-    return AssetIngestedV1(sha256=f"{i:064x}", size_bytes=1000 + i, kind="photo", media_format="JPEG",
-                           mime_type="image/jpeg", bucket="b", object_key=f"k{i}",
-                           title=f"Tiếp xúc cử tri số {i}", activity_type="tiep-xuc-cu-tri")
+    return AssetIngestedV1(
+        sha256=f"{i:064x}",
+        size_bytes=1000 + i,
+        kind="photo",
+        media_format="JPEG",
+        mime_type="image/jpeg",
+        bucket="b",
+        object_key=f"k{i}",
+        title=f"Tiếp xúc cử tri số {i}",
+        activity_type="tiep-xuc-cu-tri",
+    )
 
 
 async def _rate(url: str, stream: str, tag: str) -> tuple[float, float]:
@@ -33,8 +41,9 @@ async def _rate(url: str, stream: str, tag: str) -> tuple[float, float]:
     try:
         began = time.perf_counter()
         for i in range(N_SEQUENTIAL):
-            await store.append(new_event(_payload(i), aggregate_id=f"b{tag}s{i}", actor="bench"),
-                               expected_last_sequence=0)
+            await store.append(
+                new_event(_payload(i), aggregate_id=f"b{tag}s{i}", actor="bench"), expected_last_sequence=0
+            )
         sequential = N_SEQUENTIAL / (time.perf_counter() - began)
         sem = asyncio.Semaphore(CONCURRENCY)
 
@@ -52,10 +61,12 @@ async def _rate(url: str, stream: str, tag: str) -> tuple[float, float]:
 
 def run(stack: LocalStack) -> list[dict[str, Any]]:
     s = stack.settings
-    ours_spec = stack.nats_spec(name="nats-bench-fsync", port=s.nats_port + 6, monitor_port=s.nats_monitor_port + 6,
-                                sync_always=True)
-    base_spec = stack.nats_spec(name="nats-bench-nosync", port=s.nats_port + 7,
-                                monitor_port=s.nats_monitor_port + 7, sync_always=False)
+    ours_spec = stack.nats_spec(
+        name="nats-bench-fsync", port=s.nats_port + 6, monitor_port=s.nats_monitor_port + 6, sync_always=True
+    )
+    base_spec = stack.nats_spec(
+        name="nats-bench-nosync", port=s.nats_port + 7, monitor_port=s.nats_monitor_port + 7, sync_always=False
+    )
     for spec in (ours_spec, base_spec):
         start(spec)
     try:
@@ -66,8 +77,18 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         for spec in (ours_spec, base_spec):
             stop(spec)
     return [
-        {"name": "eventstore_append_sequential_fsync_always_vs_default", "ours": ours_seq, "baseline": base_seq,
-         "ratio": ours_seq / base_seq, "unit": "appends/s"},
-        {"name": f"eventstore_append_concurrent{CONCURRENCY}_fsync_always_vs_default", "ours": ours_conc,
-         "baseline": base_conc, "ratio": ours_conc / base_conc, "unit": "appends/s"},
+        {
+            "name": "eventstore_append_sequential_fsync_always_vs_default",
+            "ours": ours_seq,
+            "baseline": base_seq,
+            "ratio": ours_seq / base_seq,
+            "unit": "appends/s",
+        },
+        {
+            "name": f"eventstore_append_concurrent{CONCURRENCY}_fsync_always_vs_default",
+            "ours": ours_conc,
+            "baseline": base_conc,
+            "ratio": ours_conc / base_conc,
+            "unit": "appends/s",
+        },
     ]

@@ -46,10 +46,16 @@ from tests.search_corpus import generated_events
 N_ASSETS = int(os.environ.get("MAM_BENCH_SEARCH_ASSETS", "100000"))
 BATCH = 500
 QUERIES: list[dict[str, Any]] = [
-    {"q": "tiep xuc cu tri"}, {"q": "Kỳ họp thứ"}, {"q": "giám sát chuyên đề", "activity_type": "giam-sat-chuyen-de"},
-    {"q": "nong thon moi"}, {"q": "chất vấn", "kind": "video"}, {"q": "Phước Dinh", "sort": "date"},
-    {"q": "", "activity_type": "ky-hop", "sort": "duration"}, {"q": "Trần Minh Lực", "date_from": date(2020, 1, 1)},
-    {"q": "don thu khieu nai", "term": "2021-2026"}, {"q": "Đài Phát thanh"},
+    {"q": "tiep xuc cu tri"},
+    {"q": "Kỳ họp thứ"},
+    {"q": "giám sát chuyên đề", "activity_type": "giam-sat-chuyen-de"},
+    {"q": "nong thon moi"},
+    {"q": "chất vấn", "kind": "video"},
+    {"q": "Phước Dinh", "sort": "date"},
+    {"q": "", "activity_type": "ky-hop", "sort": "duration"},
+    {"q": "Trần Minh Lực", "date_from": date(2020, 1, 1)},
+    {"q": "don thu khieu nai", "term": "2021-2026"},
+    {"q": "Đài Phát thanh"},
 ]
 ROUNDS = 30
 CATCH_UP_SAMPLES = 200
@@ -57,8 +63,13 @@ WARMUP_ROUNDS = 5
 
 
 def _row(name: str, ours: float, baseline: float | None, unit: str) -> dict[str, Any]:
-    return {"name": name, "ours": ours, "baseline": baseline,
-            "ratio": ours / baseline if baseline else None, "unit": unit}
+    return {
+        "name": name,
+        "ours": ours,
+        "baseline": baseline,
+        "ratio": ours / baseline if baseline else None,
+        "unit": unit,
+    }
 
 
 async def _append_all(url: str, stream: str, events: list[Any]) -> None:
@@ -84,16 +95,17 @@ async def _projection(es_url: str, prefix: str, events: list[Any]) -> tuple[floa
         items = [Delivered(e, i + 1) for i, e in enumerate(events)]
         began = time.perf_counter()
         for start_at in range(0, len(items), BATCH):
-            outcome = await projector.apply_batch(items[start_at:start_at + BATCH])
+            outcome = await projector.apply_batch(items[start_at : start_at + BATCH])
             assert not outcome.retry and not outcome.failed
         ours = len(items) / (time.perf_counter() - began)
 
         base_index = AssetIndex(es, f"{prefix}b")
         await base_index.ensure()
-        docs = [(d.event.aggregate_id, with_sequence(apply_event({}, d.event), d.sequence), d.sequence)
-                for d in items]
-        actions = ({"_index": base_index.alias, "_id": i, "_source": doc, "version": v, "version_type": "external"}
-                   for i, doc, v in docs)
+        docs = [(d.event.aggregate_id, with_sequence(apply_event({}, d.event), d.sequence), d.sequence) for d in items]
+        actions = (
+            {"_index": base_index.alias, "_id": i, "_source": doc, "version": v, "version_type": "external"}
+            for i, doc, v in docs
+        )
         began = time.perf_counter()
         await async_bulk(es, actions, chunk_size=BATCH)
         baseline = len(items) / (time.perf_counter() - began)
@@ -166,10 +178,20 @@ def _latencies(search_url: str, es_url: str, alias: str) -> tuple[list[float], l
     api, direct = [], []
     bodies = []
     for q in QUERIES:
-        f = parse_filters(**{k: ([v] if k in ("activity_type", "kind", "term") else v)
-                             for k, v in q.items() if k not in ("q", "sort")})
-        bodies.append(build_search_body(parse_search(q=q["q"], filters=f, sort=q.get("sort"), order=None, size=20,
-                                                     offset=0, cursor=None, facets=None)))
+        f = parse_filters(
+            **{
+                k: ([v] if k in ("activity_type", "kind", "term") else v)
+                for k, v in q.items()
+                if k not in ("q", "sort")
+            }
+        )
+        bodies.append(
+            build_search_body(
+                parse_search(
+                    q=q["q"], filters=f, sort=q.get("sort"), order=None, size=20, offset=0, cursor=None, facets=None
+                )
+            )
+        )
     with httpx.Client(timeout=60) as client:
 
         def through_api(q: dict[str, Any], _body: dict[str, Any]) -> None:
@@ -209,9 +231,11 @@ def _p95_during_catch_up(bench: Settings, *, split: bool) -> float:
     timings: list[float] = []
     try:
         with httpx.Client(timeout=60) as client:
+
             def pending() -> int:
                 response = client.get(f"{bench.search_url}/v1/projection", headers=AUTH)
                 return int(response.json()["pending"]) if response.status_code == 200 else -1
+
             deadline = time.monotonic() + 60
             while pending() <= 0 and time.monotonic() < deadline:  # -1: no projector yet
                 time.sleep(0.05)
@@ -251,9 +275,15 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
     s = stack.settings
     bench_home = stack.home / "bench-search"
     shutil.rmtree(bench_home, ignore_errors=True)
-    bench = s.model_copy(update={"home": bench_home, "nats_port": s.nats_port + 97,
-                                 "nats_monitor_port": s.nats_monitor_port + 97, "search_port": s.search_port + 97,
-                                 "es_index_prefix": f"mambench{int(time.time())}"})
+    bench = s.model_copy(
+        update={
+            "home": bench_home,
+            "nats_port": s.nats_port + 97,
+            "nats_monitor_port": s.nats_monitor_port + 97,
+            "search_port": s.search_port + 97,
+            "es_index_prefix": f"mambench{int(time.time())}",
+        }
+    )
     bench_stack = LocalStack(bench)
     nats_spec = bench_stack.nats_spec(name="nats-bench-search", sync_always=False)
     start(nats_spec)
@@ -263,7 +293,8 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         asyncio.run(_append_all(bench.resolved_nats_url, bench.event_stream, events))
         ours_p, base_p = asyncio.run(_projection(bench.resolved_es_url, f"{bench.es_index_prefix}x", events))
         replay_rate, bare_read, replayed = asyncio.run(
-            _replay(bench.resolved_es_url, bench.es_index_prefix, bench.resolved_nats_url, bench.event_stream))
+            _replay(bench.resolved_es_url, bench.es_index_prefix, bench.resolved_nats_url, bench.event_stream)
+        )
         search_spec = bench_stack.service_spec("search")
         start(search_spec)
         alias = f"{bench.es_index_prefix}-assets"
@@ -284,8 +315,7 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         _row(f"search_replay_{replayed}_events_vs_bare_stream_read", replay_rate, bare_read, "events/s"),
         _row(f"search_p50_api_vs_direct_es_{N_ASSETS}_assets", _pct(api, 50), _pct(direct, 50), "ms"),
         _row(f"search_p95_api_vs_direct_es_{N_ASSETS}_assets", _pct(api, 95), _pct(direct, 95), "ms"),
-        _row(f"search_p95_during_{replayed}_event_catch_up_projector_apart_vs_in_api_process", apart, together,
-             "ms"),
+        _row(f"search_p95_during_{replayed}_event_catch_up_projector_apart_vs_in_api_process", apart, together, "ms"),
     ]
 
 

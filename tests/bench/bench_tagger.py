@@ -34,9 +34,18 @@ CAPTIONS = [
 
 
 def _asset(i: int, tag: str) -> AssetIngestedV1:
-    return AssetIngestedV1(sha256=f"{i:064x}", size_bytes=1000, kind="audio", media_format="mp3",
-                           mime_type="audio/mpeg", bucket="b", object_key=f"bench-{tag}-{i}",
-                           title=f"Ghi âm {i}", caption=CAPTIONS[i % len(CAPTIONS)], activity_type="khac")
+    return AssetIngestedV1(
+        sha256=f"{i:064x}",
+        size_bytes=1000,
+        kind="audio",
+        media_format="mp3",
+        mime_type="audio/mpeg",
+        bucket="b",
+        object_key=f"bench-{tag}-{i}",
+        title=f"Ghi âm {i}",
+        caption=CAPTIONS[i % len(CAPTIONS)],
+        activity_type="khac",
+    )
 
 
 async def _tagging_rate(stack: LocalStack) -> float:
@@ -100,8 +109,18 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
     bare_rate = _classifier_rate()
     ocr_ours, ocr_bare = _ocr_costs()
     return [
-        {"name": "tagger_caption_only_assets_through_event_store_vs_bare_classifier", "ours": ours_rate,
-         "baseline": bare_rate, "ratio": ours_rate / bare_rate, "unit": "assets/s"},
-        {"name": "tagger_ocr_per_keyframe_1280x720_vs_bare_tesseract", "ours": ocr_ours, "baseline": ocr_bare,
-         "ratio": ocr_ours / ocr_bare, "unit": "s/keyframe"},
+        {
+            "name": "tagger_caption_only_assets_through_event_store_vs_bare_classifier",
+            "ours": ours_rate,
+            "baseline": bare_rate,
+            "ratio": ours_rate / bare_rate,
+            "unit": "assets/s",
+        },
+        {
+            "name": "tagger_ocr_per_keyframe_1280x720_vs_bare_tesseract",
+            "ours": ocr_ours,
+            "baseline": ocr_bare,
+            "ratio": ocr_ours / ocr_bare,
+            "unit": "s/keyframe",
+        },
     ]

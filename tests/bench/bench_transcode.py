@@ -27,10 +27,34 @@ PHOTOS = 20
 
 
 def _clip(path: Path) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s=1920x1080:r=25:d={CLIP_S}",
-                    "-f", "lavfi", "-i", f"sine=frequency=440:duration={CLIP_S}", "-c:v", "libx264",
-                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s=1920x1080:r=25:d={CLIP_S}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:duration={CLIP_S}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def _photo(path: Path) -> None:
@@ -70,8 +94,9 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         src = work / "src.mp4"
         _clip(src)
         facts, fmt = media_facts(src, Limits())
-        argv = domain.proxy_command(src, fmt, work / "ours.mp4", duration_s=facts.duration_s, has_audio=True,
-                                    threads=threads)
+        argv = domain.proxy_command(
+            src, fmt, work / "ours.mp4", duration_s=facts.duration_s, has_audio=True, threads=threads
+        )
         bare_argv = [a if a != f"file:{work / 'ours.mp4'}" else f"file:{work / 'bare.mp4'}" for a in argv]
         # Alternate, best of two each, so a noisy neighbour hurts both alike.
         ours_t, ours_cpu, bare_t, bare_cpu = [], [], [], []
@@ -102,14 +127,39 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         bare_photo_t, bare_photo_cpu = time.perf_counter() - t0, _self_cpu() - cpu0
     ours_rate, bare_rate = PHOTOS / ours_photo_t, PHOTOS / bare_photo_t
     return [
-        {"name": "transcode_proxy_1080p_runner_vs_bare_ffmpeg", "ours": ours, "baseline": bare,
-         "ratio": ours / bare, "unit": "s"},
-        {"name": "transcode_proxy_1080p_x_realtime", "ours": CLIP_S / ours, "baseline": CLIP_S / bare,
-         "ratio": bare / ours, "unit": "x realtime"},
-        {"name": "transcode_proxy_1080p_cpu_seconds", "ours": min(ours_cpu), "baseline": min(bare_cpu),
-         "ratio": min(ours_cpu) / min(bare_cpu), "unit": "cpu s"},
-        {"name": "photo_renditions_12mp_vs_pillow_alone", "ours": ours_rate, "baseline": bare_rate,
-         "ratio": ours_rate / bare_rate, "unit": "photos/s"},
-        {"name": "photo_renditions_12mp_cpu_seconds_per_photo", "ours": ours_photo_cpu / PHOTOS,
-         "baseline": bare_photo_cpu / PHOTOS, "ratio": ours_photo_cpu / bare_photo_cpu, "unit": "cpu s"},
+        {
+            "name": "transcode_proxy_1080p_runner_vs_bare_ffmpeg",
+            "ours": ours,
+            "baseline": bare,
+            "ratio": ours / bare,
+            "unit": "s",
+        },
+        {
+            "name": "transcode_proxy_1080p_x_realtime",
+            "ours": CLIP_S / ours,
+            "baseline": CLIP_S / bare,
+            "ratio": bare / ours,
+            "unit": "x realtime",
+        },
+        {
+            "name": "transcode_proxy_1080p_cpu_seconds",
+            "ours": min(ours_cpu),
+            "baseline": min(bare_cpu),
+            "ratio": min(ours_cpu) / min(bare_cpu),
+            "unit": "cpu s",
+        },
+        {
+            "name": "photo_renditions_12mp_vs_pillow_alone",
+            "ours": ours_rate,
+            "baseline": bare_rate,
+            "ratio": ours_rate / bare_rate,
+            "unit": "photos/s",
+        },
+        {
+            "name": "photo_renditions_12mp_cpu_seconds_per_photo",
+            "ours": ours_photo_cpu / PHOTOS,
+            "baseline": bare_photo_cpu / PHOTOS,
+            "ratio": ours_photo_cpu / bare_photo_cpu,
+            "unit": "cpu s",
+        },
     ]

@@ -37,30 +37,45 @@ async def dataset(services: Settings, event_store: EventStore) -> dict[str, Any]
     ids, last = [], 0
     for i in range(24):
         code = ["ky-hop", "tiep-xuc-cu-tri", "giam-sat-chuyen-de"][i % 3]
-        event = ingested(f"api{word[2:]}{i:02d}", f"Kỳ họp thứ {i} {word}", "Cử tri phản ánh về đơn thư khiếu nại.",
-                         activity_type=code, recorded_at=month + timedelta(days=i % 25, hours=i),
-                         kind="video" if i % 2 else "audio", duration_s=10.0 * (i + 1))
+        event = ingested(
+            f"api{word[2:]}{i:02d}",
+            f"Kỳ họp thứ {i} {word}",
+            "Cử tri phản ánh về đơn thư khiếu nại.",
+            activity_type=code,
+            recorded_at=month + timedelta(days=i % 25, hours=i),
+            kind="video" if i % 2 else "audio",
+            duration_s=10.0 * (i + 1),
+        )
         last = (await event_store.append(event)).sequence
         ids.append(event.aggregate_id)
     return {"word": word, "ids": ids, "last": last, "month": month}
 
 
 def test_a_search_with_after_seq_sees_the_event_just_written(
-    services: Settings, http: httpx.Client, dataset: dict[str, Any],
+    services: Settings,
+    http: httpx.Client,
+    dataset: dict[str, Any],
 ) -> None:
     result = get(http, services, "/v1/search", q=dataset["word"], after_seq=dataset["last"], size=100)
     assert result["total"] == 24
 
 
 def test_cursor_pages_cover_every_hit_once_in_date_order(
-    services: Settings, http: httpx.Client, dataset: dict[str, Any],
+    services: Settings,
+    http: httpx.Client,
+    dataset: dict[str, Any],
 ) -> None:
     seen: list[str] = []
     dates: list[str] = []
     cursor = None
     for _ in range(10):
-        params: dict[str, Any] = {"q": dataset["word"], "sort": "date", "order": "asc", "size": 7,
-                                  "after_seq": dataset["last"]}
+        params: dict[str, Any] = {
+            "q": dataset["word"],
+            "sort": "date",
+            "order": "asc",
+            "size": 7,
+            "after_seq": dataset["last"],
+        }
         if cursor:
             params["cursor"] = cursor
         page = get(http, services, "/v1/search", **params)
@@ -74,37 +89,69 @@ def test_cursor_pages_cover_every_hit_once_in_date_order(
 
 
 def test_filters_facets_and_duration_sort_work_together(
-    services: Settings, http: httpx.Client, dataset: dict[str, Any],
+    services: Settings,
+    http: httpx.Client,
+    dataset: dict[str, Any],
 ) -> None:
-    result = get(http, services, "/v1/search", q=dataset["word"], kind="video", sort="duration", order="desc",
-                 duration_min=100, size=50, after_seq=dataset["last"])
+    result = get(
+        http,
+        services,
+        "/v1/search",
+        q=dataset["word"],
+        kind="video",
+        sort="duration",
+        order="desc",
+        duration_min=100,
+        size=50,
+        after_seq=dataset["last"],
+    )
     durations = [h["duration_s"] for h in result["hits"]]
     assert durations == sorted(durations, reverse=True) and all(d >= 100 for d in durations)
     assert all(h["kind"] == "video" for h in result["hits"]) and result["total"] == 8  # odd i ≥ 9
     kinds = {f["value"]: f["count"] for f in result["facets"]["kind"]}
     assert kinds["audio"] > 0  # the kind facet ignores its own filter
-    assert {f["value"] for f in result["facets"]["activity_type"]} <= {"ky-hop", "tiep-xuc-cu-tri",
-                                                                      "giam-sat-chuyen-de"}
+    assert {f["value"] for f in result["facets"]["activity_type"]} <= {
+        "ky-hop",
+        "tiep-xuc-cu-tri",
+        "giam-sat-chuyen-de",
+    }
 
 
 def test_statistics_count_assets_and_durations_per_month_and_activity_type(
-    services: Settings, http: httpx.Client, dataset: dict[str, Any],
+    services: Settings,
+    http: httpx.Client,
+    dataset: dict[str, Any],
 ) -> None:
     month = dataset["month"]
-    stats = get(http, services, "/v1/stats", group_by="month", date_from=month.date().isoformat(),
-                date_to=(month + timedelta(days=27)).date().isoformat(), after_seq=dataset["last"])
+    stats = get(
+        http,
+        services,
+        "/v1/stats",
+        group_by="month",
+        date_from=month.date().isoformat(),
+        date_to=(month + timedelta(days=27)).date().isoformat(),
+        after_seq=dataset["last"],
+    )
     assert [p["period"] for p in stats["periods"]] == [month.strftime("%Y-%m")]
     cells = {c["activity_type"]: c for c in stats["periods"][0]["by_activity_type"]}
     assert {k: c["count"] for k, c in cells.items()} == {"ky-hop": 8, "tiep-xuc-cu-tri": 8, "giam-sat-chuyen-de": 8}
     assert stats["total"] == 24 and stats["total_duration_s"] == pytest.approx(10.0 * sum(range(1, 25)))
     assert cells["ky-hop"]["label"] == "Kỳ họp, phiên họp Thường trực"
-    by_year = get(http, services, "/v1/stats", group_by="year", date_from=month.date().isoformat(),
-                  date_to=(month + timedelta(days=27)).date().isoformat())
+    by_year = get(
+        http,
+        services,
+        "/v1/stats",
+        group_by="year",
+        date_from=month.date().isoformat(),
+        date_to=(month + timedelta(days=27)).date().isoformat(),
+    )
     assert by_year["periods"][0]["period"] == str(month.year)
 
 
 def test_an_assets_history_lists_its_events_in_order_with_actor_and_time(
-    services: Settings, http: httpx.Client, dataset: dict[str, Any],
+    services: Settings,
+    http: httpx.Client,
+    dataset: dict[str, Any],
 ) -> None:
     history = get(http, services, f"/v1/assets/{dataset['ids'][0]}/history")
     events = history["events"]  # other workers (transcoder, tagger) may have added theirs
@@ -115,7 +162,9 @@ def test_an_assets_history_lists_its_events_in_order_with_actor_and_time(
 
 
 def test_similar_assets_share_words_and_exclude_the_asset_itself(
-    services: Settings, http: httpx.Client, dataset: dict[str, Any],
+    services: Settings,
+    http: httpx.Client,
+    dataset: dict[str, Any],
 ) -> None:
     get(http, services, "/v1/search", q=dataset["word"], after_seq=dataset["last"])
     similar = get(http, services, f"/v1/assets/{dataset['ids'][0]}/similar", size=5)
@@ -133,7 +182,9 @@ def test_bad_parameters_get_bilingual_errors(services: Settings, http: httpx.Cli
 
 
 async def test_an_api_only_replica_answers_while_the_projector_runs_in_another_process(
-    services: Settings, http: httpx.Client, event_store: EventStore,
+    services: Settings,
+    http: httpx.Client,
+    event_store: EventStore,
 ) -> None:
     api_only = services.model_copy(update={"search_port": services.search_port + 100, "search_run_projector": False})
     spec = dataclasses.replace(LocalStack(api_only).service_spec("search"), name="search-api-only")

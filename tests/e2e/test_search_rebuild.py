@@ -27,15 +27,21 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_rebuild_under_query_load_drops_no_query_and_equals_the_live_index(
-    services: Settings, event_store: EventStore, es: AsyncElasticsearch,
+    services: Settings,
+    event_store: EventStore,
+    es: AsyncElasticsearch,
 ) -> None:
     word = "dựng" + uuid.uuid4().hex[:6]
     last = 0
     ids = []
     for i in range(30):
-        event = ingested(f"rb{word[4:]}{i:02d}", f"Giám sát chuyên đề {word} lần {i}", "Đoàn giám sát làm việc.",
-                         activity_type="giam-sat-chuyen-de",
-                         recorded_at=datetime(2024, 3, 1, tzinfo=UTC) + timedelta(hours=i))
+        event = ingested(
+            f"rb{word[4:]}{i:02d}",
+            f"Giám sát chuyên đề {word} lần {i}",
+            "Đoàn giám sát làm việc.",
+            activity_type="giam-sat-chuyen-de",
+            recorded_at=datetime(2024, 3, 1, tzinfo=UTC) + timedelta(hours=i),
+        )
         last = (await event_store.append(event)).sequence
         ids.append(event.aggregate_id)
     url = f"{services.search_url}/v1/search"
@@ -61,8 +67,14 @@ async def test_a_rebuild_under_query_load_drops_no_query_and_equals_the_live_ind
     try:
         env = {**os.environ, **settings_env(services), "PYTHONPATH": str(REPO)}
         done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "deploy.cli", "rebuild-index"], env=env, cwd=REPO,
-            capture_output=True, text=True, timeout=300)
+            subprocess.run,
+            [sys.executable, "-m", "deploy.cli", "rebuild-index"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         stop.set()
         for t in threads:

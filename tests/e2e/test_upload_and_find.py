@@ -21,10 +21,20 @@ pytestmark = pytest.mark.integration
 SEED_CAPTION = "Hoạt động tiếp xúc cử tri; tiếp công dân, xử lý đơn thư khiếu nại, tố cáo của công dân."
 
 
-def upload(http: httpx.Client, s: Settings, content: bytes, filename: str = "anh.jpg",
-           headers: dict[str, str] | None = None, **form: str) -> httpx.Response:
-    return http.post(f"{s.ingest_url}/v1/assets", headers=AUTH if headers is None else headers, data=form,
-                     files={"file": (filename, content, "application/octet-stream")})
+def upload(
+    http: httpx.Client,
+    s: Settings,
+    content: bytes,
+    filename: str = "anh.jpg",
+    headers: dict[str, str] | None = None,
+    **form: str,
+) -> httpx.Response:
+    return http.post(
+        f"{s.ingest_url}/v1/assets",
+        headers=AUTH if headers is None else headers,
+        data=form,
+        files={"file": (filename, content, "application/octet-stream")},
+    )
 
 
 def search(s: Settings, http: httpx.Client, **params: object) -> dict:  # type: ignore[type-arg]
@@ -45,8 +55,16 @@ def test_a_captioned_photo_is_found_by_words_typed_without_diacritics_with_right
     ]
     ids = []
     for i, (title, code) in enumerate(uploads):
-        response = upload(http, services, jpeg_bytes(seed + i), title=title, caption=SEED_CAPTION,
-                          activity_type=code, recorded_at=day.isoformat(), source_org="Báo Ninh Thuận")
+        response = upload(
+            http,
+            services,
+            jpeg_bytes(seed + i),
+            title=title,
+            caption=SEED_CAPTION,
+            activity_type=code,
+            recorded_at=day.isoformat(),
+            source_org="Báo Ninh Thuận",
+        )
         assert response.status_code == 201, response.text
         body = response.json()
         assert body["duplicate"] is False and body["kind"] == "photo"
@@ -76,10 +94,17 @@ def test_exact_diacritics_rank_above_folded_matches(services: Settings, http: ht
     seed = random.randrange(1 << 30)
     # Both fold to "cu tri"; only the second is spelled as the query is typed.
     for i, title in enumerate(["Đo đạc cự trị tại công trình thủy lợi", "Hội nghị cử tri tại huyện Bác Ái"]):
-        assert upload(http, services, jpeg_bytes(seed + i), title=title, activity_type="khac",
-                      recorded_at=day.isoformat()).status_code == 201
-    result = wait_for(lambda: (r := search(services, http, q="cử tri", date_from=day, date_to=day))["total"] == 2
-                      and r, timeout=90, what="both uploads indexed")
+        assert (
+            upload(
+                http, services, jpeg_bytes(seed + i), title=title, activity_type="khac", recorded_at=day.isoformat()
+            ).status_code
+            == 201
+        )
+    result = wait_for(
+        lambda: (r := search(services, http, q="cử tri", date_from=day, date_to=day))["total"] == 2 and r,
+        timeout=90,
+        what="both uploads indexed",
+    )
     assert result["hits"][0]["title"] == "Hội nghị cử tri tại huyện Bác Ái"
     assert result["hits"][0]["score"] > result["hits"][1]["score"]
 
@@ -120,8 +145,13 @@ def _assert_bilingual_error(response: httpx.Response, status: int, code: str | N
 def test_bad_uploads_get_clear_bilingual_errors_and_store_nothing(
     services: Settings, http: httpx.Client, case: str, status: int, code: str
 ) -> None:
-    content = b"" if case == "empty_file" else os.urandom(3000) if case == "random_bytes_named_jpg" \
+    content = (
+        b""
+        if case == "empty_file"
+        else os.urandom(3000)
+        if case == "random_bytes_named_jpg"
         else jpeg_bytes(random.randrange(1 << 30))
+    )
     form = {"title": "Tiếp xúc cử tri", "activity_type": "tiep-xuc-cu-tri"}
     headers = AUTH
     if case == "missing_title":

@@ -47,8 +47,14 @@ def test_an_extra_server_starts_health_checked_and_stops_cleanly(stack: LocalSta
 
 
 def _spec(tmp: Path, name: str, code: str, port: int, **kw: object) -> ProcessSpec:
-    return ProcessSpec(name=name, argv=[sys.executable, "-c", code], health=http_ok(f"http://127.0.0.1:{port}/"),
-                       run_dir=tmp / "run", log_dir=tmp / "logs", **kw)  # type: ignore[arg-type]
+    return ProcessSpec(
+        name=name,
+        argv=[sys.executable, "-c", code],
+        health=http_ok(f"http://127.0.0.1:{port}/"),
+        run_dir=tmp / "run",
+        log_dir=tmp / "logs",
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_a_server_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
@@ -67,8 +73,13 @@ def test_a_server_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path
 
 
 def test_a_server_that_dies_at_startup_fails_with_its_log(tmp_path: Path) -> None:
-    spec = _spec(tmp_path, "broken", "print('cấu hình hỏng / broken config', flush=True); raise SystemExit(3)",
-                 28498, startup_timeout_s=20)
+    spec = _spec(
+        tmp_path,
+        "broken",
+        "print('cấu hình hỏng / broken config', flush=True); raise SystemExit(3)",
+        28498,
+        startup_timeout_s=20,
+    )
     with pytest.raises(LaunchError, match="broken config"):
         start(spec)
     assert not spec.pid_file.exists()

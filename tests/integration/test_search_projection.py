@@ -40,8 +40,12 @@ async def _index_refusing_text_titles(es: AsyncElasticsearch, prefix: str) -> As
     index = AssetIndex(es, prefix)
     mappings = copy.deepcopy(ASSET_MAPPINGS)
     mappings["properties"]["title"] = {"type": "integer"}
-    await es.indices.create(index=f"{prefix}-assets-bad", settings=INDEX_SETTINGS, mappings=mappings,
-                            aliases={index.alias: {"is_write_index": True}})
+    await es.indices.create(
+        index=f"{prefix}-assets-bad",
+        settings=INDEX_SETTINGS,
+        mappings=mappings,
+        aliases={index.alias: {"is_write_index": True}},
+    )
     return index
 
 
@@ -50,7 +54,8 @@ async def _all_docs(index: AssetIndex, ids: list[str]) -> dict[str, tuple[dict[s
 
 
 async def test_duplicate_and_out_of_order_delivery_leaves_the_index_identical(
-    es: AsyncElasticsearch, quiet_event_store: EventStore,
+    es: AsyncElasticsearch,
+    quiet_event_store: EventStore,
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     when = datetime(2022, 4, 21, 3, tzinfo=UTC)
@@ -74,7 +79,7 @@ async def test_duplicate_and_out_of_order_delivery_leaves_the_index_identical(
     shuffled = delivered * 3
     rng.shuffle(shuffled)
     for start in range(0, len(shuffled), 2):  # small batches, newest often first
-        result = await projector.apply_batch(shuffled[start:start + 2])
+        result = await projector.apply_batch(shuffled[start : start + 2])
         assert not result.retry and not result.failed
     expected = await _all_docs(in_order, ids)
     assert await _all_docs(scrambled, ids) == expected
@@ -121,7 +126,9 @@ async def test_a_write_blocked_for_a_while_is_handed_back_then_written_once_unbl
 
 
 async def test_an_unwritable_event_is_parked_then_lands_once_the_cause_is_fixed(
-    es: AsyncElasticsearch, quiet_event_store: EventStore, quiet_nats: Settings,
+    es: AsyncElasticsearch,
+    quiet_event_store: EventStore,
+    quiet_nats: Settings,
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     asset = f"park{tag}"
@@ -142,6 +149,7 @@ async def test_an_unwritable_event_is_parked_then_lands_once_the_cause_is_fixed(
         async def first_indexed() -> bool:
             info = await js.consumer_info(settings.event_stream, durable)
             return info.ack_floor.stream_seq == first.sequence
+
         await async_wait_for(first_indexed, within=30, what="the first, writable event indexed")
         second = await quiet_event_store.append(ingested(asset, "Kỳ họp bất thường", "Chất vấn và trả lời chất vấn"))
 
@@ -149,6 +157,7 @@ async def test_an_unwritable_event_is_parked_then_lands_once_the_cause_is_fixed(
             info = await js.consumer_info(settings.event_stream, durable)
             # Consumer sequence counts deliveries: the first event once, the bad one three times.
             return bool(await index.failures()) and info.num_redelivered == 1 and info.delivered.consumer_seq >= 4
+
         await async_wait_for(parked_and_redelivered, within=30, what="the bad write parked and redelivered")
 
         [failure] = await index.failures()
@@ -167,8 +176,13 @@ async def test_an_unwritable_event_is_parked_then_lands_once_the_cause_is_fixed(
         async def landed() -> bool:
             found = await index.get(asset)
             info = await js.consumer_info(settings.event_stream, durable)
-            return (found is not None and found[0]["title"] == "Kỳ họp bất thường"
-                    and info.ack_floor.stream_seq == second.sequence and not await index.failures())
+            return (
+                found is not None
+                and found[0]["title"] == "Kỳ họp bất thường"
+                and info.ack_floor.stream_seq == second.sequence
+                and not await index.failures()
+            )
+
         await async_wait_for(landed, within=30, what="the parked write to land and its record to go")
         doc, version = (await index.get(asset)) or ({}, 0)
         assert version == second.sequence and doc["event_sequences"] == [first.sequence, second.sequence]

@@ -22,17 +22,32 @@ pytestmark = pytest.mark.integration
 WHEN = datetime(2023, 4, 21, 2, tzinfo=UTC)
 
 CORPUS = {
-    "kyhop7": ("Kỳ họp thứ Bảy HĐND tỉnh khóa XI",
-               "Đồng chí Trần Minh Lực, Phó Chủ tịch HĐND tỉnh phát biểu bế mạc kỳ họp.", "ky-hop"),
-    "txct": ("Tiếp xúc cử tri tại xã Phước Dinh",
-             "Cử tri phản ánh về xử lý đơn thư khiếu nại, tố cáo của công dân.", "tiep-xuc-cu-tri"),
+    "kyhop7": (
+        "Kỳ họp thứ Bảy HĐND tỉnh khóa XI",
+        "Đồng chí Trần Minh Lực, Phó Chủ tịch HĐND tỉnh phát biểu bế mạc kỳ họp.",
+        "ky-hop",
+    ),
+    "txct": (
+        "Tiếp xúc cử tri tại xã Phước Dinh",
+        "Cử tri phản ánh về xử lý đơn thư khiếu nại, tố cáo của công dân.",
+        "tiep-xuc-cu-tri",
+    ),
     "cutri_folded": ("Đo đạc cự trị tại công trình thủy lợi", "Khảo sát hiện trường.", "khac"),
-    "gscd": ("Giám sát chuyên đề về xây dựng nông thôn mới", "Đoàn giám sát làm việc với huyện Ninh Hải.",
-             "giam-sat-chuyen-de"),
-    "scattered": ("Đề án chuyên môn của ngành y tế",
-                  "Ban Văn hóa - Xã hội giám sát việc triển khai đề án.", "giam-sat-chuyen-de"),
-    "ngoc": ("Hội nghị giao ban trực tuyến quý III",
-             "Đồng chí Nguyễn Thị Bích Ngọc, Chủ tịch HĐND thành phố chủ trì hội nghị.", "khac"),
+    "gscd": (
+        "Giám sát chuyên đề về xây dựng nông thôn mới",
+        "Đoàn giám sát làm việc với huyện Ninh Hải.",
+        "giam-sat-chuyen-de",
+    ),
+    "scattered": (
+        "Đề án chuyên môn của ngành y tế",
+        "Ban Văn hóa - Xã hội giám sát việc triển khai đề án.",
+        "giam-sat-chuyen-de",
+    ),
+    "ngoc": (
+        "Hội nghị giao ban trực tuyến quý III",
+        "Đồng chí Nguyễn Thị Bích Ngọc, Chủ tịch HĐND thành phố chủ trì hội nghị.",
+        "khac",
+    ),
     "hoagiai": ("Hòa giải ở cơ sở: tiếp công dân định kỳ", "Thường trực HĐND tiếp công dân.", "tiep-xuc-cu-tri"),
     "banner": ("Ảnh toàn cảnh hội trường", "", "ky-hop"),
 }
@@ -43,8 +58,10 @@ OCR = {"banner": "KỲ HỌP THỨ TÁM HỘI ĐỒNG NHÂN DÂN TỈNH KHÓA XI
 async def index(es: AsyncElasticsearch, unique: str) -> AsyncIterator[AssetIndex]:
     idx = AssetIndex(es, f"mamtest-rel-{unique}")
     await idx.ensure()
-    events = [Delivered(ingested(f"{unique}{key}", t, c, activity_type=code, recorded_at=WHEN, kind="photo"), i + 1)
-              for i, (key, (t, c, code)) in enumerate(CORPUS.items())]
+    events = [
+        Delivered(ingested(f"{unique}{key}", t, c, activity_type=code, recorded_at=WHEN, kind="photo"), i + 1)
+        for i, (key, (t, c, code)) in enumerate(CORPUS.items())
+    ]
     outcome = await AssetProjector(idx, None).apply_batch(events)
     assert len(outcome.done) == len(events)
     # On-screen text arrives with the tagger's event; its fields are written as that fold would.

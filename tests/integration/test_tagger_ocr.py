@@ -48,10 +48,35 @@ def test_the_text_of_a_clips_keyframes_is_read(tmp_path: Path) -> None:
     second_img = Image.open(second)
     Image.eval(second_img, lambda v: 255 - v).save(second)  # a visibly different scene
     clip = tmp_path / "clip.mp4"
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-loop", "1", "-t", "1", "-i", str(first),
-                    "-loop", "1", "-t", "1", "-i", str(second), "-filter_complex",
-                    "[0][1]concat=n=2:v=1:a=0,format=yuv420p", "-r", "5", "-c:v", "libx264", str(clip)],
-                   check=True, timeout=120)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-loop",
+            "1",
+            "-t",
+            "1",
+            "-i",
+            str(first),
+            "-loop",
+            "1",
+            "-t",
+            "1",
+            "-i",
+            str(second),
+            "-filter_complex",
+            "[0][1]concat=n=2:v=1:a=0,format=yuv420p",
+            "-r",
+            "5",
+            "-c:v",
+            "libx264",
+            str(clip),
+        ],
+        check=True,
+        timeout=120,
+    )
     frames = extract_keyframes(clip, tmp_path, "mov,mp4,m4a,3gp,3g2,mj2", OcrSettings())
     assert 2 <= len(frames) <= OcrSettings().max_keyframes
     texts = [ocr_image(f, OcrSettings()) for f in frames]

@@ -37,8 +37,9 @@ def banner_jpeg(lines: list[str], marker: str) -> bytes:
 
 
 def upload(http: httpx.Client, s: Settings, data: bytes, **fields: str) -> str:
-    response = http.post(f"{s.ingest_url}/v1/assets", headers=AUTH, files={"file": ("anh.jpg", data, "image/jpeg")},
-                         data=fields)
+    response = http.post(
+        f"{s.ingest_url}/v1/assets", headers=AUTH, files={"file": ("anh.jpg", data, "image/jpeg")}, data=fields
+    )
     assert response.status_code in (200, 201), response.text
     return str(response.json()["asset_id"])
 
@@ -60,11 +61,18 @@ def search(http: httpx.Client, s: Settings, **params: Any) -> dict[str, Any]:
 
 
 def test_an_uploaded_banner_photo_is_tagged_and_the_tags_appear_in_search_and_facets(
-        services: Settings, http: httpx.Client, unique: str) -> None:
+    services: Settings, http: httpx.Client, unique: str
+) -> None:
     s = services
-    asset_id = upload(http, s, banner_jpeg(["KỲ HỌP THỨ BẢY HĐND TỈNH KHÓA XI"], unique),
-                      title=f"IMG {unique}", activity_type="khac", recorded_at="2023-07-11",
-                      caption="Đồng chí Đặng Thanh Sơn, Phó Chủ tịch Thường trực HĐND tỉnh phát biểu")
+    asset_id = upload(
+        http,
+        s,
+        banner_jpeg(["KỲ HỌP THỨ BẢY HĐND TỈNH KHÓA XI"], unique),
+        title=f"IMG {unique}",
+        activity_type="khac",
+        recorded_at="2023-07-11",
+        caption="Đồng chí Đặng Thanh Sơn, Phó Chủ tịch Thường trực HĐND tỉnh phát biểu",
+    )
     view = wait_for(lambda: (t := tags(http, s, asset_id)).get("tagged_at") and t, timeout=60, what="asset.tagged")
     assert view["activity_type"] == "ky-hop" and view["activity_type_source"] == "classifier"
     assert "KỲ HỌP THỨ BẢY" in view["ocr_text"] and view["term"] == "2021-2026"
@@ -77,7 +85,8 @@ def test_an_uploaded_banner_photo_is_tagged_and_the_tags_appear_in_search_and_fa
 
     found = wait_for(indexed, timeout=60, what="tags in the index")
     assert {"value": "ky-hop", "count": 1}.items() <= next(
-        f for f in found["facets"]["activity_type"] if f["value"] == "ky-hop").items()
+        f for f in found["facets"]["activity_type"] if f["value"] == "ky-hop"
+    ).items()
     # OCR words are searchable, with or without diacritics.
     assert search(http, s, q=f"khoa xi {unique}")["total"] == 1
     by_person = search(http, s, q=unique, person="Đặng Thanh Sơn")
@@ -86,12 +95,22 @@ def test_an_uploaded_banner_photo_is_tagged_and_the_tags_appear_in_search_and_fa
 
 def test_an_archivists_edit_sticks_after_a_full_retag(services: Settings, http: httpx.Client, unique: str) -> None:
     s = services
-    asset_id = upload(http, s, banner_jpeg(["HỘI NGHỊ TIẾP XÚC CỬ TRI"], unique), title=f"Ảnh {unique}",
-                      activity_type="khac", caption="Tiếp xúc cử tri tại xã Phước Hậu", recorded_at="2024-03-02")
+    asset_id = upload(
+        http,
+        s,
+        banner_jpeg(["HỘI NGHỊ TIẾP XÚC CỬ TRI"], unique),
+        title=f"Ảnh {unique}",
+        activity_type="khac",
+        caption="Tiếp xúc cử tri tại xã Phước Hậu",
+        recorded_at="2024-03-02",
+    )
     wait_for(lambda: tags(http, s, asset_id).get("tagged_at"), timeout=60, what="first tagging")
     assert tags(http, s, asset_id)["activity_type"] == "tiep-xuc-cu-tri"
-    edit = http.patch(f"{s.tagger_url}/v1/assets/{asset_id}/metadata", headers=ARCHIVIST,
-                      json={"activity_type": "giam-sat-kien-nghi", "people": ["Nguyễn Văn Tâm"], "note": "sửa tay"})
+    edit = http.patch(
+        f"{s.tagger_url}/v1/assets/{asset_id}/metadata",
+        headers=ARCHIVIST,
+        json={"activity_type": "giam-sat-kien-nghi", "people": ["Nguyễn Văn Tâm"], "note": "sửa tay"},
+    )
     assert edit.status_code == 200, edit.text
     assert edit.json()["activity_type"] == "giam-sat-kien-nghi"
     edited = [e for e in edit.json()["events"] if e["type"] == "asset.metadata_edited"]
@@ -104,24 +123,35 @@ def test_an_archivists_edit_sticks_after_a_full_retag(services: Settings, http: 
     after = tags(http, s, asset_id)
     assert after["activity_type"] == "giam-sat-kien-nghi" and after["people"] == ["Nguyễn Văn Tâm"]
     assert after["auto"]["activity_type"] == "tiep-xuc-cu-tri"
-    wait_for(lambda: (h := search(http, s, q=unique)["hits"]) and h[0]["activity_type"] == "giam-sat-kien-nghi",
-             timeout=60, what="edit in the index after re-tag")
+    wait_for(
+        lambda: (h := search(http, s, q=unique)["hits"]) and h[0]["activity_type"] == "giam-sat-kien-nghi",
+        timeout=60,
+        what="edit in the index after re-tag",
+    )
 
 
 def test_a_bad_edit_is_refused_in_vietnamese_and_english(services: Settings, http: httpx.Client) -> None:
-    response = http.patch(f"{services.tagger_url}/v1/assets/a{'0' * 32}/metadata", headers=ARCHIVIST,
-                          json={"activity_type": "ky-hop"})
+    response = http.patch(
+        f"{services.tagger_url}/v1/assets/a{'0' * 32}/metadata", headers=ARCHIVIST, json={"activity_type": "ky-hop"}
+    )
     assert response.status_code == 404 and response.json()["error"]["message"].startswith("Không tìm thấy")
     assert http.get(f"{services.tagger_url}/v1/activities").status_code == 401
 
 
 def test_activities_are_created_suggested_assigned_merged_and_searchable(
-        services: Settings, http: httpx.Client, unique: str) -> None:
+    services: Settings, http: httpx.Client, unique: str
+) -> None:
     s = services
     url = f"{s.tagger_url}/v1/activities"
-    body = {"title": f"Kỳ họp thứ 9 HĐND tỉnh {unique}", "activity_type": "ky-hop", "term": "2021-2026",
-            "start_date": "2024-07-09", "end_date": "2024-07-11", "place": "Hội trường HĐND tỉnh",
-            "organs": ["Thường trực HĐND"]}
+    body = {
+        "title": f"Kỳ họp thứ 9 HĐND tỉnh {unique}",
+        "activity_type": "ky-hop",
+        "term": "2021-2026",
+        "start_date": "2024-07-09",
+        "end_date": "2024-07-11",
+        "place": "Hội trường HĐND tỉnh",
+        "organs": ["Thường trực HĐND"],
+    }
     main = http.post(url, headers=ARCHIVIST, json=body)
     assert main.status_code == 201, main.text
     dup = http.post(url, headers=ARCHIVIST, json={**body, "title": f"Kỳ họp 9 (trùng) {unique}"}).json()
@@ -129,12 +159,19 @@ def test_activities_are_created_suggested_assigned_merged_and_searchable(
     edited = http.patch(f"{url}/{main_id}", headers=ARCHIVIST, json={"place": "Trung tâm Hội nghị tỉnh"})
     assert edited.status_code == 200 and edited.json()["place"] == "Trung tâm Hội nghị tỉnh"
 
-    asset_id = upload(http, s, banner_jpeg(["PHIÊN CHẤT VẤN"], unique), title=f"Phiên chất vấn kỳ họp thứ 9 {unique}",
-                      activity_type="ky-hop", recorded_at="2024-07-10")
+    asset_id = upload(
+        http,
+        s,
+        banner_jpeg(["PHIÊN CHẤT VẤN"], unique),
+        title=f"Phiên chất vấn kỳ họp thứ 9 {unique}",
+        activity_type="ky-hop",
+        recorded_at="2024-07-10",
+    )
     view = wait_for(lambda: (t := tags(http, s, asset_id)).get("tagged_at") and t, timeout=60, what="tagging")
     assert view["suggested_activity_id"] in {main_id, dup["activity_id"]}
-    assigned = http.put(f"{s.tagger_url}/v1/assets/{asset_id}/activity", headers=ARCHIVIST,
-                        json={"activity_id": dup["activity_id"]})
+    assigned = http.put(
+        f"{s.tagger_url}/v1/assets/{asset_id}/activity", headers=ARCHIVIST, json={"activity_id": dup["activity_id"]}
+    )
     assert assigned.status_code == 200, assigned.text
     merged = http.post(f"{url}/{dup['activity_id']}/merge", headers=ARCHIVIST, json={"into_activity_id": main_id})
     assert merged.status_code == 200, merged.text
@@ -151,13 +188,16 @@ def test_activities_are_created_suggested_assigned_merged_and_searchable(
     assert term_row["term"] == "2021-2026" and row["asset_count"] == 1 and row["activity_types"] == ["ky-hop"]
 
     # Renaming the activity re-titles its assets in search (through their own events).
-    renamed = http.patch(f"{url}/{main_id}", headers=ARCHIVIST,
-                         json={"title": f"Kỳ họp chuyên đề tháng Bảy {unique}"})
+    renamed = http.patch(f"{url}/{main_id}", headers=ARCHIVIST, json={"title": f"Kỳ họp chuyên đề tháng Bảy {unique}"})
     assert renamed.status_code == 200, renamed.text
 
     def found_by_new_title() -> list[dict[str, Any]]:
-        return [h for h in search(http, s, q=f"ky hop chuyen de thang bay {unique}")["hits"]
-                if h["asset_id"] == asset_id and h.get("activity_title") == f"Kỳ họp chuyên đề tháng Bảy {unique}"]
+        return [
+            h
+            for h in search(http, s, q=f"ky hop chuyen de thang bay {unique}")["hits"]
+            if h["asset_id"] == asset_id and h.get("activity_title") == f"Kỳ họp chuyên đề tháng Bảy {unique}"
+        ]
+
     wait_for(found_by_new_title, timeout=30, what="the asset found by the activity's new title")
     blank = http.patch(f"{url}/{main_id}", headers=ARCHIVIST, json={"title": "   "})
     assert blank.status_code == 422 and blank.json()["error"]["message"], blank.text
@@ -168,11 +208,21 @@ def test_activities_are_created_suggested_assigned_merged_and_searchable(
 
 
 async def test_an_asset_whose_original_is_missing_is_tagged_at_once_without_ocr(
-        services: Settings, event_store: EventStore, unique: str) -> None:
+    services: Settings, event_store: EventStore, unique: str
+) -> None:
     asset_id = "a" + unique.ljust(32, "1")
-    payload = AssetIngestedV1(sha256="0" * 64, size_bytes=1000, kind=AssetKind.PHOTO, media_format="jpeg",
-                              mime_type="image/jpeg", bucket=services.bucket_originals, object_key=f"missing/{unique}",
-                              original_filename="anh.jpg", title="Tiếp xúc cử tri trước kỳ họp", activity_type="khac")
+    payload = AssetIngestedV1(
+        sha256="0" * 64,
+        size_bytes=1000,
+        kind=AssetKind.PHOTO,
+        media_format="jpeg",
+        mime_type="image/jpeg",
+        bucket=services.bucket_originals,
+        object_key=f"missing/{unique}",
+        original_filename="anh.jpg",
+        title="Tiếp xúc cử tri trước kỳ họp",
+        activity_type="khac",
+    )
     await event_store.append(new_event(payload, aggregate_id=asset_id, actor="test"))
 
     async def tagged() -> list[Any]:
@@ -185,7 +235,8 @@ async def test_an_asset_whose_original_is_missing_is_tagged_at_once_without_ocr(
 
 
 async def test_a_retag_of_an_unknown_asset_ends_as_a_clear_failed_event_once(
-        services: Settings, event_store: EventStore, http: httpx.Client, unique: str) -> None:
+    services: Settings, event_store: EventStore, http: httpx.Client, unique: str
+) -> None:
     ghost = "a" + unique.ljust(32, "0")
     cause = new_event(AssetRetagRequestedV1(reason="test"), aggregate_id=ghost, actor="test")
     await event_store.append(cause)
@@ -201,7 +252,8 @@ async def test_a_retag_of_an_unknown_asset_ends_as_a_clear_failed_event_once(
 
 
 def test_people_import_from_csv_is_idempotent_and_feeds_the_registry(
-        services: Settings, http: httpx.Client, unique: str) -> None:
+    services: Settings, http: httpx.Client, unique: str
+) -> None:
     csv_text = f"name,role,organ,term\nHoàng Thị Mai {unique.upper()[:1]}an,Đại biểu HĐND tỉnh,Tổ đại biểu,2021-2026\n"
     url = f"{services.tagger_url}/v1/people/import"
     first = http.post(url, headers={**ARCHIVIST, "Content-Type": "text/csv"}, content=csv_text.encode())

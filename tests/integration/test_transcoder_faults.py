@@ -57,7 +57,11 @@ async def transcoder_idle(event_store: EventStore, within: float = 240.0) -> Non
 
 
 async def test_a_worker_killed_mid_encode_leaves_exactly_one_set_of_renditions_and_one_event(
-    services: Settings, stack: LocalStack, event_store: EventStore, http: httpx.Client, unique: str,
+    services: Settings,
+    stack: LocalStack,
+    event_store: EventStore,
+    http: httpx.Client,
+    unique: str,
     tmp_path: Path,
 ) -> None:
     spec = stack.service_spec("transcoder")
@@ -82,8 +86,9 @@ async def test_a_worker_killed_mid_encode_leaves_exactly_one_set_of_renditions_a
     assert [e.envelope.type for e in history].count("asset.probed") == 1
     assert not payloads(history, "asset.processing_failed")
     keys = await object_store_for(services, "minio").list_keys(services.bucket_renditions, f"{asset_id}/")
-    assert sorted(keys) == sorted(f"{asset_id}/v1/{n}" for n in
-                                  ("proxy.mp4", "poster.jpg", "storyboard.jpg", "storyboard.vtt"))
+    assert sorted(keys) == sorted(
+        f"{asset_id}/v1/{n}" for n in ("proxy.mp4", "poster.jpg", "storyboard.jpg", "storyboard.vtt")
+    )
 
 
 async def test_a_second_replica_shares_the_work_without_duplicates(
@@ -98,8 +103,7 @@ async def test_a_second_replica_shares_the_work_without_duplicates(
         await transcoder_idle(event_store)
         ids = []
         for i in range(6):
-            response = upload(http, services, f"p{i}.jpg", make_photo(f"{unique}-{i}", size=(2400, 1600)),
-                              "image/jpeg")
+            response = upload(http, services, f"p{i}.jpg", make_photo(f"{unique}-{i}", size=(2400, 1600)), "image/jpeg")
             assert response.status_code == 201, response.text
             ids.append(response.json()["asset_id"])
         for asset_id in ids:

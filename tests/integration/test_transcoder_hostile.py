@@ -68,23 +68,34 @@ async def inject(settings: Settings, events: EventStore, data: bytes, kind: Asse
     local = Path(os.environ.get("TMPDIR", "/tmp")) / f"inject-{sha}"
     local.write_bytes(data)
     try:
-        await object_store_for(settings, "minio").put_file(settings.bucket_originals, key, local,
-                                                           "application/octet-stream")
+        await object_store_for(settings, "minio").put_file(
+            settings.bucket_originals, key, local, "application/octet-stream"
+        )
     finally:
         local.unlink()
     asset_id = asset_id_for_sha256(sha)
-    payload = AssetIngestedV1(sha256=sha, size_bytes=max(1, len(data)), kind=kind, media_format="mov",
-                              mime_type="video/mp4", bucket=settings.bucket_originals, object_key=key,
-                              original_filename=filename, title="Tệp thử nghiệm độc hại",
-                              activity_type="khac")
+    payload = AssetIngestedV1(
+        sha256=sha,
+        size_bytes=max(1, len(data)),
+        kind=kind,
+        media_format="mov",
+        mime_type="video/mp4",
+        bucket=settings.bucket_originals,
+        object_key=key,
+        original_filename=filename,
+        title="Tệp thử nghiệm độc hại",
+        activity_type="khac",
+    )
     await events.append(new_event(payload, aggregate_id=asset_id, actor="test-hostile"))
     return asset_id
 
 
 def hls_playlist(canary: Canary, secret: Path) -> bytes:
-    return (f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
-            f"#EXTINF:2.0,\nhttp://127.0.0.1:{canary.port}/seg0.ts\n#EXTINF:2.0,\nfile://{secret}\n"
-            "#EXT-X-ENDLIST\n").encode()
+    return (
+        f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        f"#EXTINF:2.0,\nhttp://127.0.0.1:{canary.port}/seg0.ts\n#EXTINF:2.0,\nfile://{secret}\n"
+        "#EXT-X-ENDLIST\n"
+    ).encode()
 
 
 def truncated_mp4(tmp: Path, tag: str) -> bytes:
@@ -94,8 +105,9 @@ def truncated_mp4(tmp: Path, tag: str) -> bytes:
 
 HOSTILE: dict[str, Callable[[Path, str, Canary, Path], bytes]] = {
     "hls_playlist_named_mp4": lambda tmp, tag, c, secret: hls_playlist(c, secret) + f"#{tag}\n".encode(),
-    "ffconcat": lambda tmp, tag, c, secret: (f"ffconcat version 1.0\nfile '{secret}'\n"
-                                             f"file 'http://127.0.0.1:{c.port}/x.mp4'\n#{tag}\n").encode(),
+    "ffconcat": lambda tmp, tag, c, secret: (
+        f"ffconcat version 1.0\nfile '{secret}'\nfile 'http://127.0.0.1:{c.port}/x.mp4'\n#{tag}\n"
+    ).encode(),
     "truncated_mp4": lambda tmp, tag, c, secret: truncated_mp4(tmp, tag),
     "zero_bytes": lambda tmp, tag, c, secret: b"",
     "random_bytes": lambda tmp, tag, c, secret: os.urandom(64 * 1024),
@@ -106,7 +118,12 @@ HOSTILE: dict[str, Callable[[Path, str, Canary, Path], bytes]] = {
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 async def test_a_hostile_file_is_refused_cleanly_and_never_reaches_the_network_or_other_files(
-    case: str, services: Settings, event_store: EventStore, http: httpx.Client, unique: str, tmp_path: Path,
+    case: str,
+    services: Settings,
+    event_store: EventStore,
+    http: httpx.Client,
+    unique: str,
+    tmp_path: Path,
     canary: Canary,
 ) -> None:
     secret = tmp_path / "secret.txt"
@@ -130,8 +147,9 @@ async def test_a_hostile_file_is_refused_cleanly_and_never_reaches_the_network_o
     # The injected original is test debris (the zero-byte one has the same key in every
     # run, and the upload tests check that a refused empty file stores nothing).
     minio = object_store_for(services, "minio")
-    await asyncio.to_thread(minio._client.remove_object, services.bucket_originals,
-                            content_key(hashlib.sha256(data).hexdigest()))
+    await asyncio.to_thread(
+        minio._client.remove_object, services.bucket_originals, content_key(hashlib.sha256(data).hexdigest())
+    )
 
 
 async def test_a_file_name_with_dot_dot_is_metadata_only_and_never_a_path(
@@ -143,8 +161,9 @@ async def test_a_file_name_with_dot_dot_is_metadata_only_and_never_a_path(
     assert response.status_code == 201, response.text
     asset_id = response.json()["asset_id"]
     # And straight to the worker with the raw name kept in the event.
-    injected = await inject(services, event_store, make_photo(unique + "x", size=(320, 200), orientation=1),
-                            AssetKind.PHOTO, evil_name)
+    injected = await inject(
+        services, event_store, make_photo(unique + "x", size=(320, 200), orientation=1), AssetKind.PHOTO, evil_name
+    )
     for aid in (asset_id, injected):
         history = await wait_final(event_store, aid, within=60)
         [ready] = payloads(history, "asset.renditions_ready")

@@ -24,21 +24,21 @@ pytestmark = pytest.mark.integration
 FINAL = {"asset.renditions_ready", "asset.processing_failed"}
 
 
-def upload(http: httpx.Client, settings: Settings, name: str, data: bytes, mime: str,
-           **form: str) -> httpx.Response:
+def upload(http: httpx.Client, settings: Settings, name: str, data: bytes, mime: str, **form: str) -> httpx.Response:
     fields = {"title": "Kỳ họp thứ 7 HĐND tỉnh", "activity_type": "ky-hop", **form}
-    return http.post(f"{settings.ingest_url}/v1/assets", headers=AUTH, files={"file": (name, data, mime)},
-                     data=fields)
+    return http.post(f"{settings.ingest_url}/v1/assets", headers=AUTH, files={"file": (name, data, mime)}, data=fields)
 
 
 async def wait_final(events: EventStore, asset_id: str, within: float = 120.0) -> list[StoredEvent]:
     """The asset's history once the transcoder recorded an outcome."""
+
     async def done() -> list[StoredEvent] | None:
         history = await events.history("asset", asset_id)
         return history if any(e.envelope.type in FINAL for e in history) else None
 
-    result: list[StoredEvent] = await async_wait_for(done, within, interval=0.5,
-                                                     what=f"transcoder outcome for {asset_id}")
+    result: list[StoredEvent] = await async_wait_for(
+        done, within, interval=0.5, what=f"transcoder outcome for {asset_id}"
+    )
     return result
 
 
@@ -118,14 +118,21 @@ async def test_a_portrait_phone_clip_is_probed_and_rendered_upright(
     assert (probed.width, probed.height) == (240, 320)
     [ready] = payloads(history, "asset.renditions_ready")
     proxy_key = next(r.key for r in ready.renditions if r.name.value == "proxy")
-    video = next(s for s in ffprobe(await fetch(services, proxy_key, tmp_path / "p.mp4"))["streams"]
-                 if s["codec_type"] == "video")
+    video = next(
+        s
+        for s in ffprobe(await fetch(services, proxy_key, tmp_path / "p.mp4"))["streams"]
+        if s["codec_type"] == "video"
+    )
     assert (video["width"], video["height"]) == (240, 320)
     assert not any("rotation" in side for side in video.get("side_data_list", []))  # rotation baked in
 
 
 async def test_a_phone_photo_gets_upright_web_and_thumbnail_and_its_exif_facts(
-    services: Settings, event_store: EventStore, http: httpx.Client, unique: str, tmp_path: Path,
+    services: Settings,
+    event_store: EventStore,
+    http: httpx.Client,
+    unique: str,
+    tmp_path: Path,
     es: AsyncElasticsearch,
 ) -> None:
     response = upload(http, services, "IMG_0001.jpg", make_photo(unique), "image/jpeg")
@@ -159,9 +166,18 @@ async def test_a_phone_photo_gets_upright_web_and_thumbnail_and_its_exif_facts(
     await es.indices.create(index=scratch, mappings=ASSET_MAPPINGS)
     try:
         await es.index(index=scratch, id=asset_id, document=doc, refresh="wait_for")
-        found = await es.search(index=scratch, query={"bool": {"filter": [
-            {"term": {"orientation": "portrait"}}, {"term": {"processing_status": "ready"}},
-            {"range": {"height": {"gte": 1000}}}]}})
+        found = await es.search(
+            index=scratch,
+            query={
+                "bool": {
+                    "filter": [
+                        {"term": {"orientation": "portrait"}},
+                        {"term": {"processing_status": "ready"}},
+                        {"range": {"height": {"gte": 1000}}},
+                    ]
+                }
+            },
+        )
         assert [h["_id"] for h in found["hits"]["hits"]] == [asset_id]
     finally:
         await es.indices.delete(index=scratch)

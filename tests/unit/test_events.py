@@ -17,9 +17,15 @@ from shared.events.models import (
 
 def ingested(**overrides: Any) -> AssetIngestedV1:
     fields: dict[str, Any] = dict(
-        sha256="ab" * 32, size_bytes=1234, kind="photo", media_format="JPEG", mime_type="image/jpeg",
-        bucket="mam-originals", object_key="sha256/ab/ab/" + "ab" * 32,
-        title="Kỳ họp thứ 7 HĐND tỉnh", activity_type="ky-hop",
+        sha256="ab" * 32,
+        size_bytes=1234,
+        kind="photo",
+        media_format="JPEG",
+        mime_type="image/jpeg",
+        bucket="mam-originals",
+        object_key="sha256/ab/ab/" + "ab" * 32,
+        title="Kỳ họp thứ 7 HĐND tỉnh",
+        activity_type="ky-hop",
     )
     fields.update(overrides)
     return AssetIngestedV1(**fields)
@@ -35,8 +41,16 @@ def test_envelope_round_trips_through_bytes_unchanged() -> None:
 def test_envelope_carries_every_field_the_design_requires() -> None:
     event = new_event(ingested(), aggregate_id="a1", actor="phong-vien")
     assert set(EventEnvelope.model_fields) == {
-        "event_id", "type", "schema_version", "aggregate_id", "occurred_at", "actor", "correlation_id",
-        "causation_id", "payload"}
+        "event_id",
+        "type",
+        "schema_version",
+        "aggregate_id",
+        "occurred_at",
+        "actor",
+        "correlation_id",
+        "causation_id",
+        "payload",
+    }
     assert event.type == "asset.ingested" and event.schema_version == 1
     assert event.occurred_at.tzinfo is not None and event.occurred_at.utcoffset() == timedelta(0)
     assert event.correlation_id == event.event_id and event.causation_id is None

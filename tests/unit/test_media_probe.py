@@ -53,10 +53,13 @@ def test_an_empty_file_is_rejected(tmp_path: Path) -> None:
         probe_file(path)
 
 
-@pytest.mark.parametrize("playlist", [
-    b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://127.0.0.1:9/segment.ts\n",
-    b"ffconcat version 1.0\nfile '/etc/passwd'\n",
-])
+@pytest.mark.parametrize(
+    "playlist",
+    [
+        b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://127.0.0.1:9/segment.ts\n",
+        b"ffconcat version 1.0\nfile '/etc/passwd'\n",
+    ],
+)
 def test_playlists_are_refused_before_ffmpeg_ever_opens_them(tmp_path: Path, playlist: bytes) -> None:
     path = tmp_path / "clip.mp4"
     path.write_bytes(playlist)

@@ -68,8 +68,11 @@ def projector(index: FakeIndex, events: FakeEvents | None = None) -> AssetProjec
 
 async def test_a_batch_writes_one_document_per_asset_at_its_latest_sequence() -> None:
     index = FakeIndex()
-    items = [Delivered(_event("a", "Kỳ họp thứ Bảy"), 3), Delivered(_event("b", "Giám sát"), 4),
-             Delivered(_event("a", "Kỳ họp thứ Tám"), 5)]
+    items = [
+        Delivered(_event("a", "Kỳ họp thứ Bảy"), 3),
+        Delivered(_event("b", "Giám sát"), 4),
+        Delivered(_event("a", "Kỳ họp thứ Tám"), 5),
+    ]
     outcome = await projector(index).apply_batch(items)
     assert outcome.done == {3, 4, 5} and not outcome.retry and not outcome.failed
     doc, version = index.docs["a"]

@@ -59,12 +59,30 @@ def test_facets_are_counted_without_their_own_filter_but_with_the_others() -> No
 
 
 def test_every_filter_becomes_a_clause() -> None:
-    f = Filters(activity_type=("ky-hop",), term=("2021-2026",), kind=("video",), organisation=("Báo Ninh Thuận",),
-                date_from=date(2023, 1, 1), date_to=date(2023, 12, 31), published=True,
-                duration_min=10, duration_max=60, height_min=720)
+    f = Filters(
+        activity_type=("ky-hop",),
+        term=("2021-2026",),
+        kind=("video",),
+        organisation=("Báo Ninh Thuận",),
+        date_from=date(2023, 1, 1),
+        date_to=date(2023, 12, 31),
+        published=True,
+        duration_min=10,
+        duration_max=60,
+        height_min=720,
+    )
     clauses = json.dumps(filter_clauses(f), ensure_ascii=False)
-    for expected in ("ky-hop", "2021-2026", "video", "Báo Ninh Thuận", "2023-01-01", "Asia/Ho_Chi_Minh",
-                     '"published": true', '"duration_s": {"gte": 10, "lte": 60}', '"height": {"gte": 720}'):
+    for expected in (
+        "ky-hop",
+        "2021-2026",
+        "video",
+        "Báo Ninh Thuận",
+        "2023-01-01",
+        "Asia/Ho_Chi_Minh",
+        '"published": true',
+        '"duration_s": {"gte": 10, "lte": 60}',
+        '"height": {"gte": 720}',
+    ):
         assert expected in clauses
 
 
@@ -110,12 +128,15 @@ def test_unknown_codes_are_rejected_with_a_vietnamese_message_first() -> None:
     assert "Unknown activity_type" in body["message_en"]
 
 
-@pytest.mark.parametrize(("kwargs", "code"), [
-    ({"date_from": date(2024, 2, 1), "date_to": date(2024, 1, 1)}, "invalid_date_range"),
-    ({"duration_min": 60.0, "duration_max": 10.0}, "invalid_duration_range"),
-    ({"term": ["2099-2104"]}, "unknown_term"),
-    ({"kind": ["film"]}, "unknown_kind"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"date_from": date(2024, 2, 1), "date_to": date(2024, 1, 1)}, "invalid_date_range"),
+        ({"duration_min": 60.0, "duration_max": 10.0}, "invalid_duration_range"),
+        ({"term": ["2099-2104"]}, "unknown_term"),
+        ({"kind": ["film"]}, "unknown_kind"),
+    ],
+)
 def test_bad_filter_values_get_clear_errors(kwargs: dict, code: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(UserError) as err:
         parse_filters(**kwargs)
@@ -155,17 +176,21 @@ def test_highlights_are_mapped_back_onto_the_original_vietnamese_and_escaped() -
 
 
 def test_a_hit_hides_bookkeeping_and_folded_fields() -> None:
-    hit = {"_score": 2.0, "_source": {"asset_id": "a", "title": "Kỳ họp", "title_folded": "ky hop",
-                                      "event_sequences": [1, 2]},
-           "highlight": {"title_folded": [f"{HL_PRE}ky{HL_POST} hop"]}}
+    hit = {
+        "_score": 2.0,
+        "_source": {"asset_id": "a", "title": "Kỳ họp", "title_folded": "ky hop", "event_sequences": [1, 2]},
+        "highlight": {"title_folded": [f"{HL_PRE}ky{HL_POST} hop"]},
+    }
     shaped = shape_hit(hit)
     assert shaped["highlight"]["title"] == "<em>Kỳ</em> họp"
     assert "event_sequences" not in shaped and "title_folded" not in shaped
 
 
 def test_facet_rows_carry_vietnamese_labels_for_activity_types() -> None:
-    aggs = {"activity_type": {"values": {"buckets": [{"key": "ky-hop", "doc_count": 3}]}},
-            "person": {"nested": {"values": {"buckets": [{"key": "Trần Minh Lực", "doc_count": 1}]}}}}
+    aggs = {
+        "activity_type": {"values": {"buckets": [{"key": "ky-hop", "doc_count": 3}]}},
+        "person": {"nested": {"values": {"buckets": [{"key": "Trần Minh Lực", "doc_count": 1}]}}},
+    }
     shaped = shape_facets(aggs)
     assert shaped["activity_type"] == [{"value": "ky-hop", "count": 3, "label": "Kỳ họp, phiên họp Thường trực"}]
     assert shaped["person"] == [{"value": "Trần Minh Lực", "count": 1}]
@@ -182,10 +207,23 @@ def test_statistics_group_months_in_local_time_and_shape_into_chart_rows() -> No
     body = stats_body(Filters(), "month")
     assert body["aggs"]["periods"]["date_histogram"]["time_zone"] == "Asia/Ho_Chi_Minh"
     cell = {"by_type": {"buckets": [{"key": "ky-hop", "doc_count": 2, "duration": {"value": 90.0}}]}}
-    response = {"hits": {"total": {"value": 3}}, "aggregations": {
-        "periods": {"buckets": [{"key": 0, "key_as_string": "2023-05", "doc_count": 2, **cell}]},
-        "undated": {"doc_count": 1, "by_type": {"buckets": []}}, "duration": {"value": 90.0}}}
+    response = {
+        "hits": {"total": {"value": 3}},
+        "aggregations": {
+            "periods": {"buckets": [{"key": 0, "key_as_string": "2023-05", "doc_count": 2, **cell}]},
+            "undated": {"doc_count": 1, "by_type": {"buckets": []}},
+            "duration": {"value": 90.0},
+        },
+    }
     shaped = shape_stats(response, "month")
-    assert shaped["periods"] == [{"period": "2023-05", "count": 2, "duration_s": 90.0, "by_activity_type": [
-        {"activity_type": "ky-hop", "label": "Kỳ họp, phiên họp Thường trực", "count": 2, "duration_s": 90.0}]}]
+    assert shaped["periods"] == [
+        {
+            "period": "2023-05",
+            "count": 2,
+            "duration_s": 90.0,
+            "by_activity_type": [
+                {"activity_type": "ky-hop", "label": "Kỳ họp, phiên họp Thường trực", "count": 2, "duration_s": 90.0}
+            ],
+        }
+    ]
     assert shaped["undated"]["count"] == 1 and shaped["total"] == 3

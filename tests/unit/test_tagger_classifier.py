@@ -69,12 +69,15 @@ def test_a_proposal_explains_itself_with_the_matched_phrases() -> None:
     assert 0.5 < result.confidence <= 1.0
 
 
-@pytest.mark.parametrize("text", [
-    "Tiếp xúc cử tri tại xã Phước Hậu",
-    "Tiep xuc cu tri tai xa Phuoc Hau",
-    unicodedata.normalize("NFD", "Tiếp xúc cử tri tại xã Phước Hậu"),
-    "TIẾP XÚC CỬ TRI TẠI XÃ PHƯỚC HẬU",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Tiếp xúc cử tri tại xã Phước Hậu",
+        "Tiep xuc cu tri tai xa Phuoc Hau",
+        unicodedata.normalize("NFD", "Tiếp xúc cử tri tại xã Phước Hậu"),
+        "TIẾP XÚC CỬ TRI TẠI XÃ PHƯỚC HẬU",
+    ],
+)
 def test_diacritics_case_and_unicode_form_do_not_change_the_result(text: str) -> None:
     result = classify(text)
     assert result.activity_type == "tiep-xuc-cu-tri"
@@ -99,8 +102,10 @@ def test_a_text_without_any_phrase_is_other_with_zero_confidence() -> None:
 
 
 def test_organs_and_partner_organisations_are_found_in_any_spelling() -> None:
-    text = ("Van phong Doan DBQH & HĐND tỉnh phối hợp với Báo Ninh Thuận, Đài Phát thanh và Truyền hình tỉnh; "
-            "Ban Văn hoá - Xã hội HĐND và UBND tỉnh")
+    text = (
+        "Van phong Doan DBQH & HĐND tỉnh phối hợp với Báo Ninh Thuận, Đài Phát thanh và Truyền hình tỉnh; "
+        "Ban Văn hoá - Xã hội HĐND và UBND tỉnh"
+    )
     codes = [o.code for o in find_organisations(text)]
     assert codes == ["ban-van-hoa-xa-hoi", "van-phong-doan-dbqh-hdnd", "bao", "dai-ptth", "ubnd"]
 
@@ -112,13 +117,23 @@ def test_the_vocabulary_is_data_with_a_version_and_phrases_for_every_type() -> N
 
 
 def test_the_cli_prints_one_json_object_per_text_from_arguments_and_stdin() -> None:
-    from_args = subprocess.run([sys.executable, "-m", "deploy.cli", "classify", "Phiên chất vấn tại kỳ họp"],
-                               capture_output=True, text=True, cwd=REPO, check=True)
+    from_args = subprocess.run(
+        [sys.executable, "-m", "deploy.cli", "classify", "Phiên chất vấn tại kỳ họp"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
     first = json.loads(from_args.stdout)
     assert first["activity_type"] == "ky-hop" and "chất vấn" in " ".join(first["matched_phrases"])
-    from_stdin = subprocess.run([sys.executable, "-m", "deploy.cli", "classify"], cwd=REPO, check=True,
-                                input="Diễn đàn tiếng nói cử tri\n\nThăm và làm việc với Sở Y tế\n",
-                                capture_output=True, text=True)
+    from_stdin = subprocess.run(
+        [sys.executable, "-m", "deploy.cli", "classify"],
+        cwd=REPO,
+        check=True,
+        input="Diễn đàn tiếng nói cử tri\n\nThăm và làm việc với Sở Y tế\n",
+        capture_output=True,
+        text=True,
+    )
     lines = [json.loads(line) for line in from_stdin.stdout.splitlines()]
     assert [line["activity_type"] for line in lines] == ["dien-dan-cu-tri", "tham-lam-viec"]
     assert all(0 <= line["confidence"] <= 1 for line in lines)

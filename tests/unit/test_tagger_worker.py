@@ -46,10 +46,18 @@ class Objects:
 
 
 def _ingested() -> EventEnvelope:
-    payload = AssetIngestedV1(sha256="1" * 64, size_bytes=2048, kind=AssetKind.VIDEO, media_format="mov",
-                              mime_type="video/mp4", bucket="mam-originals", object_key="sha256/11/11/x",
-                              original_filename="clip.mp4", title="Phiên chất vấn kỳ họp thứ Bảy",
-                              activity_type="khac")
+    payload = AssetIngestedV1(
+        sha256="1" * 64,
+        size_bytes=2048,
+        kind=AssetKind.VIDEO,
+        media_format="mov",
+        mime_type="video/mp4",
+        bucket="mam-originals",
+        object_key="sha256/11/11/x",
+        original_filename="clip.mp4",
+        title="Phiên chất vấn kỳ họp thứ Bảy",
+        activity_type="khac",
+    )
     return new_event(payload, aggregate_id=ASSET, actor="test")
 
 
@@ -66,9 +74,14 @@ async def _tag(history: list[EventEnvelope], objects: Objects, deliveries: int =
 
 
 async def test_media_the_transcoder_found_unreadable_is_tagged_without_opening_it_again() -> None:
-    refused = AssetProcessingFailedV1(stage=ProcessingStage.PROBE, code="unsupported_format",
-                                      reason="Tệp không phải video hợp lệ.", reason_en="Not a valid video.",
-                                      retryable=False, attempts=1)
+    refused = AssetProcessingFailedV1(
+        stage=ProcessingStage.PROBE,
+        code="unsupported_format",
+        reason="Tệp không phải video hợp lệ.",
+        reason_en="Not a valid video.",
+        retryable=False,
+        attempts=1,
+    )
     ingested = _ingested()
     objects = Objects(missing=False)
     payload = await _tag([ingested, new_event(refused, aggregate_id=ASSET, actor="transcoder")], objects)

@@ -12,8 +12,16 @@ def test_folding_makes_accented_unaccented_and_decomposed_forms_equal() -> None:
     assert fold(composed) == fold("tiep xuc cu tri") == fold(decomposed) == "tiep xuc cu tri"
 
 
-@pytest.mark.parametrize(("raw", "folded"), [("Đ", "d"), ("đ", "d"), ("Đoàn ĐBQH", "doan dbqh"),
-                                              ("HĐND tỉnh", "hdnd tinh"), ("Kỳ họp thứ Bảy", "ky hop thu bay")])
+@pytest.mark.parametrize(
+    ("raw", "folded"),
+    [
+        ("Đ", "d"),
+        ("đ", "d"),
+        ("Đoàn ĐBQH", "doan dbqh"),
+        ("HĐND tỉnh", "hdnd tinh"),
+        ("Kỳ họp thứ Bảy", "ky hop thu bay"),
+    ],
+)
 def test_folding_turns_d_with_stroke_into_plain_d_and_lowercases(raw: str, folded: str) -> None:
     assert fold(raw) == folded
 
@@ -40,7 +48,19 @@ def test_fold_by_table_matches_folding_each_character_and_keeps_every_offset() -
     from shared.text import _fold_char
 
     # Latin with every Vietnamese mark, other scripts, symbols, combining marks, private use.
-    sample = "".join(chr(c) for c in [*range(0x20, 0x250), *range(0x300, 0x370), *range(0x1E00, 0x1F00),
-                                      0x0111, 0x0110, 0x4E2D, 0x0E01, 0xE000, 0x1F600])
+    sample = "".join(
+        chr(c)
+        for c in [
+            *range(0x20, 0x250),
+            *range(0x300, 0x370),
+            *range(0x1E00, 0x1F00),
+            0x0111,
+            0x0110,
+            0x4E2D,
+            0x0E01,
+            0xE000,
+            0x1F600,
+        ]
+    )
     expected = "".join(_fold_char(ch) for ch in nfc(sample))
     assert fold(sample) == expected and len(fold(sample)) == len(nfc(sample))

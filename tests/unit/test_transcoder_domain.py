@@ -58,21 +58,38 @@ def test_file_faults_fail_at_once_and_machine_faults_retry_a_bounded_number_of_t
 def test_a_failure_event_carries_a_vietnamese_reason_in_nfc() -> None:
     decomposed = "Te\u0302\u0323p ho\u0309ng"
     payload = domain.failed_payload(
-        domain.JobFailure(ProcessingStage.RENDER, "ffmpeg_failed", decomposed, "Broken", "moov atom not found",
-                          False), 1)
+        domain.JobFailure(ProcessingStage.RENDER, "ffmpeg_failed", decomposed, "Broken", "moov atom not found", False),
+        1,
+    )
     assert isinstance(payload, AssetProcessingFailedV1) and payload.reason == "Tệp hỏng"
     event = new_event(payload, aggregate_id="a1", actor="transcoder")
     assert event.type == "asset.processing_failed" and event.typed_payload() == payload
 
 
 def test_probe_facts_read_rotation_dates_camera_and_gps_from_ffprobe_json() -> None:
-    info = {"format": {"duration": "12.5", "bit_rate": "800000", "tags": {
-                "creation_time": "2024-05-01T02:30:00.000000Z", "com.apple.quicktime.make": "Apple",
-                "com.apple.quicktime.model": "iPhone 13", "location": "+21.0285+105.8542/"}},
-            "streams": [
-                {"codec_type": "video", "codec_name": "hevc", "width": 1920, "height": 1080,
-                 "avg_frame_rate": "30000/1001", "side_data_list": [{"rotation": -90}]},
-                {"codec_type": "audio", "codec_name": "aac", "channels": 2, "sample_rate": "48000"}]}
+    info = {
+        "format": {
+            "duration": "12.5",
+            "bit_rate": "800000",
+            "tags": {
+                "creation_time": "2024-05-01T02:30:00.000000Z",
+                "com.apple.quicktime.make": "Apple",
+                "com.apple.quicktime.model": "iPhone 13",
+                "location": "+21.0285+105.8542/",
+            },
+        },
+        "streams": [
+            {
+                "codec_type": "video",
+                "codec_name": "hevc",
+                "width": 1920,
+                "height": 1080,
+                "avg_frame_rate": "30000/1001",
+                "side_data_list": [{"rotation": -90}],
+            },
+            {"codec_type": "audio", "codec_name": "aac", "channels": 2, "sample_rate": "48000"},
+        ],
+    }
     facts = av_facts(AssetKind.VIDEO, "mov,mp4", info)
     assert (facts.width, facts.height, facts.rotation) == (1080, 1920, 90)
     assert facts.frame_rate == pytest.approx(29.97) and facts.camera == "Apple iPhone 13"
