@@ -10,6 +10,9 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
+# The council's clock: bare dates, terms and "which day was it recorded" are judged here.
+LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
 
 @dataclass(frozen=True)
 class ActivityType:
@@ -70,7 +73,7 @@ def term_by_code(code: str) -> Term | None:
     return None
 
 
-def term_for_instant(moment: datetime, tz: str = "Asia/Ho_Chi_Minh") -> Term | None:
+def term_for_instant(moment: datetime) -> Term | None:
     """The term of a recording instant, judged by its local date in Vietnam.
 
     A clip recorded at 23:30 on 30 June 2021 UTC is already 1 July locally, so
@@ -78,4 +81,4 @@ def term_for_instant(moment: datetime, tz: str = "Asia/Ho_Chi_Minh") -> Term | N
     """
     if moment.tzinfo is None:
         raise ValueError("recording instant must be timezone-aware")
-    return term_for(moment.astimezone(ZoneInfo(tz)).date())
+    return term_for(moment.astimezone(LOCAL_TZ).date())

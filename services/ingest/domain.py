@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
@@ -12,10 +11,13 @@ from shared.events.models import AssetIngestedV1
 from shared.eventstore import StoredEvent
 from shared.http import UserError
 from shared.media.probe import ProbeResult
-from shared.taxonomy import ACTIVITY_TYPE_CODES, activity_types
+from shared.taxonomy import (
+    ACTIVITY_TYPE_CODES,
+    LOCAL_TZ,
+    activity_types,
+)
 from shared.text import clean_text
 
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 MAX_TITLE = 500
 MAX_CAPTION = 20_000
 

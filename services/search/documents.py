@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from shared.events.envelope import EventEnvelope
 from shared.events.media import AssetProbedV1, AssetProcessingFailedV1, AssetRenditionsReadyV1
 from shared.events.models import AssetIngestedV1
 from shared.tags import TAG_MAPPINGS, fold_tag_event
-from shared.taxonomy import activity_label, term_for
+from shared.taxonomy import (
+    LOCAL_TZ,
+    activity_label,
+    term_for,
+)
 from shared.text import fold
 
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 # Text fields kept twice: as typed (NFC) and folded (no diacritics, lowercase).
 TEXT_FIELDS = ("title", "caption")
 

@@ -17,12 +17,13 @@ from datetime import date
 from typing import Any, Literal
 
 from services.search.fields import boosted, keyword_field, text_fields, wrap_nested
+from shared.taxonomy import LOCAL_TZ
 from shared.text import clean_text, fold, nfc
 
 # Private-use characters as highlight tags: they never occur in captions, and
 # are swapped for <em> after mapping the highlight back onto the original text.
 HL_PRE, HL_POST = "\ue000", "\ue001"
-LOCAL_TZ_NAME = "Asia/Ho_Chi_Minh"
+
 FACETS = ("activity_type", "term", "year", "kind", "organisation", "person")
 KEYWORD_FILTERS = ("activity_type", "term", "activity", "person", "organisation", "kind")
 SortKey = Literal["relevance", "date", "duration"]
@@ -84,7 +85,7 @@ def filter_clauses(f: Filters, *, skip: str | None = None) -> list[dict[str, Any
             continue
         out.append(wrap_nested(target, {"terms": {target.path: list(values)}}))
     if (f.date_from or f.date_to) and skip != "date":
-        rng: dict[str, Any] = {"time_zone": LOCAL_TZ_NAME}
+        rng: dict[str, Any] = {"time_zone": LOCAL_TZ.key}
         if f.date_from:
             rng["gte"] = f.date_from.isoformat()
         if f.date_to:
@@ -264,7 +265,7 @@ def stats_body(f: Filters, group_by: StatsGroup) -> dict[str, Any]:
             "date_histogram": {
                 "field": "recorded_at",
                 "calendar_interval": "month",
-                "time_zone": LOCAL_TZ_NAME,
+                "time_zone": LOCAL_TZ.key,
                 "format": "yyyy-MM",
                 "min_doc_count": 1,
             }

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from services.tagger.people import Registry, find_people
 from shared.events.models import AssetIngestedV1
@@ -22,11 +21,14 @@ from shared.events.tagging import (
     PhraseMatch,
 )
 from shared.eventstore import StoredEvent
-from shared.taxonomy import term_by_code, term_for_instant
+from shared.taxonomy import (
+    LOCAL_TZ,
+    term_by_code,
+    term_for_instant,
+)
 from shared.text import fold
 from shared.vocabulary import FALLBACK_TYPE, Vocabulary, classify, find_organisations, load_vocabulary
 
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 _TERM_IN_TEXT = re.compile(r"nhiem ky\s*(\d{4})\s*[-–]\s*(\d{4})")
 # Words too common in council captions to say two texts are about the same thing.
 _STOPWORDS = frozenset(

@@ -13,7 +13,6 @@ import warnings
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from PIL import Image
 
@@ -26,10 +25,7 @@ from shared.media.probe import (
     probe_photo,
     sniff_file,
 )
-
-# EXIF times carry no zone unless OffsetTimeOriginal is set; the council's
-# cameras are on local time.
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+from shared.taxonomy import LOCAL_TZ  # EXIF times carry no zone: the council's cameras are on local time
 
 _EXIF_IFD = 0x8769
 _GPS_IFD = 0x8825
