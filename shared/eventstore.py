@@ -10,7 +10,6 @@ see current state, an expected last sequence for the aggregate's subjects
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -18,8 +17,11 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError
 
 from shared.events.envelope import EventEnvelope
+from shared.ports import AppendResult, ConcurrencyConflict, StoredEvent
 from shared.settings import Settings
 from shared.subjects import ALL_EVENTS, aggregate_filter
+
+__all__ = ["AppendResult", "ConcurrencyConflict", "EventStore", "StoredEvent"]
 
 # JetStream's error code for a failed expected-last-sequence check.
 _WRONG_LAST_SEQUENCE = 10071
@@ -28,30 +30,6 @@ _HDR_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 # Lets the expected sequence apply to a wildcard (all events of one aggregate)
 # instead of the exact subject (NATS server ≥ 2.11).
 _HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
-
-
-class ConcurrencyConflict(RuntimeError):
-    """The aggregate changed since the caller read it; re-read and retry."""
-
-    def __init__(self, aggregate_filter: str, expected: int, detail: str) -> None:
-        super().__init__(f"concurrency conflict on {aggregate_filter}: expected last sequence {expected} ({detail})")
-        self.aggregate_filter = aggregate_filter
-        self.expected = expected
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    sequence: int
-    duplicate: bool
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event as read back, with the stream sequence that orders it."""
-
-    sequence: int
-    subject: str
-    envelope: EventEnvelope
 
 
 class EventStore:

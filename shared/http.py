@@ -7,15 +7,18 @@ Vietnamese ``message`` and an English ``message_en``, plus a stable ``code``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+
+from shared.settings import Settings
+from shared.subjects import SubjectError, aggregate_filter
 
 
 class UserError(Exception):
@@ -68,33 +71,47 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error.body(), status_code=422)
 
 
+def checked_id(aggregate: str, value: str, what_vi: str, what_en: str) -> str:
+    """An id from a request, refused (400) unless it is a valid subject token of ``aggregate``."""
+    try:
+        aggregate_filter(aggregate, value)
+    except SubjectError as exc:
+        raise UserError(
+            400, f"invalid_{aggregate}_id", f"Mã {what_vi} không hợp lệ.", f"Invalid {what_en} id."
+        ) from exc
+    return value
+
+
 _bearer = HTTPBearer(auto_error=False)
 
 
-def make_auth_dependency(token_actors: Callable[[], dict[str, str]]) -> Callable[..., Any]:
-    """One dependency every endpoint goes through: Bearer token → actor name.
+async def require_actor(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The one dependency every endpoint goes through: Bearer token → actor name.
 
-    Tokens come from configuration for now; accounts and roles replace the
-    lookup later without touching the endpoints.
+    Tokens come from the app's settings (``app.state.settings``), so routes can
+    be declared at module level; accounts and roles replace the lookup later
+    without touching the endpoints.
     """
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise UserError(
+            401,
+            "unauthenticated",
+            "Cần đăng nhập: thiếu mã truy cập (Bearer token).",
+            "Authentication required: missing Bearer token.",
+        )
+    presented = credentials.credentials.encode()
+    settings: Settings = request.app.state.settings
+    for token, actor in settings.token_actors().items():
+        if secrets.compare_digest(presented, token.encode()):
+            return actor
+    raise UserError(401, "invalid_token", "Mã truy cập không hợp lệ.", "Invalid access token.")
 
-    async def require_actor(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> str:
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise UserError(
-                401,
-                "unauthenticated",
-                "Cần đăng nhập: thiếu mã truy cập (Bearer token).",
-                "Authentication required: missing Bearer token.",
-            )
-        presented = credentials.credentials.encode()
-        for token, actor in token_actors().items():
-            if secrets.compare_digest(presented, token.encode()):
-                return actor
-        raise UserError(401, "invalid_token", "Mã truy cập không hợp lệ.", "Invalid access token.")
 
-    return require_actor
+# The signed-in actor, for a route's signature: ``actor: Actor``.
+Actor = Annotated[str, Depends(require_actor)]
 
 
 class ServiceDeps(Protocol):
@@ -103,17 +120,24 @@ class ServiceDeps(Protocol):
     async def close(self) -> None: ...
 
 
-def service_app(title: str, build: Callable[[], Awaitable[ServiceDeps]]) -> FastAPI:
-    """The FastAPI app every service starts from.
+def service_app(
+    title: str,
+    settings: Settings,
+    build: Callable[[Settings], Awaitable[ServiceDeps]],
+    routers: Iterable[APIRouter] = (),
+) -> FastAPI:
+    """The FastAPI app every service starts from: it only assembles.
 
-    Adapters are built in the lifespan (nothing connects at import time), kept
-    in ``app.state.deps`` and closed on shutdown; bilingual error handlers and
-    the unauthenticated ``/healthz`` the launcher polls are installed here.
+    Adapters are built by ``build`` in the lifespan (nothing connects at import
+    time), kept in ``app.state.deps`` and closed on shutdown; the settings are
+    in ``app.state.settings``; bilingual error handlers and the unauthenticated
+    ``/healthz`` the launcher polls are installed here; the routes come from
+    the service's ``api.py`` routers.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        deps = await build()
+        deps = await build(settings)
         app.state.deps = deps
         try:
             yield
@@ -121,12 +145,15 @@ def service_app(title: str, build: Callable[[], Awaitable[ServiceDeps]]) -> Fast
             await deps.close()
 
     app = FastAPI(title=f"HĐND media archive — {title}", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
     install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    for router in routers:
+        app.include_router(router)
     return app
 
 

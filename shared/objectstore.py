@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -17,23 +16,13 @@ from typing import BinaryIO
 from minio import Minio
 from minio.error import S3Error
 
+from shared.ports import ObjectInfo, ObjectNotFound
 from shared.settings import Settings
+
+__all__ = ["ObjectInfo", "ObjectNotFound", "ObjectStore", "content_key", "sha256_file"]
 
 _HASH_CHUNK = 1024 * 1024
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchBucket", "NotFound"}
-
-
-class ObjectNotFound(LookupError):
-    """The bucket has no object under that key."""
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    bucket: str
-    key: str
-    size: int
-    content_type: str
-    etag: str
 
 
 def content_key(sha256_hex: str) -> str:

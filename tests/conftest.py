@@ -93,6 +93,22 @@ async def async_wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; last value: {last!r}")
 
 
+async def consumer_settled(settings: Settings, durable: str) -> bool:
+    """True once a durable consumer has nothing left to do: every message delivered and
+    acknowledged, none waiting for redelivery. Count results after this, not at the
+    first sight of one, so that a late duplicate is caught."""
+    import nats
+
+    nc = await nats.connect(settings.resolved_nats_url)
+    try:
+        info = await nc.jetstream().consumer_info(settings.event_stream, durable)
+    finally:
+        await nc.close()
+    delivered = info.delivered.stream_seq if info.delivered else 0
+    acked = info.ack_floor.stream_seq if info.ack_floor else 0
+    return not info.num_pending and not info.num_ack_pending and delivered == acked
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return test_settings()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,11 +18,10 @@ from elasticsearch import AsyncElasticsearch, BadRequestError, ConflictError, No
 from elasticsearch.serializer import OrjsonSerializer
 
 from services.search.documents import ASSET_MAPPINGS
+from shared.ports import BulkItemResult
 
 log = logging.getLogger("mam.search.index")
 INDEX_SETTINGS: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"}
-# Statuses a retry can fix (overload, shard not ready, timeouts).
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def es_client(url: str, request_timeout: float = 30) -> AsyncElasticsearch:
@@ -33,28 +31,6 @@ def es_client(url: str, request_timeout: float = 30) -> AsyncElasticsearch:
     several times faster than the standard library.
     """
     return AsyncElasticsearch(url, request_timeout=request_timeout, serializer=OrjsonSerializer())
-
-
-@dataclass(frozen=True)
-class BulkItemResult:
-    """The outcome of one document write in a ``_bulk`` call."""
-
-    doc_id: str
-    status: int
-    error_type: str | None = None
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    @property
-    def version_conflict(self) -> bool:
-        return self.status == 409
-
-    @property
-    def retryable(self) -> bool:
-        return self.status in RETRYABLE_STATUSES
 
 
 class AssetIndex:

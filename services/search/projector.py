@@ -25,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from services.search.documents import apply_event, with_sequence
-from services.search.index import AssetIndex, BulkItemResult
 from shared.events.envelope import EventEnvelope
-from shared.eventstore import EventStore
+from shared.outcomes import Ack, Outcome, Park, Retry
+from shared.ports import BulkItemResult, EventLog, SearchIndex
 
 log = logging.getLogger("mam.search.projector")
 CREATION_EVENT = "asset.ingested"
@@ -120,9 +121,39 @@ def _classify(result: BulkItemResult) -> str:
     return "failed"
 
 
+@dataclass(frozen=True)
+class Redelivery:
+    """How long each kind of unfinished event waits before it comes back."""
+
+    retry_s: float  # a passing failure
+    parked_s: float  # a write that cannot succeed as things are
+    undecodable_s: float  # not even an event this code can read: waits for a fixed deployment
+
+
+def settle_batch(
+    outcome: BatchOutcome | BaseException, delivered: Iterable[int], undecodable: Iterable[int], delays: Redelivery
+) -> dict[int, Outcome]:
+    """What to tell the server about each delivered stream sequence (pure).
+
+    ``outcome`` is the batch's result, or the exception that stopped the whole
+    batch (Elasticsearch or NATS unreachable), in which case every event is
+    redelivered. An event counts as done only once its document is written.
+    """
+    settled: dict[int, Outcome] = {}
+    if isinstance(outcome, BaseException):
+        reason = f"{type(outcome).__name__}: {outcome}"[:300]
+        settled = {seq: Retry(delays.retry_s, reason) for seq in delivered}
+    else:
+        settled.update({seq: Ack() for seq in outcome.done})
+        settled.update({seq: Retry(delays.retry_s, why) for seq, why in outcome.retry.items()})
+        settled.update({seq: Park(delays.parked_s, why) for seq, why in outcome.failed.items()})
+    settled.update({seq: Park(delays.undecodable_s, "undecodable event") for seq in undecodable})
+    return settled
+
+
 class AssetProjector:
     def __init__(
-        self, index: AssetIndex, events: EventStore | None, *, attempts: int = 3, backoff_s: float = 0.5
+        self, index: SearchIndex, events: EventLog | None, *, attempts: int = 3, backoff_s: float = 0.5
     ) -> None:
         self.index = index
         self.events = events

@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Literal
 
-from services.tagger.people import Registry, find_people
+from shared.activities import Activity
 from shared.events.models import AssetIngestedV1
 from shared.events.tagging import (
-    ActivityCreatedV1,
-    ActivityEditedV1,
-    ActivityMergedV1,
-    AssetActivityAssignedV1,
     AssetTaggedV1,
     PersonTag,
     PhraseMatch,
 )
-from shared.eventstore import StoredEvent
+from shared.people import Registry, find_people
 from shared.taxonomy import (
     LOCAL_TZ,
     term_by_code,
@@ -35,77 +30,6 @@ _STOPWORDS = frozenset(
     "hdnd hoi dong nhan dan tinh thanh pho huyen xa cua va cac voi ve tai trong nam thu ngay thang "
     "nhiem ky khoa dai bieu thuong truc ban".split()
 )
-
-
-@dataclass(frozen=True)
-class Activity:
-    """An activity as the tagger needs it (folded from ``activity.*`` events)."""
-
-    activity_id: str
-    title: str
-    activity_type: str
-    start_date: date
-    end_date: date | None = None
-    term: str | None = None
-    place: str = ""
-    organs: tuple[str, ...] = ()
-    merged_into: str | None = None
-    sequence: int = 0  # last stream sequence: the expected value for the next command
-
-    def covers(self, day: date) -> bool:
-        return self.start_date <= day <= (self.end_date or self.start_date)
-
-
-@dataclass
-class Activities:
-    """All activities plus which asset sits in which: a rebuildable read model."""
-
-    by_id: dict[str, Activity] = field(default_factory=dict)
-    asset_activity: dict[str, str] = field(default_factory=dict)
-
-    def apply(self, stored: StoredEvent) -> None:
-        env = stored.envelope
-        p = env.typed_payload()
-        current = self.by_id.get(env.aggregate_id)
-        if isinstance(p, ActivityCreatedV1):
-            self.by_id[env.aggregate_id] = Activity(
-                env.aggregate_id,
-                p.title,
-                p.activity_type,
-                p.start_date,
-                p.end_date,
-                p.term,
-                p.place,
-                p.organs,
-                sequence=stored.sequence,
-            )
-        elif isinstance(p, ActivityEditedV1) and current is not None:
-            changes = {k: v for k, v in p.model_dump().items() if v is not None}
-            if "organs" in changes:
-                changes["organs"] = tuple(changes["organs"])
-            self.by_id[env.aggregate_id] = replace(current, **changes, sequence=stored.sequence)
-        elif isinstance(p, ActivityMergedV1) and current is not None:
-            self.by_id[env.aggregate_id] = replace(current, merged_into=p.into_activity_id, sequence=stored.sequence)
-        elif isinstance(p, AssetActivityAssignedV1):
-            if p.activity_id is None:
-                self.asset_activity.pop(env.aggregate_id, None)
-            else:
-                self.asset_activity[env.aggregate_id] = p.activity_id
-
-    def resolve(self, activity_id: str) -> Activity | None:
-        """Follow merges to the surviving activity."""
-        seen: set[str] = set()
-        current = self.by_id.get(activity_id)
-        while current is not None and current.merged_into and current.activity_id not in seen:
-            seen.add(current.activity_id)
-            current = self.by_id.get(current.merged_into)
-        return current
-
-    def live(self) -> list[Activity]:
-        return [a for a in self.by_id.values() if a.merged_into is None]
-
-    def assets_of(self, activity_id: str) -> list[str]:
-        return sorted(a for a, act in self.asset_activity.items() if act == activity_id)
 
 
 def _content_words(text: str) -> set[str]:

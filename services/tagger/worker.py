@@ -17,22 +17,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.tagger.domain import Activities, propose_tags
+from services.tagger.domain import propose_tags
 from services.tagger.ocr import OcrError, OcrSettings, extract_keyframes, merge_texts, ocr_image
-from services.tagger.people import Person, Registry, sample_registry
+from shared.directory import Directory, read_directory
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.media import AssetProcessingFailedV1
 from shared.events.models import AssetIngestedV1, AssetKind
-from shared.events.tagging import AssetRetagRequestedV1, AssetTaggingFailedV1, PersonRegisteredV1
-from shared.eventstore import EventStore, StoredEvent
+from shared.events.tagging import AssetRetagRequestedV1, AssetTaggingFailedV1
 from shared.ids import deterministic_event_id
-from shared.objectstore import ObjectNotFound, ObjectStore
-from shared.subjects import ROOT, aggregate_type_filter, event_type_filter
+from shared.outcomes import Ack, Fail, Outcome, Retry
+from shared.ports import EventLog, ObjectNotFound, ObjectStorage, StoredEvent
 
 log = logging.getLogger("mam.tagger")
 ACTOR = "tagger"
 TRIGGERS = frozenset({AssetIngestedV1.EVENT_TYPE, AssetRetagRequestedV1.EVENT_TYPE})
 _REFRESH_EVERY_S = 5.0
+# Redelivery after a failed attempt waits this long times the attempt number.
+RETRY_DELAY_S = 2.0
 
 Heartbeat = Callable[[], Awaitable[None]]
 
@@ -60,31 +61,47 @@ def failed_event_id(cause: EventEnvelope) -> str:
     return str(deterministic_event_id(cause.event_id, "tagging_failed"))
 
 
+def failure_event(cause: EventEnvelope, exc: BaseException, attempts: int) -> EventEnvelope:
+    """The ``asset.tagging_failed`` people see once retrying cannot help."""
+    if isinstance(exc, AssetNotReady):
+        code, vi = "asset_not_found", f"Không tìm thấy tư liệu gốc {cause.aggregate_id} để gắn nhãn."
+    else:
+        code, vi = "tagging_error", f"Gắn nhãn tự động thất bại sau {attempts} lần thử: {exc}"
+    en = f"Tagging failed after {attempts} attempts: {type(exc).__name__}: {exc}"
+    payload = AssetTaggingFailedV1(code=code, message=vi[:1000], message_en=en[:1000], attempts=attempts)
+    return new_event(
+        payload, aggregate_id=cause.aggregate_id, actor=ACTOR, causation=cause, event_id=failed_event_id(cause)
+    )
+
+
+def settle(cause: EventEnvelope, result: str | BaseException, deliveries: int, max_attempts: int) -> Outcome:
+    """What to tell the server about one delivery, from what handling it gave (pure).
+
+    A result (tagged, duplicate, ignored) is acknowledged; an exception is
+    retried with a growing delay, and on the last attempt becomes
+    ``asset.tagging_failed`` — never a silent drop.
+    """
+    if not isinstance(result, BaseException):
+        return Ack(result)
+    if deliveries >= max_attempts:
+        return Fail(failure_event(cause, result, deliveries))
+    return Retry(RETRY_DELAY_S * deliveries, f"{type(result).__name__}: {result}"[:300])
+
+
 @dataclass
 class Tagger:
-    events: EventStore
-    objects: ObjectStore
+    events: EventLog
+    objects: ObjectStorage
     ocr: OcrSettings
     max_attempts: int = 3
-    registry: Registry = field(default_factory=sample_registry)
-    activities: Activities = field(default_factory=Activities)
+    directory: Directory = field(default_factory=Directory)
     _refreshed_at: float = -1e9
 
     async def refresh(self, force: bool = False) -> None:
-        """Re-read people and activities from the stream (they are small)."""
+        """Re-read people and activities from the log (they are small), at most every few seconds."""
         if not force and time.monotonic() - self._refreshed_at < _REFRESH_EVERY_S:
             return
-        registry = sample_registry()
-        async for stored in self.events.read_subjects(aggregate_type_filter("person")):
-            p = stored.envelope.typed_payload()
-            if isinstance(p, PersonRegisteredV1):
-                registry.add(Person(stored.envelope.aggregate_id, p.name, p.role, p.organ, p.term))
-        activities = Activities()
-        async for stored in self.events.read_subjects(f"{ROOT}.activity.>"):
-            activities.apply(stored)
-        async for stored in self.events.read_subjects(event_type_filter("asset.activity_assigned")):
-            activities.apply(stored)
-        self.registry, self.activities = registry, activities
+        self.directory = await read_directory(self.events)
         self._refreshed_at = time.monotonic()
 
     async def read_text(self, asset: AssetIngestedV1, heartbeat: Heartbeat) -> tuple[str, int]:
@@ -152,8 +169,8 @@ class Tagger:
             ocr_text=text,
             ocr_frames=frames,
             ocr_error=ocr_error,
-            registry=self.registry,
-            activities=self.activities.live(),
+            registry=self.directory.registry,
+            activities=self.directory.activities.live(),
             cause="retag" if cause.type == AssetRetagRequestedV1.EVENT_TYPE else "ingested",
         )
         event = new_event(
@@ -161,21 +178,3 @@ class Tagger:
         )
         await self.events.append(event)
         return "tagged"
-
-    async def fail(self, cause: EventEnvelope, exc: BaseException, attempts: int) -> None:
-        """The last attempt failed: record why, as an event people can see."""
-        if isinstance(exc, AssetNotReady):
-            code, vi = "asset_not_found", f"Không tìm thấy tư liệu gốc {cause.aggregate_id} để gắn nhãn."
-        else:
-            code, vi = "tagging_error", f"Gắn nhãn tự động thất bại sau {attempts} lần thử: {exc}"
-        payload = AssetTaggingFailedV1(
-            code=code,
-            message=vi[:1000],
-            message_en=f"Tagging failed after {attempts} attempts: {type(exc).__name__}: {exc}"[:1000],
-            attempts=attempts,
-        )
-        event = new_event(
-            payload, aggregate_id=cause.aggregate_id, actor=ACTOR, causation=cause, event_id=failed_event_id(cause)
-        )
-        await self.events.append(event)
-        log.warning("tagging %s failed for good: %s", cause.aggregate_id, exc)

@@ -152,4 +152,4 @@ async def build_deps(settings: Settings) -> TranscoderDeps:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    return service_app("transcoder", lambda: build_deps(settings))
+    return service_app("transcoder", settings, build_deps)

@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from services.search.documents import apply_event
-from services.tagger.domain import Activities, Activity, propose_tags, suggest_activity
+from services.tagger.domain import propose_tags, suggest_activity
 from services.tagger.ocr import clean_ocr_text, merge_texts
-from services.tagger.people import sample_registry
+from shared.activities import Activities, Activity
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.models import AssetIngestedV1, AssetKind
 from shared.events.tagging import (
@@ -20,6 +20,7 @@ from shared.events.tagging import (
     AssetTaggedV1,
 )
 from shared.eventstore import StoredEvent
+from shared.people import bundled_registry
 from shared.tags import fold_tag_event
 from shared.taxonomy import term_for_instant
 
@@ -68,7 +69,7 @@ def test_a_proposal_carries_type_confidence_phrases_term_people_and_organisation
         "cử tri; Ủy ban MTTQ xã và phóng viên Báo Ninh Thuận cùng dự.",
         recorded_at=datetime(2023, 11, 20, 8, 0, tzinfo=UTC),
     )
-    tags = propose_tags(asset, registry=sample_registry())
+    tags = propose_tags(asset, registry=bundled_registry())
     assert (tags.activity_type, tags.activity_type_source) == ("tiep-xuc-cu-tri", "classifier")
     assert "tiếp xúc cử tri" in [m.phrase for m in tags.matched_phrases] and tags.confidence > 0.5
     assert (tags.term, tags.term_source) == ("2021-2026", "recorded_at")
@@ -77,7 +78,7 @@ def test_a_proposal_carries_type_confidence_phrases_term_people_and_organisation
 
 
 def test_the_uploaders_choice_stays_the_automatic_type_and_the_proposal_is_kept_beside_it() -> None:
-    tags = propose_tags(_ingested("Phiên chất vấn", activity_type="nghi-quyet"), registry=sample_registry())
+    tags = propose_tags(_ingested("Phiên chất vấn", activity_type="nghi-quyet"), registry=bundled_registry())
     assert (tags.activity_type, tags.activity_type_source, tags.proposed_activity_type) == (
         "nghi-quyet",
         "uploader",
@@ -86,14 +87,14 @@ def test_the_uploaders_choice_stays_the_automatic_type_and_the_proposal_is_kept_
 
 
 def test_without_a_recording_date_the_term_comes_from_the_text_or_stays_empty() -> None:
-    from_text = propose_tags(_ingested("Tập huấn đại biểu HĐND nhiệm kỳ 2021 - 2026"), registry=sample_registry())
+    from_text = propose_tags(_ingested("Tập huấn đại biểu HĐND nhiệm kỳ 2021 - 2026"), registry=bundled_registry())
     assert (from_text.term, from_text.term_source) == ("2021-2026", "text")
-    nothing = propose_tags(_ingested("Ảnh tư liệu"), registry=sample_registry())
+    nothing = propose_tags(_ingested("Ảnh tư liệu"), registry=bundled_registry())
     assert (nothing.term, nothing.term_source) == (None, "none")
 
 
 def test_ocr_text_decides_the_type_when_the_caption_says_nothing() -> None:
-    tags = propose_tags(_ingested("IMG_0412"), ocr_text="KỲ HỌP THỨ BẢY HĐND TỈNH KHÓA XI", registry=sample_registry())
+    tags = propose_tags(_ingested("IMG_0412"), ocr_text="KỲ HỌP THỨ BẢY HĐND TỈNH KHÓA XI", registry=bundled_registry())
     assert tags.activity_type == "ky-hop"
 
 

@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from services.tagger.people import Registry, find_people, parse_people_csv, person_id_for, sample_registry
+from shared.people import Registry, bundled_registry, find_people, parse_people_csv, person_id_for
 
 SEED_CAPTION = (
     "Đồng chí Nguyễn Hải Long, Ủy viên BCH Đảng bộ tỉnh, Phó Trưởng Ban Tuyên giáo Tỉnh ủy \n"
@@ -17,7 +17,7 @@ SEED_CAPTION = (
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
-    return sample_registry()
+    return bundled_registry()
 
 
 def test_a_seed_caption_yields_the_registered_person_with_the_role_as_written(registry: Registry) -> None:

@@ -3,46 +3,17 @@ object stores (the real ones are exercised in tests/integration/test_tagger_serv
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from services.tagger.ocr import OcrSettings
-from services.tagger.worker import Tagger
+from services.tagger.worker import RETRY_DELAY_S, AssetNotReady, Tagger, failed_event_id, settle
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.media import AssetProcessingFailedV1, ProcessingStage
 from shared.events.models import AssetIngestedV1, AssetKind
-from shared.eventstore import EventStore, StoredEvent
-from shared.objectstore import ObjectNotFound, ObjectStore
+from shared.outcomes import Ack, Fail, Retry
+from tests.fakes import InMemoryEventLog, InMemoryObjectStorage
 
 ASSET = "a" + "5" * 32
-
-
-class Events:
-    def __init__(self, history: list[EventEnvelope]) -> None:
-        self.stored = [StoredEvent(i + 1, e.subject, e) for i, e in enumerate(history)]
-
-    async def history(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
-        return [s for s in self.stored if s.envelope.aggregate_id == aggregate_id]
-
-    async def read_subjects(self, subject_filter: str) -> AsyncIterator[StoredEvent]:
-        for _ in ():
-            yield _
-
-    async def append(self, event: EventEnvelope, expected_last_sequence: int | None = None) -> Any:
-        self.stored.append(StoredEvent(len(self.stored) + 1, event.subject, event))
-
-
-class Objects:
-    def __init__(self, missing: bool) -> None:
-        self.missing = missing
-        self.downloads = 0
-
-    async def download(self, bucket: str, key: str, path: Path) -> None:
-        self.downloads += 1
-        if self.missing:
-            raise ObjectNotFound(f"{bucket}/{key}")
-        raise AssertionError("this test never reads a stored original")
 
 
 def _ingested() -> EventEnvelope:
@@ -65,11 +36,11 @@ async def _heartbeat() -> None:
     return None
 
 
-async def _tag(history: list[EventEnvelope], objects: Objects, deliveries: int = 1) -> dict[str, Any]:
-    events = Events(history)
-    tagger = Tagger(cast(EventStore, events), cast(ObjectStore, objects), OcrSettings())
+async def _tag(history: list[EventEnvelope], objects: InMemoryObjectStorage, deliveries: int = 1) -> dict[str, Any]:
+    events = InMemoryEventLog(history)
+    tagger = Tagger(events, objects, OcrSettings())
     assert await tagger.handle(history[0], deliveries, _heartbeat) == "tagged"
-    [tagged] = [s.envelope for s in events.stored if s.envelope.type == "asset.tagged"]
+    [tagged] = events.of_type("asset.tagged")
     return tagged.payload
 
 
@@ -83,7 +54,8 @@ async def test_media_the_transcoder_found_unreadable_is_tagged_without_opening_i
         attempts=1,
     )
     ingested = _ingested()
-    objects = Objects(missing=False)
+    objects = InMemoryObjectStorage()
+    objects.put_bytes("mam-originals", "sha256/11/11/x", b"not a video")
     payload = await _tag([ingested, new_event(refused, aggregate_id=ASSET, actor="transcoder")], objects)
     assert objects.downloads == 0
     assert payload["ocr_error"] == "media unreadable (unsupported_format)" and payload["ocr_frames"] == 0
@@ -91,6 +63,38 @@ async def test_media_the_transcoder_found_unreadable_is_tagged_without_opening_i
 
 
 async def test_a_missing_original_is_tagged_on_the_first_delivery_with_the_reason() -> None:
-    objects = Objects(missing=True)
+    objects = InMemoryObjectStorage()  # the original is not there
     payload = await _tag([_ingested()], objects, deliveries=1)
     assert objects.downloads == 1 and payload["ocr_error"].startswith("original missing: mam-originals/")
+
+
+def test_a_handled_delivery_is_acknowledged_whatever_it_did() -> None:
+    cause = _ingested()
+    for result in ("tagged", "duplicate", "ignored"):
+        assert settle(cause, result, 1, max_attempts=3) == Ack(result)
+
+
+def test_a_failed_attempt_is_retried_later_each_time_a_little_later() -> None:
+    cause = _ingested()
+    first = settle(cause, TimeoutError("tesseract hung"), 1, max_attempts=3)
+    second = settle(cause, TimeoutError("tesseract hung"), 2, max_attempts=3)
+    assert isinstance(first, Retry) and isinstance(second, Retry)
+    assert first.after_s == RETRY_DELAY_S and second.after_s == 2 * RETRY_DELAY_S
+    assert "tesseract hung" in first.reason
+
+
+def test_the_last_failed_attempt_ends_as_a_tagging_failed_event_never_a_silent_drop() -> None:
+    cause = _ingested()
+    outcome = settle(cause, RuntimeError("disk full"), 3, max_attempts=3)
+    assert isinstance(outcome, Fail)
+    event = outcome.event
+    assert event.type == "asset.tagging_failed" and event.aggregate_id == ASSET
+    assert event.event_id == failed_event_id(cause) and event.causation_id == cause.event_id
+    assert event.payload["code"] == "tagging_error" and event.payload["attempts"] == 3
+    assert "disk full" in event.payload["message"] and "disk full" in event.payload["message_en"]
+
+
+def test_an_asset_that_never_arrived_fails_with_its_own_reason() -> None:
+    outcome = settle(_ingested(), AssetNotReady("no asset.ingested"), 3, max_attempts=3)
+    assert isinstance(outcome, Fail) and outcome.event.payload["code"] == "asset_not_found"
+    assert outcome.event.payload["message"].startswith("Không tìm thấy tư liệu gốc")

@@ -173,8 +173,9 @@ def parse_people_csv(text: str) -> list[Person]:
     return people
 
 
-def sample_registry() -> Registry:
-    """The registry shipped as data (``shared/data/people.csv``)."""
+def bundled_registry() -> Registry:
+    """The registry shipped with the code (``shared/data/people.csv``): the production
+    starting point, to which ``person.registered`` events from the log are added."""
     text = resources.files("shared").joinpath("data/people.csv").read_text("utf-8")
     return Registry(parse_people_csv(text))
 

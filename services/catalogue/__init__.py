@@ -1,0 +1,1 @@
+"""catalogue: the archivists' decisions (metadata edits, activities, people, re-tag requests)."""

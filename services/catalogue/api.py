@@ -1,0 +1,312 @@
+"""catalogue HTTP API: thin handlers. Each command loads one aggregate's history,
+decides purely (``decide.py``) and appends with the expected sequence
+(``shared.commands.run_command``); queries read the directory read model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+
+from services.catalogue import decide
+from services.catalogue.commands import (
+    AssignActivity,
+    Classify,
+    CreateActivity,
+    EditActivity,
+    EditMetadata,
+    MergeActivity,
+    RequestRetag,
+)
+from shared.activities import Activity, fold_activity
+from shared.commands import Decision, run_command
+from shared.directory import Directory, read_directory
+from shared.events.envelope import EventEnvelope, new_event
+from shared.events.models import AssetIngestedV1
+from shared.events.tagging import AssetRetagRequestedV1
+from shared.http import Actor, UserError, app_deps, checked_id
+from shared.ids import uuid7
+from shared.people import Person, parse_people_csv
+from shared.ports import EventLog, StoredEvent
+from shared.settings import Settings
+from shared.subjects import event_type_filter
+from shared.vocabulary import classify
+
+# How many merges a chain may have before it is taken for a loop.
+_MAX_MERGE_HOPS = 32
+
+
+@dataclass
+class CatalogueDeps:
+    settings: Settings
+    events: EventLog
+
+    async def close(self) -> None:
+        await self.events.close()
+
+    async def directory(self) -> Directory:
+        return await read_directory(self.events)
+
+
+Deps = Annotated[CatalogueDeps, Depends(app_deps)]
+router = APIRouter(prefix="/v1")
+
+
+# --- views -----------------------------------------------------------------------------------
+
+
+def tags_view(asset_id: str, history: Sequence[StoredEvent]) -> dict[str, Any]:
+    """The asset's tags as folded from its events (manual wins), with the audit trail."""
+    state = decide.fold_asset(history)
+    trail = [
+        {
+            "type": s.envelope.type,
+            "sequence": s.sequence,
+            "actor": s.envelope.actor,
+            "occurred_at": s.envelope.occurred_at.isoformat(),
+            "payload": s.envelope.payload,
+        }
+        for s in history
+        if s.envelope.type != AssetIngestedV1.EVENT_TYPE
+    ]
+    return {"asset_id": asset_id, **(state.tags if state else {}), "events": trail}
+
+
+def activity_view(act: Activity, assets: list[str]) -> dict[str, Any]:
+    return {
+        "activity_id": act.activity_id,
+        "title": act.title,
+        "activity_type": act.activity_type,
+        "term": act.term,
+        "start_date": act.start_date.isoformat(),
+        "end_date": act.end_date.isoformat() if act.end_date else None,
+        "place": act.place,
+        "organs": list(act.organs),
+        "merged_into": act.merged_into,
+        "assets": assets,
+    }
+
+
+# --- loading one aggregate ---------------------------------------------------------------------
+
+
+def _asset_id(value: str) -> str:
+    return checked_id("asset", value, "tư liệu", "asset")
+
+
+def _activity_id(value: str) -> str:
+    return checked_id("activity", value, "hoạt động", "activity")
+
+
+async def load_activity(events: EventLog, activity_id: str) -> Activity | None:
+    return fold_activity(await events.history("activity", _activity_id(activity_id)))
+
+
+async def resolve_activity(events: EventLog, activity_id: str) -> Activity | None:
+    """The activity ``activity_id`` stands for now: merges are followed to the one that stays."""
+    act = await load_activity(events, activity_id)
+    for _ in range(_MAX_MERGE_HOPS):
+        if act is None or act.merged_into is None:
+            return act
+        act = await load_activity(events, act.merged_into)
+    return act  # still merged: decide_assign refuses it
+
+
+async def assign_assets(
+    d: CatalogueDeps, asset_ids: list[str], target: Activity, actor: str, cause: EventEnvelope
+) -> None:
+    """(Re-)assign assets to ``target``, carrying its current title into each asset's events
+    (and so into the search index), caused by the merge or rename that required it."""
+    for asset_id in asset_ids:
+        await run_command(
+            d.events,
+            "asset",
+            asset_id,
+            lambda h, asset_id=asset_id: decide.decide_assign(  # type: ignore[misc]
+                decide.fold_asset(h), asset_id, target.activity_id, target
+            ),
+            actor=actor,
+            causation=cause,
+        )
+
+
+# --- assets ----------------------------------------------------------------------------------
+
+
+@router.post("/classify", summary="Đề xuất loại hoạt động cho một đoạn văn / classify a text")
+async def classify_text(body: Classify, actor: Actor) -> dict[str, Any]:
+    return classify(body.text).as_json()
+
+
+@router.get("/assets/{asset_id}/tags", summary="Nhãn của tư liệu (tự động và sửa tay) / an asset's tags")
+async def get_tags(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
+    history = await d.events.history("asset", _asset_id(asset_id))
+    if not history:
+        raise decide.asset_not_found(asset_id)
+    return tags_view(asset_id, history)
+
+
+@router.patch("/assets/{asset_id}/metadata", summary="Lưu trữ viên sửa thông tin / archivist's edit")
+async def edit_metadata(asset_id: str, body: EditMetadata, actor: Actor, d: Deps) -> dict[str, Any]:
+    _asset_id(asset_id)
+    await run_command(
+        d.events,
+        "asset",
+        asset_id,
+        lambda h: decide.decide_edit_metadata(decide.fold_asset(h), asset_id, body),
+        actor=actor,
+    )
+    return tags_view(asset_id, await d.events.history("asset", asset_id))
+
+
+@router.post("/assets/{asset_id}/retag", status_code=202, summary="Gắn nhãn lại một tư liệu / re-tag")
+async def retag_one(asset_id: str, actor: Actor, d: Deps, body: RequestRetag | None = None) -> dict[str, Any]:
+    _asset_id(asset_id)
+    reason = body.reason if body else ""
+    result = await run_command(
+        d.events, "asset", asset_id, lambda h: decide.decide_retag(decide.fold_asset(h), asset_id, reason), actor=actor
+    )
+    return {"asset_id": asset_id, "retag_event_id": result.appended[0].event_id}
+
+
+@router.post("/retag", status_code=202, summary="Gắn nhãn lại toàn bộ kho (đổi từ vựng) / re-tag all")
+async def retag_all(actor: Actor, d: Deps, body: RequestRetag | None = None) -> dict[str, Any]:
+    """A bulk request (after a vocabulary change), not a decision on one asset: one
+    ``asset.retag_requested`` per ingested asset, no expected sequence."""
+    reason = (body.reason if body else "") or "vocabulary change"
+    payload = decide.payload_of(AssetRetagRequestedV1, {"reason": reason})
+    count = 0
+    async for stored in d.events.read_subjects(event_type_filter(AssetIngestedV1.EVENT_TYPE)):
+        await d.events.append(new_event(payload, aggregate_id=stored.envelope.aggregate_id, actor=actor))
+        count += 1
+    return {"requested": count}
+
+
+@router.put("/assets/{asset_id}/activity", summary="Gán tư liệu vào hoạt động / assign to an activity")
+async def assign(asset_id: str, body: AssignActivity, actor: Actor, d: Deps) -> dict[str, Any]:
+    _asset_id(asset_id)
+    target = await resolve_activity(d.events, body.activity_id) if body.activity_id is not None else None
+    await run_command(
+        d.events,
+        "asset",
+        asset_id,
+        lambda h: decide.decide_assign(decide.fold_asset(h), asset_id, body.activity_id, target),
+        actor=actor,
+    )
+    return {
+        "asset_id": asset_id,
+        "activity_id": target.activity_id if target else None,
+        "activity_title": target.title if target else None,
+    }
+
+
+# --- activities ------------------------------------------------------------------------------
+
+
+@router.post("/activities", status_code=201, summary="Tạo hoạt động / create an activity")
+async def create_activity(body: CreateActivity, actor: Actor, d: Deps) -> dict[str, Any]:
+    activity_id = "v" + uuid7().hex
+    result = await run_command(
+        d.events, "activity", activity_id, lambda h: decide.decide_create_activity(body), actor=actor
+    )
+    act = fold_activity(await d.events.history("activity", activity_id))
+    assert act is not None, result
+    return activity_view(act, [])
+
+
+@router.get("/activities", summary="Danh sách hoạt động / list activities")
+async def list_activities(
+    actor: Actor, d: Deps, term: str | None = None, activity_type: str | None = None
+) -> dict[str, Any]:
+    directory = await d.directory()
+    acts = [
+        a
+        for a in directory.activities.live()
+        if (term is None or a.term == term) and (activity_type is None or a.activity_type == activity_type)
+    ]
+    acts.sort(key=lambda a: (a.start_date, a.title), reverse=True)
+    return {"activities": [activity_view(a, directory.activities.assets_of(a.activity_id)) for a in acts]}
+
+
+@router.get("/activities/{activity_id}", summary="Một hoạt động / one activity")
+async def get_activity(activity_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
+    act = await load_activity(d.events, activity_id)
+    if act is None:
+        raise decide.activity_not_found(activity_id)
+    return activity_view(act, (await d.directory()).activities.assets_of(activity_id))
+
+
+@router.patch("/activities/{activity_id}", summary="Sửa hoạt động / edit an activity")
+async def edit_activity(activity_id: str, body: EditActivity, actor: Actor, d: Deps) -> dict[str, Any]:
+    _activity_id(activity_id)
+    result = await run_command(
+        d.events,
+        "activity",
+        activity_id,
+        lambda h: decide.decide_edit_activity(fold_activity(h), activity_id, body),
+        actor=actor,
+    )
+    before = fold_activity(result.history)
+    act = await load_activity(d.events, activity_id)
+    assert act is not None and before is not None
+    assets = (await d.directory()).activities.assets_of(activity_id)
+    if act.title != before.title:  # the assets carry the title for search: tell each of them
+        await assign_assets(d, assets, act, actor, result.appended[0])
+    return activity_view(act, assets)
+
+
+@router.post("/activities/{activity_id}/merge", summary="Gộp hoạt động trùng / merge a duplicate activity")
+async def merge_activity(activity_id: str, body: MergeActivity, actor: Actor, d: Deps) -> dict[str, Any]:
+    _activity_id(activity_id)
+    target = await load_activity(d.events, body.into_activity_id)
+    result = await run_command(
+        d.events,
+        "activity",
+        activity_id,
+        lambda h: decide.decide_merge(fold_activity(h), activity_id, target, body.into_activity_id),
+        actor=actor,
+    )
+    assert target is not None
+    moved = (await d.directory()).activities.assets_of(activity_id)
+    await assign_assets(d, moved, target, actor, result.appended[0])
+    into = activity_view(target, (await d.directory()).activities.assets_of(target.activity_id))
+    return {"merged": activity_id, "into": into, "moved_assets": moved}
+
+
+# --- people ----------------------------------------------------------------------------------
+
+
+@router.post("/people/import", summary="Nhập danh sách đại biểu từ CSV / import people from CSV")
+async def import_people(actor: Actor, d: Deps, csv_text: Annotated[str, Body(media_type="text/csv")]) -> dict[str, Any]:
+    try:
+        people = parse_people_csv(csv_text)
+    except ValueError as exc:
+        raise UserError(
+            422,
+            "invalid_csv",
+            "Tệp CSV không hợp lệ: cần dòng tiêu đề có cột 'name'.",
+            f"Invalid CSV: {exc}",
+        ) from exc
+    added = 0
+    for person in people:
+        checked_id("person", person.person_id, "người", "person")
+
+        def register(history: list[StoredEvent], person: Person = person) -> Decision:
+            return decide.decide_register_person(history, person)
+
+        result = await run_command(d.events, "person", person.person_id, register, actor=actor)
+        added += len(result.appended)
+    return {"rows": len(people), "added": added, "registry_size": len((await d.directory()).registry)}
+
+
+@router.get("/people", summary="Danh sách người trong sổ / the people registry")
+async def list_people(actor: Actor, d: Deps) -> dict[str, Any]:
+    registry = (await d.directory()).registry
+    return {
+        "people": [
+            {"person_id": p.person_id, "name": p.name, "role": p.role, "organ": p.organ, "term": p.term}
+            for p in registry.all()
+        ]
+    }

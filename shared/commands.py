@@ -1,0 +1,82 @@
+"""Commands as "load → decide → append".
+
+A command handler loads one aggregate's history, asks a pure ``decide``
+function what happens (events, or a :class:`Refused` with a reason in
+Vietnamese and English), and appends the events with the expected last
+sequence of that history. If someone else changed the aggregate in between,
+the whole load → decide → append runs once more on the fresh history; a second
+conflict is reported as 409 with a bilingual message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shared.events.envelope import EventEnvelope, new_event
+from shared.events.models import EventPayload
+from shared.http import UserError
+from shared.ports import ConcurrencyConflict, EventLog, StoredEvent
+
+Decision = Sequence[EventPayload]
+
+
+class Refused(UserError):
+    """A decide function's "no": the command is not carried out, nothing is appended."""
+
+    def __init__(self, code: str, message_vi: str, message_en: str, *, status: int = 422, **extra: Any) -> None:
+        super().__init__(status, code, message_vi, message_en, **extra)
+
+
+def not_found(code: str, what_vi: str, what_en: str, ident: str) -> Refused:
+    return Refused(code, f"Không tìm thấy {what_vi} {ident}.", f"No {what_en} {ident}.", status=404)
+
+
+def conflict() -> UserError:
+    return UserError(
+        409,
+        "conflict",
+        "Dữ liệu vừa bị người khác thay đổi, hãy tải lại và thử lại.",
+        "Someone else changed this meanwhile; reload and retry.",
+    )
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    history: list[StoredEvent]  # what the decision was made on
+    appended: list[EventEnvelope]
+    last_sequence: int  # the aggregate's last sequence after the command
+
+
+async def run_command(
+    events: EventLog,
+    aggregate: str,
+    aggregate_id: str,
+    decide: Callable[[list[StoredEvent]], Decision],
+    *,
+    actor: str,
+    causation: EventEnvelope | None = None,
+) -> CommandResult:
+    """Load ``aggregate_id``'s history, decide, append with its expected sequence.
+
+    ``decide`` gets the history (fold it into the state it needs) and returns
+    the payloads to append, or raises :class:`Refused`. One retry on a
+    concurrent change, then 409.
+    """
+    for attempt in (1, 2):
+        history = await events.history(aggregate, aggregate_id)
+        payloads = decide(history)
+        expected = history[-1].sequence if history else 0
+        appended: list[EventEnvelope] = []
+        try:
+            for payload in payloads:
+                event = new_event(payload, aggregate_id=aggregate_id, actor=actor, causation=causation)
+                expected = (await events.append(event, expected_last_sequence=expected)).sequence
+                appended.append(event)
+        except ConcurrencyConflict as exc:
+            if appended or attempt == 2:  # a partly applied decision is not re-decided blindly
+                raise conflict() from exc
+            continue
+        return CommandResult(history, appended, expected)
+    raise AssertionError("unreachable")

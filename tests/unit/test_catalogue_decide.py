@@ -1,0 +1,279 @@
+"""The catalogue's decisions, without servers: every event a command produces
+and every refusal, named as a sentence; and the load → decide → append loop."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from services.catalogue.commands import CreateActivity, EditActivity, EditMetadata
+from services.catalogue.decide import (
+    AssetState,
+    decide_assign,
+    decide_create_activity,
+    decide_edit_activity,
+    decide_edit_metadata,
+    decide_merge,
+    decide_register_person,
+    decide_retag,
+    fold_asset,
+)
+from shared.activities import Activity, fold_activity
+from shared.commands import Refused, run_command
+from shared.events.envelope import EventEnvelope, new_event
+from shared.events.tagging import (
+    ActivityCreatedV1,
+    ActivityEditedV1,
+    ActivityMergedV1,
+    AssetActivityAssignedV1,
+    AssetMetadataEditedV1,
+    AssetRetagRequestedV1,
+    PersonRegisteredV1,
+)
+from shared.http import UserError
+from shared.people import Person
+from shared.ports import AppendResult, StoredEvent
+from tests.fakes import InMemoryEventLog
+from tests.search_corpus import ingested
+
+ASSET = "a" + "7" * 32
+ASSET_STATE = AssetState(ASSET, {"activity_id": None}, 1)
+ACT = Activity("v1", "Kỳ họp thứ Bảy HĐND tỉnh khóa XI", "ky-hop", date(2023, 7, 11), sequence=2)
+OTHER = Activity("v2", "Kỳ họp thứ 7", "ky-hop", date(2023, 7, 11), sequence=3)
+
+
+def refusal(call: Any) -> Refused:
+    with pytest.raises(Refused) as caught:
+        call()
+    assert caught.value.message_vi and caught.value.message_en  # bilingual, always
+    return caught.value
+
+
+# --- metadata edits --------------------------------------------------------------------------------
+
+
+def test_an_edit_of_an_existing_asset_becomes_one_metadata_edited_event_with_nfc_text() -> None:
+    [event] = decide_edit_metadata(ASSET_STATE, ASSET, EditMetadata(title="Tiếp xúc cử tri", people=["Lê Văn A"]))
+    assert isinstance(event, AssetMetadataEditedV1)
+    assert event.title == "Tiếp xúc cử tri" and event.people == ("Lê Văn A",)
+
+
+def test_an_edit_of_an_asset_that_does_not_exist_is_refused_as_not_found() -> None:
+    refused = refusal(lambda: decide_edit_metadata(None, ASSET, EditMetadata(title="x")))
+    assert refused.status == 404 and refused.code == "asset_not_found"
+
+
+def test_an_edit_resetting_a_field_that_cannot_be_edited_is_refused() -> None:
+    refused = refusal(lambda: decide_edit_metadata(ASSET_STATE, ASSET, EditMetadata(reset=["sha256"])))
+    assert refused.status == 422 and refused.code == "invalid_reset" and "sha256" in refused.message_vi
+
+
+def test_an_edit_with_an_unknown_activity_type_is_refused_as_an_invalid_value() -> None:
+    refused = refusal(lambda: decide_edit_metadata(ASSET_STATE, ASSET, EditMetadata(activity_type="hop-cho")))
+    assert refused.status == 422 and refused.code == "invalid_value" and "hop-cho" in refused.message_en
+
+
+def test_an_edit_that_changes_nothing_is_refused() -> None:
+    refused = refusal(lambda: decide_edit_metadata(ASSET_STATE, ASSET, EditMetadata(note="chỉ ghi chú")))
+    assert refused.code == "nothing_to_change"
+
+
+# --- re-tag and assignment -------------------------------------------------------------------------
+
+
+def test_a_retag_of_an_existing_asset_is_requested_with_its_reason() -> None:
+    [event] = decide_retag(ASSET_STATE, ASSET, "đổi từ vựng")
+    assert isinstance(event, AssetRetagRequestedV1) and event.reason == "đổi từ vựng"
+
+
+def test_a_retag_of_an_asset_that_does_not_exist_is_refused_as_not_found() -> None:
+    assert refusal(lambda: decide_retag(None, ASSET, "")).status == 404
+
+
+def test_assigning_an_asset_carries_the_activity_title_and_the_previous_activity() -> None:
+    in_other = AssetState(ASSET, {"activity_id": "v2"}, 5)
+    [event] = decide_assign(in_other, ASSET, "v1", ACT)
+    assert event == AssetActivityAssignedV1(activity_id="v1", activity_title=ACT.title, previous_activity_id="v2")
+
+
+def test_taking_an_asset_out_of_its_activity_assigns_none() -> None:
+    [event] = decide_assign(AssetState(ASSET, {"activity_id": "v1"}, 5), ASSET, None, None)
+    assert event == AssetActivityAssignedV1(activity_id=None, activity_title="", previous_activity_id="v1")
+
+
+def test_assigning_an_asset_that_does_not_exist_is_refused_as_not_found() -> None:
+    assert refusal(lambda: decide_assign(None, ASSET, "v1", ACT)).code == "asset_not_found"
+
+
+def test_assigning_to_an_activity_that_does_not_exist_is_refused_as_not_found() -> None:
+    refused = refusal(lambda: decide_assign(ASSET_STATE, ASSET, "v9", None))
+    assert refused.status == 404 and refused.code == "activity_not_found" and "v9" in refused.message_vi
+
+
+def test_assigning_to_an_activity_still_merged_after_following_its_merges_is_refused() -> None:
+    looped = Activity("v1", "x", "ky-hop", date(2023, 1, 1), merged_into="v2")
+    assert refusal(lambda: decide_assign(ASSET_STATE, ASSET, "v1", looped)).code == "activity_merged"
+
+
+# --- activities --------------------------------------------------------------------------------------
+
+
+def test_creating_an_activity_becomes_one_created_event() -> None:
+    command = CreateActivity(title=" Kỳ họp thứ Bảy ", activity_type="ky-hop", start_date=date(2023, 7, 11))
+    [event] = decide_create_activity(command)
+    assert isinstance(event, ActivityCreatedV1) and event.title == "Kỳ họp thứ Bảy"
+
+
+def test_creating_an_activity_of_an_unknown_term_is_refused_as_an_invalid_value() -> None:
+    command = CreateActivity(title="x", activity_type="ky-hop", term="1990-1995", start_date=date(2023, 7, 11))
+    assert refusal(lambda: decide_create_activity(command)).code == "invalid_value"
+
+
+def test_editing_an_activity_records_only_the_changed_fields() -> None:
+    [event] = decide_edit_activity(ACT, "v1", EditActivity(place="Phan Rang"))
+    assert isinstance(event, ActivityEditedV1) and event.place == "Phan Rang" and event.title is None
+
+
+def test_editing_an_activity_that_does_not_exist_is_refused_as_not_found() -> None:
+    assert refusal(lambda: decide_edit_activity(None, "v9", EditActivity(place="x"))).status == 404
+
+
+def test_editing_an_activity_with_an_unknown_type_is_refused_as_an_invalid_value() -> None:
+    assert refusal(lambda: decide_edit_activity(ACT, "v1", EditActivity(activity_type="x"))).code == "invalid_value"
+
+
+def test_merging_a_duplicate_into_a_live_activity_becomes_one_merged_event() -> None:
+    assert decide_merge(OTHER, "v2", ACT, "v1") == [ActivityMergedV1(into_activity_id="v1")]
+
+
+def test_merging_an_activity_that_does_not_exist_is_refused_as_not_found() -> None:
+    assert refusal(lambda: decide_merge(None, "v9", ACT, "v1")).code == "activity_not_found"
+
+
+def test_merging_into_an_activity_that_does_not_exist_is_refused_as_not_found() -> None:
+    refused = refusal(lambda: decide_merge(OTHER, "v2", None, "v9"))
+    assert refused.code == "activity_not_found" and "v9" in refused.message_en
+
+
+def test_merging_an_activity_into_itself_is_refused() -> None:
+    assert refusal(lambda: decide_merge(ACT, "v1", ACT, "v1")).code == "invalid_merge"
+
+
+def test_merging_into_an_activity_that_is_itself_merged_is_refused() -> None:
+    merged = Activity("v1", "x", "ky-hop", date(2023, 1, 1), merged_into="v3")
+    assert refusal(lambda: decide_merge(OTHER, "v2", merged, "v1")).code == "invalid_merge"
+
+
+def test_merging_an_activity_that_was_already_merged_is_refused() -> None:
+    merged = Activity("v2", "x", "ky-hop", date(2023, 1, 1), merged_into="v3")
+    assert refusal(lambda: decide_merge(merged, "v2", ACT, "v1")).code == "invalid_merge"
+
+
+# --- people --------------------------------------------------------------------------------------------
+
+
+def test_registering_a_new_person_becomes_one_registered_event() -> None:
+    [event] = decide_register_person([], Person("p1", "Đặng Thanh Sơn", "Phó Chủ tịch", "HĐND tỉnh", "2021-2026"))
+    assert isinstance(event, PersonRegisteredV1) and event.name == "Đặng Thanh Sơn" and event.term == "2021-2026"
+
+
+def test_registering_a_person_already_registered_changes_nothing() -> None:
+    earlier = new_event(PersonRegisteredV1(name="Đặng Thanh Sơn"), aggregate_id="p1", actor="x")
+    assert decide_register_person([StoredEvent(4, earlier.subject, earlier)], Person("p1", "Đặng Thanh Sơn")) == []
+
+
+def test_registering_a_person_without_a_name_is_refused_as_an_invalid_value() -> None:
+    assert refusal(lambda: decide_register_person([], Person("p1", ""))).code == "invalid_value"
+
+
+# --- folds ---------------------------------------------------------------------------------------------
+
+
+def test_an_assets_state_folds_its_history_and_an_empty_history_is_no_asset() -> None:
+    created = ingested(ASSET, "Ảnh tư liệu")
+    assigned = new_event(AssetActivityAssignedV1(activity_id="v1", activity_title="x"), aggregate_id=ASSET, actor="x")
+    state = fold_asset([StoredEvent(3, created.subject, created), StoredEvent(9, assigned.subject, assigned)])
+    assert state is not None and state.activity_id == "v1" and state.sequence == 9
+    assert fold_asset([]) is None
+
+
+# --- load → decide → append -----------------------------------------------------------------------------
+
+
+class RacingLog(InMemoryEventLog):
+    """Another writer appends to the aggregate right after each of the first ``races`` reads."""
+
+    def __init__(self, rival: EventEnvelope, races: int) -> None:
+        super().__init__()
+        self.rival, self.races, self.reads = rival, races, 0
+
+    async def history(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
+        seen = await super().history(aggregate, aggregate_id)
+        self.reads += 1
+        if self.reads <= self.races:
+            await self.append(self.rival.model_copy(update={"event_id": f"{self.rival.event_id[:-4]}{self.reads:04d}"}))
+        return seen
+
+
+def edit_place(place: str | None) -> Any:
+    return lambda h: decide_edit_activity(fold_activity(h), "v1", EditActivity(place=place))
+
+
+def _creation_log(log: InMemoryEventLog) -> None:
+    created = ActivityCreatedV1(title="Kỳ họp", activity_type="ky-hop", start_date=date(2023, 7, 11))
+    log.stored.append(StoredEvent(1, "mam.activity.v1.created", new_event(created, aggregate_id="v1", actor="x")))
+
+
+async def test_a_command_appends_what_it_decided_with_the_sequence_it_decided_on() -> None:
+    log = InMemoryEventLog()
+    _creation_log(log)
+    result = await run_command(
+        log,
+        "activity",
+        "v1",
+        lambda h: decide_edit_activity(fold_activity(h), "v1", EditActivity(place="X")),
+        actor="lt",
+    )
+    assert [e.type for e in result.appended] == ["activity.edited"] and result.last_sequence == 2
+    assert fold_activity(await log.history("activity", "v1")).place == "X"  # type: ignore[union-attr]
+
+
+async def test_a_command_that_loses_one_race_is_decided_again_on_the_fresh_history() -> None:
+    rival = new_event(ActivityEditedV1(place="Y"), aggregate_id="v1", actor="other")
+    log = RacingLog(rival, races=1)
+    _creation_log(log)
+    seen: list[int] = []
+
+    def decide(history: list[StoredEvent]) -> Any:
+        seen.append(len(history))
+        return decide_edit_activity(fold_activity(history), "v1", EditActivity(place="X"))
+
+    result = await run_command(log, "activity", "v1", decide, actor="lt")
+    assert seen == [1, 2] and result.appended and log.stored[-1].envelope.payload["place"] == "X"
+
+
+async def test_a_command_that_loses_twice_is_a_bilingual_409_and_appends_nothing() -> None:
+    rival = new_event(ActivityEditedV1(place="Y"), aggregate_id="v1", actor="other")
+    log = RacingLog(rival, races=2)
+    _creation_log(log)
+    with pytest.raises(UserError) as caught:
+        await run_command(
+            log,
+            "activity",
+            "v1",
+            lambda h: decide_edit_activity(fold_activity(h), "v1", EditActivity(place="X")),
+            actor="lt",
+        )
+    assert caught.value.status == 409 and caught.value.message_vi.startswith("Dữ liệu vừa bị người khác thay đổi")
+    assert [s.envelope.actor for s in log.stored] == ["x", "other", "other"]
+
+
+async def test_a_refused_command_appends_nothing() -> None:
+    log = InMemoryEventLog()
+    with pytest.raises(Refused):
+        await run_command(
+            log, "activity", "v1", lambda h: decide_edit_activity(fold_activity(h), "v1", EditActivity()), actor="lt"
+        )
+    assert log.stored == [] and isinstance(await log.append(ingested(ASSET, "x")), AppendResult)
