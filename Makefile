@@ -5,7 +5,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install run stop status demo test test-unit bench lint typecheck compose-config clean
+.PHONY: install run stop status demo test test-unit bench lint typecheck docs compose-config clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,9 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+
+docs: install         ## regenerate the event catalogue in docs/architecture.md from shared/events
+	$(BIN)/mam docs
 
 compose-config:       ## validate docker-compose.yml (needs the docker client)
 	MAM_S3_SECRET_KEY=x MAM_API_TOKENS=x:y docker compose config -q

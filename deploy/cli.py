@@ -7,6 +7,7 @@ mam demo                                             load the demo set
 mam run                                              up + demo, wait for Ctrl-C, then down
 mam classify [TEXT ...]                              activity type per text (stdin: one per line)
 mam rebuild-index [--keep N]                         replay the event stream into a new search index
+mam docs [--check]                                   regenerate (or check) the event catalogue in docs/architecture.md
 """
 
 from __future__ import annotations
@@ -155,6 +156,31 @@ def cmd_classify(texts: list[str]) -> int:
     return 0
 
 
+def cmd_docs(check: bool) -> int:
+    """The event catalogue in docs/architecture.md, generated from the payload models."""
+    from deploy.docs import DOC_PATH, DocError, stale_diff, write
+
+    try:
+        if check:
+            diff = stale_diff(DOC_PATH)
+            if diff:
+                print(diff, end="")
+                print(
+                    f"Lỗi / error: {DOC_PATH.name} không khớp với mã nguồn / is out of date with shared/events; "
+                    "run `mam docs` (or `make docs`) and commit the result.",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"{DOC_PATH.name}: up to date")
+            return 0
+        changed = write(DOC_PATH)
+    except (DocError, OSError) as exc:
+        print(f"Lỗi / error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{DOC_PATH.name}: {'regenerated' if changed else 'already up to date'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mam", description="HĐND media archive — local stack")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -169,9 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     classify.add_argument("text", nargs="*", help="texts to classify; none = read stdin, one text per line")
     rebuild = sub.add_parser("rebuild-index", help="replay the event stream into a new search index")
     rebuild.add_argument("--keep", type=int, default=1, help="previous indices kept for rollback (default 1)")
+    docs = sub.add_parser("docs", help="regenerate the event catalogue in docs/architecture.md")
+    docs.add_argument("--check", action="store_true", help="change nothing; exit 1 and show the diff if it is stale")
     args = parser.parse_args(argv)
     if args.command == "classify":
         return cmd_classify(args.text)
+    if args.command == "docs":
+        return cmd_docs(args.check)
 
     settings = Settings()
     stack = LocalStack(settings)

@@ -90,6 +90,11 @@ for _model in (AssetIngestedV1,):
     register_payload(_model)
 
 
+def registered_payloads() -> list[type[EventPayload]]:
+    """Every registered payload model, every version, sorted by (event type, version)."""
+    return [_PAYLOADS[key] for key in sorted(_PAYLOADS)]
+
+
 class UnknownEventType(LookupError):
     """The stream holds an event this code has no model for."""
 
