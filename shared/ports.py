@@ -56,8 +56,10 @@ class EventLog(Protocol):
         """One aggregate's events, oldest first (empty if it does not exist)."""
         ...
 
-    def read_subjects(self, subject_filter: str, batch: int = 256) -> AsyncIterator[StoredEvent]:
-        """Every event matching a subject filter, in stream order."""
+    def read_subjects(
+        self, subject_filter: str, batch: int = 256, start_sequence: int = 1
+    ) -> AsyncIterator[StoredEvent]:
+        """Every event matching a subject filter from ``start_sequence`` on, in stream order."""
         ...
 
     async def last_sequence(self) -> int: ...

@@ -68,10 +68,12 @@ class InMemoryEventLog:
         pattern = _subject_pattern(aggregate_filter(aggregate, aggregate_id))
         return [s for s in self.stored if pattern.match(s.subject)]
 
-    async def read_subjects(self, subject_filter: str, batch: int = 256) -> AsyncIterator[StoredEvent]:
+    async def read_subjects(
+        self, subject_filter: str, batch: int = 256, start_sequence: int = 1
+    ) -> AsyncIterator[StoredEvent]:
         pattern = _subject_pattern(subject_filter)
         for stored in list(self.stored):
-            if pattern.match(stored.subject):
+            if stored.sequence >= start_sequence and pattern.match(stored.subject):
                 yield stored
 
     async def last_sequence(self) -> int:

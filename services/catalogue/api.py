@@ -5,7 +5,7 @@ decides purely (``decide.py``) and appends with the expected sequence
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
@@ -22,7 +22,7 @@ from services.catalogue.commands import (
 )
 from shared.activities import Activity, fold_activity
 from shared.commands import Decision, run_command
-from shared.directory import Directory, read_directory
+from shared.directory import Directory
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.models import AssetIngestedV1
 from shared.events.tagging import AssetRetagRequestedV1
@@ -42,12 +42,14 @@ _MAX_MERGE_HOPS = 32
 class CatalogueDeps:
     settings: Settings
     events: EventLog
+    known: Directory = field(default_factory=Directory)
 
     async def close(self) -> None:
         await self.events.close()
 
     async def directory(self) -> Directory:
-        return await read_directory(self.events)
+        """People and activities as the log says now (caught up incrementally)."""
+        return await self.known.catch_up(self.events)
 
 
 Deps = Annotated[CatalogueDeps, Depends(app_deps)]

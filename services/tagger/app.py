@@ -86,7 +86,7 @@ async def build_deps(settings: Settings) -> TaggerDeps:
         scene_threshold=settings.ocr_scene_threshold,
     )
     tagger = Tagger(events, objects, ocr, max_attempts=settings.tagger_max_attempts)
-    await tagger.refresh(force=True)
+    await tagger.refresh()
     broker = build_broker(settings, tagger)
     await start_broker(broker)
     return TaggerDeps(settings, events, tagger, broker)

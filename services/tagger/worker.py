@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.tagger.domain import propose_tags
 from services.tagger.ocr import OcrError, OcrSettings, extract_keyframes, merge_texts, ocr_image
-from shared.directory import Directory, read_directory
+from shared.directory import Directory
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.media import AssetProcessingFailedV1
 from shared.events.models import AssetIngestedV1, AssetKind
@@ -31,7 +30,6 @@ from shared.ports import EventLog, ObjectNotFound, ObjectStorage, StoredEvent
 log = logging.getLogger("mam.tagger")
 ACTOR = "tagger"
 TRIGGERS = frozenset({AssetIngestedV1.EVENT_TYPE, AssetRetagRequestedV1.EVENT_TYPE})
-_REFRESH_EVERY_S = 5.0
 # Redelivery after a failed attempt waits this long times the attempt number.
 RETRY_DELAY_S = 2.0
 
@@ -95,14 +93,11 @@ class Tagger:
     ocr: OcrSettings
     max_attempts: int = 3
     directory: Directory = field(default_factory=Directory)
-    _refreshed_at: float = -1e9
 
-    async def refresh(self, force: bool = False) -> None:
-        """Re-read people and activities from the log (they are small), at most every few seconds."""
-        if not force and time.monotonic() - self._refreshed_at < _REFRESH_EVERY_S:
-            return
-        self.directory = await read_directory(self.events)
-        self._refreshed_at = time.monotonic()
+    async def refresh(self) -> None:
+        """Catch the people and activities up with the log: a job sees every registration
+        and activity recorded before it started."""
+        await self.directory.catch_up(self.events)
 
     async def read_text(self, asset: AssetIngestedV1, heartbeat: Heartbeat) -> tuple[str, int]:
         """On-screen text of a photo, or of a clip's keyframes; audio has none."""
