@@ -9,7 +9,8 @@ see current state, an expected last sequence for the aggregate's subjects
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -106,14 +107,20 @@ class EventStore:
             raise ConcurrencyConflict(agg_filter, expected_last_sequence or 0, str(exc.description)) from exc
         return AppendResult(sequence=ack.seq, duplicate=bool(ack.duplicate))
 
-    async def read_subjects(self, subject_filter: str, batch: int = 256) -> AsyncIterator[StoredEvent]:
-        """Every event matching ``subject_filter``, in stream order.
+    async def read_batches(
+        self, subject_filter: str, start_sequence: int = 1, batch: int = 256
+    ) -> AsyncGenerator[list[StoredEvent], None]:
+        """Events matching ``subject_filter`` from stream sequence ``start_sequence``
+        to the end of the stream as of the call, in stream order, in lists of at
+        most ``batch`` (one server round trip each: bulk readers such as the index
+        rebuild use large batches).
 
-        Uses an ephemeral, unacknowledged pull consumer that the server removes
-        soon after the read ends.
+        Uses an ephemeral, unacknowledged, in-memory pull consumer that the server
+        removes soon after the read ends.
         """
         config = api.ConsumerConfig(
-            deliver_policy=api.DeliverPolicy.ALL,
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(1, start_sequence),
             ack_policy=api.AckPolicy.NONE,
             inactive_threshold=30.0,
             mem_storage=True,
@@ -121,19 +128,29 @@ class EventStore:
         )
         sub = await self._js.pull_subscribe(subject_filter, durable=None, stream=self.stream, config=config)
         try:
-            info = await sub.consumer_info()
-            remaining = info.num_pending or 0
+            remaining = (await sub.consumer_info()).num_pending or 0
             while remaining > 0:
                 msgs = await sub.fetch(min(batch, remaining), timeout=10.0)
-                for msg in msgs:
-                    remaining -= 1
-                    yield StoredEvent(
+                remaining -= len(msgs)
+                yield [
+                    StoredEvent(
                         sequence=msg.metadata.sequence.stream,
                         subject=msg.subject,
                         envelope=EventEnvelope.from_bytes(msg.data),
                     )
+                    for msg in msgs
+                ]
         finally:
             await sub.unsubscribe()
+
+    async def read_subjects(
+        self, subject_filter: str, batch: int = 256, start_sequence: int = 1
+    ) -> AsyncIterator[StoredEvent]:
+        """Every event matching ``subject_filter`` (from ``start_sequence``), in stream order."""
+        async with aclosing(self.read_batches(subject_filter, start_sequence, batch)) as batches:
+            async for chunk in batches:
+                for event in chunk:
+                    yield event
 
     async def history(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
         """One aggregate's events, oldest first (empty if it does not exist)."""

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 
-import nats
 from nats.aio.client import Client as NatsClient
-from nats.js import api
 
 from services.search.index import AssetIndex
 from services.search.projector import AssetProjector, Delivered
-from shared.events.envelope import EventEnvelope
-from shared.eventstore import EventStore
+from shared.eventstore import EventStore, StoredEvent
 from shared.subjects import aggregate_type_filter
 
 Progress = Callable[[str, int, int, float], None]  # phase, events done, events known, events/s
@@ -54,31 +52,15 @@ class RebuildResult:
 
 async def read_stream(
     nc: NatsClient, stream: str, subject_filter: str, start_sequence: int, batch: int = 1000
-) -> AsyncIterator[list[tuple[bytes, int]]]:
-    """Batches of (data, stream sequence) from ``start_sequence`` to the end as of now."""
-    js = nc.jetstream()
-    config = api.ConsumerConfig(
-        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-        opt_start_seq=max(1, start_sequence),
-        ack_policy=api.AckPolicy.NONE,
-        inactive_threshold=30.0,
-        mem_storage=True,
-        filter_subject=subject_filter,
-    )
-    sub = await js.pull_subscribe(subject_filter, durable=None, stream=stream, config=config)
-    try:
-        remaining = (await sub.consumer_info()).num_pending or 0
-        while remaining > 0:
-            msgs = await sub.fetch(min(batch, remaining), timeout=10.0)
-            remaining -= len(msgs)
-            yield [(m.data, m.metadata.sequence.stream) for m in msgs]
-    finally:
-        await sub.unsubscribe()
+) -> AsyncGenerator[list[StoredEvent], None]:
+    """The rebuild's read on its own connection (``tests/bench`` times it bare): :meth:`EventStore.read_batches`."""
+    async with aclosing(EventStore(nc, stream, 0.0).read_batches(subject_filter, start_sequence, batch)) as batches:
+        async for chunk in batches:
+            yield chunk
 
 
 async def replay(
-    nc: NatsClient,
-    stream: str,
+    events: EventStore,
     projector: AssetProjector,
     start_sequence: int,
     on_batch: Callable[[int, int], None] | None = None,
@@ -92,26 +74,27 @@ async def replay(
     it at once: a rebuild never skips an event.
     """
     count, last = 0, start_sequence - 1
-    async for chunk in read_stream(nc, stream, aggregate_type_filter("asset"), start_sequence, batch):
-        items = [Delivered(EventEnvelope.from_bytes(data), seq) for data, seq in chunk]
-        outcome = await projector.apply_batch(items, record_failures=False)
-        for _ in range(rounds):
-            if not outcome.retry:
-                break
-            await asyncio.sleep(1.0)
-            again = [d for d in items if d.sequence in outcome.retry]
-            outcome.retry.clear()
-            outcome.merge(await projector.apply_batch(again, record_failures=False))
-        if outcome.failed:
-            first = min(outcome.failed)
-            raise RebuildError(f"event {first} cannot be indexed: {outcome.failed[first]}")
-        if outcome.retry:
-            first = min(outcome.retry)
-            raise RebuildError(f"event {first} could not be indexed: {outcome.retry[first]}")
-        count += len(chunk)
-        last = chunk[-1][1]
-        if on_batch:
-            on_batch(count, last)
+    async with aclosing(events.read_batches(aggregate_type_filter("asset"), start_sequence, batch)) as batches:
+        async for chunk in batches:
+            items = [Delivered(stored.envelope, stored.sequence) for stored in chunk]
+            outcome = await projector.apply_batch(items, record_failures=False)
+            for _ in range(rounds):
+                if not outcome.retry:
+                    break
+                await asyncio.sleep(1.0)
+                again = [d for d in items if d.sequence in outcome.retry]
+                outcome.retry.clear()
+                outcome.merge(await projector.apply_batch(again, record_failures=False))
+            if outcome.failed:
+                first = min(outcome.failed)
+                raise RebuildError(f"event {first} cannot be indexed: {outcome.failed[first]}")
+            if outcome.retry:
+                first = min(outcome.retry)
+                raise RebuildError(f"event {first} could not be indexed: {outcome.retry[first]}")
+            count += len(chunk)
+            last = chunk[-1].sequence
+            if on_batch:
+                on_batch(count, last)
     return count, last
 
 
@@ -125,47 +108,52 @@ async def rebuild_index(
     batch: int = 1000,
     catch_up_rounds: int = 3,
 ) -> RebuildResult:
-    """Replay the stream into a new index and swap the alias to it; see the module doc."""
-    nc = await nats.connect(nats_url, name="mam-rebuild-index")
-    # History is needed after the swap, when the live projector writes here too.
+    """Replay the stream into a new index and swap the alias to it; see the module doc.
+
+    ``progress`` hears of every batch (phases ``replay``, ``catch-up``,
+    ``after-swap``) and of the swap itself: ``swap`` right before the alias
+    moves, ``swapped`` right after.
+    """
+    # Reads the stream, and the history the live projector also writes here after the swap.
     events = await EventStore.connect(nats_url, stream)
     began = time.monotonic()
-    new_index = await index.create_rebuild_index()
+    new_index: str | None = None
     swapped = False
     try:
-        js = nc.jetstream()
-        known = int((await js.stream_info(stream)).state.last_seq)
+        new_index = await index.create_rebuild_index()
+        known = await events.last_sequence()
         projector = AssetProjector(index.writing_to(new_index), events, attempts=4)
         done = 0
 
-        def report(phase: str) -> Callable[[int, int], None]:
-            def on_batch(count: int, last: int) -> None:
+        def tell(phase: str, count: int = 0) -> None:
+            if progress:
                 elapsed = time.monotonic() - began
-                if progress:
-                    progress(phase, done + count, known, (done + count) / elapsed if elapsed else 0.0)
+                progress(phase, done + count, known, (done + count) / elapsed if elapsed else 0.0)
 
-            return on_batch
+        def report(phase: str) -> Callable[[int, int], None]:
+            return lambda count, last: tell(phase, count)
 
-        count, last = await replay(nc, stream, projector, 1, report("replay"), batch)
+        count, last = await replay(events, projector, 1, report("replay"), batch)
         done += count
         for _ in range(catch_up_rounds):  # shrink the gap before swapping
-            count, last = await replay(nc, stream, projector, last + 1, report("catch-up"), batch)
+            count, last = await replay(events, projector, last + 1, report("catch-up"), batch)
             done += count
             if count < batch:
                 break
+        tell("swap")
         previous = await index.swap_alias(new_index)
         swapped = True
-        count, last = await replay(nc, stream, projector, last + 1, report("after-swap"), batch)
+        tell("swapped")
+        count, last = await replay(events, projector, last + 1, report("after-swap"), batch)
         done += count
     except BaseException as exc:
         if isinstance(exc, RebuildError):
             exc.swapped = swapped
-        if not swapped:  # the live index was never touched
+        if new_index is not None and not swapped:  # the live index was never touched
             await index.delete_indices([new_index])
         raise
     finally:
         await events.close()
-        await nc.close()
     keep = set(previous[-keep_previous:]) if keep_previous else set()
     stale = [i for i in await index.all_indices() if i != new_index and i not in keep]
     await index.delete_indices(stale)

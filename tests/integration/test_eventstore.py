@@ -1,10 +1,13 @@
 """The event store against a real NATS JetStream server (the quiet one: no service appends to it)."""
 
+from contextlib import aclosing
+
 import pytest
 from nats.js.errors import APIError
 
 from shared.events.envelope import new_event
 from shared.eventstore import ConcurrencyConflict, EventStore
+from shared.subjects import aggregate_filter
 from tests.unit.test_events import ingested
 
 pytestmark = pytest.mark.integration
@@ -71,3 +74,27 @@ async def test_the_stream_is_file_backed_kept_forever_and_denies_deletes_and_pur
 
 async def test_reading_an_unknown_aggregate_gives_an_empty_history(quiet_event_store: EventStore, unique: str) -> None:
     assert await quiet_event_store.history("asset", f"nobody{unique}") == []
+
+
+async def test_reading_in_batches_starts_at_the_given_sequence_and_stops_at_the_end_as_of_the_call(
+    quiet_event_store: EventStore, unique: str
+) -> None:
+    agg = f"a{unique}"
+    sequences = []
+    for i in range(7):
+        sequences.append((await quiet_event_store.append(new_event(ingested(), aggregate_id=agg, actor="x"))).sequence)
+        await quiet_event_store.append(new_event(ingested(), aggregate_id=f"b{unique}{i}", actor="x"))  # not ours
+    subjects = aggregate_filter("asset", agg)
+
+    chunks = []
+    async with aclosing(quiet_event_store.read_batches(subjects, start_sequence=sequences[2], batch=2)) as batches:
+        async for chunk in batches:
+            chunks.append([e.sequence for e in chunk])
+            if len(chunks) == 1:  # appended while reading: after the end as of the call
+                late = await quiet_event_store.append(new_event(ingested(), aggregate_id=agg, actor="x"))
+    assert [s for chunk in chunks for s in chunk] == sequences[2:]
+    assert all(1 <= len(chunk) <= 2 for chunk in chunks), chunks
+    assert len(chunks) == 3, chunks  # 5 events in batches of 2: one server round trip each
+
+    one_by_one = [e.sequence async for e in quiet_event_store.read_subjects(subjects, start_sequence=sequences[5])]
+    assert one_by_one == [*sequences[5:], late.sequence]
