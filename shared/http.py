@@ -6,7 +6,10 @@ Vietnamese ``message`` and an English ``message_en``, plus a stable ``code``.
 
 from __future__ import annotations
 
+import logging
+import re
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol
@@ -16,9 +19,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
+
+log = logging.getLogger("mam.http")
 
 
 class UserError(Exception):
@@ -69,6 +75,51 @@ def install_error_handlers(app: FastAPI) -> None:
             problems=problems,
         )
         return JSONResponse(error.body(), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """The framework's own errors (unknown route, wrong method, unreadable body) in the same shape."""
+        code, vi, en = _FRAMEWORK_ERRORS.get(exc.status_code, _FRAMEWORK_ERRORS[0])
+        error = UserError(exc.status_code, code, vi, en)
+        return JSONResponse(error.body(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """Last resort: the trace goes to the log under a correlation id the client gets back."""
+        correlation = _correlation_id(request)
+        log.error("unhandled error on %s %s [%s]", request.method, request.url.path, correlation, exc_info=exc)
+        error = UserError(
+            500,
+            "internal_error",
+            f"Lỗi hệ thống. Vui lòng thử lại sau; nếu lỗi còn, báo quản trị mã {correlation}.",
+            f"Internal error. Please retry later; if it persists, give the administrator the code {correlation}.",
+            correlation_id=correlation,
+        )
+        return JSONResponse(error.body(), status_code=500, headers={_CORRELATION_HEADER: correlation})
+
+
+_CORRELATION_HEADER = "X-Correlation-Id"
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+# status → (code, Vietnamese, English); 0 is the fallback for any other status.
+_FRAMEWORK_ERRORS: dict[int, tuple[str, str, str]] = {
+    0: ("http_error", "Yêu cầu không thực hiện được.", "The request could not be carried out."),
+    400: (
+        "unreadable_body",
+        "Không đọc được nội dung yêu cầu (JSON hoặc biểu mẫu không hợp lệ).",
+        "The request body could not be read (invalid JSON or form).",
+    ),
+    404: ("not_found", "Không có địa chỉ này.", "No such address."),
+    405: ("method_not_allowed", "Địa chỉ này không nhận phương thức đó.", "This address does not accept that method."),
+    413: ("too_large", "Yêu cầu quá lớn.", "The request is too large."),
+    415: ("unsupported_media_type", "Kiểu nội dung không được hỗ trợ.", "Unsupported content type."),
+}
+
+
+def _correlation_id(request: Request) -> str:
+    """The caller's ``X-Correlation-Id`` when it is a sane token, else a new one."""
+    given = request.headers.get(_CORRELATION_HEADER, "")
+    return given if _CORRELATION_ID.match(given) else uuid.uuid4().hex
 
 
 def checked_id(aggregate: str, value: str, what_vi: str, what_en: str) -> str:
