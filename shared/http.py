@@ -6,6 +6,7 @@ Vietnamese ``message`` and an English ``message_en``, plus a stable ``code``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -166,9 +167,17 @@ Actor = Annotated[str, Depends(require_actor)]
 
 
 class ServiceDeps(Protocol):
-    """What a service's wiring function builds: adapters it closes on shutdown."""
+    """What a service's wiring function builds: adapters it checks and closes."""
+
+    async def readiness(self) -> dict[str, bool]:
+        """Each server this service needs (``nats``, ``s3``, ``elasticsearch``) → answering now."""
+        ...
 
     async def close(self) -> None: ...
+
+
+# A readiness check that takes longer than this counts as failed.
+READINESS_TIMEOUT_S = 3.0
 
 
 def service_app(
@@ -201,7 +210,28 @@ def service_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
+        """Liveness: the process and its event loop answer (connections heal by themselves)."""
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: every server this service needs answers now (503 with which one does not)."""
+        deps: ServiceDeps = request.app.state.deps
+        try:
+            checks = await asyncio.wait_for(deps.readiness(), READINESS_TIMEOUT_S)
+        except TimeoutError:
+            checks = {"timeout": False}
+        if all(checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        down = ", ".join(name for name, ok in checks.items() if not ok)
+        error = UserError(
+            503,
+            "not_ready",
+            f"Dịch vụ chưa sẵn sàng: không kết nối được {down}.",
+            f"Not ready: cannot reach {down}.",
+            checks=checks,
+        )
+        return JSONResponse(error.body(), status_code=503)
 
     for router in routers:
         app.include_router(router)

@@ -16,6 +16,12 @@ from tests.conftest import test_settings as stack_settings
 
 
 class _Deps:
+    def __init__(self) -> None:
+        self.nats_up = True
+
+    async def readiness(self) -> dict[str, bool]:
+        return {"nats": self.nats_up, "s3": True}
+
     async def close(self) -> None:
         return None
 
@@ -95,3 +101,15 @@ def test_an_unexpected_failure_is_a_json_500_with_a_correlation_id_and_no_intern
 def test_a_callers_correlation_id_is_kept(client: TestClient) -> None:
     response = client.get("/v1/boom", headers={"X-Correlation-Id": "req-0123456789"})
     assert response.json()["error"]["correlation_id"] == "req-0123456789"
+
+
+def test_readiness_reports_each_server_and_a_missing_one_is_a_bilingual_503(client: TestClient) -> None:
+    assert client.get("/readyz").json() == {"status": "ready", "checks": {"nats": True, "s3": True}}
+    deps = client.app.state.deps  # type: ignore[attr-defined]
+    deps.nats_up = False
+    try:
+        error = _error(client.get("/readyz"), 503, "not_ready")
+    finally:
+        deps.nats_up = True
+    assert error["checks"] == {"nats": False, "s3": True} and "nats" in error["message"]
+    assert client.get("/healthz").json() == {"status": "ok"}  # alive all the same: connections heal
