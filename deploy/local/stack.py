@@ -27,10 +27,17 @@ SERVICES = ("ingest", "search", "transcoder", "tagger")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as ``MAM_*`` variables, so child processes see the same config."""
+    """The settings as ``MAM_*`` variables, so child processes see the same config.
+
+    Unset optional settings (``None``) are left out: the child then reads its
+    own default, where ``str(None)`` would be read as the text "None" (a path
+    ``None/`` in the working folder, for ``MAM_TRANSCODER_WORK_DIR``).
+    """
     env: dict[str, str] = {}
     for name in Settings.model_fields:
         value = getattr(settings, name)
+        if value is None:
+            continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if isinstance(value, bool):
