@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.fields import text_problem
 from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
 
@@ -52,6 +53,14 @@ class ErrorBody(BaseModel):
 def _validation_problem(err: dict[str, Any]) -> dict[str, str]:
     location = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form"))
     kind = str(err.get("type", ""))
+    reason = text_problem(err)
+    if reason is not None:  # the input contract says why, in both languages
+        return {
+            "field": location,
+            "code": reason.code,
+            "message": f"{location}: {reason.message_vi}",
+            "message_en": f"{location}: {reason.message_en}",
+        }
     if kind == "missing":
         vi = f"Thiếu trường bắt buộc: {location}"
     else:
