@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     ingest_port: int = 18401
     search_port: int = 18402
     tagger_port: int = 18404
+    catalogue_port: int = 18405
     # --- tagger: OCR with Tesseract's Vietnamese model (Debian tesseract-ocr, tesseract-ocr-vie)
     tesseract_cmd: str = "tesseract"
     tesseract_lang: str = "vie"
@@ -155,6 +156,10 @@ class Settings(BaseSettings):
     @property
     def tagger_url(self) -> str:
         return f"http://127.0.0.1:{self.tagger_port}"
+
+    @property
+    def catalogue_url(self) -> str:
+        return f"http://127.0.0.1:{self.catalogue_port}"
 
     def token_actors(self) -> dict[str, str]:
         """Parse ``api_tokens`` into token → actor name."""

@@ -50,6 +50,7 @@ def test_settings(**overrides: Any) -> Settings:
         search_port=28402,
         transcoder_port=28403,
         tagger_port=28404,
+        catalogue_port=28405,
     )
     base: dict[str, Any] = {name: port + offset for name, port in ports.items()}
     base.update(
