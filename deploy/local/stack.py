@@ -23,7 +23,7 @@ from deploy.local.processes import LaunchError, ProcessSpec, StartResult, http_o
 from shared.settings import Settings
 
 SERVERS = ("nats", "minio", "seaweedfs", "elasticsearch")
-SERVICES = ("ingest", "search", "transcoder", "tagger")
+SERVICES = ("ingest", "search", "transcoder", "tagger", "catalogue")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -269,7 +269,7 @@ class LocalStack:
         return self._spec(
             name,
             [sys.executable, "-m", f"services.{name}"],
-            http_ok(f"http://127.0.0.1:{ports[name]}/healthz"),
+            http_ok(f"http://127.0.0.1:{ports[name]}/readyz"),
             env={**settings_env(self.settings), "PYTHONPATH": str(repo_root)},
             cwd=repo_root,
             startup_timeout_s=60,

@@ -68,7 +68,7 @@ def test_each_service_container_listens_on_every_interface_at_its_port_setting_a
         env = spec["environment"]
         assert env["MAM_BIND_HOST"] == "0.0.0.0", container
         port = env[f"MAM_{service.upper()}_PORT"]
-        assert f"http://127.0.0.1:{port}/healthz" in " ".join(spec["healthcheck"]["test"]), container
+        assert f"http://127.0.0.1:{port}/readyz" in " ".join(spec["healthcheck"]["test"]), container
 
 
 def test_each_service_publishes_its_port_on_the_same_host_port_once() -> None:
