@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     api_tokens: SecretStr = SecretStr("demo-token-phong-vien:phong-vien,demo-token-luu-tru:luu-tru")
     max_upload_bytes: int = 8 * 1024 * 1024 * 1024
     ffprobe_timeout_s: float = 30.0
+    # Photos with more pixels are refused from their header, before decoding
+    # (ingest and transcoder; also Pillow's decompression-bomb guard). 100 MP
+    # covers medium-format cameras.
+    max_photo_pixels: int = 100_000_000
+    # Scratch space of every service: ``<work_dir>/<service>-<port>``, swept when
+    # the service starts (shared/workdirs.py). Unset: ``<home>/work``.
+    work_dir: Path | None = None
 
     # --- search projector and query API
     # The projector runs inside the search API process by default. With false, this
@@ -123,7 +130,8 @@ class Settings(BaseSettings):
     transcoder_max_input_bytes: int = 8 * 1024 * 1024 * 1024
     # Frame-count limit checked before decoding (12 h at 60 fps).
     transcoder_max_frames: int = 12 * 3600 * 60
-    # Local scratch space for originals and outputs being written (``home/work`` when unset).
+    # Local scratch space for originals and outputs being written; overrides
+    # ``work_dir`` for the transcoder alone (``<transcoder_work_dir>/transcoder-<port>``).
     transcoder_work_dir: Path | None = None
 
     @property

@@ -1,17 +1,16 @@
 """ingest HTTP API: the routes (thin handlers) and the adapters they use."""
 
 import asyncio
-import hashlib
-import os
-import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from services.ingest.domain import asset_view, ingested_payload, validate_metadata
+from services.ingest.domain import UploadMetadata, asset_view, ingested_payload, validate_metadata
+from services.ingest.receive import ReceivedFile, check_declared_size, receive_upload
 from shared.events.envelope import new_event
 from shared.eventstore import ConcurrencyConflict, EventStore
 from shared.http import Actor, UserError, app_deps, checked_id
@@ -20,8 +19,6 @@ from shared.media.probe import Limits, MediaRejected, probe_file
 from shared.objectstore import ObjectStore, content_key
 from shared.settings import Settings
 
-_CHUNK = 1024 * 1024
-
 
 @dataclass
 class IngestDeps:
@@ -29,6 +26,8 @@ class IngestDeps:
     events: EventStore
     objects: ObjectStore
     limits: Limits
+    # Uploads being received: ``<home>/work/ingest-<port>``, swept at start.
+    spool_dir: Path
 
     async def readiness(self) -> dict[str, bool]:
         return {"nats": await self.events.ready(), "s3": await self.objects.ready()}
@@ -41,66 +40,93 @@ Deps = Annotated[IngestDeps, Depends(app_deps)]
 router = APIRouter(prefix="/v1")
 
 
-async def _spool(upload: UploadFile, target: Path, max_bytes: int) -> tuple[str, int]:
-    """Copy the upload to a private temp file, hashing as it goes."""
-    digest = hashlib.sha256()
-    size = 0
-    with target.open("wb") as out:
-        while chunk := await upload.read(_CHUNK):
-            size += len(chunk)
-            if size > max_bytes:
-                raise UserError(
-                    413,
-                    "too_large",
-                    f"Tệp vượt quá giới hạn {max_bytes:,} byte.",
-                    f"File exceeds the limit of {max_bytes:,} bytes.",
-                )
-            digest.update(chunk)
-            out.write(chunk)
-    if size == 0:
-        raise UserError(400, "empty_file", "Tệp rỗng: không có dữ liệu để lưu.", "The file is empty.")
-    return digest.hexdigest(), size
+def form_metadata(fields: Mapping[str, str]) -> UploadMetadata:
+    return validate_metadata(
+        fields.get("title"),
+        fields.get("caption"),
+        fields.get("recorded_at"),
+        fields.get("activity_type"),
+        fields.get("source_org"),
+    )
 
 
-@router.post("/assets", status_code=201, summary="Tải lên một tệp ảnh, video hoặc âm thanh / upload one file")
-async def upload_asset(
-    actor: Actor,
-    d: Deps,
-    file: Annotated[UploadFile | None, File(description="ảnh / video / âm thanh")] = None,
-    title: Annotated[str | None, Form()] = None,
-    caption: Annotated[str | None, Form()] = None,
-    recorded_at: Annotated[str | None, Form(description="YYYY-MM-DD hoặc ISO 8601")] = None,
-    activity_type: Annotated[str | None, Form()] = None,
-    source_org: Annotated[str | None, Form()] = None,
-) -> JSONResponse:
-    meta = validate_metadata(title, caption, recorded_at, activity_type, source_org)
-    if file is None:
-        raise UserError(400, "missing_file", "Thiếu tệp tải lên (trường file).", "No file was uploaded (field 'file').")
-    with tempfile.TemporaryDirectory(prefix="mam-ingest-") as tmp:
-        # The client's file name is metadata only: the local path is ours.
-        local = Path(tmp) / "original"
-        sha256, size = await _spool(file, local, d.settings.max_upload_bytes)
-        asset_id = asset_id_for_sha256(sha256)
-        existing = await d.events.history("asset", asset_id)
-        if existing:
-            return JSONResponse({**asset_view(asset_id, existing), "duplicate": True}, status_code=200)
-        try:
-            probe = await asyncio.to_thread(probe_file, local, d.limits)
-        except MediaRejected as exc:
-            raise UserError(415, exc.code, exc.message_vi, exc.message_en) from exc
-        key = content_key(sha256)
-        bucket = d.settings.bucket_originals
-        if await d.objects.stat(bucket, key) is None:
-            await d.objects.put_file(bucket, key, local, probe.mime_type, {"sha256": sha256})
-        filename = os.path.basename(file.filename or "")
-        payload = ingested_payload(meta, probe, sha256=sha256, size=size, bucket=bucket, key=key, filename=filename)
-        event = new_event(payload, aggregate_id=asset_id, actor=actor)
-        try:
-            await d.events.append(event, expected_last_sequence=0)
-        except ConcurrencyConflict:
-            # The same bytes were ingested concurrently: that upload won.
-            history = await d.events.history("asset", asset_id)
-            return JSONResponse({**asset_view(asset_id, history), "duplicate": True}, status_code=200)
+# The body is parsed by services/ingest/receive.py, not by FastAPI (whose form
+# parsing spools the whole body before the route runs); this describes it for /docs.
+_UPLOAD_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["title", "activity_type", "file"],
+                    "properties": {
+                        "title": {"type": "string", "maxLength": 500},
+                        "activity_type": {"type": "string", "description": "ky-hop, tiep-xuc-cu-tri, …"},
+                        "caption": {"type": "string"},
+                        "recorded_at": {"type": "string", "description": "YYYY-MM-DD hoặc ISO 8601"},
+                        "source_org": {"type": "string"},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "ảnh / video / âm thanh — phần cuối cùng / the last part",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/assets",
+    status_code=201,
+    summary="Tải lên một tệp ảnh, video hoặc âm thanh / upload one file",
+    description="multipart/form-data: các trường thông tin trước, trường `file` sau cùng / "
+    "the metadata fields first, the `file` part last.",
+    openapi_extra=_UPLOAD_FORM,
+)
+async def upload_asset(request: Request, actor: Actor, d: Deps) -> JSONResponse:
+    # The token was checked before this runs; the declared size and (in the
+    # stream, before the file part) the metadata are checked before the file is stored.
+    check_declared_size(request, d.settings.max_upload_bytes)
+    meta, received = await receive_upload(request, d.spool_dir, d.settings.max_upload_bytes, form_metadata)
+    try:
+        return await _ingest(d, actor, meta, received)
+    finally:
+        await asyncio.to_thread(received.path.unlink, True)
+
+
+async def _ingest(d: IngestDeps, actor: str, meta: UploadMetadata, received: ReceivedFile) -> JSONResponse:
+    asset_id = asset_id_for_sha256(received.sha256)
+    existing = await d.events.history("asset", asset_id)
+    if existing:
+        return JSONResponse({**asset_view(asset_id, existing), "duplicate": True}, status_code=200)
+    try:
+        probe = await asyncio.to_thread(probe_file, received.path, d.limits)
+    except MediaRejected as exc:
+        raise UserError(415, exc.code, exc.message_vi, exc.message_en) from exc
+    key = content_key(received.sha256)
+    bucket = d.settings.bucket_originals
+    if await d.objects.stat(bucket, key) is None:
+        await d.objects.put_file(bucket, key, received.path, probe.mime_type, {"sha256": received.sha256})
+    payload = ingested_payload(
+        meta,
+        probe,
+        sha256=received.sha256,
+        size=received.size,
+        bucket=bucket,
+        key=key,
+        filename=received.filename,
+    )
+    event = new_event(payload, aggregate_id=asset_id, actor=actor)
+    try:
+        await d.events.append(event, expected_last_sequence=0)
+    except ConcurrencyConflict:
+        # The same bytes were ingested concurrently: that upload won.
+        history = await d.events.history("asset", asset_id)
+        return JSONResponse({**asset_view(asset_id, history), "duplicate": True}, status_code=200)
     history = await d.events.history("asset", asset_id)
     return JSONResponse({**asset_view(asset_id, history), "duplicate": False}, status_code=201)
 

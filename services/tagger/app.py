@@ -5,6 +5,7 @@ It consumes asset events (acting on ``asset.ingested`` and
 archivists' side (edits, activities, people) is the catalogue service.
 """
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from shared.outcomes import Ack, Outcome, apply_outcome
 from shared.pull_consumers import start_broker
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter
+from shared.workdirs import fresh_work_dir
 
 log = logging.getLogger("mam.tagger")
 TAGGER_DURABLE = "tagger"
@@ -88,7 +90,9 @@ async def build_deps(settings: Settings) -> TaggerDeps:
         max_keyframes=settings.ocr_max_keyframes,
         scene_threshold=settings.ocr_scene_threshold,
     )
-    tagger = Tagger(events, objects, ocr, max_attempts=settings.tagger_max_attempts)
+    # A crashed run's originals and keyframes are swept: no job of ours is running yet.
+    work_dir = await asyncio.to_thread(fresh_work_dir, settings, "tagger")
+    tagger = Tagger(events, objects, ocr, max_attempts=settings.tagger_max_attempts, work_dir=work_dir)
     await tagger.refresh()
     broker = build_broker(settings, tagger)
     await start_broker(broker)

@@ -84,9 +84,13 @@ def clean_ocr_text(raw: str) -> str:
     return "\n".join(lines)
 
 
-def ocr_image(path: Path, cfg: OcrSettings) -> str:
-    """Text on one image (photo or keyframe), cleaned, NFC."""
-    with tempfile.TemporaryDirectory(prefix="mam-ocr-") as tmp:
+def ocr_image(path: Path, cfg: OcrSettings, scratch_dir: Path | None = None) -> str:
+    """Text on one image (photo or keyframe), cleaned, NFC.
+
+    The prepared image is written under ``scratch_dir`` (the job's folder in the
+    service's work dir); None means the system's temp dir (tests, tools).
+    """
+    with tempfile.TemporaryDirectory(prefix="mam-ocr-", dir=scratch_dir) as tmp:
         prepared = Path(tmp) / "in.png"
         prepare_image(path, prepared)
         raw = _run([cfg.tesseract, str(prepared), "stdout", "-l", cfg.lang, "--psm", "3"], cfg.timeout_s)

@@ -93,6 +93,9 @@ class Tagger:
     ocr: OcrSettings
     max_attempts: int = 3
     directory: Directory = field(default_factory=Directory)
+    # Scratch space (originals, keyframes): the service's work dir, swept at start
+    # (shared/workdirs.py). None only in tests: the system's temp dir.
+    work_dir: Path | None = None
 
     async def refresh(self) -> None:
         """Catch the people and activities up with the log: a job sees every registration
@@ -103,18 +106,19 @@ class Tagger:
         """On-screen text of a photo, or of a clip's keyframes; audio has none."""
         if asset.kind == AssetKind.AUDIO:
             return "", 0
-        with tempfile.TemporaryDirectory(prefix="mam-tagger-") as tmp:
-            local = Path(tmp) / "original"
+        with tempfile.TemporaryDirectory(prefix="mam-tagger-", dir=self.work_dir) as tmp:
+            job = Path(tmp)
+            local = job / "original"
             await self.objects.download(asset.bucket, asset.object_key, local)
             if asset.kind == AssetKind.PHOTO:
-                return await asyncio.to_thread(ocr_image, local, self.ocr), 1
-            frames_dir = Path(tmp) / "frames"
+                return await asyncio.to_thread(ocr_image, local, self.ocr, job), 1
+            frames_dir = job / "frames"
             frames_dir.mkdir()
             frames = await asyncio.to_thread(extract_keyframes, local, frames_dir, asset.media_format, self.ocr)
             texts = []
             for frame in frames:
                 await heartbeat()  # OCR of several frames can outlast the ack wait
-                texts.append(await asyncio.to_thread(ocr_image, frame, self.ocr))
+                texts.append(await asyncio.to_thread(ocr_image, frame, self.ocr, job))
             return merge_texts(texts), len(frames)
 
     async def ocr_or_why_not(

@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from fastapi import FastAPI
 from faststream import AckPolicy
@@ -32,6 +30,7 @@ from shared.objectstore import ObjectStore
 from shared.pull_consumers import start_broker
 from shared.settings import Settings
 from shared.subjects import event_type_filter
+from shared.workdirs import fresh_work_dir
 
 TRANSCODER_DURABLE = "transcoder"
 log = logging.getLogger("mam.transcoder")
@@ -50,12 +49,6 @@ class TranscoderDeps:
     async def close(self) -> None:
         await self.broker.stop()
         await self.events.close()
-
-
-def work_dir_for(settings: Settings) -> Path:
-    """Scratch space of this replica (replicas on one machine differ by port)."""
-    base = settings.transcoder_work_dir or settings.home / "work"
-    return (base / f"transcoder-{settings.transcoder_port}").resolve()
 
 
 @asynccontextmanager
@@ -129,11 +122,13 @@ async def build_deps(settings: Settings) -> TranscoderDeps:
     events = await EventStore.from_settings(settings)
     objects = ObjectStore.from_settings(settings)
     await objects.ensure_buckets(settings.bucket_originals, settings.bucket_renditions)
-    work_dir = work_dir_for(settings)
-    # Leftovers of a crashed run of this replica: no job of ours is running yet.
-    await asyncio.to_thread(shutil.rmtree, work_dir, True)
-    work_dir.mkdir(parents=True)
-    limits = Limits(probe_timeout_s=settings.ffprobe_timeout_s, max_frames=settings.transcoder_max_frames)
+    # Leftovers of a crashed run of this replica are swept: no job of ours is running yet.
+    work_dir = await asyncio.to_thread(fresh_work_dir, settings, "transcoder", settings.transcoder_work_dir)
+    limits = Limits(
+        max_pixels=settings.max_photo_pixels,
+        probe_timeout_s=settings.ffprobe_timeout_s,
+        max_frames=settings.transcoder_max_frames,
+    )
     worker = WorkerDeps(
         events=events,
         objects=objects,

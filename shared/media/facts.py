@@ -9,18 +9,16 @@ ffprobe run that validation made.
 from __future__ import annotations
 
 import re
-import warnings
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-
-from PIL import Image
 
 from shared.events.media import AssetProbedV1, GeoPoint
 from shared.events.models import AssetKind
 from shared.media.probe import (
     Limits,
     _frame_rate,
+    open_photo,
     probe_av_info,
     probe_photo,
     sniff_file,
@@ -45,7 +43,7 @@ def media_facts(path: Path, limits: Limits | None = None) -> tuple[AssetProbedV1
     family, fmt = sniff_file(path)
     if family == "photo":
         probe_photo(path, fmt, limits)  # pixel limit, bomb guard and a full decode
-        return photo_facts(path, fmt), fmt
+        return photo_facts(path, fmt, limits), fmt
     result, info = probe_av_info(path, fmt, limits)
     return av_facts(result.kind, result.media_format, info), fmt
 
@@ -84,13 +82,11 @@ def exif_datetime(raw: Any, offset: Any = None) -> datetime | None:
     return naive.replace(tzinfo=LOCAL_TZ)
 
 
-def photo_facts(path: Path, fmt: str) -> AssetProbedV1:
+def photo_facts(path: Path, fmt: str, limits: Limits | None = None) -> AssetProbedV1:
     """Size as displayed (orientation applied), camera, date and GPS from EXIF."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path, formats=[fmt]) as img:
-            width, height = img.size
-            exif = img.getexif()
+    with open_photo(path, fmt, limits or Limits()) as img:
+        width, height = img.size
+        exif = img.getexif()
     orientation = int(exif.get(_TAG_ORIENTATION) or 1)
     rotation = _ORIENTATION_ROTATION.get(orientation, 0)
     if orientation in (5, 6, 7, 8):

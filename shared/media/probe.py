@@ -7,18 +7,20 @@ The rules of the design handbook for hostile files apply here:
 - ffprobe runs with the demuxer forced, ``-protocol_whitelist file``, on a
   local file, in a subprocess with a timeout;
 - pixel, duration and size limits are checked before anything is decoded;
-- photos go through Pillow with its decompression-bomb guard at our limit.
+- photos go through Pillow with its decompression-bomb guard at our limit
+  (:func:`open_photo`), refused in our words from the header.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from shared.events.models import AssetKind
 
@@ -111,22 +113,41 @@ _UNSUPPORTED = MediaRejected(
 )
 
 
-def probe_photo(path: Path, fmt: str, limits: Limits) -> ProbeResult:
+def open_photo(path: Path, fmt: str, limits: Limits) -> ImageFile.ImageFile:
+    """Open a photo with Pillow: its header is read, nothing is decoded yet.
+
+    A photo with more than ``limits.max_pixels`` pixels is refused here, from
+    the header, with the project's bilingual ``too_many_pixels``. Pillow's own
+    decompression-bomb guard is set to the same limit first, so every later
+    ``Image.open`` in this process (renditions, OCR) applies the configured
+    limit, not Pillow's built-in 89.5 MP; a service has one configured limit.
+    The caller closes the image (``with open_photo(...) as img``).
+    """
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels
     try:
         with warnings.catch_warnings():
+            # Above the limit Pillow warns, above twice the limit it raises: both refuse.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=[fmt]) as img:
-                width, height = img.size
-                if width * height > limits.max_pixels:
-                    raise _too_many_pixels(width, height, limits.max_pixels)
-            # A full decode, not just verify(): a truncated photo must fail here,
-            # at ingest, with a clear message rather than later in a worker.
-            with Image.open(path, formats=[fmt]) as img:
-                img.load()
+            img = Image.open(path, formats=[fmt])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise MediaRejected(
-            "too_many_pixels", "Ảnh quá lớn (số điểm ảnh vượt giới hạn).", f"Image too large: {exc}"
-        ) from exc
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _photo_too_large(limits.max_pixels, pixels=int(claimed[1]) if claimed else None) from exc
+    width, height = img.size
+    # Our own check as well: warning filters are process-wide, not per thread.
+    if width * height > limits.max_pixels:
+        img.close()
+        raise _photo_too_large(limits.max_pixels, width=width, height=height)
+    return img
+
+
+def probe_photo(path: Path, fmt: str, limits: Limits) -> ProbeResult:
+    try:
+        with open_photo(path, fmt, limits) as img:
+            width, height = img.size
+        # A full decode, not just verify(): a truncated photo must fail here,
+        # at ingest, with a clear message rather than later in a worker.
+        with open_photo(path, fmt, limits) as img:
+            img.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, MediaRejected):
             raise
@@ -136,11 +157,25 @@ def probe_photo(path: Path, fmt: str, limits: Limits) -> ProbeResult:
     return ProbeResult(AssetKind.PHOTO, fmt, PHOTO_FORMATS[fmt], width, height, None)
 
 
+def _photo_too_large(
+    limit: int, *, width: int | None = None, height: int | None = None, pixels: int | None = None
+) -> MediaRejected:
+    if width is not None and height is not None:
+        return _too_many_pixels(width, height, limit)
+    claimed_vi = f" có {pixels:,} điểm ảnh," if pixels else ""
+    claimed_en = f" has {pixels:,} pixels, which" if pixels else ""
+    return MediaRejected(
+        "too_many_pixels",
+        f"Ảnh{claimed_vi} vượt giới hạn {limit:,} điểm ảnh.",
+        f"The image{claimed_en} exceeds the limit of {limit:,} pixels.",
+    )
+
+
 def _too_many_pixels(width: int, height: int, limit: int) -> MediaRejected:
     return MediaRejected(
         "too_many_pixels",
-        f"Kích thước {width}×{height} vượt giới hạn {limit:,} điểm ảnh.",
-        f"Dimensions {width}x{height} exceed the limit of {limit:,} pixels.",
+        f"Kích thước {width}×{height} ({width * height:,} điểm ảnh) vượt giới hạn {limit:,} điểm ảnh.",
+        f"Dimensions {width}x{height} ({width * height:,} pixels) exceed the limit of {limit:,} pixels.",
     )
 
 

@@ -118,7 +118,8 @@ def test_uploading_the_same_bytes_again_returns_the_existing_asset(services: Set
     assert second.json()["asset_id"] == first.json()["asset_id"]
     assert second.json()["title"] == "Kỳ họp thứ 7"  # the original upload's metadata stands
     asset = http.get(f"{services.ingest_url}/v1/assets/{first.json()['asset_id']}", headers=AUTH).json()
-    assert [e["type"] for e in asset["events"]] == ["asset.ingested"]
+    # One asset.ingested; the workers may already have added their own events (asset.probed, …).
+    assert [e["type"] for e in asset["events"]].count("asset.ingested") == 1
 
 
 def _assert_bilingual_error(response: httpx.Response, status: int, code: str | None = None) -> dict:  # type: ignore[type-arg]
