@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     search_parked_redelivery_s: float = 300.0
     # How long a read-your-writes query waits for the projector to catch up.
     search_consistency_timeout_s: float = 10.0
+    # Signs pagination cursors (HMAC), so the API only takes back cursors it issued. Set it
+    # in production; every search replica needs the same key (the local one is public).
+    search_cursor_key: SecretStr = SecretStr("mam-local-cursor-key-change-me")
 
     # --- transcoder (2-core machines are the baseline)
     transcoder_port: int = 18403
