@@ -14,13 +14,14 @@ import inspect
 import json
 import re
 import types
+import typing
 from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from pydantic.fields import FieldInfo
 
 from shared.events.catalogue import EVENT_ROUTES, SERVICE_ORDER, EventRoute
@@ -74,6 +75,8 @@ def _is_named_type(tp: Any) -> bool:
 def type_name(tp: Any, named: set[type] | None = None) -> str:
     """A readable annotation (``int | None``, ``tuple[PersonTag, ...]``); collects nested types in ``named``."""
     origin, args = get_origin(tp), get_args(tp)
+    if origin is typing.Annotated:  # the constraints are listed in their own column
+        return type_name(args[0], named)
     if tp is type(None):
         return "None"
     if origin in (Union, types.UnionType):
@@ -103,9 +106,27 @@ def _default(field: FieldInfo) -> str:
     return "default " + _code(repr(value))
 
 
+def _nested_metadata(tp: Any) -> list[Any]:
+    """Constraints carried by ``Annotated`` types inside a union or a tuple (``Title | None``)."""
+    found: list[Any] = []
+    for arg in typing.get_args(tp):
+        if typing.get_origin(arg) is typing.Annotated:
+            found.extend(arg.__metadata__)
+        found.extend(_nested_metadata(arg))
+    return found
+
+
 def _constraints(field: FieldInfo) -> str:
     out = []
-    for m in field.metadata:
+    for m in [*field.metadata, *_nested_metadata(field.annotation)]:
+        if isinstance(m, FieldInfo):  # Field(...) inside an Annotated type
+            out.extend(c for c in [_constraints(m)] if c)
+            continue
+        if isinstance(m, AfterValidator):
+            doc = inspect.getdoc(m.func)
+            if doc:
+                out.append(doc.splitlines()[0])
+            continue
         if isinstance(m, annotated_types.Gt):
             out.append(f"> {m.gt}")
         elif isinstance(m, annotated_types.Ge):

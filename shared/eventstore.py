@@ -9,6 +9,8 @@ see current state, an expected last sequence for the aggregate's subjects
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 
@@ -23,6 +25,14 @@ from shared.settings import Settings
 from shared.subjects import ALL_EVENTS, aggregate_filter
 
 __all__ = ["AppendResult", "ConcurrencyConflict", "EventStore", "StoredEvent"]
+
+log = logging.getLogger("mam.eventstore")
+_READY_TIMEOUT_S = 2.0
+
+
+async def _connect(url: str) -> NatsClient:
+    return await nats.connect(url, name="mam-event-store", max_reconnect_attempts=-1)
+
 
 # JetStream's error code for a failed expected-last-sequence check.
 _WRONG_LAST_SEQUENCE = 10071
@@ -41,11 +51,14 @@ class EventStore:
         self._js: JetStreamContext = nc.jetstream()
         self.stream = stream
         self._dedup_window_s = dedup_window_s
+        self._url: str | None = None  # known when made by connect(): a closed client is then replaced
+        self._reconnecting = asyncio.Lock()
+        self._closed_by_us = False
 
     @classmethod
     async def connect(cls, url: str, stream: str, dedup_window_s: float = 3600.0) -> EventStore:
-        nc = await nats.connect(url, name="mam-event-store", max_reconnect_attempts=-1)
-        store = cls(nc, stream, dedup_window_s)
+        store = cls(await _connect(url), stream, dedup_window_s)
+        store._url = url
         await store.ensure_stream()
         return store
 
@@ -55,7 +68,32 @@ class EventStore:
         return await cls.connect(settings.resolved_nats_url, settings.event_stream, settings.event_dedup_window_s)
 
     async def close(self) -> None:
+        self._closed_by_us = True
         await self._nc.drain()
+
+    async def _jetstream(self) -> JetStreamContext:
+        """The JetStream context of a live client.
+
+        nats-py closes its client for good when the server answers a protocol
+        error (anything but a stale connection), and the client then refuses
+        every call. One such request must not take the service down until a
+        restart: a client closed under us is replaced here.
+        """
+        if self._nc.is_closed and self._url is not None and not self._closed_by_us:
+            async with self._reconnecting:
+                if self._nc.is_closed:
+                    log.warning("NATS connection was closed (%s); reconnecting", self._nc.last_error)
+                    self._nc = await _connect(self._url)
+                    self._js = self._nc.jetstream()
+        return self._js
+
+    async def ready(self) -> bool:
+        """The server answers and the stream exists (for readiness checks)."""
+        try:
+            await asyncio.wait_for((await self._jetstream()).stream_info(self.stream), timeout=_READY_TIMEOUT_S)
+        except Exception:
+            return False
+        return True
 
     def stream_config(self) -> api.StreamConfig:
         return api.StreamConfig(
@@ -75,11 +113,11 @@ class EventStore:
         """Create the stream, or bring an existing one to the current config."""
         config = self.stream_config()
         try:
-            await self._js.stream_info(self.stream)
+            await (await self._jetstream()).stream_info(self.stream)
         except NotFoundError:
-            await self._js.add_stream(config)
+            await (await self._jetstream()).add_stream(config)
             return
-        await self._js.update_stream(config)
+        await (await self._jetstream()).update_stream(config)
 
     async def append(self, event: EventEnvelope, expected_last_sequence: int | None = None) -> AppendResult:
         """Append one event.
@@ -94,7 +132,8 @@ class EventStore:
             headers[_HDR_EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last_sequence)
             headers[_HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT] = agg_filter
         try:
-            ack = await self._js.publish(event.subject, event.to_bytes(), stream=self.stream, headers=headers)
+            js = await self._jetstream()
+            ack = await js.publish(event.subject, event.to_bytes(), stream=self.stream, headers=headers)
         except APIError as exc:
             if exc.err_code != _WRONG_LAST_SEQUENCE:
                 raise
@@ -126,7 +165,8 @@ class EventStore:
             mem_storage=True,
             filter_subject=subject_filter,
         )
-        sub = await self._js.pull_subscribe(subject_filter, durable=None, stream=self.stream, config=config)
+        js = await self._jetstream()
+        sub = await js.pull_subscribe(subject_filter, durable=None, stream=self.stream, config=config)
         try:
             remaining = (await sub.consumer_info()).num_pending or 0
             while remaining > 0:
@@ -157,5 +197,5 @@ class EventStore:
         return [event async for event in self.read_subjects(aggregate_filter(aggregate, aggregate_id))]
 
     async def last_sequence(self) -> int:
-        info = await self._js.stream_info(self.stream)
+        info = await (await self._jetstream()).stream_info(self.stream)
         return int(info.state.last_seq)

@@ -6,7 +6,11 @@ Vietnamese ``message`` and an English ``message_en``, plus a stable ``code``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol
@@ -16,9 +20,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.fields import text_problem
 from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
+
+log = logging.getLogger("mam.http")
 
 
 class UserError(Exception):
@@ -45,6 +53,14 @@ class ErrorBody(BaseModel):
 def _validation_problem(err: dict[str, Any]) -> dict[str, str]:
     location = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form"))
     kind = str(err.get("type", ""))
+    reason = text_problem(err)
+    if reason is not None:  # the input contract says why, in both languages
+        return {
+            "field": location,
+            "code": reason.code,
+            "message": f"{location}: {reason.message_vi}",
+            "message_en": f"{location}: {reason.message_en}",
+        }
     if kind == "missing":
         vi = f"Thiếu trường bắt buộc: {location}"
     else:
@@ -69,6 +85,51 @@ def install_error_handlers(app: FastAPI) -> None:
             problems=problems,
         )
         return JSONResponse(error.body(), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """The framework's own errors (unknown route, wrong method, unreadable body) in the same shape."""
+        code, vi, en = _FRAMEWORK_ERRORS.get(exc.status_code, _FRAMEWORK_ERRORS[0])
+        error = UserError(exc.status_code, code, vi, en)
+        return JSONResponse(error.body(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """Last resort: the trace goes to the log under a correlation id the client gets back."""
+        correlation = _correlation_id(request)
+        log.error("unhandled error on %s %s [%s]", request.method, request.url.path, correlation, exc_info=exc)
+        error = UserError(
+            500,
+            "internal_error",
+            f"Lỗi hệ thống. Vui lòng thử lại sau; nếu lỗi còn, báo quản trị mã {correlation}.",
+            f"Internal error. Please retry later; if it persists, give the administrator the code {correlation}.",
+            correlation_id=correlation,
+        )
+        return JSONResponse(error.body(), status_code=500, headers={_CORRELATION_HEADER: correlation})
+
+
+_CORRELATION_HEADER = "X-Correlation-Id"
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+# status → (code, Vietnamese, English); 0 is the fallback for any other status.
+_FRAMEWORK_ERRORS: dict[int, tuple[str, str, str]] = {
+    0: ("http_error", "Yêu cầu không thực hiện được.", "The request could not be carried out."),
+    400: (
+        "unreadable_body",
+        "Không đọc được nội dung yêu cầu (JSON hoặc biểu mẫu không hợp lệ).",
+        "The request body could not be read (invalid JSON or form).",
+    ),
+    404: ("not_found", "Không có địa chỉ này.", "No such address."),
+    405: ("method_not_allowed", "Địa chỉ này không nhận phương thức đó.", "This address does not accept that method."),
+    413: ("too_large", "Yêu cầu quá lớn.", "The request is too large."),
+    415: ("unsupported_media_type", "Kiểu nội dung không được hỗ trợ.", "Unsupported content type."),
+}
+
+
+def _correlation_id(request: Request) -> str:
+    """The caller's ``X-Correlation-Id`` when it is a sane token, else a new one."""
+    given = request.headers.get(_CORRELATION_HEADER, "")
+    return given if _CORRELATION_ID.match(given) else uuid.uuid4().hex
 
 
 def checked_id(aggregate: str, value: str, what_vi: str, what_en: str) -> str:
@@ -115,9 +176,17 @@ Actor = Annotated[str, Depends(require_actor)]
 
 
 class ServiceDeps(Protocol):
-    """What a service's wiring function builds: adapters it closes on shutdown."""
+    """What a service's wiring function builds: adapters it checks and closes."""
+
+    async def readiness(self) -> dict[str, bool]:
+        """Each server this service needs (``nats``, ``s3``, ``elasticsearch``) → answering now."""
+        ...
 
     async def close(self) -> None: ...
+
+
+# A readiness check that takes longer than this counts as failed.
+READINESS_TIMEOUT_S = 3.0
 
 
 def service_app(
@@ -150,7 +219,28 @@ def service_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
+        """Liveness: the process and its event loop answer (connections heal by themselves)."""
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: every server this service needs answers now (503 with which one does not)."""
+        deps: ServiceDeps = request.app.state.deps
+        try:
+            checks = await asyncio.wait_for(deps.readiness(), READINESS_TIMEOUT_S)
+        except TimeoutError:
+            checks = {"timeout": False}
+        if all(checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        down = ", ".join(name for name, ok in checks.items() if not ok)
+        error = UserError(
+            503,
+            "not_ready",
+            f"Dịch vụ chưa sẵn sàng: không kết nối được {down}.",
+            f"Not ready: cannot reach {down}.",
+            checks=checks,
+        )
+        return JSONResponse(error.body(), status_code=503)
 
     for router in routers:
         app.include_router(router)

@@ -73,6 +73,14 @@ class ObjectStore:
             presign_expiry_s=settings.presign_expiry_s,
         )
 
+    async def ready(self) -> bool:
+        """The S3 server answers with these credentials (for readiness checks)."""
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self._client.list_buckets), timeout=2.0)
+        except Exception:
+            return False
+        return True
+
     async def ensure_buckets(self, *buckets: str) -> None:
         def _ensure() -> None:
             for bucket in buckets:

@@ -64,6 +64,10 @@ class EventLog(Protocol):
 
     async def last_sequence(self) -> int: ...
 
+    async def ready(self) -> bool:
+        """The log answers now (readiness checks)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -85,6 +89,10 @@ class ObjectInfo:
 
 class ObjectStorage(Protocol):
     """Private buckets of immutable objects (originals, renditions, reels)."""
+
+    async def ready(self) -> bool:
+        """The storage answers now (readiness checks)."""
+        ...
 
     async def ensure_buckets(self, *buckets: str) -> None: ...
 
@@ -159,3 +167,7 @@ class SearchIndex(Protocol):
     async def failures(self, size: int = 100) -> list[dict[str, Any]]: ...
 
     async def live_indices(self) -> list[str]: ...
+
+    async def ready(self) -> bool:
+        """The index answers now (readiness checks)."""
+        ...

@@ -7,6 +7,8 @@ loopback, so nothing needs configuring to try the archive.
 
 from __future__ import annotations
 
+import ipaddress
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -63,10 +65,13 @@ class Settings(BaseSettings):
 
     # --- services
     # Loopback by default; containers set 0.0.0.0 (the network is theirs alone).
+    # Beyond loopback a service refuses to start with the demo tokens or S3 secret
+    # (``unsafe_defaults`` below).
     bind_host: str = "127.0.0.1"
     ingest_port: int = 18401
     search_port: int = 18402
     tagger_port: int = 18404
+    catalogue_port: int = 18405
     # --- tagger: OCR with Tesseract's Vietnamese model (Debian tesseract-ocr, tesseract-ocr-vie)
     tesseract_cmd: str = "tesseract"
     tesseract_lang: str = "vie"
@@ -121,7 +126,7 @@ class Settings(BaseSettings):
     transcoder_max_input_bytes: int = 8 * 1024 * 1024 * 1024
     # Frame-count limit checked before decoding (12 h at 60 fps).
     transcoder_max_frames: int = 12 * 3600 * 60
-    # Local scratch space for originals and outputs being written.
+    # Local scratch space for originals and outputs being written (``home/work`` when unset).
     transcoder_work_dir: Path | None = None
 
     @property
@@ -155,14 +160,110 @@ class Settings(BaseSettings):
     def tagger_url(self) -> str:
         return f"http://127.0.0.1:{self.tagger_port}"
 
+    @property
+    def catalogue_url(self) -> str:
+        return f"http://127.0.0.1:{self.catalogue_port}"
+
     def token_actors(self) -> dict[str, str]:
         """Parse ``api_tokens`` into token → actor name."""
-        pairs: dict[str, str] = {}
-        for item in self.api_tokens.get_secret_value().split(","):
-            token, _, actor = item.strip().partition(":")
-            if token:
-                pairs[token] = actor or "unknown"
-        return pairs
+        return _parse_tokens(self.api_tokens.get_secret_value())
+
+
+def _parse_tokens(text: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in text.split(","):
+        token, _, actor = item.strip().partition(":")
+        if token:
+            pairs[token] = actor or "unknown"
+    return pairs
+
+
+# --- refusing the shipped demo values off loopback
+# The defaults are public (they are in this file, the README and the tests), so a
+# service reachable from other machines must not start with them.
+_DEMO_TOKENS = frozenset(_parse_tokens(Settings.model_fields["api_tokens"].default.get_secret_value()))
+_DEMO_TOKEN_PREFIXES = ("demo-", "test-")
+_DEMO_S3_SECRET = Settings.model_fields["s3_secret_key"].default.get_secret_value()
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ::1 (also written ``[::1]``)."""
+    name = host.strip().removeprefix("[").removesuffix("]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def is_demo_token(token: str) -> bool:
+    """A shipped default token, or one shaped like the demo and test tokens."""
+    return token in _DEMO_TOKENS or token.startswith(_DEMO_TOKEN_PREFIXES)
+
+
+@dataclass(frozen=True)
+class UnsafeSetting:
+    """One setting that must be changed before a service may listen beyond loopback."""
+
+    variable: str
+    message_vi: str
+    message_en: str
+
+
+def unsafe_defaults(settings: Settings) -> list[UnsafeSetting]:
+    """Public demo values a service must not start with when it listens beyond loopback."""
+    if is_loopback(settings.bind_host):
+        return []
+    problems: list[UnsafeSetting] = []
+    demo_actors = sorted({actor for token, actor in settings.token_actors().items() if is_demo_token(token)})
+    if demo_actors:
+        actors = ", ".join(demo_actors)
+        problems.append(
+            UnsafeSetting(
+                "MAM_API_TOKENS",
+                f"có token mẫu công khai (của {actors}; token mặc định hoặc bắt đầu bằng demo-/test-); "
+                "hãy đặt token riêng, dạng token:actor[,token:actor]",
+                f"has public demo tokens (of {actors}; the defaults or starting with demo-/test-); "
+                "set your own, as token:actor[,token:actor]",
+            )
+        )
+    if settings.s3_secret_key.get_secret_value() == _DEMO_S3_SECRET:
+        problems.append(
+            UnsafeSetting(
+                "MAM_S3_SECRET_KEY",
+                "vẫn là khóa mẫu công khai; hãy đặt khóa bí mật riêng của máy chủ S3",
+                "is still the public demo secret; set the S3 server's own secret key",
+            )
+        )
+    return problems
+
+
+class UnsafeSettingsError(Exception):
+    """Raised instead of starting a service reachable from other machines with demo values."""
+
+    def __init__(self, bind_host: str, problems: list[UnsafeSetting]) -> None:
+        self.bind_host = bind_host
+        self.problems = problems
+        variables = ", ".join(p.variable for p in problems)
+        lines = [
+            f"Từ chối khởi động: MAM_BIND_HOST={bind_host} không phải địa chỉ loopback (máy khác kết nối được) "
+            f"nên phải đặt {variables}:",
+            *(f"  - {p.variable} {p.message_vi}." for p in problems),
+            f"Refusing to start: MAM_BIND_HOST={bind_host} is not a loopback address (other machines can connect), "
+            f"so set {variables}:",
+            *(f"  - {p.variable} {p.message_en}." for p in problems),
+            "Tạo giá trị ngẫu nhiên / make a random value: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+        ]
+        super().__init__("\n".join(lines))
+
+
+def refuse_unsafe_defaults(settings: Settings) -> None:
+    """Raise :class:`UnsafeSettingsError` if ``settings`` must not be served as they are."""
+    problems = unsafe_defaults(settings)
+    if problems:
+        raise UnsafeSettingsError(settings.bind_host, problems)
 
 
 @lru_cache(maxsize=1)

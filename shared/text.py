@@ -56,3 +56,71 @@ def clean_text(text: str | None) -> str:
     if not text:
         return ""
     return " ".join(nfc(text).split())
+
+
+# --- user text: the input contract ---------------------------------------------------------------
+
+# Bidirectional embeddings, overrides and isolates: they reorder what a reader sees
+# ("U+202E" makes "gpj.exe" read as "exe.jpg"). Refused in user text.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Invisible characters with no place in Vietnamese text: removed (said so in the README).
+_INVISIBLE = str.maketrans(dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None))
+
+
+class TextProblem(ValueError):
+    """User text that breaks the contract, with the reason in Vietnamese and English."""
+
+    def __init__(self, code: str, message_vi: str, message_en: str) -> None:
+        super().__init__(message_en)
+        self.code = code
+        self.message_vi = message_vi
+        self.message_en = message_en
+
+
+def _refused_char(text: str) -> str | None:
+    for ch in text:
+        category = unicodedata.category(ch)
+        if (category == "Cc" and ch not in "\t\n\r") or category == "Cs" or ch in _BIDI_CONTROLS:
+            return ch
+    return None
+
+
+def _visible(text: str) -> bool:
+    """Something a reader can see: a letter, digit, punctuation or symbol (not only marks)."""
+    return any(unicodedata.category(ch)[0] in "LNPS" for ch in text)
+
+
+def check_text(value: str, max_length: int, *, required: bool = True) -> str:
+    """User text as stored: NFC, whitespace collapsed, invisible characters removed.
+
+    Control characters, lone surrogates and bidi overrides are refused, as is
+    text that is blank once trimmed (when ``required``) or made only of
+    combining marks, and text longer than ``max_length`` characters.
+    """
+    text = nfc(value)
+    bad = _refused_char(text)
+    if bad is not None:
+        raise TextProblem(
+            "forbidden_character",
+            f"Có ký tự điều khiển không được phép (U+{ord(bad):04X}).",
+            f"Contains a forbidden control or direction character (U+{ord(bad):04X}).",
+        )
+    text = " ".join(text.translate(_INVISIBLE).split())
+    if text and not _visible(text):
+        raise TextProblem("invisible_text", "Nội dung không có chữ nào đọc được.", "The text has nothing visible.")
+    if required and not text:
+        raise TextProblem("blank", "Không được để trống.", "Must not be blank.")
+    if len(text) > max_length:
+        raise TextProblem(
+            "too_long",
+            f"Dài quá {max_length} ký tự ({len(text)}).",
+            f"Longer than {max_length} characters ({len(text)}).",
+        )
+    return text
+
+
+def coerce_text(value: str, max_length: int) -> str:
+    """Stored text brought within the contract on read (events written before it existed):
+    refused characters dropped, whitespace collapsed, cut at ``max_length``."""
+    text = "".join(ch for ch in nfc(value) if _refused_char(ch) is None)
+    return " ".join(text.translate(_INVISIBLE).split())[:max_length]

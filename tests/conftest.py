@@ -44,11 +44,13 @@ def test_settings(**overrides: Any) -> Settings:
         seaweed_volume_port=28080,
         seaweed_filer_port=28888,
         es_port=29200,
-        es_transport_port=29300,
+        # Far from es_port: with offsets of 100 (parallel suites) the two must never meet.
+        es_transport_port=39300,
         ingest_port=28401,
         search_port=28402,
         transcoder_port=28403,
         tagger_port=28404,
+        catalogue_port=28405,
     )
     base: dict[str, Any] = {name: port + offset for name, port in ports.items()}
     base.update(

@@ -79,6 +79,9 @@ class InMemoryEventLog:
     async def last_sequence(self) -> int:
         return len(self.stored)
 
+    async def ready(self) -> bool:
+        return not self.closed
+
     async def close(self) -> None:
         self.closed = True
 
@@ -97,6 +100,9 @@ class InMemoryObjectStorage:
     def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self.buckets.add(bucket)
         self.objects[(bucket, key)] = (data, content_type)
+
+    async def ready(self) -> bool:
+        return True
 
     async def ensure_buckets(self, *buckets: str) -> None:
         self.buckets.update(buckets)
@@ -186,6 +192,9 @@ class InMemorySearchIndex:
 
     async def live_indices(self) -> list[str]:
         return ["memory"]
+
+    async def ready(self) -> bool:
+        return True
 
 
 def _ports_are_satisfied(

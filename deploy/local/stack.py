@@ -23,14 +23,21 @@ from deploy.local.processes import LaunchError, ProcessSpec, StartResult, http_o
 from shared.settings import Settings
 
 SERVERS = ("nats", "minio", "seaweedfs", "elasticsearch")
-SERVICES = ("ingest", "search", "transcoder", "tagger")
+SERVICES = ("ingest", "search", "transcoder", "tagger", "catalogue")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as ``MAM_*`` variables, so child processes see the same config."""
+    """The settings as ``MAM_*`` variables, so child processes see the same config.
+
+    Unset optional settings (``None``) are left out: the child then reads its
+    own default, where ``str(None)`` would be read as the text "None" (a path
+    ``None/`` in the working folder, for ``MAM_TRANSCODER_WORK_DIR``).
+    """
     env: dict[str, str] = {}
     for name in Settings.model_fields:
         value = getattr(settings, name)
+        if value is None:
+            continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if isinstance(value, bool):
@@ -262,7 +269,7 @@ class LocalStack:
         return self._spec(
             name,
             [sys.executable, "-m", f"services.{name}"],
-            http_ok(f"http://127.0.0.1:{ports[name]}/healthz"),
+            http_ok(f"http://127.0.0.1:{ports[name]}/readyz"),
             env={**settings_env(self.settings), "PYTHONPATH": str(repo_root)},
             cwd=repo_root,
             startup_timeout_s=60,

@@ -44,6 +44,9 @@ class CatalogueDeps:
     events: EventLog
     known: Directory = field(default_factory=Directory)
 
+    async def readiness(self) -> dict[str, bool]:
+        return {"nats": await self.events.ready()}
+
     async def close(self) -> None:
         await self.events.close()
 

@@ -2,57 +2,56 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from shared.fields import ActivityTitle, Caption, Day, Line, Lines, Names, Note, Title
 
 
 class _Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Text fields follow the input contract (shared/fields.py): bounded, NFC, no control
+# characters, not blank where required: refused here, before any event is decided.
+
+
 class EditMetadata(_Command):
-    title: str | None = None
-    caption: str | None = None
-    activity_type: str | None = None
-    term: str | None = None
-    people: list[str] | None = None
-    organisations: list[str] | None = None
-    reset: list[str] = Field(default_factory=list)
-    note: str = ""
-
-
-# A blank title would be carried into every asset of the activity (search shows it).
-ActivityTitle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    title: Title | None = None
+    caption: Caption | None = None
+    activity_type: str | None = Field(default=None, max_length=64)
+    term: str | None = Field(default=None, max_length=64)
+    people: Names | None = None
+    organisations: Lines | None = None
+    reset: list[str] = Field(default_factory=list, max_length=10)
+    note: Note = ""
 
 
 class CreateActivity(_Command):
     title: ActivityTitle
-    activity_type: str
-    term: str | None = None
-    start_date: date
-    end_date: date | None = None
-    place: str = ""
-    organs: list[str] = Field(default_factory=list)
+    activity_type: str = Field(max_length=64)
+    term: str | None = Field(default=None, max_length=64)
+    start_date: Day
+    end_date: Day | None = None
+    place: Line = ""
+    organs: Lines = ()
 
 
 class EditActivity(_Command):
     title: ActivityTitle | None = None
-    activity_type: str | None = None
-    term: str | None = None
-    start_date: date | None = None
-    end_date: date | None = None
-    place: str | None = None
-    organs: list[str] | None = None
+    activity_type: str | None = Field(default=None, max_length=64)
+    term: str | None = Field(default=None, max_length=64)
+    start_date: Day | None = None
+    end_date: Day | None = None
+    place: Line | None = None
+    organs: Lines | None = None
 
 
 class MergeActivity(_Command):
-    into_activity_id: str
+    into_activity_id: str = Field(max_length=64)
 
 
 class AssignActivity(_Command):
-    activity_id: str | None
+    activity_id: str | None = Field(max_length=64)
 
 
 class Classify(_Command):
@@ -60,4 +59,4 @@ class Classify(_Command):
 
 
 class RequestRetag(_Command):
-    reason: str = ""
+    reason: Note = ""

@@ -28,6 +28,7 @@ from shared.events.tagging import (
     AssetRetagRequestedV1,
     PersonRegisteredV1,
 )
+from shared.fields import text_problem
 from shared.people import Person
 from shared.ports import StoredEvent
 from shared.tags import fold_tag_event
@@ -69,8 +70,15 @@ def payload_of(model: type[EventPayload], data: dict[str, Any]) -> EventPayload:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise Refused("invalid_value", f"Giá trị không hợp lệ: {problems}", f"Invalid value: {problems}") from exc
+        vi, en = [], []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e["loc"])
+            reason = text_problem(dict(e))
+            vi.append(f"{where}: {reason.message_vi if reason else e['msg']}")
+            en.append(f"{where}: {reason.message_en if reason else e['msg']}")
+        raise Refused(
+            "invalid_value", f"Giá trị không hợp lệ: {'; '.join(vi)}", f"Invalid value: {'; '.join(en)}"
+        ) from exc
 
 
 # --- assets ------------------------------------------------------------------------------

@@ -1,10 +1,7 @@
-"""Entry point: ``python -m services.ingest``."""
-
-import uvicorn
+"""Entry point: ``python -m services.ingest`` (upload API)."""
 
 from services.ingest.app import create_app
-from shared.settings import get_settings
+from shared.service import run_service
 
 if __name__ == "__main__":
-    settings = get_settings()
-    uvicorn.run(create_app(settings), host=settings.bind_host, port=settings.ingest_port, log_level="info")
+    run_service("ingest", create_app)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from services.ingest.domain import asset_view, ingested_payload, validate_metadata
 from shared.events.envelope import new_event
 from shared.eventstore import ConcurrencyConflict, EventStore
-from shared.http import Actor, UserError, app_deps
+from shared.http import Actor, UserError, app_deps, checked_id
 from shared.ids import asset_id_for_sha256
 from shared.media.probe import Limits, MediaRejected, probe_file
 from shared.objectstore import ObjectStore, content_key
@@ -29,6 +29,9 @@ class IngestDeps:
     events: EventStore
     objects: ObjectStore
     limits: Limits
+
+    async def readiness(self) -> dict[str, bool]:
+        return {"nats": await self.events.ready(), "s3": await self.objects.ready()}
 
     async def close(self) -> None:
         await self.events.close()
@@ -104,9 +107,7 @@ async def upload_asset(
 
 @router.get("/assets/{asset_id}", summary="Một tư liệu và lịch sử sự kiện / one asset and its events")
 async def get_asset(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
-    if not asset_id.isalnum():
-        raise UserError(400, "invalid_asset_id", "Mã tư liệu không hợp lệ.", "Invalid asset id.")
-    history = await d.events.history("asset", asset_id)
+    history = await d.events.history("asset", checked_id("asset", asset_id, "tư liệu", "asset"))
     if not history:
         raise UserError(404, "asset_not_found", f"Không tìm thấy tư liệu {asset_id}.", f"No asset {asset_id}.")
     return asset_view(asset_id, history)

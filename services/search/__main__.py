@@ -1,10 +1,7 @@
-"""Entry point: ``python -m services.search`` (projector + query API in one process)."""
-
-import uvicorn
+"""Entry point: ``python -m services.search`` (query API; also the projector unless MAM_SEARCH_RUN_PROJECTOR=false)."""
 
 from services.search.app import create_app
-from shared.settings import get_settings
+from shared.service import run_service
 
 if __name__ == "__main__":
-    settings = get_settings()
-    uvicorn.run(create_app(settings), host=settings.bind_host, port=settings.search_port, log_level="info")
+    run_service("search", create_app)

@@ -44,6 +44,9 @@ class SearchDeps:
     # Renditions are private objects: the UI gets short-lived presigned URLs.
     renditions: ObjectStore
 
+    async def readiness(self) -> dict[str, bool]:
+        return {"nats": await self.events.ready(), "elasticsearch": await self.index.ready()}
+
     async def close(self) -> None:
         if self.broker is not None:
             await self.broker.stop()

@@ -164,6 +164,13 @@ class AssetIndex:
 
     # --- rebuilds -----------------------------------------------------------------
 
+    async def ready(self) -> bool:
+        """Elasticsearch answers (for readiness checks)."""
+        try:
+            return bool(await self.es.ping())
+        except Exception:
+            return False
+
     async def live_indices(self) -> list[str]:
         """Concrete indices the alias points at (one, except mid-swap by hand)."""
         try:

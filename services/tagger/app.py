@@ -35,6 +35,9 @@ class TaggerDeps:
     tagger: Tagger
     broker: NatsBroker
 
+    async def readiness(self) -> dict[str, bool]:
+        return {"nats": await self.events.ready(), "s3": await self.tagger.objects.ready()}
+
     async def close(self) -> None:
         await self.broker.stop()
         await self.events.close()

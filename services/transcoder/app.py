@@ -44,6 +44,9 @@ class TranscoderDeps:
     worker: WorkerDeps
     broker: NatsBroker
 
+    async def readiness(self) -> dict[str, bool]:
+        return {"nats": await self.events.ready(), "s3": await self.worker.objects.ready()}
+
     async def close(self) -> None:
         await self.broker.stop()
         await self.events.close()

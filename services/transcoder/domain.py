@@ -41,7 +41,7 @@ def rendition_key(asset_id: str, name: RenditionName) -> str:
     Only the asset id (derived from content) and our own names go in: the
     uploader's file name never becomes part of a key or a path.
     """
-    if not asset_id.isalnum():
+    if not (asset_id.isascii() and asset_id.isalnum()):
         raise ValueError(f"invalid asset id {asset_id!r}")
     return f"{asset_id}/{PROFILE}/{FILE_NAMES[name][0]}"
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.events.models import EventPayload, payload_type_for, upcast
+from shared.fields import STORED
 from shared.ids import uuid7
 from shared.subjects import event_subject
 
@@ -53,7 +54,8 @@ class EventEnvelope(BaseModel):
     def typed_payload(self) -> EventPayload:
         """The payload as its current model, upcast from older versions."""
         version, data = upcast(self.type, self.schema_version, self.payload)
-        return payload_type_for(self.type, version).model_validate(data)
+        # Read leniently: an event stored before today's input contract is brought within it.
+        return payload_type_for(self.type, version).model_validate(data, context=STORED)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode("utf-8")

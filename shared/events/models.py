@@ -8,14 +8,13 @@ are never rewritten.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.fields import Caption, FileName, Line, Moment, Title
 from shared.taxonomy import ACTIVITY_TYPE_CODES
-from shared.text import clean_text
 
 
 class EventPayload(BaseModel):
@@ -46,20 +45,15 @@ class AssetIngestedV1(EventPayload):
     bucket: str
     object_key: str
     # Metadata only: never used to build a path.
-    original_filename: str = ""
-    title: str
-    caption: str = ""
-    recorded_at: datetime | None = None
+    original_filename: FileName = ""
+    title: Title
+    caption: Caption = ""
+    recorded_at: Moment = None
     activity_type: str
-    source_org: str = ""
+    source_org: Line = ""
     width: int | None = None
     height: int | None = None
     duration_s: float | None = None
-
-    @field_validator("title", "caption", "source_org", "original_filename")
-    @classmethod
-    def _nfc(cls, value: str) -> str:
-        return clean_text(value)
 
     @field_validator("activity_type")
     @classmethod

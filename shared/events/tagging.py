@@ -7,12 +7,12 @@ correction: readers fold both and let the manual value win (``shared.tags``).
 
 from __future__ import annotations
 
-from datetime import date
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.events.models import EventPayload, register_payload
+from shared.fields import ActivityTitle, Caption, Day, Line, Lines, Names, Note, PersonName, Title
 from shared.taxonomy import ACTIVITY_TYPE_CODES, term_by_code
 from shared.text import clean_text
 
@@ -114,7 +114,7 @@ class AssetRetagRequestedV1(EventPayload):
     EVENT_TYPE: ClassVar[str] = "asset.retag_requested"
     SCHEMA_VERSION: ClassVar[int] = 1
 
-    reason: str = ""
+    reason: Note = ""
 
 
 # Fields an archivist can set by hand; each one then wins over automatic tags.
@@ -131,14 +131,14 @@ class AssetMetadataEditedV1(EventPayload):
     EVENT_TYPE: ClassVar[str] = "asset.metadata_edited"
     SCHEMA_VERSION: ClassVar[int] = 1
 
-    title: str | None = None
-    caption: str | None = None
+    title: Title | None = None
+    caption: Caption | None = None
     activity_type: str | None = None
     term: str | None = None
-    people: tuple[str, ...] | None = None
-    organisations: tuple[str, ...] | None = None
+    people: Names | None = None
+    organisations: Lines | None = None
     reset: tuple[EditableField, ...] = ()
-    note: str = ""
+    note: Note = ""
 
     @field_validator("activity_type")
     @classmethod
@@ -149,16 +149,6 @@ class AssetMetadataEditedV1(EventPayload):
     @classmethod
     def _known_terms(cls, value: str | None) -> str | None:
         return _known_term(value)
-
-    @field_validator("title", "caption", "note")
-    @classmethod
-    def _nfc(cls, value: str | None) -> str | None:
-        return None if value is None else clean_text(value)
-
-    @field_validator("people", "organisations")
-    @classmethod
-    def _nfc_list(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return None if value is None else tuple(v for v in (clean_text(x) for x in value) if v)
 
     def changed_fields(self) -> list[str]:
         return [name for name in EDITABLE_FIELDS if getattr(self, name) is not None]
@@ -189,11 +179,6 @@ class _ActivityFieldRules(EventPayload):
     def _known_terms(cls, value: str | None) -> str | None:
         return _known_term(value)
 
-    @field_validator("title", "place", check_fields=False)
-    @classmethod
-    def _nfc(cls, value: str | None) -> str | None:
-        return None if value is None else clean_text(value)
-
 
 class ActivityCreatedV1(_ActivityFieldRules):
     """A named occurrence: "Kỳ họp thứ 7 HĐND tỉnh khóa XI", a supervision visit…"""
@@ -201,13 +186,13 @@ class ActivityCreatedV1(_ActivityFieldRules):
     EVENT_TYPE: ClassVar[str] = "activity.created"
     SCHEMA_VERSION: ClassVar[int] = 1
 
-    title: str = Field(min_length=1)
+    title: ActivityTitle
     activity_type: str
     term: str | None = None
-    start_date: date
-    end_date: date | None = None
-    place: str = ""
-    organs: tuple[str, ...] = ()
+    start_date: Day
+    end_date: Day | None = None
+    place: Line = ""
+    organs: Lines = ()
 
 
 class ActivityEditedV1(_ActivityFieldRules):
@@ -216,13 +201,13 @@ class ActivityEditedV1(_ActivityFieldRules):
     EVENT_TYPE: ClassVar[str] = "activity.edited"
     SCHEMA_VERSION: ClassVar[int] = 1
 
-    title: str | None = None
+    title: ActivityTitle | None = None
     activity_type: str | None = None
     term: str | None = None
-    start_date: date | None = None
-    end_date: date | None = None
-    place: str | None = None
-    organs: tuple[str, ...] | None = None
+    start_date: Day | None = None
+    end_date: Day | None = None
+    place: Line | None = None
+    organs: Lines | None = None
 
 
 class ActivityMergedV1(EventPayload):
@@ -240,15 +225,10 @@ class PersonRegisteredV1(EventPayload):
     EVENT_TYPE: ClassVar[str] = "person.registered"
     SCHEMA_VERSION: ClassVar[int] = 1
 
-    name: str = Field(min_length=1)
-    role: str = ""
-    organ: str = ""
+    name: PersonName
+    role: Line = ""
+    organ: Line = ""
     term: str | None = None
-
-    @field_validator("name", "role", "organ")
-    @classmethod
-    def _nfc(cls, value: str) -> str:
-        return clean_text(value)
 
 
 for _model in (

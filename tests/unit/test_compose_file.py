@@ -16,6 +16,16 @@ def _compose() -> dict:  # type: ignore[type-arg]
     return yaml.safe_load(COMPOSE.read_text())  # type: ignore[no-any-return]
 
 
+def _service_containers() -> dict[str, tuple[str, dict]]:  # type: ignore[type-arg]
+    """Container name -> (the service it runs, its spec), for every ``python -m services.<name>``."""
+    out = {}
+    for container, spec in _compose()["services"].items():
+        command = spec.get("command", [])
+        if command[:2] == ["python", "-m"] and command[2].startswith("services."):
+            out[container] = (command[2].removeprefix("services."), spec)
+    return out
+
+
 def test_every_launcher_service_is_in_the_compose_file_with_its_entry_module() -> None:
     services = _compose()["services"]
     for name in SERVICES:
@@ -49,3 +59,24 @@ def test_search_queries_and_projection_run_in_separate_containers() -> None:
     projector = services["search-projector"]
     assert projector["command"] == ["python", "-m", "services.search"]
     assert projector["environment"]["MAM_SEARCH_RUN_PROJECTOR"] == "true"
+
+
+def test_each_service_container_listens_on_every_interface_at_its_port_setting_and_checks_health_there() -> None:
+    containers = _service_containers()
+    assert set(SERVICES) <= {service for service, _ in containers.values()}
+    for container, (service, spec) in containers.items():
+        env = spec["environment"]
+        assert env["MAM_BIND_HOST"] == "0.0.0.0", container
+        port = env[f"MAM_{service.upper()}_PORT"]
+        assert f"http://127.0.0.1:{port}/readyz" in " ".join(spec["healthcheck"]["test"]), container
+
+
+def test_each_service_publishes_its_port_on_the_same_host_port_once() -> None:
+    published: list[str] = []
+    for container, (service, spec) in _service_containers().items():
+        if container != service:
+            continue  # a second process of a service (search-projector) is reached through the first
+        port = spec["environment"][f"MAM_{service.upper()}_PORT"]
+        assert spec.get("ports") == [f"{port}:{port}"], container
+        published.append(port)
+    assert len(published) == len(set(published))

@@ -1,0 +1,115 @@
+"""Every error a service answers is the bilingual JSON shape, the framework's own
+included, and nothing unexpected ever reaches the client as a plain-text 500."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from shared.http import Actor, service_app
+from tests.conftest import test_settings as stack_settings
+
+
+class _Deps:
+    def __init__(self) -> None:
+        self.nats_up = True
+
+    async def readiness(self) -> dict[str, bool]:
+        return {"nats": self.nats_up, "s3": True}
+
+    async def close(self) -> None:
+        return None
+
+
+class _Body(BaseModel):
+    title: str
+
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/things")
+async def make_thing(body: _Body, actor: Actor) -> dict[str, Any]:
+    return {"title": body.title, "by": actor}
+
+
+@router.get("/boom")
+async def boom(actor: Actor) -> dict[str, Any]:
+    raise RuntimeError("secret internals: /var/lib/mam/token=abc")
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    async def build(_: Any) -> _Deps:
+        return _Deps()
+
+    app = service_app("test", stack_settings(), build, [router])
+    with TestClient(app, raise_server_exceptions=False) as c:
+        c.headers["Authorization"] = "Bearer test-token-luu-tru"
+        yield c
+
+
+def _error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"] and error["message_en"]
+    assert error["message"] != error["message_en"]  # Vietnamese first, English second
+    return dict(error)
+
+
+def test_an_unknown_route_is_a_bilingual_404(client: TestClient) -> None:
+    _error(client.get("/v1/nothing-here"), 404, "not_found")
+
+
+def test_a_wrong_method_is_a_bilingual_405_that_still_says_what_is_allowed(client: TestClient) -> None:
+    response = client.delete("/v1/things")
+    _error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["allow"]
+
+
+def test_deeply_nested_json_is_a_client_error_not_a_crash(client: TestClient) -> None:
+    body = "[" * 100_000 + "]" * 100_000
+    response = client.post("/v1/things", content=body, headers={"Content-Type": "application/json"})
+    assert 400 <= response.status_code < 500 and response.json()["error"]["message"]
+
+
+def test_json_that_is_not_utf8_is_a_client_error(client: TestClient) -> None:
+    response = client.post("/v1/things", content=b'{"title": "\xff\xfe"}', headers={"Content-Type": "application/json"})
+    assert 400 <= response.status_code < 500 and response.json()["error"]["message"]
+
+
+def test_a_missing_field_is_a_bilingual_422_naming_the_field(client: TestClient) -> None:
+    error = _error(client.post("/v1/things", json={}), 422, "invalid_request")
+    assert error["problems"][0]["field"] == "title"
+
+
+def test_an_unexpected_failure_is_a_json_500_with_a_correlation_id_and_no_internals(client: TestClient) -> None:
+    response = client.get("/v1/boom")
+    error = _error(response, 500, "internal_error")
+    assert (
+        error["correlation_id"] in error["message"] and response.headers["x-correlation-id"] == error["correlation_id"]
+    )
+    assert "secret" not in response.text and "Traceback" not in response.text
+
+
+def test_a_callers_correlation_id_is_kept(client: TestClient) -> None:
+    response = client.get("/v1/boom", headers={"X-Correlation-Id": "req-0123456789"})
+    assert response.json()["error"]["correlation_id"] == "req-0123456789"
+
+
+def test_readiness_reports_each_server_and_a_missing_one_is_a_bilingual_503(client: TestClient) -> None:
+    assert client.get("/readyz").json() == {"status": "ready", "checks": {"nats": True, "s3": True}}
+    deps = client.app.state.deps  # type: ignore[attr-defined]
+    deps.nats_up = False
+    try:
+        error = _error(client.get("/readyz"), 503, "not_ready")
+    finally:
+        deps.nats_up = True
+    assert error["checks"] == {"nats": False, "s3": True} and "nats" in error["message"]
+    assert client.get("/healthz").json() == {"status": "ok"}  # alive all the same: connections heal

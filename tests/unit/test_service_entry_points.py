@@ -1,0 +1,140 @@
+"""``python -m services.<name>`` for every service the launcher knows: one way to
+start (shared.service.run_service), honouring MAM_BIND_HOST and MAM_<NAME>_PORT,
+and refusing the public demo values when listening beyond loopback.
+
+uvicorn.run is replaced by a recorder: creating an app must not connect to any
+server (adapters are built in the lifespan), so nothing here needs one.
+"""
+
+from __future__ import annotations
+
+import runpy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from deploy.local.stack import SERVICES
+from shared.service import run_service
+from shared.settings import Settings, get_settings, is_loopback, unsafe_defaults
+
+OWN_TOKENS = "k7Qw-own-token-1:phong-vien,Zp3x-own-token-2:luu-tru"
+OWN_SECRET = "an-operator-chosen-secret"
+PORT = 23999
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+    """The process environment as the service reads it, without the developer's MAM_* variables."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"MAM_{name.upper()}", raising=False)
+    monkeypatch.setenv("MAM_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The arguments of every uvicorn.run call (none: the service did not start)."""
+    calls: list[dict[str, Any]] = []
+
+    def record(app: Any, **kwargs: Any) -> None:
+        calls.append({"app": app, **kwargs})
+
+    monkeypatch.setattr(uvicorn, "run", record)
+    return calls
+
+
+def _bare_app(settings: Settings) -> FastAPI:
+    return FastAPI()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_entry_module_listens_on_the_configured_host_and_port(
+    name: str, env: pytest.MonkeyPatch, served: list[dict[str, Any]]
+) -> None:
+    env.setenv("MAM_BIND_HOST", "0.0.0.0")
+    env.setenv(f"MAM_{name.upper()}_PORT", str(PORT))
+    env.setenv("MAM_API_TOKENS", OWN_TOKENS)
+    env.setenv("MAM_S3_SECRET_KEY", OWN_SECRET)
+
+    runpy.run_module(f"services.{name}", run_name="__main__")
+
+    assert len(served) == 1
+    assert isinstance(served[0]["app"], FastAPI)
+    assert (served[0]["host"], served[0]["port"], served[0]["log_level"]) == ("0.0.0.0", PORT, "info")
+
+
+def test_on_loopback_a_service_starts_with_the_demo_defaults(
+    env: pytest.MonkeyPatch, served: list[dict[str, Any]]
+) -> None:
+    run_service("ingest", _bare_app)
+
+    assert [(c["host"], c["port"]) for c in served] == [("127.0.0.1", Settings().ingest_port)]
+
+
+def test_beyond_loopback_a_service_refuses_the_demo_tokens_naming_the_variable_in_both_languages(
+    env: pytest.MonkeyPatch, served: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("MAM_BIND_HOST", "0.0.0.0")
+    env.setenv("MAM_S3_SECRET_KEY", OWN_SECRET)
+
+    with pytest.raises(SystemExit) as exit_:
+        run_service("search", _bare_app)
+
+    assert exit_.value.code == 2
+    assert served == []
+    message = capsys.readouterr().err
+    assert "Từ chối khởi động" in message and "Refusing to start" in message
+    assert message.index("Từ chối khởi động") < message.index("Refusing to start")
+    assert "MAM_API_TOKENS" in message
+    assert "MAM_S3_SECRET_KEY" not in message
+    assert "demo-token" not in message  # tokens are named by actor, never printed
+
+
+def test_beyond_loopback_a_service_refuses_the_demo_s3_secret(
+    env: pytest.MonkeyPatch, served: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("MAM_BIND_HOST", "0.0.0.0")
+    env.setenv("MAM_API_TOKENS", OWN_TOKENS)
+
+    with pytest.raises(SystemExit) as exit_:
+        run_service("tagger", _bare_app)
+
+    assert exit_.value.code == 2
+    assert served == []
+    message = capsys.readouterr().err
+    assert "MAM_S3_SECRET_KEY" in message
+    assert "MAM_API_TOKENS" not in message
+
+
+def test_beyond_loopback_a_service_starts_once_tokens_and_s3_secret_are_set(
+    env: pytest.MonkeyPatch, served: list[dict[str, Any]]
+) -> None:
+    env.setenv("MAM_BIND_HOST", "0.0.0.0")
+    env.setenv("MAM_API_TOKENS", OWN_TOKENS)
+    env.setenv("MAM_S3_SECRET_KEY", OWN_SECRET)
+
+    run_service("transcoder", _bare_app)
+
+    assert [(c["host"], c["port"]) for c in served] == [("0.0.0.0", Settings().transcoder_port)]
+
+
+def test_a_single_shipped_or_test_shaped_token_among_own_ones_is_refused() -> None:
+    for leaked in ("demo-token-luu-tru:someone", "test-token-phong-vien:phong-vien", "demo-anything:x"):
+        settings = Settings(bind_host="10.0.0.5", api_tokens=f"{OWN_TOKENS},{leaked}", s3_secret_key=OWN_SECRET)
+        assert [p.variable for p in unsafe_defaults(settings)] == ["MAM_API_TOKENS"], leaked
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "127.255.0.1", "::1", "[::1]", "localhost", "LOCALHOST"])
+def test_loopback_hosts_are_recognised(host: str) -> None:
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "192.168.1.2", "mam.example.vn", ""])
+def test_other_hosts_are_not_loopback(host: str) -> None:
+    assert not is_loopback(host)
