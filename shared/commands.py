@@ -10,7 +10,8 @@ conflict is reported as 409 with a bilingual message.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,30 +54,40 @@ async def run_command(
     events: EventLog,
     aggregate: str,
     aggregate_id: str,
-    decide: Callable[[list[StoredEvent]], Decision],
+    decide: Callable[[list[StoredEvent]], Decision | Awaitable[Decision]],
     *,
     actor: str,
     causation: EventEnvelope | None = None,
+    guard: str | None = None,
+    attempts: int = 2,
 ) -> CommandResult:
     """Load ``aggregate_id``'s history, decide, append with its expected sequence.
 
     ``decide`` gets the history (fold it into the state it needs) and returns
-    the payloads to append, or raises :class:`Refused`. One retry on a
-    concurrent change, then 409.
+    the payloads to append, or raises :class:`Refused`. A decision that also
+    reads other aggregates (a merge reads its target; an assignment, the
+    activity) loads them inside ``decide`` and names a ``guard``: a subject
+    filter covering all of them, whose last sequence is read *before* anything
+    is loaded and checked by the server on append — any change under the guard
+    meanwhile is a conflict. A conflict re-runs load → decide → append
+    (``attempts`` in all), then answers 409.
     """
-    for attempt in (1, 2):
+    for attempt in range(1, attempts + 1):
+        guarded = await events.last_sequence(guard) if guard else None
         history = await events.history(aggregate, aggregate_id)
-        payloads = decide(history)
-        expected = history[-1].sequence if history else 0
+        decided = decide(history)
+        payloads = await decided if inspect.isawaitable(decided) else decided
+        expected = guarded if guarded is not None else (history[-1].sequence if history else 0)
         appended: list[EventEnvelope] = []
         try:
             for payload in payloads:
                 event = new_event(payload, aggregate_id=aggregate_id, actor=actor, causation=causation)
-                expected = (await events.append(event, expected_last_sequence=expected)).sequence
+                expected = (await events.append(event, expected_last_sequence=expected, guard=guard)).sequence
                 appended.append(event)
         except ConcurrencyConflict as exc:
-            if appended or attempt == 2:  # a partly applied decision is not re-decided blindly
+            if appended or attempt == attempts:  # a partly applied decision is not re-decided blindly
                 raise conflict() from exc
             continue
-        return CommandResult(history, appended, expected)
+        last = history[-1].sequence if history else 0
+        return CommandResult(history, appended, (appended and expected) or last)
     raise AssertionError("unreachable")

@@ -119,15 +119,19 @@ class EventStore:
             return
         await (await self._jetstream()).update_stream(config)
 
-    async def append(self, event: EventEnvelope, expected_last_sequence: int | None = None) -> AppendResult:
+    async def append(
+        self, event: EventEnvelope, expected_last_sequence: int | None = None, *, guard: str | None = None
+    ) -> AppendResult:
         """Append one event.
 
         ``expected_last_sequence`` is the stream sequence of the aggregate's
-        latest event as the caller saw it (0 = the aggregate must not exist yet).
-        A mismatch raises :class:`ConcurrencyConflict`.
+        latest event as the caller saw it (0 = the aggregate must not exist yet),
+        or, with ``guard``, of the latest event matching that subject filter
+        (a command whose decision read several aggregates). A mismatch raises
+        :class:`ConcurrencyConflict`.
         """
         headers = {_HDR_MSG_ID: event.event_id}
-        agg_filter = aggregate_filter(event.aggregate, event.aggregate_id)
+        agg_filter = guard or aggregate_filter(event.aggregate, event.aggregate_id)
         if expected_last_sequence is not None:
             headers[_HDR_EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last_sequence)
             headers[_HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT] = agg_filter
@@ -196,6 +200,12 @@ class EventStore:
         """One aggregate's events, oldest first (empty if it does not exist)."""
         return [event async for event in self.read_subjects(aggregate_filter(aggregate, aggregate_id))]
 
-    async def last_sequence(self) -> int:
-        info = await (await self._jetstream()).stream_info(self.stream)
-        return int(info.state.last_seq)
+    async def last_sequence(self, subject_filter: str | None = None) -> int:
+        """The stream's last sequence, or that of the latest event matching ``subject_filter`` (0: none)."""
+        js = await self._jetstream()
+        if subject_filter is None:
+            return int((await js.stream_info(self.stream)).state.last_seq)
+        try:
+            return int((await js.get_last_msg(self.stream, subject_filter)).seq or 0)
+        except NotFoundError:
+            return 0

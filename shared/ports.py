@@ -47,9 +47,12 @@ class StoredEvent:
 class EventLog(Protocol):
     """Append-only log of domain events, ordered by stream sequence."""
 
-    async def append(self, event: EventEnvelope, expected_last_sequence: int | None = None) -> AppendResult:
+    async def append(
+        self, event: EventEnvelope, expected_last_sequence: int | None = None, *, guard: str | None = None
+    ) -> AppendResult:
         """Append one event; ``expected_last_sequence`` (0 = must not exist yet) guards the
-        aggregate against concurrent writers (:class:`ConcurrencyConflict`)."""
+        aggregate — or every subject ``guard`` matches — against concurrent writers
+        (:class:`ConcurrencyConflict`)."""
         ...
 
     async def history(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
@@ -62,7 +65,9 @@ class EventLog(Protocol):
         """Every event matching a subject filter from ``start_sequence`` on, in stream order."""
         ...
 
-    async def last_sequence(self) -> int: ...
+    async def last_sequence(self, subject_filter: str | None = None) -> int:
+        """The stream's last sequence, or the latest one matching ``subject_filter`` (0: none)."""
+        ...
 
     async def ready(self) -> bool:
         """The log answers now (readiness checks)."""

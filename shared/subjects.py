@@ -60,3 +60,14 @@ def parse_subject(subject: str) -> tuple[str, str, str]:
     if len(parts) != 4 or parts[0] != ROOT or parts[1] not in AGGREGATES:
         raise SubjectError(f"not an event subject: {subject!r}")
     return parts[1], parts[2], parts[3]
+
+
+def subject_matches(subject_filter: str, subject: str) -> bool:
+    """Whether ``subject`` matches a NATS filter (``*`` one token, ``>`` one or more at the end)."""
+    want, got = subject_filter.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(got) > i
+        if i >= len(got) or (token != "*" and token != got[i]):
+            return False
+    return len(got) == len(want)

@@ -10,7 +10,6 @@ servers is tested in tests/integration and tests/e2e, never with these.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,7 @@ from shared.ports import (
     SearchIndex,
     StoredEvent,
 )
-from shared.subjects import aggregate_filter
-
-
-def _subject_pattern(subject_filter: str) -> re.Pattern[str]:
-    """A NATS subject filter (``*`` one token, ``>`` the rest) as a regular expression."""
-    parts = [("[^.]+" if t == "*" else ".+" if t == ">" else re.escape(t)) for t in subject_filter.split(".")]
-    return re.compile(r"\.".join(parts) + "$")
+from shared.subjects import aggregate_filter, subject_matches
 
 
 class InMemoryEventLog:
@@ -48,15 +41,16 @@ class InMemoryEventLog:
         for event in events:
             self.stored.append(StoredEvent(len(self.stored) + 1, event.subject, event))
 
-    async def append(self, event: EventEnvelope, expected_last_sequence: int | None = None) -> AppendResult:
+    async def append(
+        self, event: EventEnvelope, expected_last_sequence: int | None = None, *, guard: str | None = None
+    ) -> AppendResult:
         for stored in self.stored:
             if stored.envelope.event_id == event.event_id:
                 return AppendResult(stored.sequence, duplicate=True)
         if expected_last_sequence is not None:
-            history = self._aggregate(event.aggregate, event.aggregate_id)
-            last = history[-1].sequence if history else 0
+            agg = guard or aggregate_filter(event.aggregate, event.aggregate_id)
+            last = self._last(agg)
             if last != expected_last_sequence:
-                agg = aggregate_filter(event.aggregate, event.aggregate_id)
                 raise ConcurrencyConflict(agg, expected_last_sequence, f"last sequence is {last}")
         self.stored.append(StoredEvent(len(self.stored) + 1, event.subject, event))
         return AppendResult(len(self.stored), duplicate=False)
@@ -65,19 +59,21 @@ class InMemoryEventLog:
         return self._aggregate(aggregate, aggregate_id)
 
     def _aggregate(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
-        pattern = _subject_pattern(aggregate_filter(aggregate, aggregate_id))
-        return [s for s in self.stored if pattern.match(s.subject)]
+        agg = aggregate_filter(aggregate, aggregate_id)
+        return [s for s in self.stored if subject_matches(agg, s.subject)]
 
     async def read_subjects(
         self, subject_filter: str, batch: int = 256, start_sequence: int = 1
     ) -> AsyncIterator[StoredEvent]:
-        pattern = _subject_pattern(subject_filter)
         for stored in list(self.stored):
-            if stored.sequence >= start_sequence and pattern.match(stored.subject):
+            if stored.sequence >= start_sequence and subject_matches(subject_filter, stored.subject):
                 yield stored
 
-    async def last_sequence(self) -> int:
-        return len(self.stored)
+    async def last_sequence(self, subject_filter: str | None = None) -> int:
+        return self._last(subject_filter) if subject_filter else len(self.stored)
+
+    def _last(self, subject_filter: str) -> int:
+        return max((s.sequence for s in self.stored if subject_matches(subject_filter, s.subject)), default=0)
 
     async def ready(self) -> bool:
         return not self.closed
