@@ -165,7 +165,7 @@ async def test_a_recording_date_outside_the_calendar_leaves_the_asset_undated_an
     # A date without a time zone is a local date, as ingest reads bare dates.
     assert naive["recorded_at"] == "2023-06-20T08:00:00+07:00" and naive["year"] == 2023
     probed = docs[histories["probed"][0].aggregate_id][0]
-    assert probed["recorded_at"] is None and probed["height"] is None and probed["duration_s"] is None
+    assert probed.get("recorded_at") is None and probed["height"] is None and probed["duration_s"] is None
     assert probed["camera"] == HUGE_NAME  # kept as given, only not indexed
 
 
