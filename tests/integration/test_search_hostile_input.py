@@ -242,3 +242,45 @@ async def test_a_batch_larger_than_one_elasticsearch_request_may_carry_is_writte
     outcome = await AssetProjector(index, None, attempts=1, backoff_s=0.01).apply_batch(items)
     assert not outcome.retry and not outcome.failed
     assert outcome.done == {d.sequence for d in items}
+
+
+def _without_limits(props: dict[str, Any]) -> dict[str, Any]:
+    """The asset mapping as indices created before the keyword limits hold it."""
+    out = {}
+    for name, spec in props.items():
+        if name == "recorded_at_given":
+            continue
+        spec = {k: v for k, v in spec.items() if k != "ignore_above" or name == "tagging_error"}
+        if "properties" in spec:
+            spec["properties"] = _without_limits(spec["properties"])
+        out[name] = spec
+    return out
+
+
+async def test_a_live_index_created_before_the_limits_takes_them_in_place_when_the_service_starts(
+    es: AsyncElasticsearch,
+    quiet_event_store: EventStore,
+) -> None:
+    prefix = f"mamtest-inplace-{uuid.uuid4().hex[:8]}"
+    index = AssetIndex(es, prefix)
+    old_mappings = {**ASSET_MAPPINGS, "properties": _without_limits(ASSET_MAPPINGS["properties"])}
+    await es.indices.create(
+        index=index.first_index,
+        settings=INDEX_SETTINGS,
+        mappings=old_mappings,
+        aliases={index.alias: {"is_write_index": True}},
+    )
+    try:
+        await index.ensure()  # what every search process does when it starts: no rebuild needed
+        word = "tạichỗ" + uuid.uuid4().hex[:8]
+        histories = hostile_histories(word, uuid.uuid4().hex[:8])
+        events = [*histories["tagged"], *histories["year_one"], *histories["probed"]]
+        outcome = await AssetProjector(index, quiet_event_store, backoff_s=0.01).apply_batch(
+            await _append_all(quiet_event_store, events)
+        )
+        assert not outcome.failed and not outcome.retry
+        [live] = await index.live_indices()
+        mapping = (await es.indices.get_mapping(index=live))[live]["mappings"]["properties"]
+        assert mapping["people"]["ignore_above"] == mapping["camera"]["ignore_above"] == 1024
+    finally:
+        await index.delete_indices([index.first_index, index.failures_index])
