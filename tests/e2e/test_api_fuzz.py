@@ -14,7 +14,7 @@ import os
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -28,48 +28,41 @@ CHECKS = [not_a_server_error, response_schema_conformance]
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-def _schema(url: str) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_url(f"{url}/openapi.json")
+def fuzz(url: str, *, skip: frozenset[str] = frozenset()) -> list[str]:
+    """Every operation of the service at ``url``, ``EXAMPLES`` generated cases each.
+
+    Drives schemathesis's Hypothesis strategies directly: its pytest plugin does
+    not support this pytest version. Returns the operations exercised.
+    """
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    seen = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.path in skip:
+            continue
+
+        @FUZZ
+        @given(case=operation.as_strategy())
+        def call(case: schemathesis.Case) -> None:
+            case.call_and_validate(headers=ARCHIVIST, checks=CHECKS)
+
+        call()
+        seen.append(f"{operation.method.upper()} {operation.path}")
+    return seen
 
 
-@pytest.fixture(scope="module")
-def ingest_schema(services: Settings) -> schemathesis.BaseSchema:
-    return _schema(services.ingest_url)
+def test_the_ingest_api_answers_anything_without_a_server_error(services: Settings) -> None:
+    assert "POST /v1/assets" in fuzz(services.ingest_url)
 
 
-@pytest.fixture(scope="module")
-def search_schema(services: Settings) -> schemathesis.BaseSchema:
-    return _schema(services.search_url)
+def test_the_search_api_answers_anything_without_a_server_error(services: Settings) -> None:
+    assert "GET /v1/search" in fuzz(services.search_url)
 
 
-@pytest.fixture(scope="module")
-def catalogue_schema(services: Settings) -> schemathesis.BaseSchema:
+def test_the_catalogue_api_answers_anything_without_a_server_error(services: Settings) -> None:
     # Re-tagging the whole archive is a real, heavy request: fuzzing it would only
     # keep the tagger busy for the rest of the run.
-    return _schema(services.catalogue_url).exclude(path="/v1/retag")
-
-
-ingest_api = schemathesis.pytest.from_fixture("ingest_schema")
-search_api = schemathesis.pytest.from_fixture("search_schema")
-catalogue_api = schemathesis.pytest.from_fixture("catalogue_schema")
-
-
-@ingest_api.parametrize()
-@FUZZ
-def test_the_ingest_api_answers_anything_without_a_server_error(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers=ARCHIVIST, checks=CHECKS)
-
-
-@search_api.parametrize()
-@FUZZ
-def test_the_search_api_answers_anything_without_a_server_error(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers=ARCHIVIST, checks=CHECKS)
-
-
-@catalogue_api.parametrize()
-@FUZZ
-def test_the_catalogue_api_answers_anything_without_a_server_error(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers=ARCHIVIST, checks=CHECKS)
+    assert "PATCH /v1/assets/{asset_id}/metadata" in fuzz(services.catalogue_url, skip=frozenset({"/v1/retag"}))
 
 
 def test_after_the_fuzzing_the_projection_is_healthy_and_every_service_is_ready(
