@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Beyond loopback a service refuses to start with the demo tokens or S3 secret
     # (``unsafe_defaults`` below).
     bind_host: str = "127.0.0.1"
+    # /docs and /openapi.json need no token (they describe the API, they hold no data);
+    # unset = served on loopback only, so a deployment does not advertise its API.
+    api_docs: bool | None = None
     ingest_port: int = 18401
     search_port: int = 18402
     tagger_port: int = 18404
@@ -163,6 +166,10 @@ class Settings(BaseSettings):
     @property
     def catalogue_url(self) -> str:
         return f"http://127.0.0.1:{self.catalogue_port}"
+
+    @property
+    def serves_api_docs(self) -> bool:
+        return self.api_docs if self.api_docs is not None else is_loopback(self.bind_host)
 
     def token_actors(self) -> dict[str, str]:
         """Parse ``api_tokens`` into token → actor name."""
