@@ -224,7 +224,8 @@ async def test_an_api_only_replica_answers_while_the_projector_runs_in_another_p
     http: httpx.Client,
     event_store: EventStore,
 ) -> None:
-    api_only = services.model_copy(update={"search_port": services.search_port + 100, "search_run_projector": False})
+    # +50: +100 is the search port of the suite at the next offset (MAM_TEST_PORT_OFFSET).
+    api_only = services.model_copy(update={"search_port": services.search_port + 50, "search_run_projector": False})
     spec = dataclasses.replace(LocalStack(api_only).service_spec("search"), name="search-api-only")
     spec.log_file.unlink(missing_ok=True)
     start(spec)
