@@ -191,6 +191,7 @@ def _parse_tokens(text: str) -> dict[str, str]:
 _DEMO_TOKENS = frozenset(_parse_tokens(Settings.model_fields["api_tokens"].default.get_secret_value()))
 _DEMO_TOKEN_PREFIXES = ("demo-", "test-")
 _DEMO_S3_SECRET = Settings.model_fields["s3_secret_key"].default.get_secret_value()
+_DEMO_CURSOR_KEY = Settings.model_fields["search_cursor_key"].default.get_secret_value()
 
 
 def is_loopback(host: str) -> bool:
@@ -241,6 +242,14 @@ def unsafe_defaults(settings: Settings) -> list[UnsafeSetting]:
                 "MAM_S3_SECRET_KEY",
                 "vẫn là khóa mẫu công khai; hãy đặt khóa bí mật riêng của máy chủ S3",
                 "is still the public demo secret; set the S3 server's own secret key",
+            )
+        )
+    if settings.search_cursor_key.get_secret_value() == _DEMO_CURSOR_KEY:
+        problems.append(
+            UnsafeSetting(
+                "MAM_SEARCH_CURSOR_KEY",
+                "vẫn là khóa mẫu công khai (ai cũng ký được con trỏ phân trang); hãy đặt khóa ngẫu nhiên riêng",
+                "is still the public demo key (anyone could sign page cursors); set your own random key",
             )
         )
     return problems
