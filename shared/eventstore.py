@@ -58,10 +58,15 @@ class EventStore:
         self._closed_by_us = False
 
     @classmethod
-    async def connect(cls, url: str, stream: str, dedup_window_s: float = 3600.0) -> EventStore:
+    async def connect(
+        cls, url: str, stream: str, dedup_window_s: float = 3600.0, *, configure: bool = True
+    ) -> EventStore:
+        """Connect; with ``configure`` (services) also create the stream or bring it to this
+        config. A tool that only reads (the index rebuild) leaves the stream as it is."""
         store = cls(await _connect(url), stream, dedup_window_s)
         store._url = url
-        await store.ensure_stream()
+        if configure:
+            await store.ensure_stream()
         return store
 
     @classmethod
