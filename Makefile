@@ -5,7 +5,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install run stop status demo test test-unit bench lint typecheck docs compose-config clean
+.PHONY: install run stop status demo test test-unit test-fuzz bench lint typecheck docs compose-config clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: install         ## the whole suite against real servers (what CI runs)
 test-unit: install    ## logic only, no servers
 	$(BIN)/pytest tests/unit
 
+test-fuzz: install    ## every service's API fuzzed from its OpenAPI, long run
+	MAM_FUZZ_EXAMPLES=200 $(BIN)/pytest tests/e2e/test_api_fuzz.py
+
 bench: install        ## benchmarks; writes tests/bench/results.json
 	$(BIN)/python -m tests.bench
 
@@ -47,7 +50,7 @@ docs: install         ## regenerate the event catalogue in docs/architecture.md 
 	$(BIN)/mam docs
 
 compose-config:       ## validate docker-compose.yml (needs the docker client)
-	MAM_S3_SECRET_KEY=x MAM_API_TOKENS=x:y docker compose config -q
+	MAM_S3_SECRET_KEY=x MAM_API_TOKENS=x:y MAM_NATS_PASSWORD=x MAM_ES_PASSWORD=x MAM_SEARCH_CURSOR_KEY=x docker compose config -q
 
 clean: stop
 	rm -rf .mam

@@ -70,7 +70,9 @@ def cmd_run(stack: LocalStack, settings: Settings) -> None:
             "\nKho tư liệu HĐND đang chạy / the archive is running:\n"
             f"  Tìm kiếm / search:  {settings.search_url}/v1/search?q=tiep+xuc+cu+tri\n"
             f"  Tải lên / upload:   {settings.ingest_url}/v1/assets  (POST, multipart)\n"
-            f"  API docs:           {settings.search_url}/docs  ·  {settings.ingest_url}/docs\n"
+            f"  Biên mục / catalogue: {settings.catalogue_url}/v1/activities  ·  /v1/assets/<id>/tags\n"
+            f"  API docs:           {settings.search_url}/docs  ·  {settings.ingest_url}/docs"
+            f"  ·  {settings.catalogue_url}/docs\n"
             f"  Token:              Authorization: Bearer {token}\n"
             f"  e.g. curl -H 'Authorization: Bearer {token}' '{settings.search_url}/v1/search?q=ky+hop'\n"
             "Ctrl-C (hoặc `make stop`) để dừng / to stop.",

@@ -10,6 +10,7 @@ see current state, an expected last sequence for the aggregate's subjects
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
@@ -28,6 +29,7 @@ __all__ = ["AppendResult", "ConcurrencyConflict", "EventStore", "StoredEvent"]
 
 log = logging.getLogger("mam.eventstore")
 _READY_TIMEOUT_S = 2.0
+_READER_IDLE_S = 10.0
 
 
 async def _connect(url: str) -> NatsClient:
@@ -56,10 +58,15 @@ class EventStore:
         self._closed_by_us = False
 
     @classmethod
-    async def connect(cls, url: str, stream: str, dedup_window_s: float = 3600.0) -> EventStore:
+    async def connect(
+        cls, url: str, stream: str, dedup_window_s: float = 3600.0, *, configure: bool = True
+    ) -> EventStore:
+        """Connect; with ``configure`` (services) also create the stream or bring it to this
+        config. A tool that only reads (the index rebuild) leaves the stream as it is."""
         store = cls(await _connect(url), stream, dedup_window_s)
         store._url = url
-        await store.ensure_stream()
+        if configure:
+            await store.ensure_stream()
         return store
 
     @classmethod
@@ -158,21 +165,26 @@ class EventStore:
         most ``batch`` (one server round trip each: bulk readers such as the index
         rebuild use large batches).
 
-        Uses an ephemeral, unacknowledged, in-memory pull consumer that the server
-        removes soon after the read ends.
+        Uses an ephemeral, unacknowledged, in-memory pull consumer, deleted when
+        the read ends: the server allows a stream a bounded number of consumers
+        (1000 by default since NATS 2.15), and a busy service reads histories far
+        faster than an idle ephemeral consumer would expire.
         """
         config = api.ConsumerConfig(
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=max(1, start_sequence),
             ack_policy=api.AckPolicy.NONE,
-            inactive_threshold=30.0,
+            inactive_threshold=_READER_IDLE_S,  # a backstop: a crashed reader's consumer goes soon
             mem_storage=True,
             filter_subject=subject_filter,
         )
         js = await self._jetstream()
         sub = await js.pull_subscribe(subject_filter, durable=None, stream=self.stream, config=config)
+        name = ""
         try:
-            remaining = (await sub.consumer_info()).num_pending or 0
+            info = await sub.consumer_info()
+            name = info.name
+            remaining = info.num_pending or 0
             while remaining > 0:
                 msgs = await sub.fetch(min(batch, remaining), timeout=10.0)
                 remaining -= len(msgs)
@@ -186,6 +198,9 @@ class EventStore:
                 ]
         finally:
             await sub.unsubscribe()
+            if name:
+                with contextlib.suppress(NotFoundError):
+                    await js.delete_consumer(self.stream, name)
 
     async def read_subjects(
         self, subject_filter: str, batch: int = 256, start_sequence: int = 1

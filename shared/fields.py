@@ -25,6 +25,8 @@ STORED = {"stored": True}  # validation context of events read back from the log
 
 EARLIEST = date(1945, 1, 1)
 LATEST = date(2100, 12, 31)
+# What a stored date may be and still be read as one (the search index dates 1800–2200).
+_SANE_STORED = (date(1800, 1, 1), date(2200, 12, 31))
 
 
 def _stored(info: ValidationInfo) -> bool:
@@ -62,8 +64,13 @@ def _date(value: date, info: ValidationInfo) -> date:
 
 def _moment(value: datetime | None, info: ValidationInfo) -> datetime | None:
     """local date between 1945-01-01 and 2100-12-31"""
-    if value is not None and not _stored(info):
-        _in_range(value.date())
+    if value is None:
+        return None
+    if _stored(info):
+        # An impossible date stored before the contract reads as "date unknown": folds
+        # turn it into a local date and a term, which year 1 or 9999 would break.
+        return value if _SANE_STORED[0] <= value.date() <= _SANE_STORED[1] else None
+    _in_range(value.date())
     return value
 
 

@@ -213,7 +213,15 @@ def service_app(
         finally:
             await deps.close()
 
-    app = FastAPI(title=f"HĐND media archive — {title}", version="0.1.0", lifespan=lifespan)
+    docs = settings.serves_api_docs
+    app = FastAPI(
+        title=f"HĐND media archive — {title}",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.settings = settings
     install_error_handlers(app)
 

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Beyond loopback a service refuses to start with the demo tokens or S3 secret
     # (``unsafe_defaults`` below).
     bind_host: str = "127.0.0.1"
+    # /docs and /openapi.json need no token (they describe the API, they hold no data);
+    # unset = served on loopback only, so a deployment does not advertise its API.
+    api_docs: bool | None = None
     ingest_port: int = 18401
     search_port: int = 18402
     tagger_port: int = 18404
@@ -111,6 +114,9 @@ class Settings(BaseSettings):
     search_parked_redelivery_s: float = 300.0
     # How long a read-your-writes query waits for the projector to catch up.
     search_consistency_timeout_s: float = 10.0
+    # Signs pagination cursors (HMAC), so the API only takes back cursors it issued. Set it
+    # in production; every search replica needs the same key (the local one is public).
+    search_cursor_key: SecretStr = SecretStr("mam-local-cursor-key-change-me")
 
     # --- transcoder (2-core machines are the baseline)
     transcoder_port: int = 18403
@@ -169,6 +175,10 @@ class Settings(BaseSettings):
     def catalogue_url(self) -> str:
         return f"http://127.0.0.1:{self.catalogue_port}"
 
+    @property
+    def serves_api_docs(self) -> bool:
+        return self.api_docs if self.api_docs is not None else is_loopback(self.bind_host)
+
     def token_actors(self) -> dict[str, str]:
         """Parse ``api_tokens`` into token → actor name."""
         return _parse_tokens(self.api_tokens.get_secret_value())
@@ -189,6 +199,7 @@ def _parse_tokens(text: str) -> dict[str, str]:
 _DEMO_TOKENS = frozenset(_parse_tokens(Settings.model_fields["api_tokens"].default.get_secret_value()))
 _DEMO_TOKEN_PREFIXES = ("demo-", "test-")
 _DEMO_S3_SECRET = Settings.model_fields["s3_secret_key"].default.get_secret_value()
+_DEMO_CURSOR_KEY = Settings.model_fields["search_cursor_key"].default.get_secret_value()
 
 
 def is_loopback(host: str) -> bool:
@@ -239,6 +250,14 @@ def unsafe_defaults(settings: Settings) -> list[UnsafeSetting]:
                 "MAM_S3_SECRET_KEY",
                 "vẫn là khóa mẫu công khai; hãy đặt khóa bí mật riêng của máy chủ S3",
                 "is still the public demo secret; set the S3 server's own secret key",
+            )
+        )
+    if settings.search_cursor_key.get_secret_value() == _DEMO_CURSOR_KEY:
+        problems.append(
+            UnsafeSetting(
+                "MAM_SEARCH_CURSOR_KEY",
+                "vẫn là khóa mẫu công khai (ai cũng ký được con trỏ phân trang); hãy đặt khóa ngẫu nhiên riêng",
+                "is still the public demo key (anyone could sign page cursors); set your own random key",
             )
         )
     return problems

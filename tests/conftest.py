@@ -34,6 +34,8 @@ def test_settings(**overrides: Any) -> Settings:
     test runs (e.g. parallel developers on one machine) never share servers.
     """
     offset = int(os.environ.get("MAM_TEST_PORT_OFFSET", "0"))
+    # No two bases differ by a multiple of 100, so offsets 0, 100, … 500 never
+    # share a port (Elasticsearch at 29200/29300 took MinIO's port of offset +200/+300).
     ports = dict(
         nats_port=24222,
         nats_monitor_port=28222,
@@ -43,9 +45,8 @@ def test_settings(**overrides: Any) -> Settings:
         seaweed_master_port=29333,
         seaweed_volume_port=28080,
         seaweed_filer_port=28888,
-        es_port=29200,
-        # Far from es_port: with offsets of 100 (parallel suites) the two must never meet.
-        es_transport_port=39300,
+        es_port=29250,
+        es_transport_port=29380,
         ingest_port=28401,
         search_port=28402,
         transcoder_port=28403,

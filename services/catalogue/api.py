@@ -31,11 +31,18 @@ from shared.ids import uuid7
 from shared.people import Person, parse_people_csv
 from shared.ports import EventLog, StoredEvent
 from shared.settings import Settings
-from shared.subjects import event_type_filter
+from shared.subjects import aggregate_type_filter, event_type_filter
 from shared.vocabulary import classify
 
 # How many merges a chain may have before it is taken for a loop.
 _MAX_MERGE_HOPS = 32
+# Decisions that read activities (merges, assignments) are checked against every
+# activity event: a merge, rename or other merge meanwhile makes them decide again,
+# so two crossed merges cannot both land and no asset is put on a merged activity.
+ACTIVITIES = aggregate_type_filter("activity")
+# Assets moved by a merge or rename are the system's follow-up, not a person's
+# request: they are retried longer before giving up.
+_FOLLOW_UP_ATTEMPTS = 8
 
 
 @dataclass
@@ -192,14 +199,14 @@ async def retag_all(actor: Actor, d: Deps, body: RequestRetag | None = None) -> 
 @router.put("/assets/{asset_id}/activity", summary="Gán tư liệu vào hoạt động / assign to an activity")
 async def assign(asset_id: str, body: AssignActivity, actor: Actor, d: Deps) -> dict[str, Any]:
     _asset_id(asset_id)
-    target = await resolve_activity(d.events, body.activity_id) if body.activity_id is not None else None
-    await run_command(
-        d.events,
-        "asset",
-        asset_id,
-        lambda h: decide.decide_assign(decide.fold_asset(h), asset_id, body.activity_id, target),
-        actor=actor,
-    )
+    target: Activity | None = None
+
+    async def assign_to(history: list[StoredEvent]) -> Decision:
+        nonlocal target
+        target = await resolve_activity(d.events, body.activity_id) if body.activity_id is not None else None
+        return decide.decide_assign(decide.fold_asset(history), asset_id, body.activity_id, target)
+
+    await run_command(d.events, "asset", asset_id, assign_to, actor=actor, guard=ACTIVITIES)
     return {
         "asset_id": asset_id,
         "activity_id": target.activity_id if target else None,
@@ -265,14 +272,14 @@ async def edit_activity(activity_id: str, body: EditActivity, actor: Actor, d: D
 @router.post("/activities/{activity_id}/merge", summary="Gộp hoạt động trùng / merge a duplicate activity")
 async def merge_activity(activity_id: str, body: MergeActivity, actor: Actor, d: Deps) -> dict[str, Any]:
     _activity_id(activity_id)
-    target = await load_activity(d.events, body.into_activity_id)
-    result = await run_command(
-        d.events,
-        "activity",
-        activity_id,
-        lambda h: decide.decide_merge(fold_activity(h), activity_id, target, body.into_activity_id),
-        actor=actor,
-    )
+    target: Activity | None = None
+
+    async def merge(history: list[StoredEvent]) -> Decision:
+        nonlocal target
+        target = await load_activity(d.events, body.into_activity_id)
+        return decide.decide_merge(fold_activity(history), activity_id, target, body.into_activity_id)
+
+    result = await run_command(d.events, "activity", activity_id, merge, actor=actor, guard=ACTIVITIES)
     assert target is not None
     moved = (await d.directory()).activities.assets_of(activity_id)
     await assign_assets(d, moved, target, actor, result.appended[0])

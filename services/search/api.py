@@ -28,6 +28,9 @@ from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
 
 MAX_PAGE_SIZE = 100
+# Stream sequences are unsigned 64-bit numbers in NATS but JSON-decoded as int64 on its
+# API: a larger after_seq made the server answer 400 and this API 500.
+MAX_SEQUENCE = 2**63 - 1
 
 
 @dataclass
@@ -121,7 +124,11 @@ async def _read_your_writes(d: SearchDeps, after_seq: int | None, refresh: bool)
 
 Consistency = Annotated[
     int | None,
-    Query(ge=1, description="đợi chỉ mục cập nhật tới sự kiện này / wait until this stream sequence is indexed"),
+    Query(
+        ge=1,
+        le=MAX_SEQUENCE,
+        description="đợi chỉ mục cập nhật tới sự kiện này / wait until this stream sequence is indexed",
+    ),
 ]
 
 
@@ -140,8 +147,17 @@ async def search(
     after_seq: Consistency = None,
     refresh: bool = False,
 ) -> dict[str, Any]:
+    cursor_key = d.settings.search_cursor_key.get_secret_value().encode()
     params = parse_search(
-        q=q, filters=filters, sort=sort, order=order, size=size, offset=offset, cursor=cursor, facets=facets
+        q=q,
+        filters=filters,
+        sort=sort,
+        order=order,
+        size=size,
+        offset=offset,
+        cursor=cursor,
+        facets=facets,
+        cursor_key=cursor_key,
     )
     await _read_your_writes(d, after_seq, refresh)
     result = await d.index.search(build_search_body(params))
@@ -150,7 +166,7 @@ async def search(
         "total": result["hits"]["total"]["value"],
         "hits": [shape_hit(h) for h in hits],
         "facets": shape_facets(result.get("aggregations", {})),
-        "next_cursor": encode_cursor(params, hits[-1]["sort"]) if len(hits) == params.size else None,
+        "next_cursor": encode_cursor(params, hits[-1]["sort"], cursor_key) if len(hits) == params.size else None,
     }
 
 

@@ -4,7 +4,10 @@ shaped in ``results.py``."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from shared.events.envelope import EventEnvelope
@@ -20,6 +23,24 @@ from shared.text import fold
 
 # Text fields kept twice: as typed (NFC) and folded (no diacritics, lowercase).
 TEXT_FIELDS = ("title", "caption")
+
+# --- what the index can take, whatever the events hold --------------------------------
+# Events already in the log cannot be changed, and the services that appended them
+# accepted user input as it came, so the document builder, not the boundary, makes
+# every document writable: a write that fails here would park the projection for good.
+#
+# Lucene refuses a term over 32 766 bytes (8 191 characters of up to 4 bytes). Keyword
+# values longer than this are kept in _source but not indexed (no filter, facet or sort
+# finds them; no real name or code is that long).
+KEYWORD_IGNORE_ABOVE = 1024
+# The folded copies decide what matches and are what highlighting marks; past this many
+# characters a text is kept in _source but not searched (highlighting analyses as much).
+MAX_SEARCHABLE_CHARS = 50_000
+# Recording instants the index dates an asset by; outside, the asset is undated (null)
+# and the value as given stays in ``recorded_at_given``. Year 1 or 9999 with a time
+# zone cannot even be converted to local time.
+RECORDED_AT_MIN = datetime(1800, 1, 1, tzinfo=UTC)
+RECORDED_AT_MAX = datetime(2200, 1, 1, tzinfo=UTC)
 
 MEDIA_MAPPINGS: dict[str, Any] = {
     "container": {"type": "keyword"},
@@ -53,6 +74,21 @@ MEDIA_MAPPINGS: dict[str, Any] = {
     "poster_key": {"type": "keyword"},
 }
 
+
+def with_keyword_limits(props: Mapping[str, Any]) -> dict[str, Any]:
+    """``props`` with ``ignore_above`` on every indexed keyword field (and multi-field) lacking one."""
+    out: dict[str, Any] = {}
+    for name, spec in props.items():
+        spec = dict(spec)
+        if spec.get("type") == "keyword" and not (spec.get("index") is False and spec.get("doc_values") is False):
+            spec.setdefault("ignore_above", KEYWORD_IGNORE_ABOVE)
+        for nested in ("properties", "fields"):
+            if nested in spec:
+                spec[nested] = with_keyword_limits(spec[nested])
+        out[name] = spec
+    return out
+
+
 ASSET_MAPPINGS: dict[str, Any] = {
     "dynamic": "strict",
     "properties": {
@@ -68,6 +104,8 @@ ASSET_MAPPINGS: dict[str, Any] = {
         "year": {"type": "integer"},
         "source_org": {"type": "keyword"},
         "recorded_at": {"type": "date"},
+        # An upload's recording date outside RECORDED_AT_MIN..MAX, as given: shown, never indexed.
+        "recorded_at_given": {"type": "keyword", "index": False, "doc_values": False},
         "ingested_at": {"type": "date"},
         "ingested_by": {"type": "keyword"},
         "sha256": {"type": "keyword"},
@@ -88,6 +126,7 @@ ASSET_MAPPINGS: dict[str, Any] = {
         "event_sequences": {"type": "long", "index": False},
     },
 }
+ASSET_MAPPINGS["properties"] = with_keyword_limits(ASSET_MAPPINGS["properties"])
 
 
 def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
@@ -98,6 +137,12 @@ def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
     if event.type == AssetIngestedV1.EVENT_TYPE:
         p = event.typed_payload()
         assert isinstance(p, AssetIngestedV1)
+        when = indexable_instant(p.recorded_at)
+        given = event_recorded_at(event) if when is None else None
+        if when is not p.recorded_at:
+            # The tag fold dates the term from the payload too: it sees the date the index takes.
+            p = p.model_copy(update={"recorded_at": when})
+            event = event.model_copy(update={"payload": p.model_dump(mode="json"), "schema_version": p.SCHEMA_VERSION})
         out.update(
             kind=p.kind.value,
             title=p.title,
@@ -116,17 +161,120 @@ def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
             ingested_at=event.occurred_at.isoformat(),
             ingested_by=event.actor,
             published=out.get("published", False),
+            recorded_at_given=given,
         )
-        if p.recorded_at is not None:
-            local_day = p.recorded_at.astimezone(LOCAL_TZ).date()
+        if when is not None:
+            local_day = when.astimezone(LOCAL_TZ).date()
             term = term_for(local_day)
-            out.update(recorded_at=p.recorded_at.isoformat(), year=local_day.year, term=term.code if term else None)
+            out.update(recorded_at=when.isoformat(), year=local_day.year, term=term.code if term else None)
+        elif given is not None:
+            out.update(recorded_at=None, year=None, term=None)
     out = fold_media_event(out, event)
     out = fold_tag_event(out, event)  # tags, edits, activity: manual values win
     for name in TEXT_FIELDS:
         if name in out:
-            out[f"{name}_folded"] = fold(out[name] or "")
-    return out
+            # fold keeps one character per character, so the prefix folds to the folded prefix.
+            out[f"{name}_folded"] = fold((out[name] or "")[:MAX_SEARCHABLE_CHARS])
+    return indexable(out)
+
+
+def indexable_instant(value: datetime | None) -> datetime | None:
+    """``value`` if the index can date an asset by it, else None; a naive value is local time
+    (as ingest reads bare dates). Returns ``value`` itself when it is fine as it is."""
+    if value is None:
+        return None
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=LOCAL_TZ)
+    if RECORDED_AT_MIN.year < aware.year < RECORDED_AT_MAX.year - 1:
+        return aware  # inside whatever the offset: the common case, decided without tz arithmetic
+    # Aware comparisons subtract offsets without building a date, so year 1 and 9999 compare fine.
+    return aware if RECORDED_AT_MIN <= aware < RECORDED_AT_MAX else None
+
+
+def event_recorded_at(event: EventEnvelope) -> str | None:
+    """The recording date as the event holds it (text), for ``recorded_at_given``."""
+    raw = event.payload.get("recorded_at")
+    return raw[:100] if isinstance(raw, str) else None
+
+
+# Numeric field types and the values they hold (Elasticsearch refuses a document with any other).
+_INT_RANGES = {
+    "byte": (-(2**7), 2**7 - 1),
+    "short": (-(2**15), 2**15 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1),
+}
+_FLOAT_MAX = {"half_float": 65504.0, "float": 3.4028234663852886e38, "double": 1.7976931348623157e308}
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What the values of one object of the mapping must fit, by field (precomputed: folds are hot)."""
+
+    ints: tuple[tuple[str, int, int], ...]
+    floats: tuple[tuple[str, float], ...]
+    texts: tuple[tuple[str, int], ...]
+    objects: tuple[tuple[str, _Limits], ...]
+
+
+def _limits(props: Mapping[str, Any]) -> _Limits:
+    ints, floats, texts, objects = [], [], [], []
+    for name, spec in props.items():
+        kind = spec.get("type", "object")
+        if "properties" in spec and spec.get("enabled", True):
+            objects.append((name, _limits(spec["properties"])))
+        elif kind in _INT_RANGES:
+            ints.append((name, *_INT_RANGES[kind]))
+        elif kind in _FLOAT_MAX:
+            floats.append((name, _FLOAT_MAX[kind]))
+        elif kind == "text" and name.endswith("_folded"):
+            texts.append((name, MAX_SEARCHABLE_CHARS))
+    return _Limits(tuple(ints), tuple(floats), tuple(texts), tuple(objects))
+
+
+def _int_fits(value: Any, lo: int, hi: int) -> bool:
+    return type(value) is int and lo <= value <= hi
+
+
+def _float_fits(value: Any, most: float) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and -most <= value <= most
+
+
+def _bounded(doc: dict[str, Any], limits: _Limits) -> dict[str, Any]:
+    fixes: dict[str, Any] = {}
+    for name, lo, hi in limits.ints:
+        value = doc.get(name)
+        if value is None or _int_fits(value, lo, hi):
+            continue
+        if isinstance(value, list):  # e.g. event_sequences
+            if not all(_int_fits(v, lo, hi) for v in value):
+                fixes[name] = [v for v in value if _int_fits(v, lo, hi)]
+        else:
+            fixes[name] = None
+    for name, most in limits.floats:
+        value = doc.get(name)
+        if value is not None and not _float_fits(value, most):
+            fixes[name] = [v for v in value if _float_fits(v, most)] if isinstance(value, list) else None
+    for name, length in limits.texts:
+        value = doc.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > length):
+            fixes[name] = value[:length] if isinstance(value, str) else None
+    for name, inner in limits.objects:
+        value = doc.get(name)
+        if isinstance(value, dict):
+            fixed = _bounded(value, inner)
+            if fixed is not value:
+                fixes[name] = fixed
+    return {**doc, **fixes} if fixes else doc
+
+
+_ASSET_LIMITS = _limits(ASSET_MAPPINGS["properties"])
+
+
+def indexable(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with every value its mapping can index: numbers out of their field's range
+    left out (null), folded copies cut to ``MAX_SEARCHABLE_CHARS``. Keywords need nothing
+    here (``ignore_above``); dates are checked where they are folded (``indexable_instant``)."""
+    return _bounded(doc, _ASSET_LIMITS)
 
 
 def resolution_class(width: int | None, height: int | None) -> str | None:
@@ -172,12 +320,13 @@ def fold_media_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any
                 else "square"
             ),
         )
-        # The broadcaster's date wins; the camera's fills the gap.
-        if p.recorded_at is not None and not out.get("recorded_at"):
-            local_day = p.recorded_at.astimezone(LOCAL_TZ).date()
+        # The broadcaster's date wins; the camera's fills the gap (if the index can take it).
+        when = indexable_instant(p.recorded_at)
+        if when is not None and not out.get("recorded_at"):
+            local_day = when.astimezone(LOCAL_TZ).date()
             term = term_for(local_day)
             out.update(
-                recorded_at=p.recorded_at.isoformat(),
+                recorded_at=when.isoformat(),
                 year=local_day.year,
                 term=term.code if term else None,
                 recorded_at_source="metadata",

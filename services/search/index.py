@@ -12,16 +12,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+import orjson
 from elasticsearch import AsyncElasticsearch, BadRequestError, ConflictError, NotFoundError
 from elasticsearch.serializer import OrjsonSerializer
 
 from services.search.documents import ASSET_MAPPINGS
+from services.search.projector import bounded_reason
 from shared.ports import BulkItemResult
 
 log = logging.getLogger("mam.search.index")
 INDEX_SETTINGS: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"}
+# Elasticsearch refuses a request body over http.max_content_length (100 MB by default) as a
+# whole: a batch of documents with huge texts (events already in the log may hold them)
+# would fail every time it is redelivered. Bulk bodies are split well below that.
+MAX_BULK_BYTES = 32 * 1024 * 1024
 
 
 def es_client(url: str, request_timeout: float = 30) -> AsyncElasticsearch:
@@ -118,22 +124,32 @@ class AssetIndex:
         """
         if not docs:
             return []
-        operations: list[dict[str, Any]] = []
+        # Serialised here (orjson; the client's NDJSON serialiser is the standard library's)
+        # so each request can be kept under MAX_BULK_BYTES; one request for ordinary batches.
+        chunks: list[list[bytes]] = [[]]
+        size = 0
         for doc_id, doc, version in docs:
-            operations.append(
-                {
-                    "index": {
-                        "_index": self.target,
-                        "_id": doc_id,
-                        "version": version,
-                        "version_type": "external_gte" if doc_id in gte else "external",
-                    }
+            action = {
+                "index": {
+                    "_index": self.target,
+                    "_id": doc_id,
+                    "version": version,
+                    "version_type": "external_gte" if doc_id in gte else "external",
                 }
-            )
-            operations.append(doc)
-        response = await self.es.bulk(operations=operations)
+            }
+            lines = [orjson.dumps(action), orjson.dumps(doc)]
+            weight = len(lines[0]) + len(lines[1]) + 2
+            if chunks[-1] and size + weight > MAX_BULK_BYTES:
+                chunks.append([])
+                size = 0
+            chunks[-1].extend(lines)
+            size += weight
+        items: list[dict[str, Any]] = []
+        for chunk in chunks:
+            response = await self.es.bulk(operations=cast(Any, chunk))
+            items.extend(response["items"])
         out = []
-        for (doc_id, _, _), item in zip(docs, response["items"], strict=True):
+        for (doc_id, _, _), item in zip(docs, items, strict=True):
             result = item["index"]
             error = result.get("error") or {}
             out.append(BulkItemResult(doc_id, int(result.get("status", 500)), error.get("type"), error.get("reason")))
@@ -203,7 +219,7 @@ class AssetIndex:
                 "asset_id": doc_id,
                 "sequence": sequence,
                 "event_type": event_type,
-                "reason": reason,
+                "reason": bounded_reason(reason),
                 "recorded_at": datetime.now(UTC).isoformat(),
             },
         )
@@ -226,4 +242,8 @@ class AssetIndex:
             )
         except NotFoundError:
             return []
-        return [dict(h["_source"]) for h in response["hits"]["hits"]]
+        # Records written before reasons were bounded may quote a whole refused value.
+        out = [dict(h["_source"]) for h in response["hits"]["hits"]]
+        for record in out:
+            record["reason"] = bounded_reason(str(record.get("reason", "")))
+        return out

@@ -5,6 +5,7 @@ Kept apart from the handlers so every rule is unit-tested without a server.
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from typing import Any, cast
 
@@ -25,6 +26,12 @@ from shared.taxonomy import ACTIVITY_TYPE_CODES, terms
 from shared.text import clean_text
 
 KINDS = frozenset({"video", "photo", "audio"})
+# What the archive can hold: numbers past these reach Elasticsearch as out-of-range errors
+# (``height`` is an integer field) or silently match nothing (``inf``).
+MAX_HEIGHT = 100_000
+MAX_DURATION_S = 1_000_000.0
+# The council was founded in 1945; dates past 2100 are typing mistakes.
+DATE_MIN, DATE_MAX = date(1945, 1, 1), date(2100, 12, 31)
 _FIELD_VI = {
     "activity_type": "loại hoạt động",
     "kind": "loại tư liệu",
@@ -33,6 +40,8 @@ _FIELD_VI = {
     "order": "thứ tự",
     "group_by": "nhóm theo",
     "facets": "nhóm đếm",
+    "height": "độ phân giải dọc",
+    "duration": "thời lượng (giây)",
 }
 
 
@@ -56,6 +65,35 @@ def checked_codes(values: list[str] | None, allowed: frozenset[str], field: str)
             allowed=sorted(allowed),
         )
     return codes
+
+
+def _bounded_number(value: float | None, most: float, field: str, name: str) -> None:
+    """Refuse ``value`` unless it is a finite number in 0..``most``."""
+    if value is None or (math.isfinite(value) and 0 <= value <= most):
+        return
+    raise UserError(
+        422,
+        f"invalid_{field}",
+        f"Giá trị {name} không hợp lệ cho {_FIELD_VI.get(field, field)}: phải là số từ 0 đến {most:g}.",
+        f"Invalid {name}: {field} must be a number from 0 to {most:g}.",
+        field=name,
+        minimum=0,
+        maximum=most,
+    )
+
+
+def _bounded_date(value: date | None, name: str) -> None:
+    if value is None or DATE_MIN <= value <= DATE_MAX:
+        return
+    raise UserError(
+        422,
+        "invalid_date",
+        f"Ngày {value.isoformat()} ({name}) nằm ngoài khoảng {DATE_MIN.isoformat()} – {DATE_MAX.isoformat()}.",
+        f"{name} {value.isoformat()} is outside {DATE_MIN.isoformat()} – {DATE_MAX.isoformat()}.",
+        field=name,
+        minimum=DATE_MIN.isoformat(),
+        maximum=DATE_MAX.isoformat(),
+    )
 
 
 def _range(lo: float | None, hi: float | None, field: str) -> None:
@@ -85,6 +123,15 @@ def parse_filters(
     height_min: int | None = None,
     height_max: int | None = None,
 ) -> Filters:
+    for name, day in (("date_from", date_from), ("date_to", date_to)):
+        _bounded_date(day, name)
+    for name, value, most in (
+        ("duration_min", duration_min, MAX_DURATION_S),
+        ("duration_max", duration_max, MAX_DURATION_S),
+        ("height_min", height_min, MAX_HEIGHT),
+        ("height_max", height_max, MAX_HEIGHT),
+    ):
+        _bounded_number(value, most, name.split("_")[0], name)
     if date_from and date_to and date_from > date_to:
         raise UserError(
             422,
@@ -135,8 +182,11 @@ def parse_search(
     offset: int,
     cursor: str | None,
     facets: list[str] | None,
+    cursor_key: bytes | None = None,
 ) -> SearchParams:
-    """The whole search request; sort defaults to relevance with words, newest first without."""
+    """The whole search request; sort defaults to relevance with words, newest first without.
+
+    ``cursor_key`` checks the signature of ``cursor``; without one, no cursor is accepted."""
     sort_key = _one_of(sort or ("relevance" if q.strip() else "date"), SORT_KEYS, "sort")
     direction = _one_of(order or "desc", ("asc", "desc"), "order")
     chosen = checked_codes(facets, frozenset(FACETS), "facets") if facets else FACETS
@@ -167,7 +217,9 @@ def parse_search(
                 field="cursor",
             )
         try:
-            after = decode_cursor(params, cursor)
+            if cursor_key is None:
+                raise CursorError("no cursor key to check it with")
+            after = decode_cursor(params, cursor, cursor_key)
         except CursorError as exc:
             raise UserError(
                 400,

@@ -36,6 +36,9 @@ from shared.ports import BulkItemResult, EventLog, SearchIndex
 
 log = logging.getLogger("mam.search.projector")
 CREATION_EVENT = "asset.ingested"
+# Elasticsearch quotes a refused value back in its reason (a 900 KB keyword: 900 KB of
+# reason). Reasons are for people to read in logs and ``GET /v1/projection``: keep the start.
+MAX_REASON_CHARS = 500
 # Bulk errors that clear by themselves (blocks are lifted, queues drain).
 _RETRYABLE_TYPES = frozenset(
     {
@@ -45,6 +48,14 @@ _RETRYABLE_TYPES = frozenset(
         "circuit_breaking_exception",
     }
 )
+
+
+def bounded_reason(reason: str) -> str:
+    """``reason`` cut to ``MAX_REASON_CHARS``, saying how much was left out."""
+    if len(reason) <= MAX_REASON_CHARS:
+        return reason
+    tail = f"… (+{len(reason) - MAX_REASON_CHARS} chars)"
+    return reason[: MAX_REASON_CHARS - len(tail)] + tail
 
 
 @dataclass(frozen=True)
@@ -189,8 +200,9 @@ class AssetProjector:
                     gte={p.aggregate_id for p in writes if p.from_history},
                 )
             except Exception as exc:  # ES or NATS unreachable: the whole batch waits
-                log.warning("projection attempt %d failed: %s", attempt + 1, exc)
-                reasons = {a: f"{type(exc).__name__}: {exc}" for a in pending}
+                why = bounded_reason(f"{type(exc).__name__}: {exc}")
+                log.warning("projection attempt %d failed: %s", attempt + 1, why)
+                reasons = {a: why for a in pending}
                 continue
             for plan in plans:
                 if plan.doc is None:
@@ -203,9 +215,9 @@ class AssetProjector:
                     pending.discard(plan.aggregate_id)
                 elif verdict == "conflict":
                     from_history.add(plan.aggregate_id)  # lost a race: rebuild from history
-                    reasons[plan.aggregate_id] = f"version conflict: {result.reason}"
+                    reasons[plan.aggregate_id] = bounded_reason(f"version conflict: {result.reason}")
                 elif verdict == "retry":
-                    reasons[plan.aggregate_id] = f"{result.status} {result.error_type}: {result.reason}"
+                    reasons[plan.aggregate_id] = bounded_reason(f"{result.status} {result.error_type}: {result.reason}")
                 else:
                     pending.discard(plan.aggregate_id)
                     self._fail(
@@ -248,8 +260,9 @@ class AssetProjector:
         return plans, broken
 
     def _fail(self, outcome: BatchOutcome, items: list[Delivered], reason: str) -> None:
+        short = bounded_reason(reason)
         for d in items:
-            outcome.failed[d.sequence] = reason
+            outcome.failed[d.sequence] = short
 
     async def _record(self, outcome: BatchOutcome, by_seq: dict[int, Delivered]) -> None:
         """Record writes that cannot succeed; an unrecorded one is redelivered soon instead of parked."""
@@ -259,7 +272,7 @@ class AssetProjector:
             try:
                 await self.index.record_failure(d.event.aggregate_id, seq, d.event.type, reason)
             except Exception as exc:
-                log.warning("could not record the failure of %d, will retry: %s", seq, exc)
+                log.warning("could not record the failure of %d, will retry: %s", seq, bounded_reason(str(exc)))
                 del outcome.failed[seq]
                 outcome.retry[seq] = reason
 

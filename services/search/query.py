@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Literal
 
+from services.search.documents import KEYWORD_IGNORE_ABOVE, MAX_SEARCHABLE_CHARS
 from services.search.fields import boosted, keyword_field, text_fields, wrap_nested
 from shared.taxonomy import LOCAL_TZ
 from shared.text import clean_text, fold, nfc
@@ -79,11 +82,14 @@ def filter_clauses(f: Filters, *, skip: str | None = None) -> list[dict[str, Any
         if not values or name == skip:
             continue
         target = keyword_field(name)
-        if target is None:
-            # The index has no such field yet, so nothing can carry the value.
+        # Longer values are never indexed (ignore_above), and Elasticsearch refuses a query
+        # term over Lucene's limit with an error: such a value can only match nothing.
+        indexed = [v for v in values if len(v) <= KEYWORD_IGNORE_ABOVE]
+        if target is None or not indexed:
+            # The index has no such field yet (or cannot hold the values): nothing can carry them.
             out.append({"bool": {"must_not": {"match_all": {}}}})
             continue
-        out.append(wrap_nested(target, {"terms": {target.path: list(values)}}))
+        out.append(wrap_nested(target, {"terms": {target.path: indexed}}))
     if (f.date_from or f.date_to) and skip != "date":
         rng: dict[str, Any] = {"time_zone": LOCAL_TZ.key}
         if f.date_from:
@@ -185,11 +191,15 @@ def facet_aggs(p: SearchParams) -> dict[str, Any]:
 
 
 def highlight_spec() -> dict[str, Any]:
-    # Whole fields (no fragments) so the marks map back onto the original text.
+    # Whole fields (no fragments) so the marks map back onto the original text. Only the
+    # searchable start of a field is analysed: without the bound, one document with a field
+    # over index.highlight.max_analyzed_offset (1 000 000 characters) fails every search
+    # that matches it. (Documents written before folded copies were bounded may hold more.)
     return {
         "pre_tags": [HL_PRE],
         "post_tags": [HL_POST],
         "require_field_match": False,
+        "max_analyzed_offset": MAX_SEARCHABLE_CHARS,
         "fields": {f"{name}_folded": {"number_of_fragments": 0} for name in text_fields()},
     }
 
@@ -318,6 +328,15 @@ def activities_body(f: Filters, size: int) -> dict[str, Any] | None:
 
 
 # --- opaque cursors --------------------------------------------------------------
+# A cursor carries ``search_after`` values straight into Elasticsearch, so the API only
+# takes back what it issued: the payload is signed (HMAC-SHA256 with the deployment's
+# ``search_cursor_key``), and its values are checked against the sort before use.
+
+CURSOR_VERSION = 2
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+_MAX_ID_CHARS = 512
+# What Elasticsearch returns as the sort value of a missing float (a duration).
+_FLOAT_MISSING = frozenset({"Infinity", "-Infinity"})
 
 
 def params_fingerprint(p: SearchParams) -> str:
@@ -326,23 +345,66 @@ def params_fingerprint(p: SearchParams) -> str:
     return hashlib.sha256(basis.encode()).hexdigest()[:16]
 
 
-def encode_cursor(p: SearchParams, sort_values: list[Any]) -> str:
-    raw = json.dumps({"v": 1, "f": params_fingerprint(p), "s": sort_values}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(p: SearchParams, cursor: str) -> tuple[Any, ...]:
-    """The ``search_after`` values in ``cursor``; raises CursorError if it does not fit ``p``."""
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(key: bytes, payload: str) -> str:
+    return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+
+
+def encode_cursor(p: SearchParams, sort_values: list[Any], key: bytes) -> str:
+    payload = _b64(
+        json.dumps({"v": CURSOR_VERSION, "f": params_fingerprint(p), "s": sort_values}, separators=(",", ":")).encode()
+    )
+    return f"{payload}.{_signature(key, payload)}"
+
+
+def _is_long(v: Any) -> bool:
+    return type(v) is int and _LONG_MIN <= v <= _LONG_MAX
+
+
+def _is_number(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v) and abs(v) <= 3.4028234663852886e38
+
+
+def _sort_value_checks(p: SearchParams) -> list[Any]:
+    """One check per ``sort_spec`` entry: what Elasticsearch returns for it."""
+    checks: list[Any] = []
+    for entry in sort_spec(p):
+        name = entry if isinstance(entry, str) else next(iter(entry))
+        if name == "_score":
+            checks.append(_is_number)
+        elif name == "recorded_at":  # epoch millis; Long.MIN/MAX for undated assets
+            checks.append(_is_long)
+        elif name == "duration_s":
+            checks.append(lambda v: _is_number(v) or v in _FLOAT_MISSING)
+        else:  # asset_id
+            checks.append(lambda v: isinstance(v, str) and 0 < len(v) <= _MAX_ID_CHARS)
+    return checks
+
+
+def decode_cursor(p: SearchParams, cursor: str, key: bytes) -> tuple[Any, ...]:
+    """The ``search_after`` values in ``cursor``; raises CursorError unless this deployment
+    issued it for ``p`` and its values fit the sort."""
+    payload, _, signature = cursor.partition(".")
+    expected = _signature(key, payload).encode()
+    if not payload or not hmac.compare_digest(signature.encode("utf-8", "surrogatepass"), expected):
+        raise CursorError("not a cursor this service issued")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
+        data = json.loads(_unb64(payload))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise CursorError("corrupt cursor") from exc
-    if not isinstance(data, dict) or data.get("v") != 1 or not isinstance(data.get("s"), list):
+    if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION or not isinstance(data.get("s"), list):
         raise CursorError("corrupt cursor")
     if data.get("f") != params_fingerprint(p):
         raise CursorError("cursor belongs to another query")
     values: list[Any] = data["s"]
-    if len(values) != len(sort_spec(p)) or not all(isinstance(v, str | int | float) for v in values):
+    checks = _sort_value_checks(p)
+    if len(values) != len(checks) or not all(check(v) for check, v in zip(checks, values, strict=True)):
         raise CursorError("corrupt cursor")
     return tuple(values)

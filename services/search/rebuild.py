@@ -115,7 +115,8 @@ async def rebuild_index(
     moves, ``swapped`` right after.
     """
     # Reads the stream, and the history the live projector also writes here after the swap.
-    events = await EventStore.connect(nats_url, stream)
+    # Only reads and appends nothing: the stream's configuration (dedup window) is the services'.
+    events = await EventStore.connect(nats_url, stream, configure=False)
     began = time.monotonic()
     new_index: str | None = None
     swapped = False

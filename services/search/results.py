@@ -13,6 +13,10 @@ from shared.taxonomy import activity_label, terms
 _ADJACENT_MARKS = re.compile(f"{HL_POST}(\\s+){HL_PRE}")
 _MARK_SPLIT = re.compile(f"([{HL_PRE}{HL_POST}])")
 # Internal bookkeeping never shown to API users.
+# A highlight shows at most this many characters of its field: the whole field when it is
+# short (titles, most captions), else a window from a little before the first match.
+HIGHLIGHT_MAX_CHARS = 2_000
+_BEFORE_FIRST_MATCH = 200
 _HIDDEN = frozenset({"event_sequences"})
 
 
@@ -23,25 +27,40 @@ def _label(code: str) -> str:
         return code
 
 
-def map_highlight(original: str, folded_marked: str) -> str:
+def map_highlight(original: str, folded_marked: str, limit: int = HIGHLIGHT_MAX_CHARS) -> str:
     """Put the marks of a highlighted folded text onto the original text.
 
     ``fold`` keeps one character per character of the NFC original, so the
     unmarked stretches of ``folded_marked`` are slices of ``original`` of the
     same length. The result is HTML-escaped with ``<em>`` around matches; words
     matched side by side are marked as one span ("<em>xử lý đơn thư</em>").
+    A field longer than ``limit`` shows a window of ``limit`` characters, with
+    "…" where text was left out.
     """
     folded_marked = _ADJACENT_MARKS.sub(r"\1", folded_marked)
-    out: list[str] = []
-    pos = 0
+    runs: list[tuple[int, int, bool]] = []  # (start, end, marked) in the original
+    pos, marked = 0, False
     for piece in _MARK_SPLIT.split(folded_marked):
         if piece == HL_PRE:
-            out.append("<em>")
+            marked = True
         elif piece == HL_POST:
-            out.append("</em>")
+            marked = False
         elif piece:
-            out.append(html.escape(original[pos : pos + len(piece)]))
+            runs.append((pos, pos + len(piece), marked))
             pos += len(piece)
+    start, end = 0, pos  # the highlight covers original[:pos] (a long field's folded copy is cut)
+    if pos > limit:
+        first = next((a for a, _, m in runs if m), 0)
+        start = max(0, min(first - _BEFORE_FIRST_MATCH, pos - limit))
+        end = start + limit
+    out = ["…"] if start else []
+    for a, b, m in runs:
+        a, b = max(a, start), min(b, end)
+        if a < b:
+            text = html.escape(original[a:b])
+            out.append(f"<em>{text}</em>" if m else text)
+    if end < len(original):
+        out.append("…")
     return "".join(out)
 
 

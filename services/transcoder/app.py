@@ -27,6 +27,7 @@ from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.media.probe import Limits
 from shared.objectstore import ObjectStore
+from shared.outcomes import Outcome, Retry, apply_outcome
 from shared.pull_consumers import start_broker
 from shared.settings import Settings
 from shared.subjects import event_type_filter
@@ -100,19 +101,16 @@ def build_broker(settings: Settings, worker: WorkerDeps) -> NatsBroker:
             await msg.reject()
             return
         attempt = int(msg.raw_message.metadata.num_delivered or 1)
+        outcome: Outcome
         try:
             async with in_progress_acks(msg, beat_s):
                 outcome = await handle_ingested(worker, cause, attempt)
-        except Exception:
+        except Exception as exc:
             # The outcome could not be recorded (e.g. NATS unreachable): redeliver later.
             log.exception("%s: job not recorded, will be redelivered", cause.aggregate_id)
-            await msg.nack(delay=settings.transcoder_retry_delay_s)
-            return
-        log.info("%s attempt %d → %s", cause.aggregate_id, attempt, outcome.result)
-        if outcome.action == "retry":
-            await msg.nack(delay=outcome.delay_s)
-        else:
-            await msg.ack()
+            outcome = Retry(settings.transcoder_retry_delay_s, f"{type(exc).__name__}: {exc}"[:300])
+        log.info("%s attempt %d → %s", cause.aggregate_id, attempt, outcome)
+        await apply_outcome(outcome, msg.raw_message, worker.events)
 
     return broker
 

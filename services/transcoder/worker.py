@@ -17,7 +17,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from minio.error import S3Error
 
@@ -38,6 +37,7 @@ from shared.media.facts import media_facts
 from shared.media.ffmpeg import FfmpegError
 from shared.media.probe import MediaRejected
 from shared.objectstore import ObjectNotFound, ObjectStore
+from shared.outcomes import Ack, Outcome, Retry
 
 log = logging.getLogger("mam.transcoder")
 ACTOR = "transcoder"
@@ -53,13 +53,6 @@ class WorkerDeps:
     max_input_bytes: int
     max_attempts: int
     retry_delay_s: float
-
-
-@dataclass(frozen=True)
-class Outcome:
-    action: Literal["ack", "retry"]
-    result: Literal["ready", "failed", "already_done", "retry"]
-    delay_s: float = 0.0
 
 
 def event_id_for(cause: EventEnvelope, payload_type: type[EventPayload]) -> str:
@@ -123,10 +116,10 @@ async def handle_ingested(deps: WorkerDeps, cause: EventEnvelope, attempt: int) 
     seen = {stored.envelope.event_id for stored in history}
     final_ids = {event_id_for(cause, AssetRenditionsReadyV1), event_id_for(cause, AssetProcessingFailedV1)}
     if seen & final_ids:
-        return Outcome("ack", "already_done")  # redelivered after the outcome was recorded
+        return Ack("already_done")  # redelivered after the outcome was recorded
     if attempt > deps.max_attempts:
         await _append(deps, cause, domain.failed_payload(domain.gave_up_after_crashes(attempt), attempt))
-        return Outcome("ack", "failed")
+        return Ack("failed")
     probed_recorded = event_id_for(cause, AssetProbedV1) in seen
     jobdir = deps.work_dir / f"{cause.aggregate_id}-{uuid.uuid4().hex[:8]}"
     jobdir.mkdir(parents=True)
@@ -169,7 +162,7 @@ async def handle_ingested(deps: WorkerDeps, cause: EventEnvelope, attempt: int) 
                 elapsed_s=round(time.perf_counter() - began, 3),
             ),
         )
-        return Outcome("ack", "ready")
+        return Ack("ready")
     except Exception as exc:
         failure = _classify(exc, stage)
         log.warning(
@@ -180,9 +173,9 @@ async def handle_ingested(deps: WorkerDeps, cause: EventEnvelope, attempt: int) 
             exc_info=failure.stage is ProcessingStage.INTERNAL,
         )
         if domain.decide(failure, attempt, deps.max_attempts) == "retry":
-            return Outcome("retry", "retry", domain.retry_delay(attempt, deps.retry_delay_s))
+            return Retry(domain.retry_delay(attempt, deps.retry_delay_s), failure.code)
         await _append(deps, cause, domain.failed_payload(failure, attempt))
-        return Outcome("ack", "failed")
+        return Ack("failed")
     finally:
         await asyncio.to_thread(shutil.rmtree, jobdir, True)
 

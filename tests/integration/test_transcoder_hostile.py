@@ -9,9 +9,11 @@ store ourselves, so the worker's own defences are tested, not only ingest's.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,11 +23,11 @@ import pytest
 
 from shared.events.envelope import new_event
 from shared.events.models import AssetIngestedV1, AssetKind
-from shared.eventstore import EventStore
+from shared.eventstore import EventStore, StoredEvent
 from shared.ids import asset_id_for_sha256
 from shared.objectstore import content_key
 from shared.settings import Settings
-from tests.conftest import object_store_for
+from tests.conftest import async_wait_for, object_store_for
 from tests.integration.test_transcoder_pipeline import payloads, upload, wait_final
 from tests.transcoder_media import make_clip, make_photo, mkv_claiming_16000, png_claiming
 
@@ -116,6 +118,59 @@ HOSTILE: dict[str, Callable[[Path, str, Canary, Path], bytes]] = {
 }
 
 
+def secret_markers(secret: bytes, token: str) -> dict[str, bytes]:
+    """The secret file's bytes and what would still betray them inside an output:
+    its random token (alone, as hex, as UTF-16 as in some media tags) and its
+    base64 at each of the three alignments it can have in a longer encoded text."""
+    markers = {
+        "content": secret,
+        "token": token.encode(),
+        "token as hex": token.encode().hex().encode(),
+        "token as UTF-16": token.encode("utf-16-le"),
+    }
+    for shift in range(3):
+        # Drop the first and last 4-character groups, which mix in neighbouring bytes.
+        markers[f"base64 (alignment {shift})"] = base64.b64encode(b"\0" * shift + secret)[4:-4]
+    return markers
+
+
+async def every_outcome(events: EventStore, asset_id: str, within: float = 90.0) -> list[StoredEvent]:
+    """The asset's history once both workers that read its original (the
+    transcoder and the tagger, which runs ffmpeg for OCR) recorded an outcome."""
+    wanted = ({"asset.renditions_ready", "asset.processing_failed"}, {"asset.tagged", "asset.tagging_failed"})
+
+    async def done() -> list[StoredEvent] | None:
+        history = await events.history("asset", asset_id)
+        types = {e.envelope.type for e in history}
+        return history if all(types & outcome for outcome in wanted) else None
+
+    result: list[StoredEvent] = await async_wait_for(done, within, 0.5, f"every outcome for {asset_id}")
+    return result
+
+
+async def secret_leaks(
+    settings: Settings, events: EventStore, asset_id: str, history: list[StoredEvent], markers: dict[str, bytes]
+) -> list[str]:
+    """Where a marker of the secret shows up: each rendition object written for
+    the asset (read whole) and each of its events as stored in the stream."""
+    found = []
+    store = object_store_for(settings, "minio")
+    for key in await store.list_keys(settings.bucket_renditions, f"{asset_id}/"):
+        data = await store.get_bytes(settings.bucket_renditions, key)
+        found += [f"rendition {key}: {name}" for name, marker in markers.items() if marker in data]
+    assert history, "no event to search"
+    for stored in history:
+        raw = await events._js.get_msg(events.stream, stored.sequence)
+        assert raw.subject == stored.subject  # the very message, as stored
+        data = (raw.data or b"") + repr(raw.headers or {}).encode()
+        found += [
+            f"event {stored.sequence} {stored.envelope.type}: {name}"
+            for name, marker in markers.items()
+            if marker in data
+        ]
+    return found
+
+
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 async def test_a_hostile_file_is_refused_cleanly_and_never_reaches_the_network_or_other_files(
     case: str,
@@ -127,7 +182,9 @@ async def test_a_hostile_file_is_refused_cleanly_and_never_reaches_the_network_o
     canary: Canary,
 ) -> None:
     secret = tmp_path / "secret.txt"
-    secret_bytes = f"SECRET-{unique}".encode()
+    # Its own random token: the hostile file carries ``unique``, which may show up in events lawfully.
+    token = uuid.uuid4().hex
+    secret_bytes = f"HDND-SECRET {token} mật khẩu: {token[::-1]}\n".encode()
     secret.write_bytes(secret_bytes)
     data = HOSTILE[case](tmp_path, unique, canary, secret)
 
@@ -141,6 +198,10 @@ async def test_a_hostile_file_is_refused_cleanly_and_never_reaches_the_network_o
     [failed] = payloads(history, "asset.processing_failed")
     assert failed.retryable is False and failed.stage.value in {"probe", "fetch"}
     assert failed.reason and failed.reason_en
+    # Nothing the workers wrote for the asset holds the secret file, or a trace of it.
+    history = await every_outcome(event_store, asset_id)
+    leaks = await secret_leaks(services, event_store, asset_id, history, secret_markers(secret_bytes, token))
+    assert leaks == [], f"the secret file {secret} leaked into: {leaks}"
     keys = await object_store_for(services, "minio").list_keys(services.bucket_renditions, f"{asset_id}/")
     assert keys == []
     assert canary.requests == [], f"ffmpeg reached the network: {canary.requests}"

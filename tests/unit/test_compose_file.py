@@ -80,3 +80,14 @@ def test_each_service_publishes_its_port_on_the_same_host_port_once() -> None:
         assert spec.get("ports") == [f"{port}:{port}"], container
         published.append(port)
     assert len(published) == len(set(published))
+
+
+def test_every_server_in_the_container_profile_requires_credentials_and_the_services_use_them() -> None:
+    compose = _compose()
+    nats_conf = compose["configs"]["nats_conf"]["content"]
+    assert "authorization" in nats_conf and "password: $MAM_NATS_PASSWORD" in nats_conf
+    assert compose["services"]["elasticsearch"]["environment"]["xpack.security.enabled"] == "true"
+    assert "MINIO_ROOT_PASSWORD" in compose["services"]["minio"]["environment"]
+    for name in SERVICES:
+        env = compose["services"][name]["environment"]
+        assert "${MAM_NATS_PASSWORD" in env["MAM_NATS_URL"] and "${MAM_ES_PASSWORD" in env["MAM_ES_URL"], name

@@ -113,3 +113,15 @@ def test_readiness_reports_each_server_and_a_missing_one_is_a_bilingual_503(clie
         deps.nats_up = True
     assert error["checks"] == {"nats": False, "s3": True} and "nats" in error["message"]
     assert client.get("/healthz").json() == {"status": "ok"}  # alive all the same: connections heal
+
+
+def test_api_docs_are_served_on_loopback_and_not_beyond_unless_asked() -> None:
+    async def build(_: Any) -> _Deps:
+        return _Deps()
+
+    local = TestClient(service_app("t", stack_settings(), build, [router]))
+    assert local.get("/openapi.json").status_code == 200
+    exposed = stack_settings(bind_host="0.0.0.0", api_tokens="k-9f2c:luu-tru", s3_secret_key="s-81d0")
+    assert TestClient(service_app("t", exposed, build, [router])).get("/openapi.json").status_code == 404
+    asked = exposed.model_copy(update={"api_docs": True})
+    assert TestClient(service_app("t", asked, build, [router])).get("/openapi.json").status_code == 200

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from services.search.projector import AssetProjector, BatchOutcome, Delivered, Redelivery, plan_group, settle_batch
 from shared.events.envelope import EventEnvelope
 from shared.outcomes import Ack, Park, Retry
+from shared.ports import BulkItemResult
 from tests.fakes import InMemoryEventLog, InMemorySearchIndex
 from tests.search_corpus import ingested
 
@@ -117,3 +119,24 @@ def test_a_batch_that_failed_as_a_whole_is_redelivered_event_by_event_and_nothin
 def test_an_event_the_batch_neither_wrote_nor_failed_is_not_settled_as_done() -> None:
     settled = settle_batch(BatchOutcome(done={1}), [1, 2], [], DELAYS)
     assert settled == {1: Ack()}  # 2 is left alone: the ack wait brings it back
+
+
+class _QuotingIndex(InMemorySearchIndex):
+    """Elasticsearch quotes a refused value back in its reason: a huge one here."""
+
+    async def bulk_put(
+        self, docs: list[tuple[str, dict[str, Any], int]], gte: set[str] | frozenset[str] = frozenset()
+    ) -> list[BulkItemResult]:
+        reason = "failed to parse field [title]. Preview of field's value: '" + "x" * 900_000 + "'"
+        return [BulkItemResult(doc_id, 400, "document_parsing_exception", reason) for doc_id, _, _ in docs]
+
+
+async def test_a_parked_write_keeps_a_short_reason_however_much_of_the_value_the_error_quotes() -> None:
+    index = _QuotingIndex()
+    outcome = await projector(index).apply_batch([Delivered(_event("a", "x"), 7)])
+    assert set(outcome.failed) == {7} and len(outcome.failed[7]) <= 500
+    assert outcome.failed[7].startswith("400 document_parsing_exception: failed to parse field [title]")
+    [(_, reason)] = index.parked.values()
+    assert reason == outcome.failed[7]
+    [settled] = settle_batch(outcome, [7], [], Redelivery(1, 2, 3)).values()
+    assert isinstance(settled, Park) and len(settled.reason) <= 500

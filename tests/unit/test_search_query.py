@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import unicodedata
 from datetime import date
+from typing import Any
 
 import pytest
 
+from services.search.documents import MAX_SEARCHABLE_CHARS
 from services.search.fields import keyword_field, text_fields
 from services.search.params import parse_filters, parse_group, parse_search
 from services.search.query import (
@@ -21,10 +25,11 @@ from services.search.query import (
     encode_cursor,
     filter_clauses,
     more_like_this_body,
+    params_fingerprint,
     stats_body,
     text_query,
 )
-from services.search.results import map_highlight, shape_facets, shape_hit, shape_stats
+from services.search.results import HIGHLIGHT_MAX_CHARS, map_highlight, shape_facets, shape_hit, shape_stats
 from shared.http import UserError
 from shared.text import fold
 
@@ -104,14 +109,99 @@ def test_sorting_always_ends_with_the_asset_id_so_pages_are_stable() -> None:
         assert body["sort"][-1] == {"asset_id": "asc"}
 
 
+KEY = b"test-cursor-key"
+
+
 def test_a_cursor_round_trips_and_is_bound_to_its_query() -> None:
     p = SearchParams(q="kỳ họp", sort="date")
-    cursor = encode_cursor(p, [1700000000000, "abc"])
-    assert decode_cursor(p, cursor) == (1700000000000, "abc")
+    cursor = encode_cursor(p, [1700000000000, "abc"], KEY)
+    assert decode_cursor(p, cursor, KEY) == (1700000000000, "abc")
     with pytest.raises(CursorError):
-        decode_cursor(SearchParams(q="giám sát", sort="date"), cursor)
+        decode_cursor(SearchParams(q="giám sát", sort="date"), cursor, KEY)
     with pytest.raises(CursorError):
-        decode_cursor(p, "not-a-cursor!!")
+        decode_cursor(p, "not-a-cursor!!", KEY)
+
+
+def _unsigned(p: SearchParams, values: list[Any]) -> str:
+    """A cursor made by hand the way they looked before they were signed."""
+    raw = json.dumps({"v": 1, "f": params_fingerprint(p), "s": values}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def test_a_hand_made_or_changed_cursor_is_refused() -> None:
+    p = SearchParams(q="kỳ họp", sort="date")
+    good = encode_cursor(p, [1700000000000, "abc"], KEY)
+    forged = [
+        _unsigned(p, ["abc", "zzz"]),
+        _unsigned(p, [1e40, "a"]),
+        _unsigned(p, [True, "a"]),
+        _unsigned(p, [1700000000000, "abc"]),  # even with plausible values
+        good[:-2] + ("AA" if not good.endswith("AA") else "BB"),  # a changed signature
+        good.replace(".", ".x", 1),
+        good.split(".")[0],  # the signature dropped
+    ]
+    for cursor in forged:
+        with pytest.raises(CursorError):
+            decode_cursor(p, cursor, KEY)
+    with pytest.raises(CursorError):
+        decode_cursor(p, good, b"another-key")  # signed by another deployment
+
+
+@pytest.mark.parametrize(
+    ("sort", "values"),
+    [
+        ("date", ["abc", "zzz"]),
+        ("date", [1e40, "a"]),
+        ("date", [True, "a"]),
+        ("date", [1700000000000, 5]),
+        ("date", [1700000000000, "a" * 5000]),
+        ("relevance", [float("nan"), 1700000000000, "a"]),
+        ("relevance", ["1.0", 1700000000000, "a"]),
+        ("duration", ["NaN", 1700000000000, "a"]),
+        ("date", [2**63, "a"]),
+    ],
+)
+def test_a_signed_cursor_whose_values_do_not_fit_the_sort_is_refused(sort: str, values: list[Any]) -> None:
+    # A signature proves who made the cursor, not that its values are sane (a bug, an old format).
+    p = SearchParams(q="kỳ họp", sort=sort)  # type: ignore[arg-type]
+    with pytest.raises(CursorError):
+        decode_cursor(p, encode_cursor(p, values, KEY), KEY)
+
+
+@pytest.mark.parametrize(
+    ("sort", "values"),
+    [
+        ("relevance", [3.25, 1700000000000, "a"]),
+        ("relevance", [3, -9223372036854775808, "a"]),  # undated assets sort with Long.MIN/MAX
+        ("date", [9223372036854775807, "a"]),
+        ("duration", ["-Infinity", 1700000000000, "a"]),  # assets without a duration
+        ("duration", [12.5, 1700000000000, "a"]),
+    ],
+)
+def test_cursors_of_real_sort_values_round_trip_under_their_own_key_only(sort: str, values: list[Any]) -> None:
+    p = SearchParams(q="kỳ họp", sort=sort)  # type: ignore[arg-type]
+    cursor = encode_cursor(p, values, KEY)
+    assert decode_cursor(p, cursor, KEY) == tuple(values)
+    with pytest.raises(CursorError):
+        decode_cursor(p, cursor, b"another-key")
+
+
+def test_a_forged_cursor_through_the_parameters_is_a_bilingual_400() -> None:
+    p = SearchParams(q="a", sort="date")
+    with pytest.raises(UserError) as err:
+        parse_search(
+            q="a",
+            filters=Filters(),
+            sort="date",
+            order=None,
+            size=20,
+            offset=0,
+            cursor=_unsigned(p, ["abc", "zzz"]),
+            facets=None,
+            cursor_key=KEY,
+        )
+    body = err.value.body()["error"]
+    assert err.value.status == 400 and body["code"] == "invalid_cursor" and body["message"] and body["message_en"]
 
 
 def test_a_search_after_page_replaces_from() -> None:
@@ -141,6 +231,87 @@ def test_bad_filter_values_get_clear_errors(kwargs: dict, code: str) -> None:  #
     with pytest.raises(UserError) as err:
         parse_filters(**kwargs)
     assert err.value.body()["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"height_min": 1099511627776}, "invalid_height"),
+        ({"height_max": 100_001}, "invalid_height"),
+        ({"duration_min": float("inf")}, "invalid_duration"),
+        ({"duration_max": float("nan")}, "invalid_duration"),
+        ({"duration_max": 1e7}, "invalid_duration"),
+        ({"duration_min": -1.0}, "invalid_duration"),
+        ({"date_from": date(1, 1, 1)}, "invalid_date"),
+        ({"date_to": date(9999, 12, 31)}, "invalid_date"),
+        ({"date_from": date(1944, 12, 31)}, "invalid_date"),
+    ],
+)
+def test_numbers_and_dates_outside_what_the_archive_can_hold_are_refused_in_both_languages(
+    kwargs: dict[str, Any], code: str
+) -> None:
+    with pytest.raises(UserError) as err:
+        parse_filters(**kwargs)
+    body = err.value.body()["error"]
+    assert err.value.status == 422 and body["code"] == code and body["message"] != body["message_en"]
+
+
+def test_the_allowed_ranges_end_exactly_at_their_limits() -> None:
+    edges: dict[str, Any] = dict(
+        height_min=0,
+        height_max=100_000,
+        duration_min=0.0,
+        duration_max=1e6,
+        date_from=date(1945, 1, 1),
+        date_to=date(2100, 12, 31),
+    )
+    f = parse_filters(**edges)
+    assert (f.height_max, f.duration_max, f.date_from, f.date_to) == (
+        100_000,
+        1e6,
+        date(1945, 1, 1),
+        date(2100, 12, 31),
+    )
+    beyond = dict(height_max=100_001, duration_max=1_000_000.5, date_to=date(2101, 1, 1))
+    for name, value in beyond.items():
+        with pytest.raises(UserError):
+            parse_filters(**{**edges, name: value})
+
+
+def test_a_filter_value_too_long_to_be_indexed_matches_nothing() -> None:
+    [clause] = filter_clauses(Filters(person=("x" * 40_000,)))
+    assert clause == {"bool": {"must_not": {"match_all": {}}}}
+    [clause] = filter_clauses(Filters(person=("x" * 40_000, "Trần Minh Lực")))
+    assert clause == {"terms": {"people": ["Trần Minh Lực"]}}
+
+
+def test_highlighting_never_analyses_more_than_the_searchable_length_of_a_field() -> None:
+    for body in (build_search_body(SearchParams(q="kỳ họp")), more_like_this_body("a1", ["ky hop"], Filters(), 5)):
+        assert body["highlight"]["max_analyzed_offset"] == MAX_SEARCHABLE_CHARS
+
+
+def _visible(highlight: str) -> str:
+    return html.unescape(highlight.replace("<em>", "").replace("</em>", ""))
+
+
+def test_a_highlight_in_a_long_field_is_a_short_window_around_the_first_match() -> None:
+    original = "Đại biểu phát biểu. " * 25_000 + "Tiếp xúc cử tri <Phước Dinh>. " + "Kết thúc. " * 10_000
+    folded = fold(original)
+    at = folded.index("cu tri")
+    marked = f"{folded[:at]}{HL_PRE}cu tri{HL_POST}{folded[at + 6 :]}"
+    shown = map_highlight(original, marked)
+    assert len(_visible(shown)) <= HIGHLIGHT_MAX_CHARS + 2  # the text and two "…"
+    assert "<em>cử tri</em> &lt;Phước Dinh&gt;" in shown
+    assert shown.startswith("…") and shown.endswith("…")
+
+
+def test_a_highlight_cut_in_a_long_field_never_leaves_a_mark_open() -> None:
+    original = "Tiếp xúc cử tri " * 1_000
+    folded = fold(original)
+    marked = folded.replace("cu tri", f"{HL_PRE}cu tri{HL_POST}")
+    shown = map_highlight(original, marked)
+    assert shown.startswith("Tiếp xúc <em>cử tri</em>") and shown.endswith("…")
+    assert shown.count("<em>") == shown.count("</em>") and len(_visible(shown)) <= HIGHLIGHT_MAX_CHARS + 1
 
 
 def test_bad_search_parameters_get_clear_errors() -> None:

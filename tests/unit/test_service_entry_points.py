@@ -23,6 +23,7 @@ from shared.settings import Settings, get_settings, is_loopback, unsafe_defaults
 
 OWN_TOKENS = "k7Qw-own-token-1:phong-vien,Zp3x-own-token-2:luu-tru"
 OWN_SECRET = "an-operator-chosen-secret"
+OWN_CURSOR_KEY = "an-operator-chosen-cursor-key"
 PORT = 23999
 
 
@@ -61,6 +62,7 @@ def test_each_service_entry_module_listens_on_the_configured_host_and_port(
     env.setenv(f"MAM_{name.upper()}_PORT", str(PORT))
     env.setenv("MAM_API_TOKENS", OWN_TOKENS)
     env.setenv("MAM_S3_SECRET_KEY", OWN_SECRET)
+    env.setenv("MAM_SEARCH_CURSOR_KEY", OWN_CURSOR_KEY)
 
     runpy.run_module(f"services.{name}", run_name="__main__")
 
@@ -82,6 +84,7 @@ def test_beyond_loopback_a_service_refuses_the_demo_tokens_naming_the_variable_i
 ) -> None:
     env.setenv("MAM_BIND_HOST", "0.0.0.0")
     env.setenv("MAM_S3_SECRET_KEY", OWN_SECRET)
+    env.setenv("MAM_SEARCH_CURSOR_KEY", OWN_CURSOR_KEY)
 
     with pytest.raises(SystemExit) as exit_:
         run_service("search", _bare_app)
@@ -101,6 +104,7 @@ def test_beyond_loopback_a_service_refuses_the_demo_s3_secret(
 ) -> None:
     env.setenv("MAM_BIND_HOST", "0.0.0.0")
     env.setenv("MAM_API_TOKENS", OWN_TOKENS)
+    env.setenv("MAM_SEARCH_CURSOR_KEY", OWN_CURSOR_KEY)
 
     with pytest.raises(SystemExit) as exit_:
         run_service("tagger", _bare_app)
@@ -118,6 +122,7 @@ def test_beyond_loopback_a_service_starts_once_tokens_and_s3_secret_are_set(
     env.setenv("MAM_BIND_HOST", "0.0.0.0")
     env.setenv("MAM_API_TOKENS", OWN_TOKENS)
     env.setenv("MAM_S3_SECRET_KEY", OWN_SECRET)
+    env.setenv("MAM_SEARCH_CURSOR_KEY", OWN_CURSOR_KEY)
 
     run_service("transcoder", _bare_app)
 
@@ -126,8 +131,22 @@ def test_beyond_loopback_a_service_starts_once_tokens_and_s3_secret_are_set(
 
 def test_a_single_shipped_or_test_shaped_token_among_own_ones_is_refused() -> None:
     for leaked in ("demo-token-luu-tru:someone", "test-token-phong-vien:phong-vien", "demo-anything:x"):
-        settings = Settings(bind_host="10.0.0.5", api_tokens=f"{OWN_TOKENS},{leaked}", s3_secret_key=OWN_SECRET)
+        settings = Settings(
+            bind_host="10.0.0.5",
+            api_tokens=f"{OWN_TOKENS},{leaked}",
+            s3_secret_key=OWN_SECRET,
+            search_cursor_key=OWN_CURSOR_KEY,
+        )
         assert [p.variable for p in unsafe_defaults(settings)] == ["MAM_API_TOKENS"], leaked
+
+
+def test_beyond_loopback_the_public_cursor_key_is_refused_since_anyone_could_sign_cursors() -> None:
+    settings = Settings(bind_host="0.0.0.0", api_tokens=OWN_TOKENS, s3_secret_key=OWN_SECRET)
+    assert [p.variable for p in unsafe_defaults(settings)] == ["MAM_SEARCH_CURSOR_KEY"]
+    own = Settings(
+        bind_host="0.0.0.0", api_tokens=OWN_TOKENS, s3_secret_key=OWN_SECRET, search_cursor_key=OWN_CURSOR_KEY
+    )
+    assert unsafe_defaults(own) == []
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "127.255.0.1", "::1", "[::1]", "localhost", "LOCALHOST"])

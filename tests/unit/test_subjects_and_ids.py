@@ -4,11 +4,13 @@ import pytest
 
 from shared.ids import asset_id_for_sha256, deterministic_event_id, uuid7
 from shared.subjects import (
+    MAX_TOKEN_LENGTH,
     SubjectError,
     aggregate_filter,
     event_subject,
     event_type_filter,
     parse_subject,
+    subject_matches,
 )
 
 
@@ -52,3 +54,26 @@ def test_asset_ids_derive_from_content_hash() -> None:
     assert asset_id_for_sha256(digest) == "a0123456789abcdef0123456789abcdef"
     with pytest.raises(ValueError):
         asset_id_for_sha256("XYZ")
+
+
+@pytest.mark.parametrize(
+    ("subject_filter", "subject", "expected"),
+    [
+        ("mam.activity.*.*", "mam.activity.v1.merged", True),
+        ("mam.activity.*.*", "mam.asset.a1.tagged", False),
+        ("mam.activity.*.*", "mam.activity.v1", False),
+        ("mam.>", "mam.asset.a1.tagged", True),
+        ("mam.>", "mam", False),
+        ("mam.asset.a1.*", "mam.asset.a12.tagged", False),
+    ],
+)
+def test_subject_filters_match_as_nats_matches_them(subject_filter: str, subject: str, expected: bool) -> None:
+    assert subject_matches(subject_filter, subject) is expected
+
+
+def test_an_id_longer_than_a_subject_token_may_be_is_refused_before_nats_sees_it() -> None:
+    assert event_subject("asset", "a" * MAX_TOKEN_LENGTH, "tagged")
+    with pytest.raises(SubjectError):
+        event_subject("asset", "a" * (MAX_TOKEN_LENGTH + 1), "tagged")
+    with pytest.raises(SubjectError):
+        aggregate_filter("asset", "abc\n")
