@@ -28,11 +28,17 @@ log = logging.getLogger("mam.outcomes")
 class Ack:
     note: str = ""
 
+    def __str__(self) -> str:  # what the logs say: "… attempt 2 → ready"
+        return self.note or "ack"
+
 
 @dataclass(frozen=True)
 class Retry:
     after_s: float
     reason: str = ""
+
+    def __str__(self) -> str:
+        return f"retry in {self.after_s:g} s ({self.reason})" if self.reason else f"retry in {self.after_s:g} s"
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,16 @@ class Park:
     after_s: float
     reason: str
 
+    def __str__(self) -> str:
+        return f"parked for {self.after_s:g} s ({self.reason})"
+
 
 @dataclass(frozen=True)
 class Fail:
     event: EventEnvelope
+
+    def __str__(self) -> str:
+        return f"failed for good: {self.event.type}"
 
 
 Outcome = Ack | Retry | Park | Fail
