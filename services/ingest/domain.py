@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.events.models import AssetIngestedV1
 from shared.eventstore import StoredEvent
+from shared.fields import EARLIEST, LATEST
 from shared.http import UserError
 from shared.media.probe import ProbeResult
 from shared.taxonomy import (
@@ -16,10 +17,14 @@ from shared.taxonomy import (
     LOCAL_TZ,
     activity_types,
 )
-from shared.text import clean_text
+from shared.text import TextProblem, check_text, coerce_text
 
+# The limits of the input contract (shared/fields.py: Title, Caption, Line, FileName).
 MAX_TITLE = 500
 MAX_CAPTION = 20_000
+MAX_LINE = 300
+MAX_FILENAME = 255
+_LABELS = {"title": "tiêu đề"}
 
 
 class UploadMetadata(BaseModel):
@@ -36,11 +41,12 @@ class UploadMetadata(BaseModel):
 
 def parse_recorded_at(raw: str) -> datetime:
     """ISO date or datetime; a bare date or naive time is local (Asia/Ho_Chi_Minh)."""
-    raw = raw.strip()
+    raw = raw.strip()[:64]  # an ISO 8601 value is short; the message never quotes more
     try:
         if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), time(0, 0), LOCAL_TZ)
-        parsed = datetime.fromisoformat(raw)
+            parsed = datetime.combine(date.fromisoformat(raw), time(0, 0), LOCAL_TZ)
+        else:
+            parsed = datetime.fromisoformat(raw)
     except ValueError as exc:
         raise UserError(
             422,
@@ -49,6 +55,14 @@ def parse_recorded_at(raw: str) -> datetime:
             f"Invalid recorded_at {raw!r}; use YYYY-MM-DD or an ISO 8601 datetime.",
             field="recorded_at",
         ) from exc
+    if not EARLIEST <= parsed.date() <= LATEST:
+        raise UserError(
+            422,
+            "invalid_recorded_at",
+            f"Ngày ghi hình phải trong khoảng {EARLIEST:%d/%m/%Y}–{LATEST:%d/%m/%Y}.",
+            f"recorded_at must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}.",
+            field="recorded_at",
+        )
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=LOCAL_TZ)
 
 
@@ -61,26 +75,21 @@ def validate_metadata(
 ) -> UploadMetadata:
     """Check the fields a user typed; every problem is reported at once."""
     problems: list[dict[str, str]] = []
-    clean_title = clean_text(title)
-    if not clean_title:
-        problems.append({"field": "title", "message": "Thiếu tiêu đề (title).", "message_en": "title is required."})
-    elif len(clean_title) > MAX_TITLE:
-        problems.append(
-            {
-                "field": "title",
-                "message": f"Tiêu đề dài quá {MAX_TITLE} ký tự.",
-                "message_en": f"title is longer than {MAX_TITLE} characters.",
-            }
-        )
-    clean_caption = clean_text(caption)
-    if len(clean_caption) > MAX_CAPTION:
-        problems.append(
-            {
-                "field": "caption",
-                "message": f"Chú thích dài quá {MAX_CAPTION} ký tự.",
-                "message_en": f"caption is longer than {MAX_CAPTION} characters.",
-            }
-        )
+
+    def text(field: str, value: str | None, max_length: int, *, required: bool) -> str:
+        """The input contract of shared/fields.py, each problem reported with its field."""
+        try:
+            return check_text(value or "", max_length, required=required)
+        except TextProblem as problem:
+            vi, en = f"{field}: {problem.message_vi}", f"{field}: {problem.message_en}"
+            if problem.code == "blank":
+                vi, en = f"Thiếu {_LABELS.get(field, field)} ({field}).", f"{field} is required."
+            problems.append({"field": field, "code": problem.code, "message": vi, "message_en": en})
+            return ""
+
+    clean_title = text("title", title, MAX_TITLE, required=True)
+    clean_caption = text("caption", caption, MAX_CAPTION, required=False)
+    clean_source = text("source_org", source_org, MAX_LINE, required=False)
     code = (activity_type or "").strip()
     if not code:
         problems.append(
@@ -118,7 +127,7 @@ def validate_metadata(
         caption=clean_caption,
         recorded_at=when,
         activity_type=code,
-        source_org=clean_text(source_org),
+        source_org=clean_source,
     )
 
 
@@ -133,7 +142,8 @@ def ingested_payload(
         mime_type=probe.mime_type,
         bucket=bucket,
         object_key=key,
-        original_filename=filename,
+        # The client's file name is metadata only: kept, cleaned, never refused.
+        original_filename=coerce_text(filename, MAX_FILENAME),
         title=meta.title,
         caption=meta.caption,
         recorded_at=meta.recorded_at,

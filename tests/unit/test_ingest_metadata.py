@@ -33,3 +33,22 @@ def test_every_problem_is_reported_at_once_in_vietnamese_and_english() -> None:
 def test_missing_activity_type_is_an_error() -> None:
     with pytest.raises(UserError, match="activity_type is required"):
         validate_metadata("Tiêu đề", None, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("title", "Ảnh\u202egpj.exe"), ("title", "\u200b\u200b"), ("caption", "a\x00b"), ("source_org", "Đài " * 100)],
+)
+def test_upload_text_follows_the_input_contract_field_by_field(field: str, value: str) -> None:
+    fields = {"title": "Ảnh", "caption": None, "source_org": None, field: value}
+    with pytest.raises(UserError) as caught:
+        validate_metadata(fields["title"], fields["caption"], None, "khac", fields["source_org"])
+    [problem] = caught.value.extra["problems"]
+    assert problem["field"] == field and problem["message"] and problem["message_en"]
+
+
+@pytest.mark.parametrize("when", ["0001-01-01", "9999-12-31T23:00:00-12:00", "1944-12-31", "2101-01-01"])
+def test_a_recording_date_outside_1945_to_2100_is_refused(when: str) -> None:
+    with pytest.raises(UserError) as caught:
+        validate_metadata("Ảnh", None, when, "khac", None)
+    assert caught.value.extra["problems"][0]["field"] == "recorded_at"
