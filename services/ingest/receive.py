@@ -161,7 +161,8 @@ class _Parts(Generic[T]):
 
     def headers_finished(self) -> None:
         _, options = parse_options_header(self.headers.get("content-disposition", ""))
-        self.name = options.get(b"name", b"").decode("utf-8", "replace")
+        # Field names are ours (title, caption, …): a longer one is no field we read.
+        self.name = options.get(b"name", b"")[:64].decode("utf-8", "replace")
         if self.name == FILE_FIELD:
             self.begin_file(options.get(b"filename", b"").decode("utf-8", "replace"))
         elif self.name in METADATA_FIELDS:
