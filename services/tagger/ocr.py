@@ -8,6 +8,7 @@ stderr becomes the error message.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -60,9 +61,14 @@ def prepare_image(source: Path, target: Path) -> None:
         raise OcrError(f"cannot read image for OCR: {exc}") from exc
 
 
+# Tesseract's OpenMP threads spin while they wait: beside ffmpeg and Elasticsearch on a
+# small machine that turns a one-second page into a minute-long timeout. One thread each.
+_TOOL_ENV = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+
+
 def _run(argv: list[str], timeout_s: float) -> str:
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=timeout_s, check=False)
+        done = subprocess.run(argv, capture_output=True, timeout=timeout_s, check=False, env=_TOOL_ENV)
     except FileNotFoundError as exc:
         raise OcrError(f"{argv[0]} is not installed") from exc
     except subprocess.TimeoutExpired as exc:
