@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     # /docs and /openapi.json need no token (they describe the API, they hold no data);
     # unset = served on loopback only, so a deployment does not advertise its API.
     api_docs: bool | None = None
+    # --- accounts: the key pair that signs access tokens (created on first start,
+    # under ``home/keys`` unless set); services need only the public key.
+    jwt_private_key_file: Path | None = None
+    jwt_public_key_file: Path | None = None
+    access_token_ttl_s: int = 300
     ingest_port: int = 18401
     search_port: int = 18402
     tagger_port: int = 18404
@@ -174,6 +179,14 @@ class Settings(BaseSettings):
     @property
     def catalogue_url(self) -> str:
         return f"http://127.0.0.1:{self.catalogue_port}"
+
+    @property
+    def resolved_jwt_private_key_file(self) -> Path:
+        return self.jwt_private_key_file or self.home / "keys" / "jwt-ed25519.pem"
+
+    @property
+    def resolved_jwt_public_key_file(self) -> Path:
+        return self.jwt_public_key_file or self.home / "keys" / "jwt-ed25519.pub.pem"
 
     @property
     def serves_api_docs(self) -> bool:
