@@ -22,7 +22,7 @@ def asset(restriction: Restriction = Restriction.PUBLIC, *, published: bool = Tr
     return Visibility("pv-ninh-thuan", restriction, published, window.get("publish_at"), window.get("unpublish_at"))
 
 
-def test_an_unpublished_upload_is_seen_by_its_uploader_and_the_archive_only() -> None:
+def test_an_unpublished_upload_is_hidden_from_other_reporters_and_the_public() -> None:
     draft = asset(Restriction.INTERNAL, published=False)
     seen = {
         p.subject for p in (REPORTER, OTHER_REPORTER, ARCHIVIST, PRODUCER, ADMIN, ANONYMOUS) if may_see(p, draft, NOW)
