@@ -58,7 +58,10 @@ def test_settings(**overrides: Any) -> Settings:
     base.update(
         home=Path(os.environ.get("MAM_TEST_HOME", REPO / ".mam" / f"test-{offset}")),
         es_index_prefix="mamtest",
-        api_tokens="test-token-phong-vien:phong-vien,test-token-luu-tru:luu-tru",
+        api_tokens=(
+            "test-token-phong-vien:phong-vien,test-token-luu-tru:luu-tru,"
+            "test-token-bien-tap:bien-tap,test-token-quan-tri:quan-tri"
+        ),
     )
     base.update(overrides)
     return Settings(**base)
@@ -66,6 +69,8 @@ def test_settings(**overrides: Any) -> Settings:
 
 TOKEN = "test-token-phong-vien"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# Operations (projection status, rebuilds) are the administrator's.
+ADMIN = {"Authorization": "Bearer test-token-quan-tri"}
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2, what: str = "") -> Any:

@@ -21,9 +21,12 @@ from services.search.query import (
     stats_body,
 )
 from services.search.results import shape_activities, shape_facets, shape_hit, shape_stats
+from shared.access import requires
+from shared.auth import Principal
 from shared.eventstore import EventStore
-from shared.http import Actor, UserError, app_deps
+from shared.http import UserError, app_deps
 from shared.objectstore import ObjectStore
+from shared.policy import Action
 from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
 
@@ -57,6 +60,10 @@ class SearchDeps:
 
 Deps = Annotated[SearchDeps, Depends(app_deps)]
 router = APIRouter(prefix="/v1")
+# Every route names the action it takes (shared/policy.py decides who may).
+Searcher = Annotated[Principal, Depends(requires(Action.SEARCH))]
+Reader = Annotated[Principal, Depends(requires(Action.ASSET_READ))]
+Operator = Annotated[Principal, Depends(requires(Action.OPERATIONS))]
 
 
 async def filters_dependency(  # async: no worker-thread hop per request
@@ -134,7 +141,7 @@ Consistency = Annotated[
 
 @router.get("/search", summary="Tìm tư liệu / search assets")
 async def search(
-    actor: Actor,
+    who: Searcher,
     d: Deps,
     filters: FiltersDep,
     q: Annotated[str, Query(max_length=500, description="từ khóa, có hoặc không dấu")] = "",
@@ -173,7 +180,7 @@ async def search(
 @router.get("/assets/{asset_id}/similar", summary="Tư liệu tương tự / more like this asset")
 async def similar(
     asset_id: str,
-    actor: Actor,
+    who: Searcher,
     d: Deps,
     filters: FiltersDep,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
@@ -189,7 +196,7 @@ async def similar(
 
 @router.get("/stats", summary="Thống kê phục vụ sơ kết, tổng kết / review statistics")
 async def stats(
-    actor: Actor,
+    who: Searcher,
     d: Deps,
     filters: FiltersDep,
     group_by: Annotated[str, Query(description="month, year, term")] = "month",
@@ -202,7 +209,7 @@ async def stats(
 
 @router.get("/stats/activities", summary="Hoạt động theo nhiệm kỳ / activities per term")
 async def activities(
-    actor: Actor,
+    who: Searcher,
     d: Deps,
     filters: FiltersDep,
     size: Annotated[int, Query(ge=1, le=1000)] = 200,
@@ -218,7 +225,7 @@ async def activities(
 
 
 @router.get("/assets/{asset_id}/history", summary="Lịch sử tư liệu (nhật ký) / audit trail")
-async def history(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
+async def history(asset_id: str, who: Reader, d: Deps) -> dict[str, Any]:
     stored = await d.events.history("asset", _asset_id(asset_id))
     if not stored:
         raise _not_found(asset_id)
@@ -242,7 +249,7 @@ async def history(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
 
 
 @router.get("/projection", summary="Tình trạng chỉ mục / projection status")
-async def projection(actor: Actor, d: Deps) -> dict[str, Any]:
+async def projection(who: Operator, d: Deps) -> dict[str, Any]:
     info = await d.progress.info()
     if info is None:
         raise UserError(
@@ -265,7 +272,7 @@ async def projection(actor: Actor, d: Deps) -> dict[str, Any]:
 
 
 @router.get("/assets/{asset_id}/renditions", summary="Bản xem trước (URL tạm thời) / rendition URLs")
-async def renditions(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
+async def renditions(asset_id: str, who: Reader, d: Deps) -> dict[str, Any]:
     # Read from the asset's events, not the index: a UI opening an asset
     # right after its renditions_ready event must not wait for projection.
     stored = await d.events.history("asset", _asset_id(asset_id))

@@ -40,7 +40,7 @@ from services.search.rebuild import read_stream, rebuild_index
 from shared.eventstore import EventStore
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter
-from tests.conftest import AUTH
+from tests.conftest import ADMIN, AUTH
 from tests.search_corpus import generated_events
 
 N_ASSETS = int(os.environ.get("MAM_BENCH_SEARCH_ASSETS", "100000"))
@@ -162,7 +162,7 @@ def _projector_caught_up(search_url: str, within_s: float = 600) -> None:
     deadline = time.monotonic() + within_s
     with httpx.Client(timeout=30) as client:
         while time.monotonic() < deadline:
-            state = client.get(f"{search_url}/v1/projection", headers=AUTH).json()
+            state = client.get(f"{search_url}/v1/projection", headers=ADMIN).json()
             if state["pending"] == 0 and state["awaiting_ack"] == 0:
                 return
             time.sleep(1.0)
@@ -233,7 +233,7 @@ def _p95_during_catch_up(bench: Settings, *, split: bool) -> float:
         with httpx.Client(timeout=60) as client:
 
             def pending() -> int:
-                response = client.get(f"{bench.search_url}/v1/projection", headers=AUTH)
+                response = client.get(f"{bench.search_url}/v1/projection", headers=ADMIN)
                 return int(response.json()["pending"]) if response.status_code == 200 else -1
 
             deadline = time.monotonic() + 60
