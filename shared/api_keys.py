@@ -26,14 +26,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
+from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.auth import Principal, Role
+from shared.kv import open_bucket
 
 log = logging.getLogger("mam.api_keys")
 
 API_KEYS_BUCKET = "MAM_API_KEYS"
+API_KEYS_DESCRIPTION = "HĐND media archive: API keys (SHA-256 of the secrets)"
 PREFIX = "mam_"
 MAX_CACHE_TTL_S = 30.0
 _PRESENTED = re.compile(r"^mam_([0-9a-f]{16})_([0-9a-f]{64})$")
@@ -157,3 +160,12 @@ async def verify_api_key(kv_or_store: KvApiKeyStore | KeyValueReader, presented:
     if not hmac.compare_digest(secret_digest(secret), record.secret_sha256):
         return None
     return record.principal()
+
+
+async def open_api_key_store(js: JetStreamContext, cache_ttl_s: float = 15.0) -> KvApiKeyStore:
+    """The store a service verifies keys with: the ``MAM_API_KEYS`` bucket (made if missing)
+    on the service's NATS connection, e.g. ``await open_api_key_store(nc.jetstream(),
+    settings.api_key_cache_ttl_s)``; then ``app.state.api_key_verifier = lambda key:
+    verify_api_key(store, key)`` lets ``shared.access`` accept API keys."""
+    kv = await open_bucket(js, API_KEYS_BUCKET, API_KEYS_DESCRIPTION)
+    return KvApiKeyStore(kv, cache_ttl_s)

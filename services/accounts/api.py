@@ -12,17 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordRequestForm
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.accounts.accounts import Accounts, api_key_view
-from shared.api_keys import looks_like_api_key, verify_api_key
-from shared.auth import ROLE_LABELS_VI, Principal, Role, TokenRefused, verify_access_token
+from shared.access import authenticate, refusal, requires
+from shared.auth import ROLE_LABELS_VI, Principal, Role
 from shared.fields import Line, PersonName
 from shared.http import UserError, app_deps
+from shared.policy import Action
 from shared.ports import EventLog
 from shared.settings import Settings
 
@@ -33,7 +33,6 @@ class AccountsDeps:
     events: EventLog
     nc: NatsClient  # the KV buckets' connection
     accounts: Accounts
-    public_key: Ed25519PublicKey
 
     async def readiness(self) -> dict[str, bool]:
         return {"nats": self.nc.is_connected and await self.events.ready()}
@@ -44,57 +43,40 @@ class AccountsDeps:
 
 
 Deps = Annotated[AccountsDeps, Depends(app_deps)]
+# Sign-in takes credentials in its body: open to anyone (no policy action).
 router = APIRouter(prefix="/v1")
 
 # --- who is calling ----------------------------------------------------------------------------
 
 _bearer = HTTPBearer(auto_error=False)
+# The policy's gate (shared.access): administrators only, 401/403 bilingual for anyone else.
+MANAGES_ACCOUNTS = requires(Action.ACCOUNTS)
 
 
-async def caller(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)], d: Deps) -> Principal:
-    """The principal of a Bearer access token (a signed JWT) or API key (``mam_…``)."""
-    if credentials is None:
-        raise UserError(
-            401,
-            "unauthenticated",
-            "Cần đăng nhập: thiếu mã truy cập (Bearer token).",
-            "Authentication required: missing Bearer token.",
-        )
-    presented = credentials.credentials
-    if looks_like_api_key(presented):
-        principal = await verify_api_key(d.accounts.buckets.key_reader, presented)
-        if principal is None:
-            raise UserError(
-                401, "invalid_api_key", "Khóa API không hợp lệ hoặc đã bị thu hồi.", "Invalid or revoked API key."
-            )
-        return principal
-    try:
-        return verify_access_token(presented, d.public_key)
-    except TokenRefused as exc:
-        raise UserError(
-            401, "invalid_token", "Mã truy cập không hợp lệ hoặc đã hết hạn.", "Invalid or expired access token."
-        ) from exc
-
-
-Caller = Annotated[Principal, Depends(caller)]
-
-
-async def administrator(principal: Caller, d: Deps) -> Principal:
-    """A signed-in administrator whose account is still active and still an administrator
-    (checked in KV, so a demotion takes effect here at once). API keys administer nothing."""
-    if principal.kind == "user" and principal.role is Role.QUAN_TRI:
+async def administrator(
+    principal: Annotated[Principal, Depends(MANAGES_ACCOUNTS)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    d: Deps,
+) -> Principal:
+    """Beyond the policy: a signed-in administrator (an access token, not an API key or a
+    configured static token) whose account is still active and still an administrator,
+    as KV says now, so a demotion or a disabling takes effect here at once."""
+    signed_in = credentials is not None and credentials.credentials.count(".") == 2
+    if signed_in and principal.kind == "user":
         user = await d.accounts.user(principal.subject)
         if user is not None and user.active and user.role is Role.QUAN_TRI:
             return principal
     raise UserError(
         403,
         "forbidden",
-        "Chỉ quản trị viên (đã đăng nhập) mới được quản lý tài khoản và khóa API.",
+        "Chỉ quản trị viên đã đăng nhập mới được quản lý tài khoản và khóa API.",
         "Only a signed-in administrator may manage accounts and API keys.",
     )
 
 
 Admin = Annotated[Principal, Depends(administrator)]
+# Every route here is the policy's ``accounts`` action (declared once, for all of them).
+admin_router = APIRouter(prefix="/v1", dependencies=[Depends(MANAGES_ACCOUNTS)])
 
 
 # --- request bodies ----------------------------------------------------------------------------
@@ -158,7 +140,13 @@ async def logout(body: RefreshRequest, d: Deps) -> Response:
 
 
 @router.get("/auth/me", summary="Tôi là ai / who am I")
-async def me(principal: Caller) -> dict[str, Any]:
+async def me(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> dict[str, Any]:
+    """The caller as every service sees it: an access token, an API key or a configured token."""
+    principal = await authenticate(request, credentials)
+    if principal.role is Role.PUBLIC:
+        raise refusal(principal)
     return {
         "subject": principal.subject,
         "name": principal.name,
@@ -171,18 +159,18 @@ async def me(principal: Caller) -> dict[str, Any]:
 # --- users (administrators) -----------------------------------------------------------------
 
 
-@router.post("/users", status_code=201, summary="Tạo tài khoản / create an account")
+@admin_router.post("/users", status_code=201, summary="Tạo tài khoản / create an account")
 async def create_user(body: CreateUser, admin: Admin, d: Deps) -> dict[str, Any]:
     user = await d.accounts.create_user(admin.actor, body.username, body.display_name, body.role, body.password)
     return user.view()
 
 
-@router.get("/users", summary="Danh sách tài khoản / list accounts")
+@admin_router.get("/users", summary="Danh sách tài khoản / list accounts")
 async def list_users(admin: Admin, d: Deps) -> dict[str, Any]:
     return {"users": [u.view() for u in await d.accounts.users()]}
 
 
-@router.patch("/users/{username}", summary="Sửa tài khoản / change an account")
+@admin_router.patch("/users/{username}", summary="Sửa tài khoản / change an account")
 async def edit_user(username: str, body: EditUser, admin: Admin, d: Deps) -> dict[str, Any]:
     """Role, display name, active, or a new password (which also unlocks the account and
     ends its sign-ins). Administrators cannot disable or demote themselves."""
@@ -209,7 +197,7 @@ async def edit_user(username: str, body: EditUser, admin: Admin, d: Deps) -> dic
 # --- API keys (administrators) -------------------------------------------------------------
 
 
-@router.post("/api-keys", status_code=201, summary="Tạo khóa API cho máy / create an API key")
+@admin_router.post("/api-keys", status_code=201, summary="Tạo khóa API cho máy / create an API key")
 async def create_api_key(body: CreateApiKey, admin: Admin, d: Deps, response: Response) -> dict[str, Any]:
     """The key is in this answer only (``key``); it is stored as a hash and cannot be shown again."""
     response.headers.update(_NO_STORE)
@@ -217,12 +205,12 @@ async def create_api_key(body: CreateApiKey, admin: Admin, d: Deps, response: Re
     return {**api_key_view(record), "key": presented}
 
 
-@router.get("/api-keys", summary="Danh sách khóa API / list API keys")
+@admin_router.get("/api-keys", summary="Danh sách khóa API / list API keys")
 async def list_api_keys(admin: Admin, d: Deps) -> dict[str, Any]:
     return {"api_keys": [api_key_view(k) for k in await d.accounts.api_keys()]}
 
 
-@router.delete("/api-keys/{key_id}", status_code=204, summary="Thu hồi khóa API / revoke an API key")
+@admin_router.delete("/api-keys/{key_id}", status_code=204, summary="Thu hồi khóa API / revoke an API key")
 async def revoke_api_key(key_id: str, admin: Admin, d: Deps) -> Response:
     """Refused by every service within ``api_key_cache_ttl_s`` (≤ 30 s), by this one at once."""
     await d.accounts.revoke_api_key(admin.actor, key_id)

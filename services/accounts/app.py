@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.accounts.accounts import Accounts, Throttled
-from services.accounts.api import AccountsDeps, router
+from services.accounts.api import AccountsDeps, admin_router, router
 from services.accounts.store import AccountBuckets
-from shared.auth import ensure_signing_keys, load_private_key, load_public_key
+from shared.api_keys import verify_api_key
+from shared.auth import Principal, ensure_signing_keys, load_private_key
 from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.settings import Settings
@@ -35,11 +36,18 @@ async def build_deps(settings: Settings) -> AccountsDeps:
         created = await accounts.ensure_demo_accounts()
         if created:
             log.info("demo accounts created (loopback only): %s", ", ".join(created))
-    return AccountsDeps(settings, events, nc, accounts, load_public_key(public_file))
+    return AccountsDeps(settings, events, nc, accounts)
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = service_app("accounts", settings, build_deps, [router])
+    app = service_app("accounts", settings, build_deps, [router, admin_router])
+
+    async def verify_key(presented: str) -> Principal | None:
+        """API keys as shared.access asks for them: this service's own cached store."""
+        deps: AccountsDeps = app.state.deps
+        return await verify_api_key(deps.accounts.buckets.key_reader, presented)
+
+    app.state.api_key_verifier = verify_key
 
     @app.exception_handler(Throttled)
     async def _throttled(_: Request, exc: Throttled) -> JSONResponse:

@@ -19,7 +19,7 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
 from services.accounts.domain import RefreshFamily, SignInGuard, UserRecord
-from shared.api_keys import API_KEYS_BUCKET, ApiKeyRecord, KvApiKeyStore
+from shared.api_keys import API_KEYS_BUCKET, API_KEYS_DESCRIPTION, ApiKeyRecord, KvApiKeyStore
 from shared.kv import open_bucket
 
 USERS_BUCKET = "MAM_USERS"
@@ -118,7 +118,7 @@ class AccountBuckets:
         unknown = await open_bucket(
             js, UNKNOWN_NAMES_BUCKET, "HĐND media archive: failed sign-ins of unknown names", ttl_s=guard_ttl_s
         )
-        keys = await open_bucket(js, API_KEYS_BUCKET, "HĐND media archive: API keys (SHA-256 of the secrets)")
+        keys = await open_bucket(js, API_KEYS_BUCKET, API_KEYS_DESCRIPTION)
         return cls(
             users=Records(users, UserRecord),
             sessions=Records(sessions, RefreshFamily),

@@ -94,9 +94,7 @@ def test_a_token_whose_claims_were_changed_after_signing_is_refused() -> None:
 
 
 def test_a_token_signed_by_another_ed25519_key_is_refused() -> None:
-    other, _ = issue_access_token(
-        Principal("lan", "Nguyễn Thị Lan", Role.QUAN_TRI), Ed25519PrivateKey.generate(), 300
-    )
+    other, _ = issue_access_token(Principal("lan", "Nguyễn Thị Lan", Role.QUAN_TRI), Ed25519PrivateKey.generate(), 300)
 
     assert refused(other)
 
