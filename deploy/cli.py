@@ -8,6 +8,8 @@ mam run                                              up + demo, wait for Ctrl-C,
 mam classify [TEXT ...]                              activity type per text (stdin: one per line)
 mam rebuild-index [--keep N]                         replay the event stream into a new search index
 mam docs [--check]                                   regenerate (or check) the event catalogue in docs/architecture.md
+mam user add NAME --role ROLE [--name "Tên"]         create an account (the first administrator too)
+mam user passwd|disable|enable NAME · mam user list  manage accounts directly in NATS KV
 """
 
 from __future__ import annotations
@@ -199,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     rebuild.add_argument("--keep", type=int, default=1, help="previous indices kept for rollback (default 1)")
     docs = sub.add_parser("docs", help="regenerate the event catalogue in docs/architecture.md")
     docs.add_argument("--check", action="store_true", help="change nothing; exit 1 and show the diff if it is stale")
+    from deploy import users
+
+    users.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "classify":
         return cmd_classify(args.text)
@@ -206,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_docs(args.check)
 
     settings = Settings()
+    if args.command == "user":
+        return users.run(settings, args)
     stack = LocalStack(settings)
     try:
         if args.command == "up":
