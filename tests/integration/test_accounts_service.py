@@ -439,9 +439,12 @@ def test_a_demoted_administrator_is_refused_at_once_despite_a_valid_token(
 
 
 def test_an_administrator_cannot_disable_or_demote_themselves(client: httpx.Client, admin: dict[str, str]) -> None:
+    boss = new_user(client, admin, role="quan-tri")  # not the demo administrator the other tests use
+    token = bearer(tokens(client, boss, PASSWORD)["access_token"])
     for change in ({"active": False}, {"role": "luu-tru"}):
-        response = client.patch("/v1/users/quan-tri", json=change, headers=admin)
+        response = client.patch(f"/v1/users/{boss.upper()}", json=change, headers=token)
         assert response.status_code == 422 and response.json()["error"]["code"] == "cannot_demote_self"
+    assert client.get("/v1/users", headers=token).status_code == 200
 
 
 # --- managing users, and what the log says --------------------------------------------------------
