@@ -74,7 +74,9 @@ def cmd_run(stack: LocalStack, settings: Settings) -> None:
             f"  Tải lên / upload:   {settings.ingest_url}/v1/assets  (POST, multipart)\n"
             f"  Biên mục / catalogue: {settings.catalogue_url}/v1/activities  ·  /v1/assets/<id>/tags\n"
             f"  API docs:           {settings.search_url}/docs  ·  {settings.ingest_url}/docs"
-            f"  ·  {settings.catalogue_url}/docs\n"
+            f"  ·  {settings.catalogue_url}/docs  ·  {settings.accounts_url}/docs\n"
+            f"  Đăng nhập / sign in: curl -d username=luu-tru -d password=demo-luu-tru "
+            f"{settings.accounts_url}/v1/auth/token  (tài khoản mẫu / demo accounts: README)\n"
             f"  Token:              Authorization: Bearer {token}\n"
             f"  e.g. curl -H 'Authorization: Bearer {token}' '{settings.search_url}/v1/search?q=ky+hop'\n"
             "Ctrl-C (hoặc `make stop`) để dừng / to stop.",
