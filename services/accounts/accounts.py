@@ -8,6 +8,7 @@ succeeded and without any secret.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from pydantic import TypeAdapter, ValidationError
 
 from services.accounts.domain import (
@@ -172,10 +174,10 @@ DEMO_ACCOUNTS = (
 )
 
 
-def unknown_name_key(name: str) -> str:
-    """The KV key of an unknown name's failures: a hash, since the name may be anything
-    (a password typed into the wrong field, too)."""
-    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+def unknown_name_key(name: str, secret: bytes) -> str:
+    """The KV key of an unknown name's failures: a keyed hash, since the "name" may be
+    anything, a password typed into the wrong field too, and must not be readable there."""
+    return hmac.new(secret, name.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
 class Accounts:
@@ -215,7 +217,7 @@ class Accounts:
         now = self.clock()
         name = normalise_username(username)
         user = await self.buckets.users.value(name) if valid_username(name) else None
-        unknown_key = unknown_name_key(name)
+        unknown_key = unknown_name_key(name, self._names_secret())
         guard = user.guard if user else (await self.buckets.unknown_names.value(unknown_key) or SignInGuard())
         remaining = locked_for(guard, now)
         if remaining is not None:
@@ -278,6 +280,14 @@ class Accounts:
         )
         await self.buckets.sessions.create(family.family_id, family)
         return self._tokens(user, refresh)
+
+    def _names_secret(self) -> bytes:
+        """The key that hashes unknown names: derived from the signing key, so every
+        replica of the service agrees on it and nobody without that key can test guesses."""
+        if self.signing_key is None:
+            raise RuntimeError("this Accounts has no signing key (the CLI signs nobody in)")
+        raw = self.signing_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        return hashlib.sha256(b"mam-unknown-sign-in-names\0" + raw).digest()
 
     def _tokens(self, user: UserRecord, refresh_token: str) -> TokenPair:
         if self.signing_key is None:

@@ -25,7 +25,7 @@ from shared.kv import open_bucket
 USERS_BUCKET = "MAM_USERS"
 SESSIONS_BUCKET = "MAM_SESSIONS"
 # Failed sign-ins of names that have no account, so that they lock like real ones
-# (else the lock-out would tell which names exist). Keyed by a hash of the name.
+# (else the lock-out would tell which names exist). Keyed by a keyed hash of the name.
 UNKNOWN_NAMES_BUCKET = "MAM_SIGNIN_UNKNOWN"
 # Attempts before a change gives up with a conflict (each one lost a race to another writer).
 _ATTEMPTS = 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -250,3 +251,14 @@ def test_short_long_and_name_like_passwords_are_refused_in_both_languages() -> N
         problem = password_problem(password, "nguyen-lan")
         assert problem is not None and all(problem), password
     assert password_problem("một mật khẩu đủ dài", "nguyen-lan") is None
+
+
+def test_an_unknown_name_is_kept_under_a_keyed_hash_that_nobody_without_the_key_can_recompute() -> None:
+    from services.accounts.accounts import unknown_name_key
+
+    typed = "mật-khẩu-gõ-nhầm-ô"  # a password typed into the name field
+
+    key = unknown_name_key(typed, b"k" * 32)
+
+    assert typed not in key and key != hashlib.sha256(typed.encode()).hexdigest()
+    assert key == unknown_name_key(typed, b"k" * 32) != unknown_name_key(typed, b"j" * 32)
