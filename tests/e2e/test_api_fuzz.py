@@ -19,11 +19,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from shared.settings import Settings
-from tests.conftest import ADMIN, wait_for
+from tests.conftest import ADMIN, ARCHIVIST, wait_for
 
 pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("MAM_FUZZ_EXAMPLES", "15"))
-ARCHIVIST = {"Authorization": "Bearer test-token-luu-tru"}
 CHECKS = [not_a_server_error, response_schema_conformance]
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
