@@ -208,7 +208,7 @@ def test_an_unknown_name_costs_as_much_time_as_a_wrong_password(client: httpx.Cl
         assert sign_in(client, known, PASSWORD).status_code == 200  # resets the count: never locks
 
     known_s, unknown_s = statistics.median(times["known"]), statistics.median(times["unknown"])
-    assert 0.6 < unknown_s / known_s < 1.6, times
+    assert 0.5 < unknown_s / known_s < 2.0, times  # without the dummy hash: ~0.03
 
 
 async def test_concurrent_wrong_passwords_are_all_counted(
