@@ -1,29 +1,62 @@
-"""search HTTP API: the routes (thin handlers) and the adapters they use."""
+"""search HTTP API: the routes (thin handlers) and the adapters they use.
 
+Every read of assets is judged by ``shared.policy``: index reads carry
+``visibility_filter(principal)`` in the query's own filter (hits, facet counts,
+statistics, similar assets), single-asset reads fold the asset's visibility from
+its events and ask ``may_see`` — an asset the caller may not see answers the same
+404 as one that does not exist. The portal feed is the anonymous public's view.
+"""
+
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from elasticsearch import AsyncElasticsearch
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from faststream.nats import NatsBroker
 
 from services.search.consistency import ProjectionProgress
-from services.search.documents import fold_media_event
+from services.search.documents import document_visibility, fold_media_event
+from services.search.feed import (
+    MAX_FEED_SIZE,
+    FeedItem,
+    FeedPage,
+    MediaLink,
+    etag_of,
+    feed_body,
+    feed_fingerprint,
+    feed_item,
+    http_date,
+    not_modified,
+    render_atom,
+    render_json,
+    render_rss,
+    renditions_for,
+    signing_window,
+    valid_feed_sort,
+)
 from services.search.index import AssetIndex
 from services.search.params import parse_filters, parse_group, parse_search
 from services.search.query import (
+    CursorError,
     Filters,
     activities_body,
     build_search_body,
     encode_cursor,
     more_like_this_body,
+    sign_cursor,
     stats_body,
+    verified_cursor,
 )
 from services.search.results import shape_activities, shape_facets, shape_hit, shape_stats
+from shared.auth import Principal, Role
 from shared.eventstore import EventStore
 from shared.http import Actor, UserError, app_deps
 from shared.objectstore import ObjectStore
+from shared.policy import may_see, visibility_filter
+from shared.publication import visibility_of
 from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
 
@@ -57,6 +90,25 @@ class SearchDeps:
 
 Deps = Annotated[SearchDeps, Depends(app_deps)]
 router = APIRouter(prefix="/v1")
+
+
+def principal_for_actor(actor: str) -> Principal:
+    """Until signed tokens reach this service: a static token's actor read as the role of the
+    same name ("phong-vien", "luu-tru", …); an actor that names no role sees what the public
+    sees. To be replaced by the verified token's principal."""
+    try:
+        role = Role(actor)
+    except ValueError:
+        role = Role.PUBLIC
+    return Principal(actor, actor, role)
+
+
+async def current_principal(actor: Actor) -> Principal:
+    return principal_for_actor(actor)
+
+
+# Who is asking, as the policy sees them (every asset read takes one).
+Viewer = Annotated[Principal, Depends(current_principal)]
 
 
 async def filters_dependency(  # async: no worker-thread hop per request
@@ -106,6 +158,16 @@ def _not_found(asset_id: str) -> UserError:
     return UserError(404, "asset_not_found", f"Không tìm thấy tư liệu {asset_id}.", f"No asset {asset_id}.")
 
 
+async def _visible_history(d: SearchDeps, asset_id: str, principal: Principal) -> list[Any]:
+    """The asset's events, if ``principal`` may see the asset now; else the same 404 as for
+    an asset that does not exist (no answer tells an embargoed asset from a missing one)."""
+    stored = await d.events.history("asset", _asset_id(asset_id))
+    visibility = visibility_of(e.envelope for e in stored)
+    if visibility is None or not may_see(principal, visibility, datetime.now(UTC)):
+        raise _not_found(asset_id)
+    return stored
+
+
 async def _read_your_writes(d: SearchDeps, after_seq: int | None, refresh: bool) -> None:
     """Wait until the projector has indexed ``after_seq`` (then make it searchable)."""
     if after_seq is not None:
@@ -134,7 +196,7 @@ Consistency = Annotated[
 
 @router.get("/search", summary="Tìm tư liệu / search assets")
 async def search(
-    actor: Actor,
+    principal: Viewer,
     d: Deps,
     filters: FiltersDep,
     q: Annotated[str, Query(max_length=500, description="từ khóa, có hoặc không dấu")] = "",
@@ -160,7 +222,7 @@ async def search(
         cursor_key=cursor_key,
     )
     await _read_your_writes(d, after_seq, refresh)
-    result = await d.index.search(build_search_body(params))
+    result = await d.index.search(build_search_body(params, visible=visibility_filter(principal)))
     hits = result["hits"]["hits"]
     return {
         "total": result["hits"]["total"]["value"],
@@ -173,23 +235,25 @@ async def search(
 @router.get("/assets/{asset_id}/similar", summary="Tư liệu tương tự / more like this asset")
 async def similar(
     asset_id: str,
-    actor: Actor,
+    principal: Viewer,
     d: Deps,
     filters: FiltersDep,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
 ) -> dict[str, Any]:
     found = await d.index.get(_asset_id(asset_id))
-    if found is None:
-        raise _not_found(asset_id)
+    visibility = document_visibility(found[0]) if found is not None else None
+    if found is None or visibility is None or not may_see(principal, visibility, datetime.now(UTC)):
+        raise _not_found(asset_id)  # an asset one may not see is not there, for this caller
     doc = found[0]
     like = [v for k, v in doc.items() if k.endswith("_folded") and isinstance(v, str) and v]
-    result = await d.index.search(more_like_this_body(asset_id, like, filters, size))
+    body = more_like_this_body(asset_id, like, filters, size, visible=visibility_filter(principal))
+    result = await d.index.search(body)
     return {"asset_id": asset_id, "hits": [shape_hit(h) for h in result["hits"]["hits"]]}
 
 
 @router.get("/stats", summary="Thống kê phục vụ sơ kết, tổng kết / review statistics")
 async def stats(
-    actor: Actor,
+    principal: Viewer,
     d: Deps,
     filters: FiltersDep,
     group_by: Annotated[str, Query(description="month, year, term")] = "month",
@@ -197,17 +261,18 @@ async def stats(
 ) -> dict[str, Any]:
     group = parse_group(group_by)
     await _read_your_writes(d, after_seq, False)
-    return shape_stats(await d.index.search(stats_body(filters, group)), group)
+    body = stats_body(filters, group, visible=visibility_filter(principal))
+    return shape_stats(await d.index.search(body), group)
 
 
 @router.get("/stats/activities", summary="Hoạt động theo nhiệm kỳ / activities per term")
 async def activities(
-    actor: Actor,
+    principal: Viewer,
     d: Deps,
     filters: FiltersDep,
     size: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
-    body = activities_body(filters, size)
+    body = activities_body(filters, size, visible=visibility_filter(principal))
     if body is None:
         return {
             "terms": [],
@@ -218,10 +283,8 @@ async def activities(
 
 
 @router.get("/assets/{asset_id}/history", summary="Lịch sử tư liệu (nhật ký) / audit trail")
-async def history(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
-    stored = await d.events.history("asset", _asset_id(asset_id))
-    if not stored:
-        raise _not_found(asset_id)
+async def history(asset_id: str, principal: Viewer, d: Deps) -> dict[str, Any]:
+    stored = await _visible_history(d, asset_id, principal)
     return {
         "asset_id": asset_id,
         "events": [
@@ -265,12 +328,10 @@ async def projection(actor: Actor, d: Deps) -> dict[str, Any]:
 
 
 @router.get("/assets/{asset_id}/renditions", summary="Bản xem trước (URL tạm thời) / rendition URLs")
-async def renditions(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
+async def renditions(asset_id: str, principal: Viewer, d: Deps) -> dict[str, Any]:
     # Read from the asset's events, not the index: a UI opening an asset
     # right after its renditions_ready event must not wait for projection.
-    stored = await d.events.history("asset", _asset_id(asset_id))
-    if not stored:
-        raise _not_found(asset_id)
+    stored = await _visible_history(d, asset_id, principal)
     doc: dict[str, Any] = {}
     for event in stored:
         doc = fold_media_event(doc, event.envelope)
@@ -285,3 +346,132 @@ async def renditions(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
         "expires_in_s": d.settings.presign_expiry_s,
         "renditions": out,
     }
+
+
+# --- the public portal feed (no sign-in) ------------------------------------------------------------
+
+FEED_CACHE_CONTROL = "public, max-age=60"
+JSON_FEED_TYPE = "application/feed+json"
+RSS_TYPE = "application/rss+xml; charset=utf-8"
+ATOM_TYPE = "application/atom+xml; charset=utf-8"
+
+
+async def feed_query(
+    activity_type: Annotated[list[str] | None, Query(description="mã loại hoạt động, vd. ky-hop")] = None,
+    term: Annotated[list[str] | None, Query(description="nhiệm kỳ, vd. 2021-2026")] = None,
+    size: Annotated[int, Query(ge=1, le=MAX_FEED_SIZE, description="số mục mỗi trang")] = 20,
+    cursor: Annotated[str | None, Query(max_length=2000, description="trang sau (next_cursor)")] = None,
+) -> tuple[Filters, int, str | None]:
+    return parse_filters(activity_type=activity_type, term=term), size, cursor
+
+
+FeedQuery = Annotated[tuple[Filters, int, str | None], Depends(feed_query)]
+
+
+async def _feed_link(d: SearchDeps, stored: dict[str, Any] | None, window: datetime) -> MediaLink | None:
+    if stored is None or not isinstance(stored.get("bucket"), str) or not isinstance(stored.get("key"), str):
+        return None
+    url = await d.renditions.presigned_get(
+        stored["bucket"], stored["key"], d.settings.feed_url_expiry_s, signed_at=window
+    )
+    return MediaLink.of(stored, url)
+
+
+async def _feed_page(request: Request, d: SearchDeps, query: tuple[Filters, int, str | None]) -> FeedPage:
+    """One page of what the public may see now: published, in its window, ``public``."""
+    filters, size, cursor = query
+    key = d.settings.search_cursor_key.get_secret_value().encode()
+    fingerprint = feed_fingerprint(filters)
+    after: list[Any] | None = None
+    if cursor:
+        try:
+            after = verified_cursor(cursor, fingerprint, key)
+            if not valid_feed_sort(after):
+                raise CursorError("corrupt cursor")
+        except CursorError as exc:
+            raise UserError(
+                400,
+                "invalid_cursor",
+                "Con trỏ phân trang không hợp lệ hoặc thuộc bộ lọc khác; hãy đọc lại từ trang đầu.",
+                f"Invalid feed cursor ({exc}); start again from the first page.",
+                field="cursor",
+            ) from exc
+    hits = (await d.index.search(feed_body(filters, size, after)))["hits"]["hits"]
+    window = signing_window(datetime.now(UTC), d.settings.feed_url_expiry_s)
+
+    async def item(src: dict[str, Any]) -> FeedItem:
+        media, poster = renditions_for(src)
+        return feed_item(src, await _feed_link(d, media, window), await _feed_link(d, poster, window))
+
+    items = list(await asyncio.gather(*(item(h["_source"]) for h in hits)))
+    next_cursor = sign_cursor(fingerprint, hits[-1]["sort"], key) if len(hits) == size else None
+    return FeedPage(
+        title=d.settings.feed_title,
+        feed_url=str(request.url),
+        home_url=str(request.base_url),
+        items=items,
+        window=window,
+        url_life_s=d.settings.feed_url_expiry_s,
+        next_url=str(request.url.include_query_params(cursor=next_cursor)) if next_cursor else None,
+        next_cursor=next_cursor,
+    )
+
+
+def _feed_response(request: Request, page: FeedPage, render: Callable[[FeedPage], bytes], media_type: str) -> Response:
+    """The rendered page with its validators; 304 when the client's copy is current."""
+    body = render(page)
+    etag = etag_of(body)
+    headers = {"ETag": etag, "Last-Modified": http_date(page.last_modified), "Cache-Control": FEED_CACHE_CONTROL}
+    if not_modified(
+        etag, page.last_modified, request.headers.get("if-none-match"), request.headers.get("if-modified-since")
+    ):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def _feed_responses(media_type: str, schema: dict[str, Any] | None = None) -> dict[int | str, dict[str, Any]]:
+    content: dict[str, Any] = {media_type.split(";")[0]: {"schema": schema} if schema else {}}
+    return {
+        200: {"description": "Trang tin công khai / one page of the public feed", "content": content},
+        304: {"description": "Không đổi (If-None-Match / If-Modified-Since) / not modified"},
+    }
+
+
+FEED_DESCRIPTION = (
+    "Không cần đăng nhập. Tư liệu đã xuất bản, trong thời hạn, phạm vi công khai; mới nhất trước. "
+    "No sign-in: published, in-window, public assets only, newest publication first; media links "
+    "are presigned URLs valid at least half of MAM_FEED_URL_EXPIRY_S."
+)
+
+
+@router.get(
+    "/feed",
+    summary="Tin công khai (JSON Feed) / public feed, JSON",
+    description=FEED_DESCRIPTION,
+    response_class=Response,
+    responses=_feed_responses(JSON_FEED_TYPE, {"type": "object"}),
+)
+async def feed_json(request: Request, d: Deps, query: FeedQuery) -> Response:
+    return _feed_response(request, await _feed_page(request, d, query), render_json, JSON_FEED_TYPE)
+
+
+@router.get(
+    "/feed.rss",
+    summary="Tin công khai (RSS 2.0 + Media RSS) / public feed, RSS",
+    description=FEED_DESCRIPTION,
+    response_class=Response,
+    responses=_feed_responses(RSS_TYPE),
+)
+async def feed_rss(request: Request, d: Deps, query: FeedQuery) -> Response:
+    return _feed_response(request, await _feed_page(request, d, query), render_rss, RSS_TYPE)
+
+
+@router.get(
+    "/feed.atom",
+    summary="Tin công khai (Atom) / public feed, Atom",
+    description=FEED_DESCRIPTION,
+    response_class=Response,
+    responses=_feed_responses(ATOM_TYPE),
+)
+async def feed_atom(request: Request, d: Deps, query: FeedQuery) -> Response:
+    return _feed_response(request, await _feed_page(request, d, query), render_atom, ATOM_TYPE)

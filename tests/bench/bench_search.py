@@ -30,6 +30,7 @@ from elasticsearch.helpers import async_bulk
 
 from deploy.local.processes import start, stop
 from deploy.local.stack import LocalStack
+from services.search.api import principal_for_actor
 from services.search.app import PROJECTOR_DURABLE
 from services.search.documents import apply_event, with_sequence
 from services.search.index import AssetIndex, es_client
@@ -38,6 +39,7 @@ from services.search.projector import AssetProjector, Delivered
 from services.search.query import build_search_body
 from services.search.rebuild import read_stream, rebuild_index
 from shared.eventstore import EventStore
+from shared.policy import visibility_filter
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter
 from tests.conftest import AUTH
@@ -189,7 +191,9 @@ def _latencies(search_url: str, es_url: str, alias: str) -> tuple[list[float], l
             build_search_body(
                 parse_search(
                     q=q["q"], filters=f, sort=q.get("sort"), order=None, size=20, offset=0, cursor=None, facets=None
-                )
+                ),
+                # What the API adds for the caller of AUTH (whose uploads the corpus is).
+                visible=visibility_filter(principal_for_actor("phong-vien")),
             )
         )
     with httpx.Client(timeout=60) as client:
