@@ -57,7 +57,7 @@ def test_settings(**overrides: Any) -> Settings:
     base.update(
         home=Path(os.environ.get("MAM_TEST_HOME", REPO / ".mam" / f"test-{offset}")),
         es_index_prefix="mamtest",
-        api_tokens="test-token-phong-vien:phong-vien,test-token-luu-tru:luu-tru",
+        api_tokens="test-token-phong-vien:phong-vien,test-token-luu-tru:luu-tru,test-token-bien-tap:bien-tap",
     )
     base.update(overrides)
     return Settings(**base)

@@ -254,7 +254,12 @@ async def _asset_command(
     )
     state = decide.fold_asset([*result.history, *_as_stored(result.appended)])
     assert state is not None
-    return {**publication_view(asset_id, state.visibility), "changed": bool(result.appended)}
+    return {
+        **publication_view(asset_id, state.visibility),
+        "changed": bool(result.appended),
+        # The asset's last stream sequence: search's after_seq waits for it (read your writes).
+        "sequence": result.last_sequence,
+    }
 
 
 def _as_stored(appended: list[EventEnvelope]) -> list[StoredEvent]:
@@ -323,6 +328,7 @@ async def publish_activity(activity_id: str, body: Publish, actor: Actor, d: Dep
             refused.append({"asset_id": asset_id, **exc.body()["error"]})
     return {
         "activity_id": activity_id,
+        "event_id": cause.event_id,  # each asset's asset.published names it as its cause
         "publish_at": decided.publish_at.isoformat(),
         "unpublish_at": decided.unpublish_at.isoformat() if decided.unpublish_at else None,
         "restriction": decided.restriction.value if decided.restriction else None,
