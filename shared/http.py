@@ -9,16 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -141,38 +139,6 @@ def checked_id(aggregate: str, value: str, what_vi: str, what_en: str) -> str:
             400, f"invalid_{aggregate}_id", f"Mã {what_vi} không hợp lệ.", f"Invalid {what_en} id."
         ) from exc
     return value
-
-
-_bearer = HTTPBearer(auto_error=False)
-
-
-async def require_actor(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The one dependency every endpoint goes through: Bearer token → actor name.
-
-    Tokens come from the app's settings (``app.state.settings``), so routes can
-    be declared at module level; accounts and roles replace the lookup later
-    without touching the endpoints.
-    """
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise UserError(
-            401,
-            "unauthenticated",
-            "Cần đăng nhập: thiếu mã truy cập (Bearer token).",
-            "Authentication required: missing Bearer token.",
-        )
-    presented = credentials.credentials.encode()
-    settings: Settings = request.app.state.settings
-    for token, actor in settings.token_actors().items():
-        if secrets.compare_digest(presented, token.encode()):
-            return actor
-    raise UserError(401, "invalid_token", "Mã truy cập không hợp lệ.", "Invalid access token.")
-
-
-# The signed-in actor, for a route's signature: ``actor: Actor``.
-Actor = Annotated[str, Depends(require_actor)]
 
 
 class ServiceDeps(Protocol):

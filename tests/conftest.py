@@ -20,6 +20,7 @@ from elasticsearch import AsyncElasticsearch
 
 from deploy.local.processes import LaunchError, start, stop
 from deploy.local.stack import SERVERS, SERVICES, LocalStack
+from shared.auth import Principal, Role, ensure_signing_keys, issue_access_token, load_private_key
 from shared.eventstore import EventStore
 from shared.objectstore import ObjectStore
 from shared.settings import Settings
@@ -57,14 +58,33 @@ def test_settings(**overrides: Any) -> Settings:
     base.update(
         home=Path(os.environ.get("MAM_TEST_HOME", REPO / ".mam" / f"test-{offset}")),
         es_index_prefix="mamtest",
-        api_tokens="test-token-phong-vien:phong-vien,test-token-luu-tru:luu-tru,test-token-bien-tap:bien-tap",
+        api_tokens="",  # every test request carries a signed token (role_headers)
+        jwt_private_key_file=_PRIVATE_KEY,
+        jwt_public_key_file=_PUBLIC_KEY,
     )
     base.update(overrides)
     return Settings(**base)
 
 
-TOKEN = "test-token-phong-vien"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# The test stacks' token-signing key pair: outside the data folders a run empties, so
+# tokens minted when the tests are imported stay valid (the test key of the issue).
+TEST_KEYS = REPO / ".mam" / "test-keys"
+_PRIVATE_KEY, _PUBLIC_KEY = TEST_KEYS / "jwt-ed25519.pem", TEST_KEYS / "jwt-ed25519.pub.pem"
+
+
+def role_headers(role: Role, subject: str | None = None) -> dict[str, str]:
+    """``Authorization`` for a signed-in user of ``role`` (subject: the role's own name),
+    as the accounts service would sign it; valid for the length of a test run."""
+    ensure_signing_keys(_PRIVATE_KEY, _PUBLIC_KEY)
+    principal = Principal(subject or role.value, subject or role.value, role)
+    token, _ = issue_access_token(principal, load_private_key(_PRIVATE_KEY), ttl_s=12 * 3600)
+    return {"Authorization": f"Bearer {token}"}
+
+
+AUTH = role_headers(Role.PHONG_VIEN)  # a broadcaster: uploads, searches
+ARCHIVIST = role_headers(Role.LUU_TRU)
+PRODUCER = role_headers(Role.BIEN_TAP)
+ADMIN = role_headers(Role.QUAN_TRI)  # operations (projection status, rebuilds), accounts
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2, what: str = "") -> Any:

@@ -25,17 +25,19 @@ from services.catalogue.commands import (
     SetRestriction,
     Unpublish,
 )
+from shared.access import requires
 from shared.activities import Activity, fold_activity
+from shared.auth import Principal
 from shared.commands import Decision, run_command
 from shared.directory import Directory
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.models import AssetIngestedV1
 from shared.events.publishing import ActivityPublishedV1
 from shared.events.tagging import AssetRetagRequestedV1
-from shared.http import Actor, UserError, app_deps, checked_id
+from shared.http import UserError, app_deps, checked_id
 from shared.ids import uuid7
 from shared.people import Person, parse_people_csv
-from shared.policy import Visibility
+from shared.policy import Action, Visibility
 from shared.ports import EventLog, StoredEvent
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter, event_type_filter
@@ -71,6 +73,16 @@ class CatalogueDeps:
 
 Deps = Annotated[CatalogueDeps, Depends(app_deps)]
 router = APIRouter(prefix="/v1")
+# Every route names the action it takes (shared/policy.py decides who may).
+Classifier = Annotated[Principal, Depends(requires(Action.CLASSIFY))]
+Reader = Annotated[Principal, Depends(requires(Action.ASSET_READ))]
+Editor = Annotated[Principal, Depends(requires(Action.ASSET_EDIT))]
+Retagger = Annotated[Principal, Depends(requires(Action.ARCHIVE_RETAG))]
+ActivityReader = Annotated[Principal, Depends(requires(Action.ACTIVITY_READ))]
+ActivityEditor = Annotated[Principal, Depends(requires(Action.ACTIVITY_EDIT))]
+PeopleReader = Annotated[Principal, Depends(requires(Action.PEOPLE_READ))]
+PeopleEditor = Annotated[Principal, Depends(requires(Action.PEOPLE_EDIT))]
+Publisher = Annotated[Principal, Depends(requires(Action.ASSET_PUBLISH))]
 
 
 # --- views -----------------------------------------------------------------------------------
@@ -155,12 +167,12 @@ async def assign_assets(
 
 
 @router.post("/classify", summary="Đề xuất loại hoạt động cho một đoạn văn / classify a text")
-async def classify_text(body: Classify, actor: Actor) -> dict[str, Any]:
+async def classify_text(body: Classify, who: Classifier) -> dict[str, Any]:
     return classify(body.text).as_json()
 
 
 @router.get("/assets/{asset_id}/tags", summary="Nhãn của tư liệu (tự động và sửa tay) / an asset's tags")
-async def get_tags(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
+async def get_tags(asset_id: str, who: Reader, d: Deps) -> dict[str, Any]:
     history = await d.events.history("asset", _asset_id(asset_id))
     if not history:
         raise decide.asset_not_found(asset_id)
@@ -168,43 +180,47 @@ async def get_tags(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
 
 
 @router.patch("/assets/{asset_id}/metadata", summary="Lưu trữ viên sửa thông tin / archivist's edit")
-async def edit_metadata(asset_id: str, body: EditMetadata, actor: Actor, d: Deps) -> dict[str, Any]:
+async def edit_metadata(asset_id: str, body: EditMetadata, who: Editor, d: Deps) -> dict[str, Any]:
     _asset_id(asset_id)
     await run_command(
         d.events,
         "asset",
         asset_id,
         lambda h: decide.decide_edit_metadata(decide.fold_asset(h), asset_id, body),
-        actor=actor,
+        actor=who.actor,
     )
     return tags_view(asset_id, await d.events.history("asset", asset_id))
 
 
 @router.post("/assets/{asset_id}/retag", status_code=202, summary="Gắn nhãn lại một tư liệu / re-tag")
-async def retag_one(asset_id: str, actor: Actor, d: Deps, body: RequestRetag | None = None) -> dict[str, Any]:
+async def retag_one(asset_id: str, who: Editor, d: Deps, body: RequestRetag | None = None) -> dict[str, Any]:
     _asset_id(asset_id)
     reason = body.reason if body else ""
     result = await run_command(
-        d.events, "asset", asset_id, lambda h: decide.decide_retag(decide.fold_asset(h), asset_id, reason), actor=actor
+        d.events,
+        "asset",
+        asset_id,
+        lambda h: decide.decide_retag(decide.fold_asset(h), asset_id, reason),
+        actor=who.actor,
     )
     return {"asset_id": asset_id, "retag_event_id": result.appended[0].event_id}
 
 
 @router.post("/retag", status_code=202, summary="Gắn nhãn lại toàn bộ kho (đổi từ vựng) / re-tag all")
-async def retag_all(actor: Actor, d: Deps, body: RequestRetag | None = None) -> dict[str, Any]:
+async def retag_all(who: Retagger, d: Deps, body: RequestRetag | None = None) -> dict[str, Any]:
     """A bulk request (after a vocabulary change), not a decision on one asset: one
     ``asset.retag_requested`` per ingested asset, no expected sequence."""
     reason = (body.reason if body else "") or "vocabulary change"
     payload = decide.payload_of(AssetRetagRequestedV1, {"reason": reason})
     count = 0
     async for stored in d.events.read_subjects(event_type_filter(AssetIngestedV1.EVENT_TYPE)):
-        await d.events.append(new_event(payload, aggregate_id=stored.envelope.aggregate_id, actor=actor))
+        await d.events.append(new_event(payload, aggregate_id=stored.envelope.aggregate_id, actor=who.actor))
         count += 1
     return {"requested": count}
 
 
 @router.put("/assets/{asset_id}/activity", summary="Gán tư liệu vào hoạt động / assign to an activity")
-async def assign(asset_id: str, body: AssignActivity, actor: Actor, d: Deps) -> dict[str, Any]:
+async def assign(asset_id: str, body: AssignActivity, who: Editor, d: Deps) -> dict[str, Any]:
     _asset_id(asset_id)
     target: Activity | None = None
 
@@ -213,7 +229,7 @@ async def assign(asset_id: str, body: AssignActivity, actor: Actor, d: Deps) -> 
         target = await resolve_activity(d.events, body.activity_id) if body.activity_id is not None else None
         return decide.decide_assign(decide.fold_asset(history), asset_id, body.activity_id, target)
 
-    await run_command(d.events, "asset", asset_id, assign_to, actor=actor, guard=ACTIVITIES)
+    await run_command(d.events, "asset", asset_id, assign_to, actor=who.actor, guard=ACTIVITIES)
     return {
         "asset_id": asset_id,
         "activity_id": target.activity_id if target else None,
@@ -267,27 +283,27 @@ def _as_stored(appended: list[EventEnvelope]) -> list[StoredEvent]:
 
 
 @router.put("/assets/{asset_id}/publication", summary="Xuất bản tư liệu, đổi thời hạn hay phạm vi / publish an asset")
-async def publish_asset(asset_id: str, body: Publish, actor: Actor, d: Deps) -> dict[str, Any]:
+async def publish_asset(asset_id: str, body: Publish, who: Publisher, d: Deps) -> dict[str, Any]:
     _asset_id(asset_id)
     now = datetime.now(UTC)
-    return await _asset_command(d, asset_id, lambda a: decide.decide_publish(a, asset_id, body, now), actor)
+    return await _asset_command(d, asset_id, lambda a: decide.decide_publish(a, asset_id, body, now), who.actor)
 
 
 @router.delete("/assets/{asset_id}/publication", summary="Gỡ xuất bản tư liệu / unpublish an asset")
-async def unpublish_asset(asset_id: str, actor: Actor, d: Deps, body: Unpublish | None = None) -> dict[str, Any]:
+async def unpublish_asset(asset_id: str, who: Publisher, d: Deps, body: Unpublish | None = None) -> dict[str, Any]:
     _asset_id(asset_id)
     cmd = body or Unpublish()
-    return await _asset_command(d, asset_id, lambda a: decide.decide_unpublish(a, asset_id, cmd), actor)
+    return await _asset_command(d, asset_id, lambda a: decide.decide_unpublish(a, asset_id, cmd), who.actor)
 
 
 @router.put("/assets/{asset_id}/restriction", summary="Phạm vi xem tư liệu / who may see an asset")
-async def set_restriction(asset_id: str, body: SetRestriction, actor: Actor, d: Deps) -> dict[str, Any]:
+async def set_restriction(asset_id: str, body: SetRestriction, who: Publisher, d: Deps) -> dict[str, Any]:
     _asset_id(asset_id)
-    return await _asset_command(d, asset_id, lambda a: decide.decide_set_restriction(a, asset_id, body), actor)
+    return await _asset_command(d, asset_id, lambda a: decide.decide_set_restriction(a, asset_id, body), who.actor)
 
 
 @router.post("/activities/{activity_id}/publication", summary="Xuất bản tư liệu của hoạt động / publish an activity")
-async def publish_activity(activity_id: str, body: Publish, actor: Actor, d: Deps) -> dict[str, Any]:
+async def publish_activity(activity_id: str, body: Publish, who: Publisher, d: Deps) -> dict[str, Any]:
     """One ``activity.published`` event, then one asset command per asset of the activity,
     caused by it (each decided on its own history, like the assets a merge moves)."""
     _activity_id(activity_id)
@@ -299,7 +315,7 @@ async def publish_activity(activity_id: str, body: Publish, actor: Actor, d: Dep
         assets = (await d.directory()).activities.assets_of(activity_id)
         return decide.decide_publish_activity(fold_activity(history), activity_id, assets, body, now)
 
-    result = await run_command(d.events, "activity", activity_id, publish, actor=actor)
+    result = await run_command(d.events, "activity", activity_id, publish, actor=who.actor)
     cause = result.appended[0]
     decided = cause.typed_payload()
     assert isinstance(decided, ActivityPublishedV1)
@@ -319,7 +335,7 @@ async def publish_activity(activity_id: str, body: Publish, actor: Actor, d: Dep
                     d,
                     asset_id,
                     partial(decide.decide_publish, asset_id=asset_id, cmd=each, now=now),
-                    actor,
+                    who.actor,
                     cause,
                     _FOLLOW_UP_ATTEMPTS,
                 )
@@ -341,10 +357,10 @@ async def publish_activity(activity_id: str, body: Publish, actor: Actor, d: Dep
 
 
 @router.post("/activities", status_code=201, summary="Tạo hoạt động / create an activity")
-async def create_activity(body: CreateActivity, actor: Actor, d: Deps) -> dict[str, Any]:
+async def create_activity(body: CreateActivity, who: ActivityEditor, d: Deps) -> dict[str, Any]:
     activity_id = "v" + uuid7().hex
     result = await run_command(
-        d.events, "activity", activity_id, lambda h: decide.decide_create_activity(body), actor=actor
+        d.events, "activity", activity_id, lambda h: decide.decide_create_activity(body), actor=who.actor
     )
     act = fold_activity(await d.events.history("activity", activity_id))
     assert act is not None, result
@@ -353,7 +369,7 @@ async def create_activity(body: CreateActivity, actor: Actor, d: Deps) -> dict[s
 
 @router.get("/activities", summary="Danh sách hoạt động / list activities")
 async def list_activities(
-    actor: Actor, d: Deps, term: str | None = None, activity_type: str | None = None
+    who: ActivityReader, d: Deps, term: str | None = None, activity_type: str | None = None
 ) -> dict[str, Any]:
     directory = await d.directory()
     acts = [
@@ -366,7 +382,7 @@ async def list_activities(
 
 
 @router.get("/activities/{activity_id}", summary="Một hoạt động / one activity")
-async def get_activity(activity_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
+async def get_activity(activity_id: str, who: ActivityReader, d: Deps) -> dict[str, Any]:
     act = await load_activity(d.events, activity_id)
     if act is None:
         raise decide.activity_not_found(activity_id)
@@ -374,26 +390,26 @@ async def get_activity(activity_id: str, actor: Actor, d: Deps) -> dict[str, Any
 
 
 @router.patch("/activities/{activity_id}", summary="Sửa hoạt động / edit an activity")
-async def edit_activity(activity_id: str, body: EditActivity, actor: Actor, d: Deps) -> dict[str, Any]:
+async def edit_activity(activity_id: str, body: EditActivity, who: ActivityEditor, d: Deps) -> dict[str, Any]:
     _activity_id(activity_id)
     result = await run_command(
         d.events,
         "activity",
         activity_id,
         lambda h: decide.decide_edit_activity(fold_activity(h), activity_id, body),
-        actor=actor,
+        actor=who.actor,
     )
     before = fold_activity(result.history)
     act = await load_activity(d.events, activity_id)
     assert act is not None and before is not None
     assets = (await d.directory()).activities.assets_of(activity_id)
     if act.title != before.title:  # the assets carry the title for search: tell each of them
-        await assign_assets(d, assets, act, actor, result.appended[0])
+        await assign_assets(d, assets, act, who.actor, result.appended[0])
     return activity_view(act, assets)
 
 
 @router.post("/activities/{activity_id}/merge", summary="Gộp hoạt động trùng / merge a duplicate activity")
-async def merge_activity(activity_id: str, body: MergeActivity, actor: Actor, d: Deps) -> dict[str, Any]:
+async def merge_activity(activity_id: str, body: MergeActivity, who: ActivityEditor, d: Deps) -> dict[str, Any]:
     _activity_id(activity_id)
     target: Activity | None = None
 
@@ -402,10 +418,10 @@ async def merge_activity(activity_id: str, body: MergeActivity, actor: Actor, d:
         target = await load_activity(d.events, body.into_activity_id)
         return decide.decide_merge(fold_activity(history), activity_id, target, body.into_activity_id)
 
-    result = await run_command(d.events, "activity", activity_id, merge, actor=actor, guard=ACTIVITIES)
+    result = await run_command(d.events, "activity", activity_id, merge, actor=who.actor, guard=ACTIVITIES)
     assert target is not None
     moved = (await d.directory()).activities.assets_of(activity_id)
-    await assign_assets(d, moved, target, actor, result.appended[0])
+    await assign_assets(d, moved, target, who.actor, result.appended[0])
     into = activity_view(target, (await d.directory()).activities.assets_of(target.activity_id))
     return {"merged": activity_id, "into": into, "moved_assets": moved}
 
@@ -414,7 +430,9 @@ async def merge_activity(activity_id: str, body: MergeActivity, actor: Actor, d:
 
 
 @router.post("/people/import", summary="Nhập danh sách đại biểu từ CSV / import people from CSV")
-async def import_people(actor: Actor, d: Deps, csv_text: Annotated[str, Body(media_type="text/csv")]) -> dict[str, Any]:
+async def import_people(
+    who: PeopleEditor, d: Deps, csv_text: Annotated[str, Body(media_type="text/csv")]
+) -> dict[str, Any]:
     try:
         people = parse_people_csv(csv_text)
     except ValueError as exc:
@@ -431,13 +449,13 @@ async def import_people(actor: Actor, d: Deps, csv_text: Annotated[str, Body(med
         def register(history: list[StoredEvent], person: Person = person) -> Decision:
             return decide.decide_register_person(history, person)
 
-        result = await run_command(d.events, "person", person.person_id, register, actor=actor)
+        result = await run_command(d.events, "person", person.person_id, register, actor=who.actor)
         added += len(result.appended)
     return {"rows": len(people), "added": added, "registry_size": len((await d.directory()).registry)}
 
 
 @router.get("/people", summary="Danh sách người trong sổ / the people registry")
-async def list_people(actor: Actor, d: Deps) -> dict[str, Any]:
+async def list_people(who: PeopleReader, d: Deps) -> dict[str, Any]:
     registry = (await d.directory()).registry
     return {
         "people": [

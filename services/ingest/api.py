@@ -11,12 +11,15 @@ from fastapi.responses import JSONResponse
 
 from services.ingest.domain import UploadMetadata, asset_view, ingested_payload, validate_metadata
 from services.ingest.receive import ReceivedFile, check_declared_size, receive_upload
+from shared.access import requires
+from shared.auth import Principal
 from shared.events.envelope import new_event
 from shared.eventstore import ConcurrencyConflict, EventStore
-from shared.http import Actor, UserError, app_deps, checked_id
+from shared.http import UserError, app_deps, checked_id
 from shared.ids import asset_id_for_sha256
 from shared.media.probe import Limits, MediaRejected, probe_file
 from shared.objectstore import ObjectStore, content_key
+from shared.policy import Action
 from shared.settings import Settings
 
 
@@ -38,6 +41,9 @@ class IngestDeps:
 
 Deps = Annotated[IngestDeps, Depends(app_deps)]
 router = APIRouter(prefix="/v1")
+# Every route names the action it takes (shared/policy.py decides who may).
+Uploader = Annotated[Principal, Depends(requires(Action.ASSET_UPLOAD))]
+Reader = Annotated[Principal, Depends(requires(Action.ASSET_READ))]
 
 
 def form_metadata(fields: Mapping[str, str]) -> UploadMetadata:
@@ -87,13 +93,13 @@ _UPLOAD_FORM: dict[str, Any] = {
     "the metadata fields first, the `file` part last.",
     openapi_extra=_UPLOAD_FORM,
 )
-async def upload_asset(request: Request, actor: Actor, d: Deps) -> JSONResponse:
+async def upload_asset(request: Request, who: Uploader, d: Deps) -> JSONResponse:
     # The token was checked before this runs; the declared size and (in the
     # stream, before the file part) the metadata are checked before the file is stored.
     check_declared_size(request, d.settings.max_upload_bytes)
     meta, received = await receive_upload(request, d.spool_dir, d.settings.max_upload_bytes, form_metadata)
     try:
-        return await _ingest(d, actor, meta, received)
+        return await _ingest(d, who.actor, meta, received)
     finally:
         await asyncio.to_thread(received.path.unlink, True)
 
@@ -132,7 +138,7 @@ async def _ingest(d: IngestDeps, actor: str, meta: UploadMetadata, received: Rec
 
 
 @router.get("/assets/{asset_id}", summary="Một tư liệu và lịch sử sự kiện / one asset and its events")
-async def get_asset(asset_id: str, actor: Actor, d: Deps) -> dict[str, Any]:
+async def get_asset(asset_id: str, who: Reader, d: Deps) -> dict[str, Any]:
     history = await d.events.history("asset", checked_id("asset", asset_id, "tư liệu", "asset"))
     if not history:
         raise UserError(404, "asset_not_found", f"Không tìm thấy tư liệu {asset_id}.", f"No asset {asset_id}.")

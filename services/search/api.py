@@ -1,7 +1,7 @@
 """search HTTP API: the routes (thin handlers) and the adapters they use.
 
 Every read of assets is judged by ``shared.policy``: index reads carry
-``visibility_filter(principal)`` in the query's own filter (hits, facet counts,
+``visibility_filter(who)`` in the query's own filter (hits, facet counts,
 statistics, similar assets), single-asset reads fold the asset's visibility from
 its events and ask ``may_see`` — an asset the caller may not see answers the same
 404 as one that does not exist. The portal feed is the anonymous public's view.
@@ -51,11 +51,12 @@ from services.search.query import (
     verified_cursor,
 )
 from services.search.results import shape_activities, shape_facets, shape_hit, shape_stats
-from shared.auth import Principal, Role
+from shared.access import requires
+from shared.auth import Principal
 from shared.eventstore import EventStore
-from shared.http import Actor, UserError, app_deps
+from shared.http import UserError, app_deps
 from shared.objectstore import ObjectStore
-from shared.policy import may_see, visibility_filter
+from shared.policy import Action, may_see, visibility_filter
 from shared.publication import visibility_of
 from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
@@ -90,25 +91,12 @@ class SearchDeps:
 
 Deps = Annotated[SearchDeps, Depends(app_deps)]
 router = APIRouter(prefix="/v1")
-
-
-def principal_for_actor(actor: str) -> Principal:
-    """Until signed tokens reach this service: a static token's actor read as the role of the
-    same name ("phong-vien", "luu-tru", …); an actor that names no role sees what the public
-    sees. To be replaced by the verified token's principal."""
-    try:
-        role = Role(actor)
-    except ValueError:
-        role = Role.PUBLIC
-    return Principal(actor, actor, role)
-
-
-async def current_principal(actor: Actor) -> Principal:
-    return principal_for_actor(actor)
-
-
-# Who is asking, as the policy sees them (every asset read takes one).
-Viewer = Annotated[Principal, Depends(current_principal)]
+# Every route names the action it takes (shared/policy.py decides who may).
+Searcher = Annotated[Principal, Depends(requires(Action.SEARCH))]
+Reader = Annotated[Principal, Depends(requires(Action.ASSET_READ))]
+Operator = Annotated[Principal, Depends(requires(Action.OPERATIONS))]
+# The portal feed: anyone, signed in or not; it shows what the anonymous public may see.
+FeedReader = Annotated[Principal, Depends(requires(Action.FEED))]
 
 
 async def filters_dependency(  # async: no worker-thread hop per request
@@ -196,7 +184,7 @@ Consistency = Annotated[
 
 @router.get("/search", summary="Tìm tư liệu / search assets")
 async def search(
-    principal: Viewer,
+    who: Searcher,
     d: Deps,
     filters: FiltersDep,
     q: Annotated[str, Query(max_length=500, description="từ khóa, có hoặc không dấu")] = "",
@@ -222,7 +210,7 @@ async def search(
         cursor_key=cursor_key,
     )
     await _read_your_writes(d, after_seq, refresh)
-    result = await d.index.search(build_search_body(params, visible=visibility_filter(principal)))
+    result = await d.index.search(build_search_body(params, visible=visibility_filter(who)))
     hits = result["hits"]["hits"]
     return {
         "total": result["hits"]["total"]["value"],
@@ -235,25 +223,25 @@ async def search(
 @router.get("/assets/{asset_id}/similar", summary="Tư liệu tương tự / more like this asset")
 async def similar(
     asset_id: str,
-    principal: Viewer,
+    who: Searcher,
     d: Deps,
     filters: FiltersDep,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
 ) -> dict[str, Any]:
     found = await d.index.get(_asset_id(asset_id))
     visibility = document_visibility(found[0]) if found is not None else None
-    if found is None or visibility is None or not may_see(principal, visibility, datetime.now(UTC)):
+    if found is None or visibility is None or not may_see(who, visibility, datetime.now(UTC)):
         raise _not_found(asset_id)  # an asset one may not see is not there, for this caller
     doc = found[0]
     like = [v for k, v in doc.items() if k.endswith("_folded") and isinstance(v, str) and v]
-    body = more_like_this_body(asset_id, like, filters, size, visible=visibility_filter(principal))
+    body = more_like_this_body(asset_id, like, filters, size, visible=visibility_filter(who))
     result = await d.index.search(body)
     return {"asset_id": asset_id, "hits": [shape_hit(h) for h in result["hits"]["hits"]]}
 
 
 @router.get("/stats", summary="Thống kê phục vụ sơ kết, tổng kết / review statistics")
 async def stats(
-    principal: Viewer,
+    who: Searcher,
     d: Deps,
     filters: FiltersDep,
     group_by: Annotated[str, Query(description="month, year, term")] = "month",
@@ -261,18 +249,18 @@ async def stats(
 ) -> dict[str, Any]:
     group = parse_group(group_by)
     await _read_your_writes(d, after_seq, False)
-    body = stats_body(filters, group, visible=visibility_filter(principal))
+    body = stats_body(filters, group, visible=visibility_filter(who))
     return shape_stats(await d.index.search(body), group)
 
 
 @router.get("/stats/activities", summary="Hoạt động theo nhiệm kỳ / activities per term")
 async def activities(
-    principal: Viewer,
+    who: Searcher,
     d: Deps,
     filters: FiltersDep,
     size: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
-    body = activities_body(filters, size, visible=visibility_filter(principal))
+    body = activities_body(filters, size, visible=visibility_filter(who))
     if body is None:
         return {
             "terms": [],
@@ -283,8 +271,8 @@ async def activities(
 
 
 @router.get("/assets/{asset_id}/history", summary="Lịch sử tư liệu (nhật ký) / audit trail")
-async def history(asset_id: str, principal: Viewer, d: Deps) -> dict[str, Any]:
-    stored = await _visible_history(d, asset_id, principal)
+async def history(asset_id: str, who: Reader, d: Deps) -> dict[str, Any]:
+    stored = await _visible_history(d, asset_id, who)
     return {
         "asset_id": asset_id,
         "events": [
@@ -305,7 +293,7 @@ async def history(asset_id: str, principal: Viewer, d: Deps) -> dict[str, Any]:
 
 
 @router.get("/projection", summary="Tình trạng chỉ mục / projection status")
-async def projection(actor: Actor, d: Deps) -> dict[str, Any]:
+async def projection(who: Operator, d: Deps) -> dict[str, Any]:
     info = await d.progress.info()
     if info is None:
         raise UserError(
@@ -328,10 +316,10 @@ async def projection(actor: Actor, d: Deps) -> dict[str, Any]:
 
 
 @router.get("/assets/{asset_id}/renditions", summary="Bản xem trước (URL tạm thời) / rendition URLs")
-async def renditions(asset_id: str, principal: Viewer, d: Deps) -> dict[str, Any]:
+async def renditions(asset_id: str, who: Reader, d: Deps) -> dict[str, Any]:
     # Read from the asset's events, not the index: a UI opening an asset
     # right after its renditions_ready event must not wait for projection.
-    stored = await _visible_history(d, asset_id, principal)
+    stored = await _visible_history(d, asset_id, who)
     doc: dict[str, Any] = {}
     for event in stored:
         doc = fold_media_event(doc, event.envelope)
@@ -451,7 +439,7 @@ FEED_DESCRIPTION = (
     response_class=Response,
     responses=_feed_responses(JSON_FEED_TYPE, {"type": "object"}),
 )
-async def feed_json(request: Request, d: Deps, query: FeedQuery) -> Response:
+async def feed_json(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
     return _feed_response(request, await _feed_page(request, d, query), render_json, JSON_FEED_TYPE)
 
 
@@ -462,7 +450,7 @@ async def feed_json(request: Request, d: Deps, query: FeedQuery) -> Response:
     response_class=Response,
     responses=_feed_responses(RSS_TYPE),
 )
-async def feed_rss(request: Request, d: Deps, query: FeedQuery) -> Response:
+async def feed_rss(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
     return _feed_response(request, await _feed_page(request, d, query), render_rss, RSS_TYPE)
 
 
@@ -473,5 +461,5 @@ async def feed_rss(request: Request, d: Deps, query: FeedQuery) -> Response:
     response_class=Response,
     responses=_feed_responses(ATOM_TYPE),
 )
-async def feed_atom(request: Request, d: Deps, query: FeedQuery) -> Response:
+async def feed_atom(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
     return _feed_response(request, await _feed_page(request, d, query), render_atom, ATOM_TYPE)

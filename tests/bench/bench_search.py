@@ -30,7 +30,6 @@ from elasticsearch.helpers import async_bulk
 
 from deploy.local.processes import start, stop
 from deploy.local.stack import LocalStack
-from services.search.api import principal_for_actor
 from services.search.app import PROJECTOR_DURABLE
 from services.search.documents import apply_event, with_sequence
 from services.search.index import AssetIndex, es_client
@@ -38,11 +37,12 @@ from services.search.params import parse_filters, parse_search
 from services.search.projector import AssetProjector, Delivered
 from services.search.query import build_search_body
 from services.search.rebuild import read_stream, rebuild_index
+from shared.auth import Principal, Role
 from shared.eventstore import EventStore
 from shared.policy import visibility_filter
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter
-from tests.conftest import AUTH
+from tests.conftest import ADMIN, AUTH
 from tests.search_corpus import generated_events
 
 N_ASSETS = int(os.environ.get("MAM_BENCH_SEARCH_ASSETS", "100000"))
@@ -164,7 +164,7 @@ def _projector_caught_up(search_url: str, within_s: float = 600) -> None:
     deadline = time.monotonic() + within_s
     with httpx.Client(timeout=30) as client:
         while time.monotonic() < deadline:
-            state = client.get(f"{search_url}/v1/projection", headers=AUTH).json()
+            state = client.get(f"{search_url}/v1/projection", headers=ADMIN).json()
             if state["pending"] == 0 and state["awaiting_ack"] == 0:
                 return
             time.sleep(1.0)
@@ -193,7 +193,7 @@ def _latencies(search_url: str, es_url: str, alias: str) -> tuple[list[float], l
                     q=q["q"], filters=f, sort=q.get("sort"), order=None, size=20, offset=0, cursor=None, facets=None
                 ),
                 # What the API adds for the caller of AUTH (whose uploads the corpus is).
-                visible=visibility_filter(principal_for_actor("phong-vien")),
+                visible=visibility_filter(Principal("phong-vien", "phong-vien", Role.PHONG_VIEN)),
             )
         )
     with httpx.Client(timeout=60) as client:
@@ -237,7 +237,7 @@ def _p95_during_catch_up(bench: Settings, *, split: bool) -> float:
         with httpx.Client(timeout=60) as client:
 
             def pending() -> int:
-                response = client.get(f"{bench.search_url}/v1/projection", headers=AUTH)
+                response = client.get(f"{bench.search_url}/v1/projection", headers=ADMIN)
                 return int(response.json()["pending"]) if response.status_code == 200 else -1
 
             deadline = time.monotonic() + 60

@@ -19,11 +19,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from shared.settings import Settings
-from tests.conftest import wait_for
+from tests.conftest import ADMIN, ARCHIVIST, wait_for
 
 pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("MAM_FUZZ_EXAMPLES", "15"))
-ARCHIVIST = {"Authorization": "Bearer test-token-luu-tru"}
 CHECKS = [not_a_server_error, response_schema_conformance]
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -74,7 +73,7 @@ def test_after_the_fuzzing_the_projection_is_healthy_and_every_service_is_ready(
         assert ready.status_code == 200, (url, ready.text)
 
     def caught_up() -> dict[str, object] | None:
-        body = http.get(f"{s.search_url}/v1/projection", headers=ARCHIVIST).json()
+        body = http.get(f"{s.search_url}/v1/projection", headers=ADMIN).json()
         return body if body["pending"] == 0 and body["awaiting_ack"] == 0 else None
 
     status = wait_for(caught_up, timeout=120, what="the projection to catch up with the fuzzed writes")

@@ -5,9 +5,10 @@ appears by itself when Elasticsearch's clock passes publish_at, and leaves when
 unpublish_at passes); a restricted asset never reaches a summary producer; an activity's
 publication reaches each of its assets; the feed's validators; the commands' refusals.
 
-Who is who here: the archivist (``luu-tru``) uploads the embargoed assets, so the
-broadcaster token (``phong-vien``) is *another* broadcaster for them; ``bien-tap`` is a
-summary producer without the restricted grant; no token at all is the public.
+Who is who here: a broadcaster (``phong-vien``) uploads the embargoed asset and another
+broadcaster (``phong-vien-2``) looks for it; the archivist (``luu-tru``) uploads the other
+assets and publishes; ``bien-tap`` is a summary producer without the restricted grant; no
+token at all is the public.
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ from xml.etree import ElementTree as ET
 import httpx
 import pytest
 
+from shared.auth import Role
 from shared.settings import Settings
 from shared.taxonomy import LOCAL_TZ
-from tests.conftest import AUTH, wait_for
+from tests.conftest import ARCHIVIST, AUTH, PRODUCER, role_headers, wait_for
 from tests.media import jpeg_bytes
 
 pytestmark = pytest.mark.integration
 
-ARCHIVIST = {"Authorization": "Bearer test-token-luu-tru"}
-BROADCASTER = AUTH  # phong-vien: not the uploader of the archivist's uploads
-PRODUCER = {"Authorization": "Bearer test-token-bien-tap"}
+UPLOADER = AUTH  # phong-vien
+BROADCASTER = role_headers(Role.PHONG_VIEN, "phong-vien-2")  # another broadcaster
 PUBLIC: dict[str, str] = {}
 MEDIA = "{http://search.yahoo.com/mrss/}"
 MISSING = "a" + "0" * 31 + "f"  # an asset id nobody uploaded
@@ -127,7 +128,7 @@ def test_an_embargoed_asset_is_nowhere_until_publish_at_then_appears_by_itself_a
     word = "cbo" + uuid.uuid4().hex[:8]
     day, code = a_day(), "dien-dan-cu-tri"
     title = f'Diễn đàn "Tiếng nói cử tri" <số 7> & HĐND tỉnh {word}'
-    embargoed = upload(http, s, ARCHIVIST, title, day, code)
+    embargoed = upload(http, s, UPLOADER, title, day, code)
     # The broadcaster's own upload, with words in common (for similar assets) and a type set by hand.
     twin = upload(http, s, BROADCASTER, f"Diễn đàn tiếng nói cử tri HĐND tỉnh {word}", day, "giam-sat-chuyen-de")
     ready(http, s, embargoed)
@@ -151,7 +152,9 @@ def test_an_embargoed_asset_is_nowhere_until_publish_at_then_appears_by_itself_a
         start.isoformat(),
         "public",
     )
-    assert archived["uploaded_by"] == "luu-tru"
+    assert archived["uploaded_by"] == "phong-vien"
+    own = found(http, s, UPLOADER, q=word)  # its uploader sees it all along
+    assert embargoed in {h["asset_id"] for h in own["hits"]}
 
     # --- before publish_at: nowhere, for the public and for another broadcaster -------------------
     hits = found(http, s, BROADCASTER, q=word)

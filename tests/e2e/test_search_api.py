@@ -20,14 +20,16 @@ from deploy.local.stack import LocalStack
 from services.search.query import SearchParams, params_fingerprint
 from shared.eventstore import EventStore
 from shared.settings import Settings
-from tests.conftest import AUTH
+from tests.conftest import ADMIN, AUTH
 from tests.search_corpus import ingested
 
 pytestmark = pytest.mark.integration
 
 
-def get(http: httpx.Client, s: Settings, path: str, status: int = 200, **params: Any) -> Any:
-    response = http.get(f"{s.search_url}{path}", headers=AUTH, params=params)
+def get(
+    http: httpx.Client, s: Settings, path: str, status: int = 200, headers: dict[str, str] = AUTH, **params: Any
+) -> Any:
+    response = http.get(f"{s.search_url}{path}", headers=headers, params=params)
     assert response.status_code == status, response.text
     return response.json()
 
@@ -236,7 +238,7 @@ async def test_an_api_only_replica_answers_while_the_projector_runs_in_another_p
         # Indexed by the projector in the main search process, read through this one.
         found = get(http, api_only, "/v1/search", q=word, after_seq=sequence)
         assert [h["asset_id"] for h in found["hits"]] == [event.aggregate_id]
-        assert get(http, api_only, "/v1/projection")["healthy"] is True
+        assert get(http, api_only, "/v1/projection", headers=ADMIN)["healthy"] is True
         assert "waiting for messages" not in spec.log_file.read_text()  # no consumer in this process
     finally:
         stop(spec)

@@ -16,7 +16,7 @@ from shared.events.envelope import new_event
 from shared.events.tagging import PersonRegisteredV1
 from shared.eventstore import EventStore
 from shared.settings import Settings
-from tests.conftest import AUTH
+from tests.conftest import ADMIN, AUTH
 from tests.integration.test_search_hostile_input import HUGE_TEXT, _assigned, _edited, hostile_histories, stored
 from tests.search_corpus import ingested
 
@@ -31,7 +31,7 @@ def search(http: httpx.Client, s: Settings, **params: Any) -> httpx.Response:
 
 
 def projection_status(http: httpx.Client, s: Settings) -> httpx.Response:
-    return http.get(f"{s.search_url}/v1/projection", headers=AUTH)
+    return http.get(f"{s.search_url}/v1/projection", headers=ADMIN)
 
 
 async def test_hostile_events_in_the_log_are_found_and_leave_the_projection_healthy_and_read_your_writes_working(
@@ -42,9 +42,13 @@ async def test_hostile_events_in_the_log_are_found_and_leave_the_projection_heal
     word = "thùđịch" + uuid.uuid4().hex[:8]
     histories = hostile_histories(word, uuid.uuid4().hex[:8])
     last = 0
+    written = []  # each asset's last event: read-your-writes is per event, not "everything before"
     for events in histories.values():
         for event in events:
             last = (await event_store.append(event)).sequence
+        written.append(last)
+    for sequence in written:
+        assert search(http, services, q=word, after_seq=sequence).status_code == 200
     # A later event of another aggregate: read-your-writes then waits on the projector's ack floor.
     person = new_event(PersonRegisteredV1(name=f"Người {word}"), aggregate_id="p" + uuid.uuid4().hex, actor="luu-tru")
     later = (await event_store.append(person)).sequence

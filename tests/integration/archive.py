@@ -13,7 +13,6 @@ from shared.settings import Settings
 from tests.conftest import AUTH
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
-ARCHIVIST = {"Authorization": "Bearer test-token-luu-tru"}
 
 
 def banner_jpeg(lines: list[str], marker: str) -> bytes:

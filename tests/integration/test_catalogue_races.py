@@ -22,6 +22,7 @@ from services.catalogue.api import CatalogueDeps, assign, create_activity, edit_
 from services.catalogue.commands import AssignActivity, CreateActivity, EditActivity, MergeActivity
 from services.catalogue.decide import fold_asset
 from shared.activities import fold_activity
+from shared.auth import Principal, Role
 from shared.eventstore import EventStore
 from shared.http import UserError
 from shared.settings import Settings
@@ -29,6 +30,7 @@ from tests.search_corpus import ingested
 
 pytestmark = pytest.mark.integration
 ACTIVITIES, ASSETS = 3, 3
+TESTER = Principal("test", "test", Role.LUU_TRU)
 
 Op = tuple[str, int, int]
 ops = st.one_of(
@@ -46,7 +48,7 @@ async def _scenario(s: Settings, plan: list[list[Op]]) -> None:
         acts = []
         for i in range(ACTIVITIES):
             body = CreateActivity(title=f"Hoạt động {i}", activity_type="ky-hop", start_date=date(2024, 5, i + 1))
-            acts.append((await create_activity(body, "test", d))["activity_id"])
+            acts.append((await create_activity(body, TESTER, d))["activity_id"])
         assets = []
         for i in range(ASSETS):
             asset_id = "a" + uuid.uuid4().hex
@@ -57,13 +59,13 @@ async def _scenario(s: Settings, plan: list[list[Op]]) -> None:
         async def run(op: Op) -> Any:
             kind, a, b = op
             if kind == "merge":
-                return await merge_activity(acts[a], MergeActivity(into_activity_id=acts[b]), "test", d)
+                return await merge_activity(acts[a], MergeActivity(into_activity_id=acts[b]), TESTER, d)
             if kind == "rename":
                 title = f"Tên mới {b} {uuid.uuid4().hex[:6]}"
-                await edit_activity(acts[a], EditActivity(title=title), "test", d)
+                await edit_activity(acts[a], EditActivity(title=title), TESTER, d)
                 renamed.append((acts[a], title))
                 return None
-            return await assign(assets[a], AssignActivity(activity_id=acts[b]), "test", d)
+            return await assign(assets[a], AssignActivity(activity_id=acts[b]), TESTER, d)
 
         for batch in plan:
             for outcome in await asyncio.gather(*(run(op) for op in batch), return_exceptions=True):

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from shared.settings import Settings
-from tests.conftest import AUTH, wait_for
-from tests.integration.archive import ARCHIVIST, banner_jpeg, search, tagged_count, tags, upload
+from tests.conftest import ARCHIVIST, AUTH, wait_for
+from tests.integration.archive import banner_jpeg, search, tagged_count, tags, upload
 
 pytestmark = pytest.mark.integration
 

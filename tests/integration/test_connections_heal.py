@@ -13,7 +13,7 @@ from shared.events.envelope import new_event
 from shared.events.tagging import PersonRegisteredV1
 from shared.eventstore import EventStore
 from shared.settings import Settings
-from tests.conftest import AUTH, async_wait_for
+from tests.conftest import ARCHIVIST, AUTH, async_wait_for
 
 pytestmark = pytest.mark.integration
 LONG_ID = "a" * 4100  # over NATS's 4 KB control line once in a subject
@@ -58,7 +58,7 @@ def test_a_long_id_is_refused_and_every_service_keeps_working(services: Settings
         # The same service still reaches NATS: an unknown asset is a clean 404, not a 500.
         after = http.get(template.format(id=asset), headers=AUTH)
         assert after.status_code == 404, (template, after.text)
-    edit = http.patch(f"{s.catalogue_url}/v1/assets/{LONG_ID}/metadata", headers=AUTH, json={"title": "x"})
+    edit = http.patch(f"{s.catalogue_url}/v1/assets/{LONG_ID}/metadata", headers=ARCHIVIST, json={"title": "x"})
     assert edit.status_code == 400
     for url in (s.ingest_url, s.search_url, s.catalogue_url, s.tagger_url, s.transcoder_url):
         ready = http.get(f"{url}/readyz")

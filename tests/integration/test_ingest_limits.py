@@ -29,7 +29,7 @@ from deploy.local.processes import running_pid, start, stop
 from deploy.local.stack import LocalStack
 from shared.settings import Settings
 from tests import conftest
-from tests.conftest import AUTH, TOKEN, wait_for
+from tests.conftest import AUTH, wait_for
 from tests.media import jpeg_bytes
 
 pytestmark = pytest.mark.integration
@@ -274,7 +274,7 @@ def test_a_photo_just_over_the_configured_pixel_limit_is_refused_and_one_just_un
         def send(content: bytes) -> httpx.Response:
             return client.post(
                 f"{small_ingest.ingest_url}/v1/assets",
-                headers={"Authorization": f"Bearer {TOKEN}"},
+                headers=AUTH,
                 data={"title": "Ảnh toàn cảnh kỳ họp", "activity_type": "ky-hop"},
                 files={"file": ("toan-canh.png", content, "image/png")},
             )

@@ -4,14 +4,18 @@ included, and nothing unexpected ever reaches the client as a plain-text 500."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from shared.http import Actor, service_app
+from shared.access import requires
+from shared.auth import Principal
+from shared.http import service_app
+from shared.policy import Action
+from tests.conftest import ARCHIVIST
 from tests.conftest import test_settings as stack_settings
 
 
@@ -34,12 +38,12 @@ router = APIRouter(prefix="/v1")
 
 
 @router.post("/things")
-async def make_thing(body: _Body, actor: Actor) -> dict[str, Any]:
-    return {"title": body.title, "by": actor}
+async def make_thing(body: _Body, who: Annotated[Principal, Depends(requires(Action.SEARCH))]) -> dict[str, Any]:
+    return {"title": body.title, "by": who.actor}
 
 
 @router.get("/boom")
-async def boom(actor: Actor) -> dict[str, Any]:
+async def boom(who: Annotated[Principal, Depends(requires(Action.SEARCH))]) -> dict[str, Any]:
     raise RuntimeError("secret internals: /var/lib/mam/token=abc")
 
 
@@ -50,7 +54,7 @@ def client() -> Iterator[TestClient]:
 
     app = service_app("test", stack_settings(), build, [router])
     with TestClient(app, raise_server_exceptions=False) as c:
-        c.headers["Authorization"] = "Bearer test-token-luu-tru"
+        c.headers.update(ARCHIVIST)
         yield c
 
 

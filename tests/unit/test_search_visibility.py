@@ -8,7 +8,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.search.api import principal_for_actor
 from services.search.documents import ASSET_MAPPINGS, apply_event, document_visibility
 from services.search.feed import feed_body
 from services.search.query import (
@@ -31,6 +30,7 @@ ASSET = "a" + "6" * 32
 START = datetime(2025, 6, 20, 1, 0, tzinfo=UTC)
 OTHER_BROADCASTER = Principal("phong-vien-2", "Phóng viên 2", Role.PHONG_VIEN)
 PRODUCER = Principal("bien-tap", "Biên tập viên", Role.BIEN_TAP)
+ARCHIVIST = Principal("luu-tru", "Lưu trữ viên", Role.LUU_TRU)
 
 
 def by_archivist(payload: Any) -> EventEnvelope:
@@ -94,20 +94,6 @@ def test_a_document_indexed_before_visibility_existed_takes_its_uploader_from_in
     assert doc[UPLOADED_BY] == "phong-vien" and doc[PUBLISHED] is True
 
 
-# --- the principal until signed tokens arrive -----------------------------------------------------
-
-
-def test_a_static_tokens_actor_is_read_as_the_role_of_the_same_name() -> None:
-    assert principal_for_actor("phong-vien") == Principal("phong-vien", "phong-vien", Role.PHONG_VIEN)
-    assert principal_for_actor("bien-tap").role is Role.BIEN_TAP
-    assert principal_for_actor("luu-tru").role is Role.LUU_TRU
-
-
-def test_an_actor_that_names_no_role_sees_what_the_public_sees() -> None:
-    assert principal_for_actor("phong-vien-2").role is Role.PUBLIC
-    assert visibility_filter(principal_for_actor("ai-do")) == visibility_filter(ANONYMOUS)
-
-
 # --- the query bodies -----------------------------------------------------------------------------
 
 
@@ -121,7 +107,7 @@ def test_a_search_puts_the_visibility_filter_in_the_query_so_hits_and_facets_obe
 
 
 def test_a_search_by_someone_who_sees_everything_has_no_visibility_clause() -> None:
-    body = build_search_body(SearchParams(), visible=visibility_filter(principal_for_actor("luu-tru")))
+    body = build_search_body(SearchParams(), visible=visibility_filter(ARCHIVIST))
     assert body["query"] == {"match_all": {}}
 
 
