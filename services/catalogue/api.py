@@ -37,7 +37,7 @@ from shared.events.tagging import AssetRetagRequestedV1
 from shared.http import UserError, app_deps, checked_id
 from shared.ids import uuid7
 from shared.people import Person, parse_people_csv
-from shared.policy import Action, Visibility
+from shared.policy import Action, Visibility, may_see
 from shared.ports import EventLog, StoredEvent
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter, event_type_filter
@@ -174,8 +174,9 @@ async def classify_text(body: Classify, who: Classifier) -> dict[str, Any]:
 @router.get("/assets/{asset_id}/tags", summary="Nhãn của tư liệu (tự động và sửa tay) / an asset's tags")
 async def get_tags(asset_id: str, who: Reader, d: Deps) -> dict[str, Any]:
     history = await d.events.history("asset", _asset_id(asset_id))
-    if not history:
-        raise decide.asset_not_found(asset_id)
+    state = decide.fold_asset(history)
+    if state is None or not may_see(who, state.visibility, datetime.now(UTC)):
+        raise decide.asset_not_found(asset_id)  # one the caller may not see is not there for them
     return tags_view(asset_id, history)
 
 

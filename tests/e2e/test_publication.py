@@ -170,6 +170,8 @@ def test_an_embargoed_asset_is_nowhere_until_publish_at_then_appears_by_itself_a
     for path in ("history", "renditions"):
         assert_not_found_as_if_missing(get(http, s, BROADCASTER, f"/v1/assets/{embargoed}/{path}"), embargoed)
         assert get(http, s, ARCHIVIST, f"/v1/assets/{embargoed}/{path}").status_code == 200
+    tags = http.get(f"{s.catalogue_url}/v1/assets/{embargoed}/tags", headers=BROADCASTER)
+    assert_not_found_as_if_missing(tags, embargoed)  # the catalogue's read of one asset too
     assert embargoed not in feed_ids(http, s, code)
     assert embargoed not in rss_items(http, s, code)
     assert datetime.now(UTC) < start - timedelta(seconds=1), "the checks before publish_at ran too late"
@@ -194,6 +196,7 @@ def test_an_embargoed_asset_is_nowhere_until_publish_at_then_appears_by_itself_a
     assert stats_total(http, s, ARCHIVIST, day) == stats_total(http, s, BROADCASTER, day)
     for path in ("history", "renditions", "similar"):
         assert get(http, s, BROADCASTER, f"/v1/assets/{embargoed}/{path}").status_code == 200
+    assert http.get(f"{s.catalogue_url}/v1/assets/{embargoed}/tags", headers=BROADCASTER).status_code == 200
     events = get(http, s, ARCHIVIST, f"/v1/assets/{embargoed}/history").json()["events"]
     publishing = [e for e in events if e["type"].startswith(("asset.published", "asset.unpublished"))]
     assert len(publishing) == 1 and datetime.fromisoformat(publishing[0]["occurred_at"]) < start
