@@ -14,11 +14,12 @@ is brought within it instead (cut, cleaned), so the log stays readable.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
 
+from shared.taxonomy import LOCAL_TZ
 from shared.text import TextProblem, check_text, coerce_text
 
 STORED = {"stored": True}  # validation context of events read back from the log
@@ -74,6 +75,38 @@ def _moment(value: datetime | None, info: ValidationInfo) -> datetime | None:
     return value
 
 
+def _instant_text(value: Any, info: ValidationInfo) -> Any:
+    """ISO 8601 text (or a datetime built by the code); no Unix numbers, nothing long."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or len(value) > 64:
+        raise TextProblem(
+            "invalid_datetime",
+            "Thời điểm phải viết theo ISO 8601, vd. 2025-06-20T08:00:00+07:00.",
+            "A moment must be ISO 8601 text, e.g. 2025-06-20T08:00:00+07:00.",
+        )
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise TextProblem(
+            "invalid_datetime",
+            "Thời điểm không hợp lệ: dùng ISO 8601, vd. 2025-06-20T08:00:00+07:00 (không có múi giờ: giờ Việt Nam).",
+            "Invalid moment: use ISO 8601, e.g. 2025-06-20T08:00:00+07:00 (no offset: Vietnam time).",
+        ) from None
+
+
+def _instant(value: datetime, info: ValidationInfo) -> datetime:
+    """ISO 8601; without an offset, Asia/Ho_Chi_Minh; stored UTC; local date between 1945-01-01 and 2100-12-31"""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=LOCAL_TZ)
+    if _stored(info):
+        try:
+            return aware.astimezone(UTC)
+        except OverflowError:  # read leniently: an impossible instant stays as written
+            return aware
+    _in_range(aware.date())  # before converting: year 1 or 9999 with an offset cannot be
+    return aware.astimezone(UTC)
+
+
 # Titles of assets (and of uploads); activity titles are shorter.
 Title = Annotated[str, AfterValidator(_text(500, required=True))]
 ActivityTitle = Annotated[str, AfterValidator(_text(300, required=True))]
@@ -87,6 +120,9 @@ Names = Annotated[tuple[PersonName, ...], Field(max_length=100)]
 Lines = Annotated[tuple[Annotated[str, AfterValidator(_text(300, required=True))], ...], Field(max_length=100)]
 Day = Annotated[date, AfterValidator(_date)]
 Moment = Annotated[datetime | None, AfterValidator(_moment)]
+# An instant a person chooses (a publication window): ISO 8601 with an offset, or without
+# one in the council's time zone; always held in UTC.
+Instant = Annotated[datetime, BeforeValidator(_instant_text), AfterValidator(_instant)]
 
 
 def text_problem(error: dict[str, Any]) -> TextProblem | None:

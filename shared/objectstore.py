@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -171,9 +171,13 @@ class ObjectStore:
 
         await asyncio.to_thread(_download)
 
-    async def presigned_get(self, bucket: str, key: str, expiry_s: int | None = None) -> str:
+    async def presigned_get(
+        self, bucket: str, key: str, expiry_s: int | None = None, signed_at: datetime | None = None
+    ) -> str:
+        """Signed locally (no request to the server); valid ``expiry_s`` from ``signed_at``
+        (default now): the same ``signed_at`` gives the same URL."""
         expires = timedelta(seconds=expiry_s) if expiry_s else self._presign_expiry
-        return await asyncio.to_thread(self._client.presigned_get_object, bucket, key, expires)
+        return await asyncio.to_thread(self._client.presigned_get_object, bucket, key, expires, request_date=signed_at)
 
     async def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
         def _list() -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -113,7 +114,11 @@ class ObjectStorage(Protocol):
         """Copy an object to a local file (raises :class:`ObjectNotFound`)."""
         ...
 
-    async def presigned_get(self, bucket: str, key: str, expiry_s: int | None = None) -> str: ...
+    async def presigned_get(
+        self, bucket: str, key: str, expiry_s: int | None = None, signed_at: datetime | None = None
+    ) -> str:
+        """A URL anyone may GET for ``expiry_s`` from ``signed_at`` (default: now)."""
+        ...
 
     async def list_keys(self, bucket: str, prefix: str = "") -> list[str]: ...
 

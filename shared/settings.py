@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     # Signs pagination cursors (HMAC), so the API only takes back cursors it issued. Set it
     # in production; every search replica needs the same key (the local one is public).
     search_cursor_key: SecretStr = SecretStr("mam-local-cursor-key-change-me")
+    # The public portal feed (GET /v1/feed, feed.rss, feed.atom on the search service): its
+    # title, and the life of its presigned media URLs. URLs are signed per half of that life,
+    # so every URL a feed hands out stays valid at least half of it, and the feed's bytes
+    # (hence its ETag) stay the same meanwhile.
+    feed_title: str = "Tư liệu hoạt động HĐND tỉnh"
+    feed_url_expiry_s: int = Field(default=600, ge=60, le=7 * 24 * 3600)
 
     # --- transcoder (2-core machines are the baseline)
     transcoder_port: int = 18403

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,9 @@ class InMemoryObjectStorage:
         self.downloads += 1
         await asyncio.to_thread(path.write_bytes, await self.get_bytes(bucket, key))
 
-    async def presigned_get(self, bucket: str, key: str, expiry_s: int | None = None) -> str:
+    async def presigned_get(
+        self, bucket: str, key: str, expiry_s: int | None = None, signed_at: datetime | None = None
+    ) -> str:
         return f"memory://{bucket}/{key}"
 
     async def list_keys(self, bucket: str, prefix: str = "") -> list[str]:

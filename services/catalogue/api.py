@@ -4,8 +4,10 @@ decides purely (``decide.py``) and appends with the expected sequence
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
@@ -18,7 +20,10 @@ from services.catalogue.commands import (
     EditActivity,
     EditMetadata,
     MergeActivity,
+    Publish,
     RequestRetag,
+    SetRestriction,
+    Unpublish,
 )
 from shared.access import requires
 from shared.activities import Activity, fold_activity
@@ -27,11 +32,12 @@ from shared.commands import Decision, run_command
 from shared.directory import Directory
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.models import AssetIngestedV1
+from shared.events.publishing import ActivityPublishedV1
 from shared.events.tagging import AssetRetagRequestedV1
 from shared.http import UserError, app_deps, checked_id
 from shared.ids import uuid7
 from shared.people import Person, parse_people_csv
-from shared.policy import Action
+from shared.policy import Action, Visibility, may_see
 from shared.ports import EventLog, StoredEvent
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter, event_type_filter
@@ -76,6 +82,7 @@ ActivityReader = Annotated[Principal, Depends(requires(Action.ACTIVITY_READ))]
 ActivityEditor = Annotated[Principal, Depends(requires(Action.ACTIVITY_EDIT))]
 PeopleReader = Annotated[Principal, Depends(requires(Action.PEOPLE_READ))]
 PeopleEditor = Annotated[Principal, Depends(requires(Action.PEOPLE_EDIT))]
+Publisher = Annotated[Principal, Depends(requires(Action.ASSET_PUBLISH))]
 
 
 # --- views -----------------------------------------------------------------------------------
@@ -167,8 +174,9 @@ async def classify_text(body: Classify, who: Classifier) -> dict[str, Any]:
 @router.get("/assets/{asset_id}/tags", summary="Nhãn của tư liệu (tự động và sửa tay) / an asset's tags")
 async def get_tags(asset_id: str, who: Reader, d: Deps) -> dict[str, Any]:
     history = await d.events.history("asset", _asset_id(asset_id))
-    if not history:
-        raise decide.asset_not_found(asset_id)
+    state = decide.fold_asset(history)
+    if state is None or not may_see(who, state.visibility, datetime.now(UTC)):
+        raise decide.asset_not_found(asset_id)  # one the caller may not see is not there for them
     return tags_view(asset_id, history)
 
 
@@ -227,6 +235,122 @@ async def assign(asset_id: str, body: AssignActivity, who: Editor, d: Deps) -> d
         "asset_id": asset_id,
         "activity_id": target.activity_id if target else None,
         "activity_title": target.title if target else None,
+    }
+
+
+# --- publishing (xuất bản) ------------------------------------------------------------------------
+
+
+def publication_view(asset_id: str, v: Visibility) -> dict[str, Any]:
+    return {
+        "asset_id": asset_id,
+        "published": v.published,
+        "publish_at": v.publish_at.isoformat() if v.publish_at else None,
+        "unpublish_at": v.unpublish_at.isoformat() if v.unpublish_at else None,
+        "restriction": v.restriction.value,
+    }
+
+
+async def _asset_command(
+    d: CatalogueDeps,
+    asset_id: str,
+    decide_on: Callable[[decide.AssetState | None], Decision],
+    actor: str,
+    cause: EventEnvelope | None = None,
+    attempts: int = 2,
+) -> dict[str, Any]:
+    """Run one asset command and answer the asset's publication as it stands after it."""
+    result = await run_command(
+        d.events,
+        "asset",
+        asset_id,
+        lambda h: decide_on(decide.fold_asset(h)),
+        actor=actor,
+        causation=cause,
+        attempts=attempts,
+    )
+    state = decide.fold_asset([*result.history, *_as_stored(result.appended)])
+    assert state is not None
+    return {
+        **publication_view(asset_id, state.visibility),
+        "changed": bool(result.appended),
+        # The asset's last stream sequence: search's after_seq waits for it (read your writes).
+        "sequence": result.last_sequence,
+    }
+
+
+def _as_stored(appended: list[EventEnvelope]) -> list[StoredEvent]:
+    return [StoredEvent(0, event.subject, event) for event in appended]  # folded for the answer only
+
+
+@router.put("/assets/{asset_id}/publication", summary="Xuất bản tư liệu, đổi thời hạn hay phạm vi / publish an asset")
+async def publish_asset(asset_id: str, body: Publish, who: Publisher, d: Deps) -> dict[str, Any]:
+    _asset_id(asset_id)
+    now = datetime.now(UTC)
+    return await _asset_command(d, asset_id, lambda a: decide.decide_publish(a, asset_id, body, now), who.actor)
+
+
+@router.delete("/assets/{asset_id}/publication", summary="Gỡ xuất bản tư liệu / unpublish an asset")
+async def unpublish_asset(asset_id: str, who: Publisher, d: Deps, body: Unpublish | None = None) -> dict[str, Any]:
+    _asset_id(asset_id)
+    cmd = body or Unpublish()
+    return await _asset_command(d, asset_id, lambda a: decide.decide_unpublish(a, asset_id, cmd), who.actor)
+
+
+@router.put("/assets/{asset_id}/restriction", summary="Phạm vi xem tư liệu / who may see an asset")
+async def set_restriction(asset_id: str, body: SetRestriction, who: Publisher, d: Deps) -> dict[str, Any]:
+    _asset_id(asset_id)
+    return await _asset_command(d, asset_id, lambda a: decide.decide_set_restriction(a, asset_id, body), who.actor)
+
+
+@router.post("/activities/{activity_id}/publication", summary="Xuất bản tư liệu của hoạt động / publish an activity")
+async def publish_activity(activity_id: str, body: Publish, who: Publisher, d: Deps) -> dict[str, Any]:
+    """One ``activity.published`` event, then one asset command per asset of the activity,
+    caused by it (each decided on its own history, like the assets a merge moves)."""
+    _activity_id(activity_id)
+    now = datetime.now(UTC)
+    assets: list[str] = []
+
+    async def publish(history: list[StoredEvent]) -> Decision:
+        nonlocal assets
+        assets = (await d.directory()).activities.assets_of(activity_id)
+        return decide.decide_publish_activity(fold_activity(history), activity_id, assets, body, now)
+
+    result = await run_command(d.events, "activity", activity_id, publish, actor=who.actor)
+    cause = result.appended[0]
+    decided = cause.typed_payload()
+    assert isinstance(decided, ActivityPublishedV1)
+    # Every asset gets the activity's resolved window (one publish_at for all).
+    each = Publish(
+        publish_at=decided.publish_at,
+        unpublish_at=decided.unpublish_at,
+        restriction=decided.restriction,
+        note=decided.note,
+    )
+    published: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    for asset_id in decided.asset_ids:
+        try:
+            published.append(
+                await _asset_command(
+                    d,
+                    asset_id,
+                    partial(decide.decide_publish, asset_id=asset_id, cmd=each, now=now),
+                    who.actor,
+                    cause,
+                    _FOLLOW_UP_ATTEMPTS,
+                )
+            )
+        except UserError as exc:  # one asset refusing does not stop the others
+            refused.append({"asset_id": asset_id, **exc.body()["error"]})
+    return {
+        "activity_id": activity_id,
+        "event_id": cause.event_id,  # each asset's asset.published names it as its cause
+        "publish_at": decided.publish_at.isoformat(),
+        "unpublish_at": decided.unpublish_at.isoformat() if decided.unpublish_at else None,
+        "restriction": decided.restriction.value if decided.restriction else None,
+        "assets": published,
+        "refused": refused,
     }
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.fields import ActivityTitle, Caption, Day, Line, Lines, Names, Note, Title
+from shared.fields import ActivityTitle, Caption, Day, Instant, Line, Lines, Names, Note, Title
+from shared.policy import Restriction
 
 
 class _Command(BaseModel):
@@ -60,3 +61,28 @@ class Classify(_Command):
 
 class RequestRetag(_Command):
     reason: Note = ""
+
+
+# Publishing (xuất bản). Moments are ISO 8601, with an offset or without one in
+# Vietnam time (Asia/Ho_Chi_Minh); they are held in UTC.
+
+
+class Publish(_Command):
+    """Publish an asset (or each asset of an activity), or change its window or restriction."""
+
+    # None: now (an asset already published keeps its publish_at).
+    publish_at: Instant | None = None
+    # None: no end.
+    unpublish_at: Instant | None = None
+    # None: the asset keeps its restriction (a new upload is internal); publishing never widens it silently.
+    restriction: Restriction | None = None
+    note: Note = ""
+
+
+class Unpublish(_Command):
+    reason: Note = ""
+
+
+class SetRestriction(_Command):
+    restriction: Restriction
+    note: Note = ""

@@ -9,15 +9,22 @@ appends what it returns with the history's last sequence.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from services.catalogue.commands import CreateActivity, EditActivity, EditMetadata
+from services.catalogue.commands import CreateActivity, EditActivity, EditMetadata, Publish, SetRestriction, Unpublish
 from shared.activities import Activity
 from shared.commands import Decision, Refused, not_found
 from shared.events.models import EventPayload
+from shared.events.publishing import (
+    ActivityPublishedV1,
+    AssetPublishedV1,
+    AssetRestrictionSetV1,
+    AssetUnpublishedV1,
+)
 from shared.events.tagging import (
     EDITABLE_FIELDS,
     ActivityCreatedV1,
@@ -30,7 +37,9 @@ from shared.events.tagging import (
 )
 from shared.fields import text_problem
 from shared.people import Person
+from shared.policy import Visibility
 from shared.ports import StoredEvent
+from shared.publication import fold_visibility
 from shared.tags import fold_tag_event
 
 
@@ -41,6 +50,8 @@ class AssetState:
     asset_id: str
     tags: dict[str, Any]
     sequence: int
+    # Who may see it (shared.publication): internal and unpublished until an archivist publishes it.
+    visibility: Visibility = field(default_factory=lambda: Visibility(uploaded_by=""))
 
     @property
     def activity_id(self) -> str | None:
@@ -52,9 +63,16 @@ def fold_asset(history: Sequence[StoredEvent]) -> AssetState | None:
     if not history:
         return None
     tags: dict[str, Any] = {}
+    visibility: Visibility | None = None
     for stored in history:
         tags = fold_tag_event(tags, stored.envelope)
-    return AssetState(history[0].envelope.aggregate_id, tags, history[-1].sequence)
+        visibility = fold_visibility(visibility, stored.envelope)
+    return AssetState(
+        history[0].envelope.aggregate_id,
+        tags,
+        history[-1].sequence,
+        visibility if visibility is not None else Visibility(uploaded_by=""),
+    )
 
 
 def asset_not_found(asset_id: str) -> Refused:
@@ -134,6 +152,115 @@ def decide_assign(asset: AssetState | None, asset_id: str, requested: str | None
             previous_activity_id=asset.activity_id,
         )
     ]
+
+
+# --- publishing --------------------------------------------------------------------------
+
+
+def _checked_window(publish_at: datetime, unpublish_at: datetime | None, now: datetime) -> None:
+    """The publication window must end after it starts, and not already be over."""
+    if unpublish_at is None:
+        return
+    if unpublish_at <= publish_at:
+        raise Refused(
+            "invalid_publication_window",
+            "Thời điểm gỡ xuất bản (unpublish_at) phải sau thời điểm xuất bản (publish_at).",
+            "unpublish_at must be after publish_at.",
+            field="unpublish_at",
+        )
+    if unpublish_at <= now:
+        raise Refused(
+            "publication_window_over",
+            "Thời điểm gỡ xuất bản (unpublish_at) đã qua; muốn gỡ ngay thì dùng lệnh gỡ xuất bản.",
+            "unpublish_at is already past; to take the asset off now, unpublish it.",
+            field="unpublish_at",
+        )
+
+
+def decide_publish(asset: AssetState | None, asset_id: str, cmd: Publish, now: datetime) -> Decision:
+    """Publish an asset, or change its window or restriction.
+
+    ``publish_at`` omitted: now, or the current one if the asset is already
+    published (changing the restriction does not move it in the feed);
+    ``restriction`` omitted: the asset's own (internal for a new upload).
+    The same publication again is no event at all (PUT is idempotent).
+    """
+    if asset is None:
+        raise asset_not_found(asset_id)
+    current = asset.visibility
+    kept_start = current.publish_at if current.published else None
+    publish_at = cmd.publish_at or kept_start or now
+    restriction = cmd.restriction or current.restriction
+    _checked_window(publish_at, cmd.unpublish_at, now)
+    if current.published and (current.publish_at, current.unpublish_at, current.restriction) == (
+        publish_at,
+        cmd.unpublish_at,
+        restriction,
+    ):
+        return []
+    data = {
+        "publish_at": publish_at,
+        "unpublish_at": cmd.unpublish_at,
+        "restriction": restriction,
+        "note": cmd.note,
+    }
+    return [payload_of(AssetPublishedV1, data)]
+
+
+def decide_unpublish(asset: AssetState | None, asset_id: str, cmd: Unpublish) -> Decision:
+    """Take a published asset off (its restriction stays)."""
+    if asset is None:
+        raise asset_not_found(asset_id)
+    if not asset.visibility.published:
+        raise Refused(
+            "not_published",
+            f"Tư liệu {asset_id} chưa được xuất bản.",
+            f"Asset {asset_id} is not published.",
+            status=409,
+        )
+    return [payload_of(AssetUnpublishedV1, {"reason": cmd.reason})]
+
+
+def decide_set_restriction(asset: AssetState | None, asset_id: str, cmd: SetRestriction) -> Decision:
+    """Who may see the asset, published or not; the same restriction again is no event."""
+    if asset is None:
+        raise asset_not_found(asset_id)
+    if asset.visibility.restriction is cmd.restriction:
+        return []
+    return [payload_of(AssetRestrictionSetV1, {"restriction": cmd.restriction, "note": cmd.note})]
+
+
+def decide_publish_activity(
+    activity: Activity | None, activity_id: str, assets: Sequence[str], cmd: Publish, now: datetime
+) -> Decision:
+    """Publish every asset of an activity with one window (``publish_at`` omitted: now, the
+    same instant for all); the assets' own events follow, caused by this one."""
+    if activity is None:
+        raise activity_not_found(activity_id)
+    if activity.merged_into is not None:
+        raise Refused(
+            "activity_merged",
+            f"Hoạt động {activity_id} đã được gộp vào hoạt động {activity.merged_into}; hãy xuất bản hoạt động đó.",
+            f"Activity {activity_id} has been merged into {activity.merged_into}; publish that one.",
+            status=409,
+        )
+    if not assets:
+        raise Refused(
+            "activity_has_no_assets",
+            f"Hoạt động {activity_id} chưa có tư liệu nào để xuất bản.",
+            f"Activity {activity_id} has no assets to publish.",
+            status=409,
+        )
+    publish_at = cmd.publish_at or now
+    _checked_window(publish_at, cmd.unpublish_at, now)
+    data = {
+        "publish_at": publish_at,
+        "unpublish_at": cmd.unpublish_at,
+        "restriction": cmd.restriction,
+        "note": cmd.note,
+        "asset_ids": tuple(assets),
+    }
+    return [payload_of(ActivityPublishedV1, data)]
 
 
 # --- activities --------------------------------------------------------------------------

@@ -1,24 +1,54 @@
-"""search HTTP API: the routes (thin handlers) and the adapters they use."""
+"""search HTTP API: the routes (thin handlers) and the adapters they use.
 
+Every read of assets is judged by ``shared.policy``: index reads carry
+``visibility_filter(who)`` in the query's own filter (hits, facet counts,
+statistics, similar assets), single-asset reads fold the asset's visibility from
+its events and ask ``may_see`` — an asset the caller may not see answers the same
+404 as one that does not exist. The portal feed is the anonymous public's view.
+"""
+
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from elasticsearch import AsyncElasticsearch
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from faststream.nats import NatsBroker
 
 from services.search.consistency import ProjectionProgress
-from services.search.documents import fold_media_event
+from services.search.documents import document_visibility, fold_media_event
+from services.search.feed import (
+    MAX_FEED_SIZE,
+    FeedItem,
+    FeedPage,
+    MediaLink,
+    etag_of,
+    feed_body,
+    feed_fingerprint,
+    feed_item,
+    http_date,
+    not_modified,
+    render_atom,
+    render_json,
+    render_rss,
+    renditions_for,
+    signing_window,
+    valid_feed_sort,
+)
 from services.search.index import AssetIndex
 from services.search.params import parse_filters, parse_group, parse_search
 from services.search.query import (
+    CursorError,
     Filters,
     activities_body,
     build_search_body,
     encode_cursor,
     more_like_this_body,
+    sign_cursor,
     stats_body,
+    verified_cursor,
 )
 from services.search.results import shape_activities, shape_facets, shape_hit, shape_stats
 from shared.access import requires
@@ -26,7 +56,8 @@ from shared.auth import Principal
 from shared.eventstore import EventStore
 from shared.http import UserError, app_deps
 from shared.objectstore import ObjectStore
-from shared.policy import Action
+from shared.policy import Action, may_see, visibility_filter
+from shared.publication import visibility_of
 from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
 
@@ -64,6 +95,8 @@ router = APIRouter(prefix="/v1")
 Searcher = Annotated[Principal, Depends(requires(Action.SEARCH))]
 Reader = Annotated[Principal, Depends(requires(Action.ASSET_READ))]
 Operator = Annotated[Principal, Depends(requires(Action.OPERATIONS))]
+# The portal feed: anyone, signed in or not; it shows what the anonymous public may see.
+FeedReader = Annotated[Principal, Depends(requires(Action.FEED))]
 
 
 async def filters_dependency(  # async: no worker-thread hop per request
@@ -111,6 +144,16 @@ def _asset_id(asset_id: str) -> str:
 
 def _not_found(asset_id: str) -> UserError:
     return UserError(404, "asset_not_found", f"Không tìm thấy tư liệu {asset_id}.", f"No asset {asset_id}.")
+
+
+async def _visible_history(d: SearchDeps, asset_id: str, principal: Principal) -> list[Any]:
+    """The asset's events, if ``principal`` may see the asset now; else the same 404 as for
+    an asset that does not exist (no answer tells an embargoed asset from a missing one)."""
+    stored = await d.events.history("asset", _asset_id(asset_id))
+    visibility = visibility_of(e.envelope for e in stored)
+    if visibility is None or not may_see(principal, visibility, datetime.now(UTC)):
+        raise _not_found(asset_id)
+    return stored
 
 
 async def _read_your_writes(d: SearchDeps, after_seq: int | None, refresh: bool) -> None:
@@ -167,7 +210,7 @@ async def search(
         cursor_key=cursor_key,
     )
     await _read_your_writes(d, after_seq, refresh)
-    result = await d.index.search(build_search_body(params))
+    result = await d.index.search(build_search_body(params, visible=visibility_filter(who)))
     hits = result["hits"]["hits"]
     return {
         "total": result["hits"]["total"]["value"],
@@ -186,11 +229,13 @@ async def similar(
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
 ) -> dict[str, Any]:
     found = await d.index.get(_asset_id(asset_id))
-    if found is None:
-        raise _not_found(asset_id)
+    visibility = document_visibility(found[0]) if found is not None else None
+    if found is None or visibility is None or not may_see(who, visibility, datetime.now(UTC)):
+        raise _not_found(asset_id)  # an asset one may not see is not there, for this caller
     doc = found[0]
     like = [v for k, v in doc.items() if k.endswith("_folded") and isinstance(v, str) and v]
-    result = await d.index.search(more_like_this_body(asset_id, like, filters, size))
+    body = more_like_this_body(asset_id, like, filters, size, visible=visibility_filter(who))
+    result = await d.index.search(body)
     return {"asset_id": asset_id, "hits": [shape_hit(h) for h in result["hits"]["hits"]]}
 
 
@@ -204,7 +249,8 @@ async def stats(
 ) -> dict[str, Any]:
     group = parse_group(group_by)
     await _read_your_writes(d, after_seq, False)
-    return shape_stats(await d.index.search(stats_body(filters, group)), group)
+    body = stats_body(filters, group, visible=visibility_filter(who))
+    return shape_stats(await d.index.search(body), group)
 
 
 @router.get("/stats/activities", summary="Hoạt động theo nhiệm kỳ / activities per term")
@@ -214,7 +260,7 @@ async def activities(
     filters: FiltersDep,
     size: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
-    body = activities_body(filters, size)
+    body = activities_body(filters, size, visible=visibility_filter(who))
     if body is None:
         return {
             "terms": [],
@@ -226,9 +272,7 @@ async def activities(
 
 @router.get("/assets/{asset_id}/history", summary="Lịch sử tư liệu (nhật ký) / audit trail")
 async def history(asset_id: str, who: Reader, d: Deps) -> dict[str, Any]:
-    stored = await d.events.history("asset", _asset_id(asset_id))
-    if not stored:
-        raise _not_found(asset_id)
+    stored = await _visible_history(d, asset_id, who)
     return {
         "asset_id": asset_id,
         "events": [
@@ -275,9 +319,7 @@ async def projection(who: Operator, d: Deps) -> dict[str, Any]:
 async def renditions(asset_id: str, who: Reader, d: Deps) -> dict[str, Any]:
     # Read from the asset's events, not the index: a UI opening an asset
     # right after its renditions_ready event must not wait for projection.
-    stored = await d.events.history("asset", _asset_id(asset_id))
-    if not stored:
-        raise _not_found(asset_id)
+    stored = await _visible_history(d, asset_id, who)
     doc: dict[str, Any] = {}
     for event in stored:
         doc = fold_media_event(doc, event.envelope)
@@ -292,3 +334,132 @@ async def renditions(asset_id: str, who: Reader, d: Deps) -> dict[str, Any]:
         "expires_in_s": d.settings.presign_expiry_s,
         "renditions": out,
     }
+
+
+# --- the public portal feed (no sign-in) ------------------------------------------------------------
+
+FEED_CACHE_CONTROL = "public, max-age=60"
+JSON_FEED_TYPE = "application/feed+json"
+RSS_TYPE = "application/rss+xml; charset=utf-8"
+ATOM_TYPE = "application/atom+xml; charset=utf-8"
+
+
+async def feed_query(
+    activity_type: Annotated[list[str] | None, Query(description="mã loại hoạt động, vd. ky-hop")] = None,
+    term: Annotated[list[str] | None, Query(description="nhiệm kỳ, vd. 2021-2026")] = None,
+    size: Annotated[int, Query(ge=1, le=MAX_FEED_SIZE, description="số mục mỗi trang")] = 20,
+    cursor: Annotated[str | None, Query(max_length=2000, description="trang sau (next_cursor)")] = None,
+) -> tuple[Filters, int, str | None]:
+    return parse_filters(activity_type=activity_type, term=term), size, cursor
+
+
+FeedQuery = Annotated[tuple[Filters, int, str | None], Depends(feed_query)]
+
+
+async def _feed_link(d: SearchDeps, stored: dict[str, Any] | None, window: datetime) -> MediaLink | None:
+    if stored is None or not isinstance(stored.get("bucket"), str) or not isinstance(stored.get("key"), str):
+        return None
+    url = await d.renditions.presigned_get(
+        stored["bucket"], stored["key"], d.settings.feed_url_expiry_s, signed_at=window
+    )
+    return MediaLink.of(stored, url)
+
+
+async def _feed_page(request: Request, d: SearchDeps, query: tuple[Filters, int, str | None]) -> FeedPage:
+    """One page of what the public may see now: published, in its window, ``public``."""
+    filters, size, cursor = query
+    key = d.settings.search_cursor_key.get_secret_value().encode()
+    fingerprint = feed_fingerprint(filters)
+    after: list[Any] | None = None
+    if cursor:
+        try:
+            after = verified_cursor(cursor, fingerprint, key)
+            if not valid_feed_sort(after):
+                raise CursorError("corrupt cursor")
+        except CursorError as exc:
+            raise UserError(
+                400,
+                "invalid_cursor",
+                "Con trỏ phân trang không hợp lệ hoặc thuộc bộ lọc khác; hãy đọc lại từ trang đầu.",
+                f"Invalid feed cursor ({exc}); start again from the first page.",
+                field="cursor",
+            ) from exc
+    hits = (await d.index.search(feed_body(filters, size, after)))["hits"]["hits"]
+    window = signing_window(datetime.now(UTC), d.settings.feed_url_expiry_s)
+
+    async def item(src: dict[str, Any]) -> FeedItem:
+        media, poster = renditions_for(src)
+        return feed_item(src, await _feed_link(d, media, window), await _feed_link(d, poster, window))
+
+    items = list(await asyncio.gather(*(item(h["_source"]) for h in hits)))
+    next_cursor = sign_cursor(fingerprint, hits[-1]["sort"], key) if len(hits) == size else None
+    return FeedPage(
+        title=d.settings.feed_title,
+        feed_url=str(request.url),
+        home_url=str(request.base_url),
+        items=items,
+        window=window,
+        url_life_s=d.settings.feed_url_expiry_s,
+        next_url=str(request.url.include_query_params(cursor=next_cursor)) if next_cursor else None,
+        next_cursor=next_cursor,
+    )
+
+
+def _feed_response(request: Request, page: FeedPage, render: Callable[[FeedPage], bytes], media_type: str) -> Response:
+    """The rendered page with its validators; 304 when the client's copy is current."""
+    body = render(page)
+    etag = etag_of(body)
+    headers = {"ETag": etag, "Last-Modified": http_date(page.last_modified), "Cache-Control": FEED_CACHE_CONTROL}
+    if not_modified(
+        etag, page.last_modified, request.headers.get("if-none-match"), request.headers.get("if-modified-since")
+    ):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def _feed_responses(media_type: str, schema: dict[str, Any] | None = None) -> dict[int | str, dict[str, Any]]:
+    content: dict[str, Any] = {media_type.split(";")[0]: {"schema": schema} if schema else {}}
+    return {
+        200: {"description": "Trang tin công khai / one page of the public feed", "content": content},
+        304: {"description": "Không đổi (If-None-Match / If-Modified-Since) / not modified"},
+    }
+
+
+FEED_DESCRIPTION = (
+    "Không cần đăng nhập. Tư liệu đã xuất bản, trong thời hạn, phạm vi công khai; mới nhất trước. "
+    "No sign-in: published, in-window, public assets only, newest publication first; media links "
+    "are presigned URLs valid at least half of MAM_FEED_URL_EXPIRY_S."
+)
+
+
+@router.get(
+    "/feed",
+    summary="Tin công khai (JSON Feed) / public feed, JSON",
+    description=FEED_DESCRIPTION,
+    response_class=Response,
+    responses=_feed_responses(JSON_FEED_TYPE, {"type": "object"}),
+)
+async def feed_json(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
+    return _feed_response(request, await _feed_page(request, d, query), render_json, JSON_FEED_TYPE)
+
+
+@router.get(
+    "/feed.rss",
+    summary="Tin công khai (RSS 2.0 + Media RSS) / public feed, RSS",
+    description=FEED_DESCRIPTION,
+    response_class=Response,
+    responses=_feed_responses(RSS_TYPE),
+)
+async def feed_rss(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
+    return _feed_response(request, await _feed_page(request, d, query), render_rss, RSS_TYPE)
+
+
+@router.get(
+    "/feed.atom",
+    summary="Tin công khai (Atom) / public feed, Atom",
+    description=FEED_DESCRIPTION,
+    response_class=Response,
+    responses=_feed_responses(ATOM_TYPE),
+)
+async def feed_atom(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
+    return _feed_response(request, await _feed_page(request, d, query), render_atom, ATOM_TYPE)

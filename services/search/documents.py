@@ -13,6 +13,8 @@ from typing import Any
 from shared.events.envelope import EventEnvelope
 from shared.events.media import AssetProbedV1, AssetProcessingFailedV1, AssetRenditionsReadyV1
 from shared.events.models import AssetIngestedV1
+from shared.policy import PUBLISH_AT, PUBLISHED, RESTRICTION, UNPUBLISH_AT, UPLOADED_BY, Visibility
+from shared.publication import VISIBILITY_EVENT_TYPES, fold_visibility, index_fields, visibility_from_fields
 from shared.tags import TAG_MAPPINGS, fold_tag_event
 from shared.taxonomy import (
     LOCAL_TZ,
@@ -116,7 +118,12 @@ ASSET_MAPPINGS: dict[str, Any] = {
         "width": {"type": "integer"},
         "height": {"type": "integer"},
         "duration_s": {"type": "float"},
-        "published": {"type": "boolean"},
+        # --- who may see it (shared.publication folds them; shared.policy.visibility_filter queries them)
+        UPLOADED_BY: {"type": "keyword"},
+        RESTRICTION: {"type": "keyword"},
+        PUBLISHED: {"type": "boolean"},
+        PUBLISH_AT: {"type": "date"},
+        UNPUBLISH_AT: {"type": "date"},
         # --- media facts and renditions (transcoder: asset.probed, renditions_ready, processing_failed)
         **MEDIA_MAPPINGS,
         # --- tags (tagger, archivists' edits, activities: see shared.tags)
@@ -160,7 +167,6 @@ def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
             duration_s=p.duration_s,
             ingested_at=event.occurred_at.isoformat(),
             ingested_by=event.actor,
-            published=out.get("published", False),
             recorded_at_given=given,
         )
         if when is not None:
@@ -171,11 +177,22 @@ def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
             out.update(recorded_at=None, year=None, term=None)
     out = fold_media_event(out, event)
     out = fold_tag_event(out, event)  # tags, edits, activity: manual values win
+    if event.type in VISIBILITY_EVENT_TYPES:
+        out.update(index_fields(fold_visibility(document_visibility(out), event) or Visibility(uploaded_by="")))
     for name in TEXT_FIELDS:
         if name in out:
             # fold keeps one character per character, so the prefix folds to the folded prefix.
             out[f"{name}_folded"] = fold((out[name] or "")[:MAX_SEARCHABLE_CHARS])
     return indexable(out)
+
+
+def document_visibility(doc: dict[str, Any]) -> Visibility | None:
+    """What the document holds; one indexed before visibility was (only ``ingested_by``) is
+    internal, unpublished and its uploader's, as a fresh upload."""
+    held = visibility_from_fields(doc)
+    if held is None and doc.get("ingested_by"):
+        return Visibility(uploaded_by=str(doc["ingested_by"]))
+    return held
 
 
 def indexable_instant(value: datetime | None) -> datetime | None:

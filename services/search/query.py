@@ -74,6 +74,17 @@ class SearchParams:
     facet_size: int = 50
 
 
+# What the caller may see, as ``shared.policy.visibility_filter(principal)`` gives it (None:
+# everything). Every body builder takes it as a required argument, and puts it in the
+# query's own filter (never a post_filter), so hits, facet counts, statistics and similar
+# assets all count only what may be seen.
+Visible = dict[str, Any] | None
+
+
+def _only_visible(clauses: list[dict[str, Any]], visible: Visible) -> list[dict[str, Any]]:
+    return clauses if visible is None else [*clauses, visible]
+
+
 def filter_clauses(f: Filters, *, skip: str | None = None) -> list[dict[str, Any]]:
     """The filters as ES clauses; ``skip`` leaves one out (for its own facet's counts)."""
     out: list[dict[str, Any]] = []
@@ -204,9 +215,12 @@ def highlight_spec() -> dict[str, Any]:
     }
 
 
-def build_search_body(p: SearchParams) -> dict[str, Any]:
-    """Query, post-filter (facets see unfiltered counts), facets, sort, highlight, paging."""
+def build_search_body(p: SearchParams, *, visible: Visible) -> dict[str, Any]:
+    """Query (with what may be seen as its filter), post-filter (facets see counts without
+    the chosen filters), facets, sort, highlight, paging."""
     query: dict[str, Any] = text_query(p.q) if p.q.strip() else {"match_all": {}}
+    if visible is not None:
+        query = {"bool": {"must": [query], "filter": [visible]}}
     body: dict[str, Any] = {
         "query": query,
         "post_filter": {"bool": {"filter": filter_clauses(p.filters)}},
@@ -224,7 +238,9 @@ def build_search_body(p: SearchParams) -> dict[str, Any]:
     return body
 
 
-def more_like_this_body(asset_id: str, like_text: list[str], f: Filters, size: int) -> dict[str, Any]:
+def more_like_this_body(
+    asset_id: str, like_text: list[str], f: Filters, size: int, *, visible: Visible
+) -> dict[str, Any]:
     """Assets sharing the rarer folded words of this asset's own texts.
 
     ``more_like_this`` is part of the Elasticsearch core, so it runs on the
@@ -248,7 +264,7 @@ def more_like_this_body(asset_id: str, like_text: list[str], f: Filters, size: i
                     }
                 ],
                 "must_not": [{"ids": {"values": [asset_id]}}],
-                "filter": filter_clauses(f),
+                "filter": _only_visible(filter_clauses(f), visible),
             }
         },
         "size": size,
@@ -262,7 +278,7 @@ StatsGroup = Literal["month", "year", "term"]
 STATS_GROUPS: tuple[str, ...] = ("month", "year", "term")
 
 
-def stats_body(f: Filters, group_by: StatsGroup) -> dict[str, Any]:
+def stats_body(f: Filters, group_by: StatsGroup, *, visible: Visible) -> dict[str, Any]:
     """Counts and total duration per period per activity type, for review charts."""
     per_type = {
         "by_type": {
@@ -288,7 +304,7 @@ def stats_body(f: Filters, group_by: StatsGroup) -> dict[str, Any]:
     return {
         "size": 0,
         "track_total_hits": True,
-        "query": {"bool": {"filter": filter_clauses(f)}},
+        "query": {"bool": {"filter": _only_visible(filter_clauses(f), visible)}},
         "aggs": {
             "periods": {**period, "aggs": per_type},
             "undated": {**undated, "aggs": per_type},
@@ -297,7 +313,7 @@ def stats_body(f: Filters, group_by: StatsGroup) -> dict[str, Any]:
     }
 
 
-def activities_body(f: Filters, size: int) -> dict[str, Any] | None:
+def activities_body(f: Filters, size: int, *, visible: Visible) -> dict[str, Any] | None:
     """Activities per term with asset counts and date span; None if the index has no activity field."""
     activity = keyword_field("activity")
     if activity is None:
@@ -317,7 +333,7 @@ def activities_body(f: Filters, size: int) -> dict[str, Any] | None:
         body_aggs = {"nested": {"nested": {"path": activity.nested_path}, "aggs": body_aggs}}
     return {
         "size": 0,
-        "query": {"bool": {"filter": filter_clauses(f)}},
+        "query": {"bool": {"filter": _only_visible(filter_clauses(f), visible)}},
         "aggs": {
             "terms": {
                 "terms": {"field": "term", "size": 20, "missing": "", "order": {"_key": "desc"}},
@@ -341,7 +357,12 @@ _FLOAT_MISSING = frozenset({"Infinity", "-Infinity"})
 
 def params_fingerprint(p: SearchParams) -> str:
     """What a cursor is bound to: query, filters and sort (not the page size)."""
-    basis = json.dumps([p.q, asdict(p.filters), p.sort, p.order], default=str, sort_keys=True)
+    return params_fingerprint_of([p.q, p.filters, p.sort, p.order])
+
+
+def params_fingerprint_of(parts: list[Any]) -> str:
+    """A short digest of a query's parts (``Filters`` included) that a cursor is bound to."""
+    basis = json.dumps([asdict(x) if isinstance(x, Filters) else x for x in parts], default=str, sort_keys=True)
     return hashlib.sha256(basis.encode()).hexdigest()[:16]
 
 
@@ -357,11 +378,16 @@ def _signature(key: bytes, payload: str) -> str:
     return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
 
 
-def encode_cursor(p: SearchParams, sort_values: list[Any], key: bytes) -> str:
+def sign_cursor(fingerprint: str, sort_values: list[Any], key: bytes) -> str:
+    """An opaque cursor: ``sort_values`` bound to a query's ``fingerprint``, signed with ``key``."""
     payload = _b64(
-        json.dumps({"v": CURSOR_VERSION, "f": params_fingerprint(p), "s": sort_values}, separators=(",", ":")).encode()
+        json.dumps({"v": CURSOR_VERSION, "f": fingerprint, "s": sort_values}, separators=(",", ":")).encode()
     )
     return f"{payload}.{_signature(key, payload)}"
+
+
+def encode_cursor(p: SearchParams, sort_values: list[Any], key: bytes) -> str:
+    return sign_cursor(params_fingerprint(p), sort_values, key)
 
 
 def _is_long(v: Any) -> bool:
@@ -391,6 +417,16 @@ def _sort_value_checks(p: SearchParams) -> list[Any]:
 def decode_cursor(p: SearchParams, cursor: str, key: bytes) -> tuple[Any, ...]:
     """The ``search_after`` values in ``cursor``; raises CursorError unless this deployment
     issued it for ``p`` and its values fit the sort."""
+    values = verified_cursor(cursor, params_fingerprint(p), key)
+    checks = _sort_value_checks(p)
+    if len(values) != len(checks) or not all(check(v) for check, v in zip(checks, values, strict=True)):
+        raise CursorError("corrupt cursor")
+    return tuple(values)
+
+
+def verified_cursor(cursor: str, fingerprint: str, key: bytes) -> list[Any]:
+    """The sort values of a cursor this deployment signed for the query ``fingerprint``
+    (the caller checks them against its sort), else CursorError."""
     payload, _, signature = cursor.partition(".")
     expected = _signature(key, payload).encode()
     if not payload or not hmac.compare_digest(signature.encode("utf-8", "surrogatepass"), expected):
@@ -401,10 +437,7 @@ def decode_cursor(p: SearchParams, cursor: str, key: bytes) -> tuple[Any, ...]:
         raise CursorError("corrupt cursor") from exc
     if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION or not isinstance(data.get("s"), list):
         raise CursorError("corrupt cursor")
-    if data.get("f") != params_fingerprint(p):
+    if data.get("f") != fingerprint:
         raise CursorError("cursor belongs to another query")
     values: list[Any] = data["s"]
-    checks = _sort_value_checks(p)
-    if len(values) != len(checks) or not all(check(v) for check, v in zip(checks, values, strict=True)):
-        raise CursorError("corrupt cursor")
-    return tuple(values)
+    return values

@@ -48,6 +48,11 @@ EVENT_ROUTES: dict[str, EventRoute] = {
     "asset.activity_assigned": EventRoute(
         emitted_by=("catalogue",), consumed_by=("search",), read_by=("tagger", "catalogue")
     ),
+    # Publishing: every read path judges visibility by these (shared.publication folds them).
+    "asset.published": EventRoute(emitted_by=("catalogue",), consumed_by=("search",), read_by=("catalogue",)),
+    "asset.unpublished": EventRoute(emitted_by=("catalogue",), consumed_by=("search",), read_by=("catalogue",)),
+    "asset.restriction_set": EventRoute(emitted_by=("catalogue",), consumed_by=("search",), read_by=("catalogue",)),
+    "activity.published": EventRoute(emitted_by=("catalogue",)),
     "activity.created": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
     "activity.edited": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
     "activity.merged": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),

@@ -135,7 +135,7 @@ async def test_events_with_huge_texts_and_impossible_dates_are_written_and_found
     assert outcome.done == {d.sequence for d in delivered}
     assert await index.failures() == []
     await index.refresh()
-    result = await index.search(build_search_body(SearchParams(q=word, size=50)))
+    result = await index.search(build_search_body(SearchParams(q=word, size=50), visible=None))
     hits = {h["_id"]: shape_hit(h) for h in result["hits"]["hits"]}
     assert set(hits) == {events[0].aggregate_id for events in histories.values()}
     for hit in hits.values():
@@ -178,11 +178,13 @@ async def test_a_value_too_long_to_index_is_kept_never_shown_as_a_facet_and_filt
     delivered = await _append_all(quiet_event_store, histories["tagged"])  # the tagger's names are not trimmed
     await AssetProjector(index, quiet_event_store, backoff_s=0.01).apply_batch(delivered)
     await index.refresh()
-    result = await index.search(build_search_body(SearchParams(q=word)))
+    result = await index.search(build_search_body(SearchParams(q=word), visible=None))
     [hit] = result["hits"]["hits"]
     assert hit["_source"]["people"] == [HUGE_NAME]
     assert result["aggregations"]["person"]["values"]["buckets"] == []
-    filtered = await index.search(build_search_body(SearchParams(q=word, filters=Filters(person=(HUGE_NAME,)))))
+    filtered = await index.search(
+        build_search_body(SearchParams(q=word, filters=Filters(person=(HUGE_NAME,))), visible=None)
+    )
     assert filtered["hits"]["total"]["value"] == 0
 
 

@@ -83,7 +83,7 @@ def unique() -> str:
 
 
 async def ranked(index: AssetIndex, q: str, unique: str, **filters: Any) -> list[str]:
-    body = build_search_body(SearchParams(q=q, filters=Filters(**filters), size=20))
+    body = build_search_body(SearchParams(q=q, filters=Filters(**filters), size=20), visible=None)
     result = await index.search(body)
     return [h["_id"].removeprefix(unique) for h in result["hits"]["hits"]]
 
@@ -124,7 +124,7 @@ async def test_words_read_on_screen_by_ocr_are_found(index: AssetIndex, unique: 
 
 
 async def test_highlights_come_back_in_the_original_vietnamese(index: AssetIndex, unique: str) -> None:
-    body = build_search_body(SearchParams(q="xu ly don thu", size=1))
+    body = build_search_body(SearchParams(q="xu ly don thu", size=1), visible=None)
     hit = shape_hit((await index.search(body))["hits"]["hits"][0])
     assert "<em>xử</em>" in hit["highlight"]["caption"] or "<em>xử lý" in hit["highlight"]["caption"]
     assert "đơn thư</em>" in hit["highlight"]["caption"]

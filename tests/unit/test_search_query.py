@@ -57,7 +57,7 @@ def test_decomposed_input_builds_the_same_query_as_composed_input() -> None:
 
 def test_facets_are_counted_without_their_own_filter_but_with_the_others() -> None:
     p = SearchParams(filters=Filters(activity_type=("ky-hop",), kind=("video",)))
-    aggs = build_search_body(p)["aggs"]
+    aggs = build_search_body(p, visible=None)["aggs"]
     own = json.dumps(aggs["activity_type"]["filter"])
     assert "ky-hop" not in own and "video" in own
     assert "ky-hop" in json.dumps(aggs["kind"]["filter"])
@@ -105,7 +105,7 @@ def test_people_organisations_and_activities_use_the_tag_fields_of_the_mapping()
 
 def test_sorting_always_ends_with_the_asset_id_so_pages_are_stable() -> None:
     for sort in ("relevance", "date", "duration"):
-        body = build_search_body(SearchParams(q="x", sort=sort))  # type: ignore[arg-type]
+        body = build_search_body(SearchParams(q="x", sort=sort), visible=None)  # type: ignore[arg-type]
         assert body["sort"][-1] == {"asset_id": "asc"}
 
 
@@ -205,7 +205,7 @@ def test_a_forged_cursor_through_the_parameters_is_a_bilingual_400() -> None:
 
 
 def test_a_search_after_page_replaces_from() -> None:
-    body = build_search_body(SearchParams(search_after=(1.5, 17, "a")))
+    body = build_search_body(SearchParams(search_after=(1.5, 17, "a")), visible=None)
     assert body["search_after"] == [1.5, 17, "a"] and "from" not in body
 
 
@@ -286,7 +286,10 @@ def test_a_filter_value_too_long_to_be_indexed_matches_nothing() -> None:
 
 
 def test_highlighting_never_analyses_more_than_the_searchable_length_of_a_field() -> None:
-    for body in (build_search_body(SearchParams(q="kỳ họp")), more_like_this_body("a1", ["ky hop"], Filters(), 5)):
+    for body in (
+        build_search_body(SearchParams(q="kỳ họp"), visible=None),
+        more_like_this_body("a1", ["ky hop"], Filters(), 5, visible=None),
+    ):
         assert body["highlight"]["max_analyzed_offset"] == MAX_SEARCHABLE_CHARS
 
 
@@ -368,14 +371,14 @@ def test_facet_rows_carry_vietnamese_labels_for_activity_types() -> None:
 
 
 def test_more_like_this_excludes_the_asset_itself_and_uses_folded_fields() -> None:
-    body = more_like_this_body("a1", ["ky hop thu bay"], Filters(kind=("video",)), 5)
+    body = more_like_this_body("a1", ["ky hop thu bay"], Filters(kind=("video",)), 5, visible=None)
     assert body["query"]["bool"]["must_not"] == [{"ids": {"values": ["a1"]}}]
     mlt = body["query"]["bool"]["must"][0]["more_like_this"]
     assert all(f.endswith("_folded") for f in mlt["fields"])
 
 
 def test_statistics_group_months_in_local_time_and_shape_into_chart_rows() -> None:
-    body = stats_body(Filters(), "month")
+    body = stats_body(Filters(), "month", visible=None)
     assert body["aggs"]["periods"]["date_histogram"]["time_zone"] == "Asia/Ho_Chi_Minh"
     cell = {"by_type": {"buckets": [{"key": "ky-hop", "doc_count": 2, "duration": {"value": 90.0}}]}}
     response = {
