@@ -8,6 +8,8 @@ mam run                                              up + demo, wait for Ctrl-C,
 mam classify [TEXT ...]                              activity type per text (stdin: one per line)
 mam rebuild-index [--keep N]                         replay the event stream into a new search index
 mam docs [--check]                                   regenerate (or check) the event catalogue in docs/architecture.md
+mam user add NAME --role ROLE [--name "Tên"]         create an account (the first administrator too)
+mam user passwd|disable|enable NAME · mam user list  manage accounts directly in NATS KV
 """
 
 from __future__ import annotations
@@ -72,7 +74,9 @@ def cmd_run(stack: LocalStack, settings: Settings) -> None:
             f"  Tải lên / upload:   {settings.ingest_url}/v1/assets  (POST, multipart)\n"
             f"  Biên mục / catalogue: {settings.catalogue_url}/v1/activities  ·  /v1/assets/<id>/tags\n"
             f"  API docs:           {settings.search_url}/docs  ·  {settings.ingest_url}/docs"
-            f"  ·  {settings.catalogue_url}/docs\n"
+            f"  ·  {settings.catalogue_url}/docs  ·  {settings.accounts_url}/docs\n"
+            f"  Đăng nhập / sign in: curl -d username=luu-tru -d password=demo-luu-tru "
+            f"{settings.accounts_url}/v1/auth/token  (tài khoản mẫu / demo accounts: README)\n"
             f"  Token:              Authorization: Bearer {token}\n"
             f"  e.g. curl -H 'Authorization: Bearer {token}' '{settings.search_url}/v1/search?q=ky+hop'\n"
             "Ctrl-C (hoặc `make stop`) để dừng / to stop.",
@@ -199,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     rebuild.add_argument("--keep", type=int, default=1, help="previous indices kept for rollback (default 1)")
     docs = sub.add_parser("docs", help="regenerate the event catalogue in docs/architecture.md")
     docs.add_argument("--check", action="store_true", help="change nothing; exit 1 and show the diff if it is stale")
+    from deploy import users
+
+    users.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "classify":
         return cmd_classify(args.text)
@@ -206,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_docs(args.check)
 
     settings = Settings()
+    if args.command == "user":
+        return users.run(settings, args)
     stack = LocalStack(settings)
     try:
         if args.command == "up":

@@ -94,6 +94,10 @@ class EventStore:
                     self._js = self._nc.jetstream()
         return self._js
 
+    async def jetstream(self) -> JetStreamContext:
+        """The live JetStream context, for the KV buckets a service reads (API keys)."""
+        return await self._jetstream()
+
     async def ready(self) -> bool:
         """The server answers and the stream exists (for readiness checks)."""
         try:

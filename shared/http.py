@@ -7,6 +7,7 @@ Vietnamese ``message`` and an English ``message_en``, plus a stable ``code``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import uuid
@@ -20,6 +21,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.api_keys import open_api_key_store, verify_api_key
+from shared.eventstore import EventStore
 from shared.fields import text_problem
 from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
@@ -174,6 +177,7 @@ def service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         deps = await build(settings)
         app.state.deps = deps
+        await _accept_api_keys(app, deps, settings)
         try:
             yield
         finally:
@@ -219,6 +223,16 @@ def service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+async def _accept_api_keys(app: FastAPI, deps: ServiceDeps, settings: Settings) -> None:
+    """Services that hold an event store also accept machines' API keys (``shared.access``):
+    the keys' KV bucket is read on the same NATS connection, cached briefly so a
+    revoked key stops working within ``api_key_cache_ttl_s``."""
+    events = getattr(deps, "events", None)
+    if isinstance(events, EventStore):
+        store = await open_api_key_store(await events.jetstream(), settings.api_key_cache_ttl_s)
+        app.state.api_key_verifier = functools.partial(verify_api_key, store)
 
 
 async def app_deps(request: Request) -> Any:

@@ -76,6 +76,22 @@ class Settings(BaseSettings):
     jwt_private_key_file: Path | None = None
     jwt_public_key_file: Path | None = None
     access_token_ttl_s: int = 300
+    # --- accounts service (users, sign-in, refresh tokens and API keys in NATS KV)
+    accounts_port: int = 18406
+    # One demo account per role with a published password (README). Unset = on loopback
+    # only; true beyond loopback is refused (``unsafe_defaults``).
+    demo_accounts: bool | None = None
+    # Sign-in lock-out: this many failures within the window lock the account for a while.
+    signin_max_failures: int = Field(default=5, ge=1)
+    signin_failure_window_s: int = Field(default=900, ge=1)
+    signin_lockout_s: int = Field(default=900, ge=1)
+    # A refresh token lives this long unused (each use rotates it and starts again);
+    # a sign-in's chain of refresh tokens ends after ``refresh_session_max_s`` regardless.
+    refresh_token_ttl_s: int = Field(default=12 * 3600, ge=60)
+    refresh_session_max_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # How long a verified API key is trusted without looking again: a revoked key is
+    # refused by every service within this time (at most 30 s).
+    api_key_cache_ttl_s: float = Field(default=15.0, ge=0, le=30)
     ingest_port: int = 18401
     search_port: int = 18402
     tagger_port: int = 18404
@@ -187,6 +203,10 @@ class Settings(BaseSettings):
         return f"http://127.0.0.1:{self.catalogue_port}"
 
     @property
+    def accounts_url(self) -> str:
+        return f"http://127.0.0.1:{self.accounts_port}"
+
+    @property
     def resolved_jwt_private_key_file(self) -> Path:
         return self.jwt_private_key_file or self.home / "keys" / "jwt-ed25519.pem"
 
@@ -197,6 +217,10 @@ class Settings(BaseSettings):
     @property
     def serves_api_docs(self) -> bool:
         return self.api_docs if self.api_docs is not None else is_loopback(self.bind_host)
+
+    @property
+    def creates_demo_accounts(self) -> bool:
+        return self.demo_accounts if self.demo_accounts is not None else is_loopback(self.bind_host)
 
     def token_actors(self) -> dict[str, str]:
         """Parse ``api_tokens`` into token → actor name."""
@@ -277,6 +301,16 @@ def unsafe_defaults(settings: Settings) -> list[UnsafeSetting]:
                 "MAM_SEARCH_CURSOR_KEY",
                 "vẫn là khóa mẫu công khai (ai cũng ký được con trỏ phân trang); hãy đặt khóa ngẫu nhiên riêng",
                 "is still the public demo key (anyone could sign page cursors); set your own random key",
+            )
+        )
+    if settings.demo_accounts:
+        problems.append(
+            UnsafeSetting(
+                "MAM_DEMO_ACCOUNTS",
+                "tạo các tài khoản mẫu có mật khẩu công khai; hãy bỏ biến này hoặc đặt false "
+                "và tạo tài khoản bằng `mam user add`",
+                "creates the demo accounts, whose passwords are public; unset it or set false "
+                "and create accounts with `mam user add`",
             )
         )
     return problems

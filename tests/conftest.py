@@ -53,6 +53,7 @@ def test_settings(**overrides: Any) -> Settings:
         transcoder_port=28403,
         tagger_port=28404,
         catalogue_port=28405,
+        accounts_port=28406,
     )
     base: dict[str, Any] = {name: port + offset for name, port in ports.items()}
     base.update(

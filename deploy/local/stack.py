@@ -20,10 +20,12 @@ from pydantic import SecretStr
 
 from deploy.local import installers
 from deploy.local.processes import LaunchError, ProcessSpec, StartResult, http_ok, running_pid, start, stop
+from shared.auth import ensure_signing_keys
 from shared.settings import Settings
 
 SERVERS = ("nats", "minio", "seaweedfs", "elasticsearch")
-SERVICES = ("ingest", "search", "transcoder", "tagger", "catalogue")
+# In the order they start: accounts first, so its key pair and accounts exist before the rest.
+SERVICES = ("accounts", "ingest", "search", "transcoder", "tagger", "catalogue")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -288,6 +290,9 @@ class LocalStack:
 
     def up(self, servers: Iterable[str] = SERVERS, services: Iterable[str] = SERVICES) -> list[StartResult]:
         self.home.mkdir(parents=True, exist_ok=True)
+        # The key pair that signs access tokens: made before any service starts, so every
+        # service finds the public key (the accounts service would make it too).
+        ensure_signing_keys(self.settings.resolved_jwt_private_key_file, self.settings.resolved_jwt_public_key_file)
         self.install(servers)
         results = [start(self.server_spec(name)) for name in servers]
         results += [start(self.service_spec(name)) for name in services]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The services, in the order an upload meets them (also the order of the document's tables).
-SERVICE_ORDER = ("ingest", "transcoder", "tagger", "catalogue", "search")
+SERVICE_ORDER = ("ingest", "transcoder", "tagger", "catalogue", "search", "accounts")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,13 @@ EVENT_ROUTES: dict[str, EventRoute] = {
     "activity.edited": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
     "activity.merged": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
     "person.registered": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
+    # The accounts' audit trail: the state is in NATS KV, the log says who changed what.
+    "user.created": EventRoute(emitted_by=("accounts",)),
+    "user.role_changed": EventRoute(emitted_by=("accounts",)),
+    "user.disabled": EventRoute(emitted_by=("accounts",)),
+    "user.enabled": EventRoute(emitted_by=("accounts",)),
+    "user.password_changed": EventRoute(emitted_by=("accounts",)),
+    "user.sign_in_failed": EventRoute(emitted_by=("accounts",)),
 }
 
 
