@@ -50,7 +50,7 @@ docs: install         ## regenerate the event catalogue in docs/architecture.md 
 	$(BIN)/mam docs
 
 compose-config:       ## validate docker-compose.yml (needs the docker client)
-	MAM_S3_SECRET_KEY=x MAM_API_TOKENS=x:y MAM_NATS_PASSWORD=x MAM_ES_PASSWORD=x MAM_SEARCH_CURSOR_KEY=x docker compose config -q
+	MAM_S3_SECRET_KEY=x MAM_NATS_PASSWORD=x MAM_ES_PASSWORD=x MAM_SEARCH_CURSOR_KEY=x docker compose config -q
 
 clean: stop
 	rm -rf .mam

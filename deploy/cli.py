@@ -62,12 +62,14 @@ def cmd_demo(settings: Settings) -> None:
 
 
 def cmd_run(stack: LocalStack, settings: Settings) -> None:
+    from deploy.demo import sign_in
+
     stop_requested = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
     try:
         cmd_up(stack, _default_servers(settings), list(SERVICES))
         cmd_demo(settings)
-        token = next(iter(settings.token_actors()), "<token>")
+        token = sign_in(settings, ("luu-tru", "demo-luu-tru"))  # an archivist's, for a few minutes
         print(
             "\nKho tư liệu HĐND đang chạy / the archive is running:\n"
             f"  Tìm kiếm / search:  {settings.search_url}/v1/search?q=tiep+xuc+cu+tri\n"
@@ -77,7 +79,8 @@ def cmd_run(stack: LocalStack, settings: Settings) -> None:
             f"  ·  {settings.catalogue_url}/docs  ·  {settings.accounts_url}/docs\n"
             f"  Đăng nhập / sign in: curl -d username=luu-tru -d password=demo-luu-tru "
             f"{settings.accounts_url}/v1/auth/token  (tài khoản mẫu / demo accounts: README)\n"
-            f"  Token:              Authorization: Bearer {token}\n"
+            f"  Token (hết hạn sau {settings.access_token_ttl_s // 60} phút / expires in "
+            f"{settings.access_token_ttl_s // 60} min): Authorization: Bearer {token}\n"
             f"  e.g. curl -H 'Authorization: Bearer {token}' '{settings.search_url}/v1/search?q=ky+hop'\n"
             "Ctrl-C (hoặc `make stop`) để dừng / to stop.",
             flush=True,

@@ -91,10 +91,27 @@ def make_clip(path: Path, seed: int, seconds: float = 3.0) -> None:
     )
 
 
+# The demo broadcaster account the accounts service creates on loopback.
+DEMO_UPLOADER = ("phong-vien", "demo-phong-vien")
+
+
+def sign_in(settings: Settings, account: tuple[str, str]) -> str:
+    """An access token for a demo account, through the accounts service's password flow."""
+    username, password = account
+    response = httpx.post(
+        f"{settings.accounts_url}/v1/auth/token", data={"username": username, "password": password}, timeout=30
+    )
+    if response.status_code != 200:
+        raise SystemExit(
+            f"Không đăng nhập được tài khoản mẫu {username} / cannot sign in as the demo account {username}: "
+            f"{response.status_code} {response.text[:300]}"
+        )
+    return str(response.json()["access_token"])
+
+
 def load_demo(settings: Settings, timeout_s: float = 60.0) -> list[dict[str, Any]]:
     """Upload every demo item; safe to run twice (re-uploads return the same asset)."""
-    token = next(iter(settings.token_actors()))
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {sign_in(settings, DEMO_UPLOADER)}"}
     results = []
     with tempfile.TemporaryDirectory(prefix="mam-demo-") as tmp, httpx.Client(timeout=120) as client:
         for seed, item in enumerate(demo_items()):

@@ -6,17 +6,15 @@ principal and lets it through only if the policy allows that action.
     @router.get("/search")
     async def search(who: Searcher, …): …
 
-Credentials, in order: a Bearer access token signed by the accounts service
-(verified locally with its public key), a Bearer API key (``mam_…``) of a
-machine, or a configured static token (``MAM_API_TOKENS``, the local demo and
-the tests, whose actor name is a role). No credentials: the anonymous public.
+Credentials: a Bearer access token signed by the accounts service (verified
+locally with its public key), or a Bearer API key (``mam_…``) of a machine.
+No credentials: the anonymous public.
 A refusal is 401 for the anonymous (sign in) and 403 for a signed-in principal;
 both are bilingual and say nothing about the resource.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -52,18 +50,6 @@ def _public_key(request: Request) -> Ed25519PublicKey | None:
     return key
 
 
-def _static_principal(settings: Settings, presented: str) -> Principal | None:
-    """A configured token (demo, tests): its actor name is the role it plays."""
-    for token, actor in settings.token_actors().items():
-        if secrets.compare_digest(presented.encode(), token.encode()):
-            try:
-                role = Role(actor)
-            except ValueError:
-                return None
-            return None if role is Role.PUBLIC else Principal(actor, actor, role)
-    return None
-
-
 async def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     """Who is calling (the anonymous public without credentials); a bad credential is 401."""
     if credentials is None:
@@ -71,7 +57,6 @@ async def authenticate(request: Request, credentials: HTTPAuthorizationCredentia
     if credentials.scheme.lower() != "bearer":
         raise _invalid()
     presented = credentials.credentials
-    settings: Settings = request.app.state.settings
     if presented.count(".") == 2:  # a JWT
         key = _public_key(request)
         if key is None:
@@ -87,11 +72,7 @@ async def authenticate(request: Request, credentials: HTTPAuthorizationCredentia
         found = await verify_key(presented)
         if found is not None:
             return found
-        raise _invalid()
-    static = _static_principal(settings, presented)
-    if static is None:
-        raise _invalid()
-    return static
+    raise _invalid()
 
 
 def refusal(principal: Principal) -> UserError:

@@ -104,9 +104,6 @@ class Settings(BaseSettings):
     ocr_scene_threshold: float = 0.3
     # Deliveries of one event before the tagger gives up with asset.tagging_failed.
     tagger_max_attempts: int = 3
-    # token -> actor, e.g. "tok1:phong-vien-dai,tok2:luu-tru". Every HTTP endpoint
-    # but health checks requires one of these as a Bearer token.
-    api_tokens: SecretStr = SecretStr("demo-token-phong-vien:phong-vien,demo-token-luu-tru:luu-tru")
     max_upload_bytes: int = 8 * 1024 * 1024 * 1024
     ffprobe_timeout_s: float = 30.0
     # Photos with more pixels are refused from their header, before decoding
@@ -222,25 +219,10 @@ class Settings(BaseSettings):
     def creates_demo_accounts(self) -> bool:
         return self.demo_accounts if self.demo_accounts is not None else is_loopback(self.bind_host)
 
-    def token_actors(self) -> dict[str, str]:
-        """Parse ``api_tokens`` into token → actor name."""
-        return _parse_tokens(self.api_tokens.get_secret_value())
-
-
-def _parse_tokens(text: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in text.split(","):
-        token, _, actor = item.strip().partition(":")
-        if token:
-            pairs[token] = actor or "unknown"
-    return pairs
-
 
 # --- refusing the shipped demo values off loopback
 # The defaults are public (they are in this file, the README and the tests), so a
 # service reachable from other machines must not start with them.
-_DEMO_TOKENS = frozenset(_parse_tokens(Settings.model_fields["api_tokens"].default.get_secret_value()))
-_DEMO_TOKEN_PREFIXES = ("demo-", "test-")
 _DEMO_S3_SECRET = Settings.model_fields["s3_secret_key"].default.get_secret_value()
 _DEMO_CURSOR_KEY = Settings.model_fields["search_cursor_key"].default.get_secret_value()
 
@@ -254,11 +236,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
-
-
-def is_demo_token(token: str) -> bool:
-    """A shipped default token, or one shaped like the demo and test tokens."""
-    return token in _DEMO_TOKENS or token.startswith(_DEMO_TOKEN_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -275,18 +252,6 @@ def unsafe_defaults(settings: Settings) -> list[UnsafeSetting]:
     if is_loopback(settings.bind_host):
         return []
     problems: list[UnsafeSetting] = []
-    demo_actors = sorted({actor for token, actor in settings.token_actors().items() if is_demo_token(token)})
-    if demo_actors:
-        actors = ", ".join(demo_actors)
-        problems.append(
-            UnsafeSetting(
-                "MAM_API_TOKENS",
-                f"có token mẫu công khai (của {actors}; token mặc định hoặc bắt đầu bằng demo-/test-); "
-                "hãy đặt token riêng, dạng token:actor[,token:actor]",
-                f"has public demo tokens (of {actors}; the defaults or starting with demo-/test-); "
-                "set your own, as token:actor[,token:actor]",
-            )
-        )
     if settings.s3_secret_key.get_secret_value() == _DEMO_S3_SECRET:
         problems.append(
             UnsafeSetting(

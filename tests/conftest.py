@@ -59,7 +59,6 @@ def test_settings(**overrides: Any) -> Settings:
     base.update(
         home=Path(os.environ.get("MAM_TEST_HOME", REPO / ".mam" / f"test-{offset}")),
         es_index_prefix="mamtest",
-        api_tokens="",  # every test request carries a signed token (role_headers)
         jwt_private_key_file=_PRIVATE_KEY,
         jwt_public_key_file=_PUBLIC_KEY,
     )

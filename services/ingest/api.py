@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,12 +15,13 @@ from services.ingest.receive import ReceivedFile, check_declared_size, receive_u
 from shared.access import requires
 from shared.auth import Principal
 from shared.events.envelope import new_event
-from shared.eventstore import ConcurrencyConflict, EventStore
+from shared.eventstore import ConcurrencyConflict, EventStore, StoredEvent
 from shared.http import UserError, app_deps, checked_id
 from shared.ids import asset_id_for_sha256
 from shared.media.probe import Limits, MediaRejected, probe_file
 from shared.objectstore import ObjectStore, content_key
-from shared.policy import Action
+from shared.policy import Action, may_see
+from shared.publication import visibility_of
 from shared.settings import Settings
 
 
@@ -99,16 +101,16 @@ async def upload_asset(request: Request, who: Uploader, d: Deps) -> JSONResponse
     check_declared_size(request, d.settings.max_upload_bytes)
     meta, received = await receive_upload(request, d.spool_dir, d.settings.max_upload_bytes, form_metadata)
     try:
-        return await _ingest(d, who.actor, meta, received)
+        return await _ingest(d, who, meta, received)
     finally:
         await asyncio.to_thread(received.path.unlink, True)
 
 
-async def _ingest(d: IngestDeps, actor: str, meta: UploadMetadata, received: ReceivedFile) -> JSONResponse:
+async def _ingest(d: IngestDeps, who: Principal, meta: UploadMetadata, received: ReceivedFile) -> JSONResponse:
     asset_id = asset_id_for_sha256(received.sha256)
     existing = await d.events.history("asset", asset_id)
     if existing:
-        return JSONResponse({**asset_view(asset_id, existing), "duplicate": True}, status_code=200)
+        return JSONResponse(_duplicate_view(who, asset_id, existing), status_code=200)
     try:
         probe = await asyncio.to_thread(probe_file, received.path, d.limits)
     except MediaRejected as exc:
@@ -126,13 +128,13 @@ async def _ingest(d: IngestDeps, actor: str, meta: UploadMetadata, received: Rec
         key=key,
         filename=received.filename,
     )
-    event = new_event(payload, aggregate_id=asset_id, actor=actor)
+    event = new_event(payload, aggregate_id=asset_id, actor=who.actor)
     try:
         await d.events.append(event, expected_last_sequence=0)
     except ConcurrencyConflict:
         # The same bytes were ingested concurrently: that upload won.
         history = await d.events.history("asset", asset_id)
-        return JSONResponse({**asset_view(asset_id, history), "duplicate": True}, status_code=200)
+        return JSONResponse(_duplicate_view(who, asset_id, history), status_code=200)
     history = await d.events.history("asset", asset_id)
     return JSONResponse({**asset_view(asset_id, history), "duplicate": False}, status_code=201)
 
@@ -140,6 +142,19 @@ async def _ingest(d: IngestDeps, actor: str, meta: UploadMetadata, received: Rec
 @router.get("/assets/{asset_id}", summary="Một tư liệu và lịch sử sự kiện / one asset and its events")
 async def get_asset(asset_id: str, who: Reader, d: Deps) -> dict[str, Any]:
     history = await d.events.history("asset", checked_id("asset", asset_id, "tư liệu", "asset"))
-    if not history:
+    if not history or not _visible(who, history):  # the same answer: no existence oracle
         raise UserError(404, "asset_not_found", f"Không tìm thấy tư liệu {asset_id}.", f"No asset {asset_id}.")
     return asset_view(asset_id, history)
+
+
+def _visible(who: Principal, history: list[StoredEvent]) -> bool:
+    visibility = visibility_of(s.envelope for s in history)
+    return visibility is not None and may_see(who, visibility, datetime.now(UTC))
+
+
+def _duplicate_view(who: Principal, asset_id: str, history: list[StoredEvent]) -> dict[str, Any]:
+    """Same bytes as an existing asset: its id (derived from the bytes the uploader holds
+    anyway), and its events only for whoever may see the asset."""
+    if _visible(who, history):
+        return {**asset_view(asset_id, history), "duplicate": True}
+    return {"asset_id": asset_id, "duplicate": True}

@@ -9,10 +9,11 @@ from datetime import date, timedelta
 import httpx
 import pytest
 
+from shared.auth import Role
 from shared.ids import asset_id_for_sha256
 from shared.objectstore import content_key
 from shared.settings import Settings
-from tests.conftest import AUTH, object_store_for, wait_for
+from tests.conftest import AUTH, object_store_for, role_headers, wait_for
 from tests.media import jpeg_bytes
 
 pytestmark = pytest.mark.integration
@@ -120,6 +121,22 @@ def test_uploading_the_same_bytes_again_returns_the_existing_asset(services: Set
     asset = http.get(f"{services.ingest_url}/v1/assets/{first.json()['asset_id']}", headers=AUTH).json()
     # One asset.ingested; the workers may already have added their own events (asset.probed, …).
     assert [e["type"] for e in asset["events"]].count("asset.ingested") == 1
+
+
+def test_another_broadcaster_gets_the_same_404_for_an_unpublished_upload_and_only_its_id_on_a_duplicate(
+    services: Settings, http: httpx.Client
+) -> None:
+    other = role_headers(Role.PHONG_VIEN, "phong-vien-khac")
+    content = jpeg_bytes(random.randrange(1 << 30))
+    first = upload(http, services, content, title="Phiên họp kín", activity_type="ky-hop")
+    asset_id = first.json()["asset_id"]
+    assert http.get(f"{services.ingest_url}/v1/assets/{asset_id}", headers=AUTH).status_code == 200
+    hidden = http.get(f"{services.ingest_url}/v1/assets/{asset_id}", headers=other)
+    unknown = http.get(f"{services.ingest_url}/v1/assets/a{'0' * 32}", headers=other)
+    assert hidden.status_code == unknown.status_code == 404
+    assert hidden.json()["error"]["code"] == unknown.json()["error"]["code"] == "asset_not_found"
+    again = upload(http, services, content, headers=other, title="Bản sao", activity_type="khac")
+    assert again.status_code == 200 and again.json() == {"asset_id": asset_id, "duplicate": True}
 
 
 def _assert_bilingual_error(response: httpx.Response, status: int, code: str | None = None) -> dict:  # type: ignore[type-arg]

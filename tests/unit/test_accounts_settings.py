@@ -15,7 +15,7 @@ from deploy.local.stack import LocalStack
 from shared.service import run_service
 from shared.settings import Settings, get_settings, unsafe_defaults
 
-OWN = {"api_tokens": "k7Qw-own-token:phong-vien", "s3_secret_key": "own-secret", "search_cursor_key": "own-key"}
+OWN = {"s3_secret_key": "own-secret", "search_cursor_key": "own-key"}
 
 
 def test_on_loopback_the_demo_accounts_are_made_by_default() -> None:

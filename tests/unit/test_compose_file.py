@@ -45,7 +45,8 @@ def test_every_container_is_health_checked_and_services_wait_for_healthy_servers
 def test_secrets_are_required_variables_never_literals() -> None:
     text = COMPOSE.read_text()
     assert re.search(r"MAM_S3_SECRET_KEY: \$\{MAM_S3_SECRET_KEY:\?", text)
-    assert re.search(r"MAM_API_TOKENS: \$\{MAM_API_TOKENS:\?", text)
+    assert re.search(r"MAM_SEARCH_CURSOR_KEY: \$\{MAM_SEARCH_CURSOR_KEY:\?", text)
+    assert "MAM_API_TOKENS" not in text  # signed tokens and API keys only
     assert "MINIO_ROOT_PASSWORD: ${MAM_S3_SECRET_KEY:?" in text
 
 

@@ -21,7 +21,6 @@ from deploy.local.stack import SERVICES
 from shared.service import run_service
 from shared.settings import Settings, get_settings, is_loopback, unsafe_defaults
 
-OWN_TOKENS = "k7Qw-own-token-1:phong-vien,Zp3x-own-token-2:luu-tru"
 OWN_SECRET = "an-operator-chosen-secret"
 OWN_CURSOR_KEY = "an-operator-chosen-cursor-key"
 PORT = 23999
@@ -60,7 +59,6 @@ def test_each_service_entry_module_listens_on_the_configured_host_and_port(
 ) -> None:
     env.setenv("MAM_BIND_HOST", "0.0.0.0")
     env.setenv(f"MAM_{name.upper()}_PORT", str(PORT))
-    env.setenv("MAM_API_TOKENS", OWN_TOKENS)
     env.setenv("MAM_S3_SECRET_KEY", OWN_SECRET)
     env.setenv("MAM_SEARCH_CURSOR_KEY", OWN_CURSOR_KEY)
 
@@ -79,31 +77,10 @@ def test_on_loopback_a_service_starts_with_the_demo_defaults(
     assert [(c["host"], c["port"]) for c in served] == [("127.0.0.1", Settings().ingest_port)]
 
 
-def test_beyond_loopback_a_service_refuses_the_demo_tokens_naming_the_variable_in_both_languages(
-    env: pytest.MonkeyPatch, served: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
-) -> None:
-    env.setenv("MAM_BIND_HOST", "0.0.0.0")
-    env.setenv("MAM_S3_SECRET_KEY", OWN_SECRET)
-    env.setenv("MAM_SEARCH_CURSOR_KEY", OWN_CURSOR_KEY)
-
-    with pytest.raises(SystemExit) as exit_:
-        run_service("search", _bare_app)
-
-    assert exit_.value.code == 2
-    assert served == []
-    message = capsys.readouterr().err
-    assert "Từ chối khởi động" in message and "Refusing to start" in message
-    assert message.index("Từ chối khởi động") < message.index("Refusing to start")
-    assert "MAM_API_TOKENS" in message
-    assert "MAM_S3_SECRET_KEY" not in message
-    assert "demo-token" not in message  # tokens are named by actor, never printed
-
-
 def test_beyond_loopback_a_service_refuses_the_demo_s3_secret(
     env: pytest.MonkeyPatch, served: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     env.setenv("MAM_BIND_HOST", "0.0.0.0")
-    env.setenv("MAM_API_TOKENS", OWN_TOKENS)
     env.setenv("MAM_SEARCH_CURSOR_KEY", OWN_CURSOR_KEY)
 
     with pytest.raises(SystemExit) as exit_:
@@ -113,14 +90,13 @@ def test_beyond_loopback_a_service_refuses_the_demo_s3_secret(
     assert served == []
     message = capsys.readouterr().err
     assert "MAM_S3_SECRET_KEY" in message
-    assert "MAM_API_TOKENS" not in message
+    assert "MAM_SEARCH_CURSOR_KEY" not in message
 
 
 def test_beyond_loopback_a_service_starts_once_tokens_and_s3_secret_are_set(
     env: pytest.MonkeyPatch, served: list[dict[str, Any]]
 ) -> None:
     env.setenv("MAM_BIND_HOST", "0.0.0.0")
-    env.setenv("MAM_API_TOKENS", OWN_TOKENS)
     env.setenv("MAM_S3_SECRET_KEY", OWN_SECRET)
     env.setenv("MAM_SEARCH_CURSOR_KEY", OWN_CURSOR_KEY)
 
@@ -129,23 +105,10 @@ def test_beyond_loopback_a_service_starts_once_tokens_and_s3_secret_are_set(
     assert [(c["host"], c["port"]) for c in served] == [("0.0.0.0", Settings().transcoder_port)]
 
 
-def test_a_single_shipped_or_test_shaped_token_among_own_ones_is_refused() -> None:
-    for leaked in ("demo-token-luu-tru:someone", "test-token-phong-vien:phong-vien", "demo-anything:x"):
-        settings = Settings(
-            bind_host="10.0.0.5",
-            api_tokens=f"{OWN_TOKENS},{leaked}",
-            s3_secret_key=OWN_SECRET,
-            search_cursor_key=OWN_CURSOR_KEY,
-        )
-        assert [p.variable for p in unsafe_defaults(settings)] == ["MAM_API_TOKENS"], leaked
-
-
 def test_beyond_loopback_the_public_cursor_key_is_refused_since_anyone_could_sign_cursors() -> None:
-    settings = Settings(bind_host="0.0.0.0", api_tokens=OWN_TOKENS, s3_secret_key=OWN_SECRET)
+    settings = Settings(bind_host="0.0.0.0", s3_secret_key=OWN_SECRET)
     assert [p.variable for p in unsafe_defaults(settings)] == ["MAM_SEARCH_CURSOR_KEY"]
-    own = Settings(
-        bind_host="0.0.0.0", api_tokens=OWN_TOKENS, s3_secret_key=OWN_SECRET, search_cursor_key=OWN_CURSOR_KEY
-    )
+    own = Settings(bind_host="0.0.0.0", s3_secret_key=OWN_SECRET, search_cursor_key=OWN_CURSOR_KEY)
     assert unsafe_defaults(own) == []
 
 

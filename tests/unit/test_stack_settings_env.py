@@ -47,7 +47,6 @@ def test_a_child_reads_back_changed_settings_unchanged(monkeypatch: pytest.Monke
         home=tmp_path / "home",
         transcoder_work_dir=tmp_path / "scratch",
         bind_host="0.0.0.0",
-        api_tokens="own-token:phong-vien",
         s3_secret_key="own-secret",
         search_run_projector=False,
         search_batch_wait_s=0.05,
