@@ -27,7 +27,8 @@ PASSWORD = "đo thời gian đăng nhập"
 
 def _timings(accounts_url: str, username: str) -> tuple[list[float], list[float]]:
     stored = HASHER.hash(PASSWORD)
-    signed_in, bare = [], []
+    signed_in: list[float] = []
+    bare: list[float] = []
     with httpx.Client(timeout=30) as client:
 
         def sign_in() -> None:

@@ -279,7 +279,8 @@ def _latencies(search_url: str, es_url: str, alias: str) -> tuple[list[float], l
 def _policy_latencies(search_url: str) -> tuple[list[float], list[float], int, int]:
     """The same queries through the API as a broadcaster (visibility filter) and as an
     archivist (none), side by side, taking turns going first; also how many assets each sees."""
-    with_policy, without = [], []
+    with_policy: list[float] = []
+    without: list[float] = []
     with httpx.Client(timeout=60) as client:
 
         def send(q: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
