@@ -8,9 +8,17 @@ about 2.5 minutes on two cores; set it lower for a quick look):
 - ``search_p50`` / ``search_p95``: latency through the search API vs the same
   request body sent straight to Elasticsearch (ms, lower is better), once the
   service's projector has caught up;
+- ``search_p95_with_policy_vs_without``: API query p95 for a broadcaster (the
+  visibility filter applies: their own uploads or what is published, in window
+  and not restricted) vs the same queries as an archivist (no filter) (ms);
 - ``search_p95_during_…_catch_up``: API query p95 while a fresh projector goes
   through the whole stream, running in a process of its own vs inside the API
   process (ms).
+
+The generated assets carry what the visibility filter reads: uploads spread over
+20 broadcasters (``AUTH``'s ``phong-vien`` is one of them), a third published
+(a tenth of those under embargo or past their window, some restricted), a few
+more restricted without being published.
 """
 
 from __future__ import annotations
@@ -18,10 +26,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import random
 import shutil
 import statistics
 import time
-from datetime import date
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -38,11 +48,14 @@ from services.search.projector import AssetProjector, Delivered
 from services.search.query import build_search_body
 from services.search.rebuild import read_stream, rebuild_index
 from shared.auth import Principal, Role
+from shared.events import EventEnvelope
+from shared.events.envelope import new_event
+from shared.events.publishing import AssetPublishedV1, AssetRestrictionSetV1
 from shared.eventstore import EventStore
-from shared.policy import visibility_filter
+from shared.policy import Restriction, visibility_filter
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter
-from tests.conftest import ADMIN, AUTH
+from tests.conftest import ADMIN, ARCHIVIST, AUTH
 from tests.search_corpus import generated_events
 
 N_ASSETS = int(os.environ.get("MAM_BENCH_SEARCH_ASSETS", "100000"))
@@ -64,6 +77,45 @@ CATCH_UP_SAMPLES = 200
 WARMUP_ROUNDS = 5
 
 
+# Uploads spread over 20 broadcasters; AUTH's subject is one of them.
+BROADCASTERS = ["phong-vien", *(f"phong-vien-{i:02d}" for i in range(2, 21))]
+PUBLISHED_SHARE = 1 / 3
+RESTRICTED_UNPUBLISHED_SHARE = 0.03
+
+
+def _with_publication(events: list[EventEnvelope], seed: int = 11) -> list[EventEnvelope]:
+    """The ingested events re-attributed to one of :data:`BROADCASTERS` each, followed (per
+    asset) by what an archivist decided: a third published (90 % in window, 5 % under
+    embargo, 5 % past their end; 70 % public, 25 % internal, 5 % restricted), and a few
+    more set restricted without being published."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC).replace(microsecond=0)
+    out: list[EventEnvelope] = []
+    for event in events:
+        out.append(event.model_copy(update={"actor": rng.choice(BROADCASTERS)}))
+        draw = rng.random()
+        if draw < PUBLISHED_SHARE:
+            (restriction,) = rng.choices(
+                [Restriction.PUBLIC, Restriction.INTERNAL, Restriction.RESTRICTED], weights=[70, 25, 5]
+            )
+            window = rng.random()
+            publish_at = now - timedelta(days=rng.randint(1, 3000))
+            unpublish_at = None
+            if window < 0.05:  # under embargo
+                publish_at = now + timedelta(days=rng.randint(1, 60))
+            elif window < 0.10:  # its window is over
+                unpublish_at = publish_at + timedelta(days=rng.randint(1, 30))
+            payload: AssetPublishedV1 | AssetRestrictionSetV1 = AssetPublishedV1(
+                publish_at=publish_at, unpublish_at=unpublish_at, restriction=restriction
+            )
+        elif draw < PUBLISHED_SHARE + RESTRICTED_UNPUBLISHED_SHARE:
+            payload = AssetRestrictionSetV1(restriction=Restriction.RESTRICTED)
+        else:
+            continue
+        out.append(new_event(payload, aggregate_id=event.aggregate_id, actor="luu-tru"))
+    return out
+
+
 def _row(name: str, ours: float, baseline: float | None, unit: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -77,13 +129,17 @@ def _row(name: str, ours: float, baseline: float | None, unit: str) -> dict[str,
 async def _append_all(url: str, stream: str, events: list[Any]) -> None:
     store = await EventStore.connect(url, stream)
     sem = asyncio.Semaphore(128)
+    by_asset: dict[str, list[Any]] = defaultdict(list)
+    for e in events:
+        by_asset[e.aggregate_id].append(e)
 
-    async def one(e: Any) -> None:
-        async with sem:
-            await store.append(e)
+    async def in_order(chain: list[Any]) -> None:  # one asset's events, in the order given
+        for e in chain:
+            async with sem:
+                await store.append(e)
 
     try:
-        await asyncio.gather(*(one(e) for e in events))
+        await asyncio.gather(*(in_order(chain) for chain in by_asset.values()))
     finally:
         await store.close()
 
@@ -220,6 +276,35 @@ def _latencies(search_url: str, es_url: str, alias: str) -> tuple[list[float], l
     return api, direct
 
 
+def _policy_latencies(search_url: str) -> tuple[list[float], list[float], int, int]:
+    """The same queries through the API as a broadcaster (visibility filter) and as an
+    archivist (none), side by side, taking turns going first; also how many assets each sees."""
+    with_policy: list[float] = []
+    without: list[float] = []
+    with httpx.Client(timeout=60) as client:
+
+        def send(q: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+            response = client.get(f"{search_url}/v1/search", headers=headers, params=q)
+            response.raise_for_status()
+            return response
+
+        seen = [int(send({"q": "", "size": 1}, h).json()["total"]) for h in (AUTH, ARCHIVIST)]
+        for _ in range(WARMUP_ROUNDS):
+            for q in QUERIES:
+                send(q, AUTH)
+                send(q, ARCHIVIST)
+        for round_no in range(ROUNDS):
+            for i, q in enumerate(QUERIES):
+                pair = [(AUTH, with_policy), (ARCHIVIST, without)]
+                if (round_no + i) % 2:
+                    pair.reverse()
+                for headers, timings in pair:
+                    t = time.perf_counter()
+                    send(q, headers)
+                    timings.append((time.perf_counter() - t) * 1000)
+    return with_policy, without, seen[0], seen[1]
+
+
 def _p95_during_catch_up(bench: Settings, *, split: bool) -> float:
     """API query p95 while a fresh projector goes through the whole stream (as duplicates),
     with the projector inside the API process or in a process of its own
@@ -293,9 +378,11 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
     start(nats_spec)
     search_spec = None
     try:
-        events = generated_events(N_ASSETS, prefix="b")
+        events = _with_publication(generated_events(N_ASSETS, prefix="b"))
         asyncio.run(_append_all(bench.resolved_nats_url, bench.event_stream, events))
-        ours_p, base_p = asyncio.run(_projection(bench.resolved_es_url, f"{bench.es_index_prefix}x", events))
+        # One event per asset here: the baseline bulk-loads each event's document as it is.
+        uploads = [e for e in events if e.type == "asset.ingested"]
+        ours_p, base_p = asyncio.run(_projection(bench.resolved_es_url, f"{bench.es_index_prefix}x", uploads))
         replay_rate, bare_read, replayed = asyncio.run(
             _replay(bench.resolved_es_url, bench.es_index_prefix, bench.resolved_nats_url, bench.event_stream)
         )
@@ -305,6 +392,11 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         _projector_caught_up(bench.search_url)
         _settle(bench.resolved_es_url)
         api, direct = _latencies(bench.search_url, bench.resolved_es_url, alias)
+        policy, no_policy, seen_by_broadcaster, seen_by_archivist = _policy_latencies(bench.search_url)
+        print(
+            f"  a broadcaster sees {seen_by_broadcaster} of the {seen_by_archivist} assets an archivist sees",
+            flush=True,
+        )
         stop(search_spec)
         search_spec = None
         together = _p95_during_catch_up(bench, split=False)
@@ -319,6 +411,7 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         _row(f"search_replay_{replayed}_events_vs_bare_stream_read", replay_rate, bare_read, "events/s"),
         _row(f"search_p50_api_vs_direct_es_{N_ASSETS}_assets", _pct(api, 50), _pct(direct, 50), "ms"),
         _row(f"search_p95_api_vs_direct_es_{N_ASSETS}_assets", _pct(api, 95), _pct(direct, 95), "ms"),
+        _row(f"search_p95_with_policy_vs_without_{N_ASSETS}_assets", _pct(policy, 95), _pct(no_policy, 95), "ms"),
         _row(f"search_p95_during_{replayed}_event_catch_up_projector_apart_vs_in_api_process", apart, together, "ms"),
     ]
 
