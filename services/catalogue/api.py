@@ -37,7 +37,7 @@ from shared.events.tagging import AssetRetagRequestedV1
 from shared.http import UserError, app_deps, checked_id
 from shared.ids import uuid7
 from shared.people import Person, parse_people_csv
-from shared.policy import Action, Visibility, may_see
+from shared.policy import Action, Visibility, may_see, visibility_filter
 from shared.ports import EventLog, StoredEvent
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter, event_type_filter
@@ -368,6 +368,20 @@ async def create_activity(body: CreateActivity, who: ActivityEditor, d: Deps) ->
     return activity_view(act, [])
 
 
+async def visible_assets(d: CatalogueDeps, who: Principal, asset_ids: list[str]) -> list[str]:
+    """The assets of an activity the caller may see: an embargoed or restricted one is not
+    even listed (its id would say it exists). Archivists see all without a read."""
+    if visibility_filter(who) is None:
+        return asset_ids
+    now = datetime.now(UTC)
+    shown = []
+    for asset_id in asset_ids:
+        state = decide.fold_asset(await d.events.history("asset", asset_id))
+        if state is not None and may_see(who, state.visibility, now):
+            shown.append(asset_id)
+    return shown
+
+
 @router.get("/activities", summary="Danh sách hoạt động / list activities")
 async def list_activities(
     who: ActivityReader, d: Deps, term: str | None = None, activity_type: str | None = None
@@ -379,7 +393,10 @@ async def list_activities(
         if (term is None or a.term == term) and (activity_type is None or a.activity_type == activity_type)
     ]
     acts.sort(key=lambda a: (a.start_date, a.title), reverse=True)
-    return {"activities": [activity_view(a, directory.activities.assets_of(a.activity_id)) for a in acts]}
+    views = []
+    for a in acts:
+        views.append(activity_view(a, await visible_assets(d, who, directory.activities.assets_of(a.activity_id))))
+    return {"activities": views}
 
 
 @router.get("/activities/{activity_id}", summary="Một hoạt động / one activity")
@@ -387,7 +404,7 @@ async def get_activity(activity_id: str, who: ActivityReader, d: Deps) -> dict[s
     act = await load_activity(d.events, activity_id)
     if act is None:
         raise decide.activity_not_found(activity_id)
-    return activity_view(act, (await d.directory()).activities.assets_of(activity_id))
+    return activity_view(act, await visible_assets(d, who, (await d.directory()).activities.assets_of(activity_id)))
 
 
 @router.patch("/activities/{activity_id}", summary="Sửa hoạt động / edit an activity")

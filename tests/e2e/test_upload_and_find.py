@@ -13,7 +13,7 @@ from shared.auth import Role
 from shared.ids import asset_id_for_sha256
 from shared.objectstore import content_key
 from shared.settings import Settings
-from tests.conftest import AUTH, object_store_for, role_headers, wait_for
+from tests.conftest import ARCHIVIST, AUTH, object_store_for, role_headers, wait_for
 from tests.media import jpeg_bytes
 
 pytestmark = pytest.mark.integration
@@ -137,6 +137,22 @@ def test_another_broadcaster_gets_the_same_404_for_an_unpublished_upload_and_onl
     assert hidden.json()["error"]["code"] == unknown.json()["error"]["code"] == "asset_not_found"
     again = upload(http, services, content, headers=other, title="Bản sao", activity_type="khac")
     assert again.status_code == 200 and again.json() == {"asset_id": asset_id, "duplicate": True}
+    # Nor is it listed in its activity: its id would say it exists.
+    made = http.post(
+        f"{services.catalogue_url}/v1/activities",
+        headers=ARCHIVIST,
+        json={"title": "Phiên họp kín kỳ họp thứ 9", "activity_type": "ky-hop", "start_date": "2024-07-09"},
+    )
+    activity = made.json()["activity_id"]
+    assigned = http.put(
+        f"{services.catalogue_url}/v1/assets/{asset_id}/activity", headers=ARCHIVIST, json={"activity_id": activity}
+    )
+    assert assigned.status_code == 200, assigned.text
+    listed = {
+        name: http.get(f"{services.catalogue_url}/v1/activities/{activity}", headers=h).json()["assets"]
+        for name, h in (("uploader", AUTH), ("other", other), ("archivist", ARCHIVIST))
+    }
+    assert listed == {"uploader": [asset_id], "other": [], "archivist": [asset_id]}
 
 
 def _assert_bilingual_error(response: httpx.Response, status: int, code: str | None = None) -> dict:  # type: ignore[type-arg]
