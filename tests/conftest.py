@@ -6,13 +6,14 @@ no test is skipped for a missing server (CI=true or not).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -21,9 +22,10 @@ from elasticsearch import AsyncElasticsearch
 from deploy.local.processes import LaunchError, start, stop
 from deploy.local.stack import SERVERS, SERVICES, LocalStack
 from shared.auth import Principal, Role, ensure_signing_keys, issue_access_token, load_private_key
+from shared.commands import Refused
 from shared.eventstore import EventStore
 from shared.objectstore import ObjectStore
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,6 +87,37 @@ AUTH = role_headers(Role.PHONG_VIEN)  # a broadcaster: uploads, searches
 ARCHIVIST = role_headers(Role.LUU_TRU)
 PRODUCER = role_headers(Role.BIEN_TAP)
 ADMIN = role_headers(Role.QUAN_TRI)  # operations (projection status, rebuilds), accounts
+
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """A coroutine run to its end on a loop of its own (from a synchronous test)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
+def refusal(call: Callable[[], object]) -> Refused:
+    """The refusal ``call`` raises, checked to be bilingual (decide functions' tests)."""
+    with pytest.raises(Refused) as caught:
+        call()
+    assert caught.value.message_vi and caught.value.message_en  # bilingual, always
+    return caught.value
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+    """The process environment as a service reads it, without the developer's MAM_* variables."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"MAM_{name.upper()}", raising=False)
+    monkeypatch.setenv("MAM_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2, what: str = "") -> Any:

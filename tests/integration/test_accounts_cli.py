@@ -3,11 +3,10 @@ install: the first administrator, passwords, disabling, the list, and the audit 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import uuid
-from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import nats
 import pytest
@@ -25,18 +24,10 @@ from shared.auth import Role, verify_access_token
 from shared.eventstore import EventStore
 from shared.http import UserError
 from shared.settings import Settings
+from tests.conftest import run
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
 PASSWORD = "mật khẩu quản trị 2025"
-
-
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coroutine)
-    finally:
-        loop.close()
 
 
 @pytest.fixture

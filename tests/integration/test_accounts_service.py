@@ -8,8 +8,8 @@ import json
 import statistics
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import nats
@@ -23,7 +23,7 @@ from shared.api_keys import API_KEYS_BUCKET, KvApiKeyStore, verify_api_key
 from shared.auth import Role, load_public_key, verify_access_token
 from shared.eventstore import EventStore
 from shared.settings import Settings
-from tests.conftest import wait_for
+from tests.conftest import run, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,6 @@ DEMO_PASSWORDS = {
     "quan-tri": "demo-quan-tri",
 }
 PASSWORD = "mật khẩu đủ dài 2025"
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -78,15 +77,6 @@ def new_user(client: httpx.Client, admin: dict[str, str], role: str = "phong-vie
     response = client.post("/v1/users", json=body, headers=admin)
     assert response.status_code == 201, response.text
     return name
-
-
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """A coroutine run to its end on a loop of its own (from a synchronous test)."""
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coroutine)
-    finally:
-        loop.close()
 
 
 async def user_events(settings: Settings, username: str) -> list[tuple[str, str, dict[str, Any]]]:

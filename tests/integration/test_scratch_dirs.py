@@ -18,6 +18,7 @@ from deploy.local.stack import LocalStack
 from shared.settings import Settings
 from tests import conftest
 from tests.conftest import AUTH, async_wait_for, consumer_settled, wait_for
+from tests.processes import alive, children
 from tests.transcoder_media import make_clip
 
 pytestmark = pytest.mark.integration
@@ -28,24 +29,6 @@ TAGGER_DURABLE = "tagger"
 
 def work_dir(settings: Settings, service: str) -> Path:
     return settings.home.resolve() / "work" / f"{service}-{getattr(settings, f'{service}_port')}"
-
-
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def tool_paths(pid: int) -> dict[int, list[str]]:

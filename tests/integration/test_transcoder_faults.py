@@ -19,27 +19,10 @@ from shared.settings import Settings
 from tests import conftest
 from tests.conftest import async_wait_for, object_store_for, wait_for
 from tests.integration.test_transcoder_pipeline import fetch, payloads, upload, wait_final
+from tests.processes import alive, children
 from tests.transcoder_media import ffprobe, make_clip, make_photo
 
 pytestmark = pytest.mark.integration
-
-
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def argv_of(pid: int) -> list[str]:

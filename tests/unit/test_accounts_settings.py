@@ -3,7 +3,6 @@ before any service starts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import uvicorn
 from deploy.local import stack as stack_module
 from deploy.local.stack import LocalStack
 from shared.service import run_service
-from shared.settings import Settings, get_settings, unsafe_defaults
+from shared.settings import Settings, unsafe_defaults
 
 OWN = {"s3_secret_key": "own-secret", "search_cursor_key": "own-key"}
 
@@ -35,16 +34,6 @@ def test_beyond_loopback_no_demo_accounts_are_made_unless_asked_and_asking_is_re
 
 def test_demo_accounts_can_be_turned_off_on_loopback() -> None:
     assert not Settings(demo_accounts=False).creates_demo_accounts
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(f"MAM_{name.upper()}", raising=False)
-    monkeypatch.setenv("MAM_HOME", str(tmp_path))
-    get_settings.cache_clear()
-    yield monkeypatch
-    get_settings.cache_clear()
 
 
 def test_the_accounts_service_refuses_to_listen_beyond_loopback_with_demo_accounts(

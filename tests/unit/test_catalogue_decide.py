@@ -35,6 +35,7 @@ from shared.events.tagging import (
 from shared.http import UserError
 from shared.people import Person
 from shared.ports import AppendResult, StoredEvent
+from tests.conftest import refusal
 from tests.fakes import InMemoryEventLog
 from tests.search_corpus import ingested
 
@@ -42,13 +43,6 @@ ASSET = "a" + "7" * 32
 ASSET_STATE = AssetState(ASSET, {"activity_id": None}, 1)
 ACT = Activity("v1", "Kỳ họp thứ Bảy HĐND tỉnh khóa XI", "ky-hop", date(2023, 7, 11), sequence=2)
 OTHER = Activity("v2", "Kỳ họp thứ 7", "ky-hop", date(2023, 7, 11), sequence=3)
-
-
-def refusal(call: Any) -> Refused:
-    with pytest.raises(Refused) as caught:
-        call()
-    assert caught.value.message_vi and caught.value.message_en  # bilingual, always
-    return caught.value
 
 
 # --- metadata edits --------------------------------------------------------------------------------

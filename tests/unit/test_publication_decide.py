@@ -21,7 +21,6 @@ from services.catalogue.decide import (
 )
 from shared.activities import Activity
 from shared.auth import ANONYMOUS, Principal, Role
-from shared.commands import Refused
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.models import EventPayload
 from shared.events.publishing import (
@@ -35,19 +34,13 @@ from shared.fields import STORED
 from shared.policy import Restriction, Visibility, may_see
 from shared.ports import StoredEvent
 from shared.publication import fold_visibility, index_fields, visibility_from_fields, visibility_of
+from tests.conftest import refusal
 from tests.search_corpus import ingested
 
 ASSET = "a" + "5" * 32
 NOW = datetime(2025, 6, 20, 1, 0, tzinfo=UTC)  # 08:00 in Vietnam
 FRESH = AssetState(ASSET, {}, 1, Visibility(uploaded_by="phong-vien"))
 ACT = Activity("v1", "Kỳ họp thứ Bảy HĐND tỉnh khóa XI", "ky-hop", date(2025, 6, 18), sequence=2)
-
-
-def refusal(call: Any) -> Refused:
-    with pytest.raises(Refused) as caught:
-        call()
-    assert caught.value.message_vi and caught.value.message_en  # bilingual, always
-    return caught.value
 
 
 def published(

@@ -9,8 +9,6 @@ server (adapters are built in the lifespan), so nothing here needs one.
 from __future__ import annotations
 
 import runpy
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,22 +17,11 @@ from fastapi import FastAPI
 
 from deploy.local.stack import SERVICES
 from shared.service import run_service
-from shared.settings import Settings, get_settings, is_loopback, unsafe_defaults
+from shared.settings import Settings, is_loopback, unsafe_defaults
 
 OWN_SECRET = "an-operator-chosen-secret"
 OWN_CURSOR_KEY = "an-operator-chosen-cursor-key"
 PORT = 23999
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
-    """The process environment as the service reads it, without the developer's MAM_* variables."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(f"MAM_{name.upper()}", raising=False)
-    monkeypatch.setenv("MAM_HOME", str(tmp_path))
-    get_settings.cache_clear()
-    yield monkeypatch
-    get_settings.cache_clear()
 
 
 @pytest.fixture
