@@ -33,10 +33,17 @@ class Action(StrEnum):
     OPERATIONS = "operations"  # projection status, rebuilds
     ACCOUNTS = "accounts"  # users, API keys
     FEED = "feed"  # the public portal feed
+    REEL_READ = "reel.read"  # reels, their renders and chapters
+    REEL_EDIT = "reel.edit"  # create, set items, draft, render
+    COLLECTION_READ = "collection.read"  # collections, their pages and exports
+    COLLECTION_EDIT = "collection.edit"  # create, add/remove/pin/exclude, saved search
+    DELEGATE_REPORT = "delegate.report"  # delegate activity per term, the council's targets
 
 
 STAFF = frozenset({Role.PHONG_VIEN, Role.LUU_TRU, Role.BIEN_TAP, Role.QUAN_TRI})
 ARCHIVE = frozenset({Role.LUU_TRU, Role.QUAN_TRI})
+# Who prepares reviews: summary producers, with the archivists and admins.
+PRODUCTION = frozenset({Role.BIEN_TAP, *ARCHIVE})
 
 RULES: dict[Action, frozenset[Role]] = {
     Action.ASSET_UPLOAD: frozenset({Role.PHONG_VIEN, Role.LUU_TRU, Role.QUAN_TRI}),
@@ -53,6 +60,11 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.OPERATIONS: frozenset({Role.QUAN_TRI}),
     Action.ACCOUNTS: frozenset({Role.QUAN_TRI}),
     Action.FEED: frozenset({*STAFF, Role.PUBLIC}),
+    Action.REEL_READ: PRODUCTION,
+    Action.REEL_EDIT: PRODUCTION,
+    Action.COLLECTION_READ: PRODUCTION,
+    Action.COLLECTION_EDIT: PRODUCTION,
+    Action.DELEGATE_REPORT: STAFF,
 }
 
 

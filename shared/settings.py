@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     search_port: int = 18402
     tagger_port: int = 18404
     catalogue_port: int = 18405
+    # --- reels (producers' reels and their renderer) and web (the pages)
+    reels_port: int = 18407
+    web_port: int = 18408
     # --- tagger: OCR with Tesseract's Vietnamese model (Debian tesseract-ocr, tesseract-ocr-vie)
     tesseract_cmd: str = "tesseract"
     tesseract_lang: str = "vie"
@@ -202,6 +205,14 @@ class Settings(BaseSettings):
     @property
     def accounts_url(self) -> str:
         return f"http://127.0.0.1:{self.accounts_port}"
+
+    @property
+    def reels_url(self) -> str:
+        return f"http://127.0.0.1:{self.reels_port}"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
 
     @property
     def resolved_jwt_private_key_file(self) -> Path:

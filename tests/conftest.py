@@ -30,6 +30,32 @@ from shared.settings import Settings, get_settings
 REPO = Path(__file__).resolve().parents[1]
 
 
+# The test stack's ports; ``MAM_TEST_PORT_OFFSET`` adds one of SAFE_PORT_OFFSETS to each.
+# No two stacks at safe offsets share a port (tests/unit/test_test_ports.py checks it:
+# Elasticsearch at 29200/29300 once took MinIO's port of offset +200/+300).
+TEST_PORTS = dict(
+    nats_port=24222,
+    nats_monitor_port=28222,
+    minio_port=29000,
+    minio_console_port=29001,
+    seaweed_s3_port=28333,
+    seaweed_master_port=29333,
+    seaweed_volume_port=28080,
+    seaweed_filer_port=28888,
+    es_port=29250,
+    es_transport_port=29380,
+    ingest_port=28401,
+    search_port=28402,
+    transcoder_port=28403,
+    tagger_port=28404,
+    catalogue_port=28405,
+    accounts_port=28406,
+    reels_port=28407,
+    web_port=28408,
+)
+SAFE_PORT_OFFSETS = (0, 100, 200, 300, 400, 500, 1900, 2000, 2100, 2200, 2300, 2400)
+
+
 def test_settings(**overrides: Any) -> Settings:
     """Settings of the test stack: ports and folders apart from `make run`'s.
 
@@ -37,27 +63,7 @@ def test_settings(**overrides: Any) -> Settings:
     test runs (e.g. parallel developers on one machine) never share servers.
     """
     offset = int(os.environ.get("MAM_TEST_PORT_OFFSET", "0"))
-    # No two bases differ by a multiple of 100, so offsets 0, 100, … 500 never
-    # share a port (Elasticsearch at 29200/29300 took MinIO's port of offset +200/+300).
-    ports = dict(
-        nats_port=24222,
-        nats_monitor_port=28222,
-        minio_port=29000,
-        minio_console_port=29001,
-        seaweed_s3_port=28333,
-        seaweed_master_port=29333,
-        seaweed_volume_port=28080,
-        seaweed_filer_port=28888,
-        es_port=29250,
-        es_transport_port=29380,
-        ingest_port=28401,
-        search_port=28402,
-        transcoder_port=28403,
-        tagger_port=28404,
-        catalogue_port=28405,
-        accounts_port=28406,
-    )
-    base: dict[str, Any] = {name: port + offset for name, port in ports.items()}
+    base: dict[str, Any] = {name: port + offset for name, port in TEST_PORTS.items()}
     base.update(
         home=Path(os.environ.get("MAM_TEST_HOME", REPO / ".mam" / f"test-{offset}")),
         es_index_prefix="mamtest",

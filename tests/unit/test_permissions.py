@@ -44,6 +44,11 @@ EXPECTED: dict[Action, set[str]] = {
     Action.OPERATIONS: {"quan-tri"},
     Action.ACCOUNTS: {"quan-tri"},
     Action.FEED: {*STAFF, "public"},
+    Action.REEL_READ: {"bien-tap", *ARCHIVE},
+    Action.REEL_EDIT: {"bien-tap", *ARCHIVE},
+    Action.COLLECTION_READ: {"bien-tap", *ARCHIVE},
+    Action.COLLECTION_EDIT: {"bien-tap", *ARCHIVE},
+    Action.DELEGATE_REPORT: STAFF,
 }
 UNGUARDED = {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 # Signing in, refreshing and out check the credentials in their bodies, and "who am I"
