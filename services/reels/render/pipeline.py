@@ -240,7 +240,7 @@ def find_font(bold: bool = False) -> Path:
             return Path(found)
     raise FontMissing(
         "no font with every Vietnamese glyph is installed: install the Debian package fonts-dejavu-core "
-        "(deploy/local/installers.reel_fonts)"
+        "(deploy.local.installers.reel_fonts)"
     )
 
 
@@ -514,12 +514,12 @@ class _Progress:
         self.emit(self.done)
 
     def emit(self, units: float, *, force: bool = False) -> None:
-        percent = min(100.0, 100.0 * units / self.total)
+        percent = round(min(100.0, 100.0 * units / self.total), 1)
         now = time.monotonic()
         if percent <= self.last_sent or (not force and now - self.last_at < PROGRESS_EVERY_S and percent < 100):
             return
         self.last_sent, self.last_at = percent, now
-        self.on_progress(round(percent, 1))
+        self.on_progress(percent)
 
 
 class _Deadline:
@@ -610,8 +610,6 @@ async def _encode(
         "-map",
         "[a]",
         *_x264_args(target, draft),
-        "-frames:v",
-        str(frames),
         "-c:a",
         "pcm_s16le",
         "-map_metadata",
@@ -621,7 +619,29 @@ async def _encode(
         f"file:{tmp}",
     ]
     await run_ffmpeg(argv, left, cwd=job_dir, on_out_time_s=report)
+    await asyncio.to_thread(check_part, tmp, frames, _samples(frames, target))
     os.replace(tmp, out)
+
+
+def check_part(path: Path, frames: int, samples: int) -> None:
+    """The invariant every join relies on: exactly ``frames`` pictures and
+    ``samples`` audio samples. A part that breaks it would shift everything
+    after it, so it is an error here rather than drift in the reel."""
+    argv = ["ffprobe", "-v", "error", "-protocol_whitelist", "file", "-f", "mov", "-show_entries"]
+    argv += ["stream=codec_type,nb_frames,duration_ts", "-of", "json", f"file:{path}"]
+    done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+    streams = json.loads(done.stdout or b"{}").get("streams", [])
+    found = {s.get("codec_type"): s for s in streams}
+    got_frames = int(found.get("video", {}).get("nb_frames") or -1)
+    got_samples = int(found.get("audio", {}).get("duration_ts") or -1)
+    if got_frames != frames or got_samples != samples:
+        raise FfmpegError(
+            "Đoạn phim dựng ra sai độ dài.",
+            "a normalised segment has the wrong length",
+            f"expected {frames} frames/{samples} samples, got {got_frames}/{got_samples}",
+            retryable=False,
+            code="segment_length",
+        )
 
 
 def _job_dir(work_dir: Path, name: str, font: Path, caption: str) -> Path:
