@@ -131,6 +131,7 @@ def make_audio(folder: Path, seconds: float = 4.0) -> Source:
 
 def make_long_clip(folder: Path, seconds: float) -> Source:
     """A long 720p25 clip for the streaming/RSS bench (cheap to generate)."""
+    folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"long-{int(seconds)}.mp4"
     if not out.exists():
         subprocess.run(

@@ -290,7 +290,8 @@ def _vtt_time(seconds: float) -> str:
 
 def _vtt_text(text: str) -> str:
     one_line = " ".join(text.split())
-    return one_line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("-->", "→")
+    # Escaping ">" also breaks up a "-->" that would end the cue timing line.
+    return one_line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def chapters_vtt(chapters: tuple[Chapter, ...]) -> str:
