@@ -109,6 +109,24 @@ class Settings(BaseSettings):
     tagger_max_attempts: int = 3
     max_upload_bytes: int = 8 * 1024 * 1024 * 1024
     ffprobe_timeout_s: float = 30.0
+    # --- resumable uploads (tus 1.0 at /v1/uploads of the ingest service)
+    # Staging bucket: each upload is an S3 multipart upload here until it is finalised.
+    bucket_uploads: str = "mam-uploads"
+    # Bytes are sent to S3 in parts of this size as they arrive (S3's minimum is 5 MiB);
+    # a resume after a crash re-sends at most one part. Memory: one part per PATCH in flight.
+    upload_part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=512 * 1024 * 1024)
+    # An upload untouched this long is expired: its multipart upload aborted, its state removed.
+    upload_expiry_s: int = Field(default=24 * 3600, ge=10)
+    # Bytes one user may have in unfinished uploads at once (sum of their Upload-Length).
+    upload_quota_bytes: int = Field(default=32 * 1024 * 1024 * 1024, ge=1)
+    # One writer per upload: a lock in NATS KV that lapses this long after its holder
+    # stopped renewing it (a dead connection or a killed process).
+    upload_lock_lease_s: float = Field(default=20.0, ge=2.0, le=600.0)
+    # How often the sweeper expires uploads and resumes interrupted finalisations.
+    upload_sweep_interval_s: float = Field(default=60.0, ge=0.5)
+    # Origins a browser may upload from (tus-js-client, Uppy), comma-separated; empty:
+    # the web UI's own origin (``web_url``).
+    upload_cors_origins: str = ""
     # Photos with more pixels are refused from their header, before decoding
     # (ingest and transcoder; also Pillow's decompression-bomb guard). 100 MP
     # covers medium-format cameras.
