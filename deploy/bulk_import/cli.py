@@ -82,7 +82,7 @@ def _client(settings: Settings, args: argparse.Namespace) -> ArchiveClient:
 
 
 def run_import(settings: Settings, args: argparse.Namespace) -> int:
-    console = Console(stderr=args.json)
+    console = Console(stderr=args.json, soft_wrap=True)  # report lines stay whole (grep, logs)
     try:
         sheet = read_sheet(args.captions)
     except SheetError as exc:

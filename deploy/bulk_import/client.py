@@ -146,7 +146,7 @@ class ArchiveClient:
         *,
         chunk_size: int = 8 * 1024 * 1024,
         attempts: int = 5,
-        poll_interval_s: float = 0.25,
+        poll_interval_s: float = 2.0,
         final_timeout_s: float = 3600.0,
     ) -> None:
         self.ingest_url = ingest_url.rstrip("/")
@@ -183,6 +183,9 @@ class ArchiveClient:
         """Poll the upload until the server has stored or rejected it."""
         deadline = time.monotonic() + self.final_timeout_s
         failures = 0
+        # A small file is verified in a fraction of a second, a 4 GB one in minutes: ask
+        # often at first, then less and less (up to ``poll_interval_s``).
+        pause = 0.05
         while True:
             try:
                 status = self.upload_status(url)
@@ -210,7 +213,8 @@ class ArchiveClient:
                     f"Máy chủ chưa xử lý xong tệp sau {self.final_timeout_s:.0f} giây.",
                     f"The server had not finished the file after {self.final_timeout_s:.0f} s.",
                 )
-            time.sleep(self.poll_interval_s)
+            time.sleep(pause)
+            pause = min(self.poll_interval_s, pause * 1.5)
 
     # --- the transfer ----------------------------------------------------------------
     def upload(
