@@ -135,6 +135,13 @@ class Settings(BaseSettings):
     # the service starts (shared/workdirs.py). Unset: ``<home>/work``.
     work_dir: Path | None = None
 
+    # --- watch folder (``mam watch``; an optional launcher process, off by default)
+    # The folder it watches (``mam up --services …,watch``), how long a file must stay
+    # unchanged before it is taken, and the API key it uploads with (role phóng viên).
+    watch_dir: Path | None = None
+    watch_settle_s: float = Field(default=5.0, gt=0)
+    watch_api_key: SecretStr | None = None
+
     # --- search projector and query API
     # The projector runs inside the search API process by default. With false, this
     # process only answers queries (run another with true, or several API-only
