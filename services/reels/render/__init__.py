@@ -5,6 +5,7 @@ WebVTT chapters file and EBU R128 loudness; the reels service wraps it with
 S3, events and progress. See ``plan.py`` for the contract.
 """
 
+from services.reels.render.pipeline import LocalSegmentCache, choose_target, probe_source, render_reel, segment_key
 from services.reels.render.plan import (
     Chapter,
     Profile,
@@ -17,7 +18,6 @@ from services.reels.render.plan import (
     SourceProbe,
     Target,
 )
-from services.reels.render.pipeline import LocalSegmentCache, choose_target, probe_source, render_reel, segment_key
 
 __all__ = [
     "Chapter",
