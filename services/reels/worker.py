@@ -50,6 +50,7 @@ from shared.events.reels import (
     RenderSource,
 )
 from shared.ids import deterministic_event_id
+from shared.media.ffmpeg import FfmpegError
 from shared.objectstore import sha256_file
 from shared.outcomes import Ack, Outcome, Retry
 from shared.ports import ConcurrencyConflict, EventLog, ObjectNotFound, ObjectStorage
@@ -221,6 +222,11 @@ async def handle_render_requested(deps: RendererDeps, cause: EventEnvelope, atte
         return await _record_final(
             deps, cause, failed(job, exc.code, exc.message_vi, exc.message_en, "", attempt), expected
         )
+    except FfmpegError as exc:
+        if exc.retryable and attempt < deps.max_attempts:
+            return Retry(deps.retry_delay_s * attempt, f"{exc.code}: {exc.detail}"[:300])
+        error = failed(job, exc.code, exc.message_vi, exc.message_en, exc.detail, attempt)
+        return await _record_final(deps, cause, error, expected)
     except ObjectNotFound as exc:
         missing = failed(
             job,
