@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     bucket_originals: str = "mam-originals"
     bucket_renditions: str = "mam-renditions"
     bucket_reels: str = "mam-reels"
+    # Collection exports (ZIPs for the review report), fetched through presigned links.
+    bucket_exports: str = "mam-exports"
     presign_expiry_s: int = 900
     # Multipart part size for streaming puts of large originals.
     s3_part_size: int = 16 * 1024 * 1024

@@ -9,6 +9,7 @@ from faststream import AckPolicy, Context
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsBatchMessage
 
+from services.search import collections, review_stats
 from services.search.api import SearchDeps, router
 from services.search.consistency import ProjectionProgress
 from services.search.index import AssetIndex, es_client
@@ -120,4 +121,4 @@ async def build_deps(settings: Settings) -> SearchDeps:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    return service_app("search", settings, build_deps, [router])
+    return service_app("search", settings, build_deps, [router, collections.router, review_stats.router])
