@@ -9,7 +9,7 @@ its events and ask ``may_see`` — an asset the caller may not see answers the s
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -53,6 +53,7 @@ from services.search.query import (
 from services.search.results import shape_activities, shape_facets, shape_hit, shape_stats
 from shared.access import requires
 from shared.auth import Principal
+from shared.delegates import DelegateDirectory
 from shared.eventstore import EventStore
 from shared.http import UserError, app_deps
 from shared.objectstore import ObjectStore
@@ -77,6 +78,8 @@ class SearchDeps:
     progress: ProjectionProgress
     # Renditions are private objects: the UI gets short-lived presigned URLs.
     renditions: ObjectStore
+    # Delegates per term and the sessions, for the delegate report (caught up per request).
+    delegates: DelegateDirectory = field(default_factory=DelegateDirectory)
 
     async def readiness(self) -> dict[str, bool]:
         return {"nats": await self.events.ready(), "elasticsearch": await self.index.ready()}
