@@ -17,6 +17,7 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Depends, Query, Request, Response
 from faststream.nats import NatsBroker
 
+from services.search.aliases import alias_notes, expand_names, group_facets
 from services.search.consistency import ProjectionProgress
 from services.search.documents import document_visibility, fold_media_event
 from services.search.feed import (
@@ -122,7 +123,7 @@ async def filters_dependency(  # async: no worker-thread hop per request
         term=term,
         activity=activity,
         person=person,
-        organisation=organisation,
+        organisation=expand_names(organisation),  # a current name also matches its former ones
         kind=kind,
         date_from=date_from,
         date_to=date_to,
@@ -218,7 +219,8 @@ async def search(
     return {
         "total": result["hits"]["total"]["value"],
         "hits": [shape_hit(h) for h in hits],
-        "facets": shape_facets(result.get("aggregations", {})),
+        "facets": group_facets(shape_facets(result.get("aggregations", {}))),
+        "aliases": alias_notes(params.q),  # former names and other spellings searched too
         "next_cursor": encode_cursor(params, hits[-1]["sort"], cursor_key) if len(hits) == params.size else None,
     }
 
