@@ -135,19 +135,20 @@ def parse_delegate_rows(text: str) -> list[DelegateRow]:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(body[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    return _rows_from_table(csv.reader(io.StringIO(body), dialect))
+    try:
+        return _rows_from_table(csv.reader(io.StringIO(body), dialect))
+    except csv.Error as exc:  # a NUL byte, an unterminated quote …
+        raise DelegateListError("tệp CSV không đọc được.", f"unreadable CSV: {exc}") from exc
 
 
 def parse_delegate_xlsx(data: bytes) -> list[DelegateRow]:
     """Rows of the first sheet of an XLSX workbook (read-only, values not formulas)."""
-    import zipfile
-
     from openpyxl import load_workbook  # only importers need it
 
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise DelegateListError("Tệp XLSX không đọc được.", f"Unreadable XLSX file: {exc}") from exc
+    except Exception as exc:  # openpyxl raises many kinds on a file that is not a workbook
+        raise DelegateListError("tệp XLSX không đọc được.", f"unreadable XLSX file: {exc}") from exc
     try:
         sheet = book.worksheets[0]
         table = (
@@ -155,6 +156,10 @@ def parse_delegate_xlsx(data: bytes) -> list[DelegateRow]:
             for row in sheet.iter_rows(values_only=True, max_row=MAX_IMPORT_ROWS + 2)
         )
         return _rows_from_table(table)
+    except DelegateListError:
+        raise
+    except Exception as exc:  # a damaged sheet inside a valid ZIP
+        raise DelegateListError("tệp XLSX không đọc được.", f"unreadable XLSX file: {exc}") from exc
     finally:
         book.close()
 
