@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     # --- reels (producers' reels and their renderer) and web (the pages)
     reels_port: int = 18407
     web_port: int = 18408
+    # Signs the web pages' CSRF tokens (HMAC). Set it in production; every web replica
+    # needs the same key (the local one is public, refused beyond loopback).
+    web_secret_key: SecretStr = SecretStr("mam-local-web-key-change-me")
+    # Front-end libraries installed from the npm registry by `make install` (htmx, tus,
+    # swagger-ui for every service's /docs). Unset: ``node_modules`` of the repository.
+    web_assets_dir: Path | None = None
     # --- tagger: OCR with Tesseract's Vietnamese model (Debian tesseract-ocr, tesseract-ocr-vie)
     tesseract_cmd: str = "tesseract"
     tesseract_lang: str = "vie"
@@ -223,6 +229,10 @@ class Settings(BaseSettings):
         return self.jwt_public_key_file or self.home / "keys" / "jwt-ed25519.pub.pem"
 
     @property
+    def resolved_web_assets_dir(self) -> Path:
+        return self.web_assets_dir or Path(__file__).resolve().parents[1] / "node_modules"
+
+    @property
     def serves_api_docs(self) -> bool:
         return self.api_docs if self.api_docs is not None else is_loopback(self.bind_host)
 
@@ -236,6 +246,7 @@ class Settings(BaseSettings):
 # service reachable from other machines must not start with them.
 _DEMO_S3_SECRET = Settings.model_fields["s3_secret_key"].default.get_secret_value()
 _DEMO_CURSOR_KEY = Settings.model_fields["search_cursor_key"].default.get_secret_value()
+_DEMO_WEB_KEY = Settings.model_fields["web_secret_key"].default.get_secret_value()
 
 
 def is_loopback(host: str) -> bool:
@@ -277,6 +288,14 @@ def unsafe_defaults(settings: Settings) -> list[UnsafeSetting]:
                 "MAM_SEARCH_CURSOR_KEY",
                 "vẫn là khóa mẫu công khai (ai cũng ký được con trỏ phân trang); hãy đặt khóa ngẫu nhiên riêng",
                 "is still the public demo key (anyone could sign page cursors); set your own random key",
+            )
+        )
+    if settings.web_secret_key.get_secret_value() == _DEMO_WEB_KEY:
+        problems.append(
+            UnsafeSetting(
+                "MAM_WEB_SECRET_KEY",
+                "vẫn là khóa mẫu công khai (ai cũng ký được mã chống giả mạo biểu mẫu); hãy đặt khóa ngẫu nhiên riêng",
+                "is still the public demo key (anyone could sign the forms' CSRF tokens); set your own random key",
             )
         )
     if settings.demo_accounts:
