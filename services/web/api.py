@@ -38,15 +38,24 @@ from shared.auth import ROLE_LABELS_VI, Principal, Role
 from shared.http import UserError
 from shared.policy import Action, Restriction
 from shared.settings import Settings
-from shared.taxonomy import activity_types, terms
+from shared.taxonomy import activity_label, activity_types, terms
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.filters["vn_date"] = i18n.vn_date
 TEMPLATES.env.filters["duration"] = i18n.duration
+TEMPLATES.env.filters["activity_label"] = lambda code: _activity_label(code)
 TEMPLATES.env.globals["ROLE_LABELS_VI"] = {r.value: label for r, label in ROLE_LABELS_VI.items()}
 TEMPLATES.env.globals["ACTIVITY_TYPES"] = activity_types()
 TEMPLATES.env.globals["TERMS"] = terms()
 TEMPLATES.env.globals["CSRF_FIELD"] = CSRF_FIELD
+
+
+def _activity_label(code: object) -> str:
+    """The Vietnamese name of an activity type code (the code itself if unknown)."""
+    try:
+        return activity_label(str(code)) if code else ""
+    except KeyError:
+        return str(code)
 
 
 @dataclass
@@ -328,13 +337,15 @@ async def _asset_view(request: Request, asset_id: str, status: int = 200, **extr
         api.optional("search", f"/v1/assets/{path}/history"),
         api.optional("catalogue", "/v1/activities") if may_edit else asyncio.sleep(0, None),
     )
+    events = (history or {}).get("events", [])
     context: dict[str, Any] = {
+        "publication": publication_of(events),
         "asset": asset,
         "asset_id": asset_id,
         "tags": tags or {},
         "renditions": (renditions or {}).get("renditions", {}),
         "processing": renditions or {},
-        "history": (history or {}).get("events", []),
+        "history": events,
         "activities": (activities or {}).get("activities", []),
         "saved": request.query_params.get("saved"),
         "errors": {},
@@ -343,6 +354,18 @@ async def _asset_view(request: Request, asset_id: str, status: int = 200, **extr
         "restrictions": [r.value for r in Restriction],
     }
     return page(request, "asset.html", status, **{**context, **extra})
+
+
+def publication_of(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whether the asset is published, and its window, as its last publishing event says."""
+    state: dict[str, Any] = {"published": False}
+    for event in events:
+        if event.get("type") == "asset.published":
+            payload = event.get("payload") or {}
+            state = {"published": True, **{k: payload.get(k) for k in ("publish_at", "unpublish_at", "restriction")}}
+        elif event.get("type") == "asset.unpublished":
+            state = {"published": False}
+    return state
 
 
 MEDIA_HEADERS = ("content-type", "content-length", "content-range", "accept-ranges", "etag", "last-modified")
@@ -395,14 +418,20 @@ async def _asset_action(request: Request, asset_id: str, call: Any, saved: str) 
 async def edit_metadata(request: Request, asset_id: str, who: Editor) -> Response:
     form = await request.form()
     body: dict[str, Any] = {}
-    for name in ("title", "caption", "activity_type", "term", "note"):
+    # Only what the archivist changed (each form field carries the value it was shown with):
+    # an untouched field stays automatic, free to follow a later re-tag.
+    for name in ("title", "caption", "activity_type", "people"):
         value = _form_text(form, name)
-        if value:
-            body[name] = value
-    for name in ("people", "organisations"):
-        value = _form_text(form, name)
-        if value:
+        if value == _form_text(form, f"shown_{name}"):
+            continue
+        if name == "people":
             body[name] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            body[name] = value
+    if not body:
+        return RedirectResponse(f"/assets/{quote(asset_id)}?saved=unchanged", status_code=303)
+    if _form_text(form, "note"):
+        body["note"] = _form_text(form, "note")
     call = backend(request).json("catalogue", "PATCH", f"/v1/assets/{quote(asset_id)}/metadata", json=body)
     return await _asset_action(request, asset_id, call, "metadata")
 
@@ -469,8 +498,11 @@ async def activities_page(request: Request, who: ActivityReader) -> HTMLResponse
 @router.get("/upload", response_class=HTMLResponse, include_in_schema=False)
 async def upload_page(request: Request, who: Uploader) -> HTMLResponse:
     api = backend(request)
-    mine = await api.optional("search", "/v1/search", sort="date", size=20)
-    return page(request, "upload.html", mine=(mine or {}).get("hits", []))
+    newest = await api.optional("search", "/v1/search", sort="date", size=100)
+    # The search API has no uploader filter: the user's own among the newest they may see.
+    subject = current_user(request).principal.subject
+    mine = [hit for hit in (newest or {}).get("hits", []) if hit.get("ingested_by") == subject]
+    return page(request, "upload.html", mine=mine[:20])
 
 
 # --- administration -----------------------------------------------------------------------------
