@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # Front-end libraries installed from the npm registry by `make install` (htmx, tus,
     # swagger-ui for every service's /docs). Unset: ``node_modules`` of the repository.
     web_assets_dir: Path | None = None
+    # Where the web service reaches each API, by name (accounts, ingest, search, catalogue,
+    # reels), e.g. {"search": "http://search:8402"} in containers; unset: 127.0.0.1 and its port.
+    web_api_urls: dict[str, str] = Field(default_factory=dict)
     # --- tagger: OCR with Tesseract's Vietnamese model (Debian tesseract-ocr, tesseract-ocr-vie)
     tesseract_cmd: str = "tesseract"
     tesseract_lang: str = "vie"
@@ -246,7 +249,6 @@ class Settings(BaseSettings):
 # service reachable from other machines must not start with them.
 _DEMO_S3_SECRET = Settings.model_fields["s3_secret_key"].default.get_secret_value()
 _DEMO_CURSOR_KEY = Settings.model_fields["search_cursor_key"].default.get_secret_value()
-_DEMO_WEB_KEY = Settings.model_fields["web_secret_key"].default.get_secret_value()
 
 
 def is_loopback(host: str) -> bool:
@@ -288,14 +290,6 @@ def unsafe_defaults(settings: Settings) -> list[UnsafeSetting]:
                 "MAM_SEARCH_CURSOR_KEY",
                 "vẫn là khóa mẫu công khai (ai cũng ký được con trỏ phân trang); hãy đặt khóa ngẫu nhiên riêng",
                 "is still the public demo key (anyone could sign page cursors); set your own random key",
-            )
-        )
-    if settings.web_secret_key.get_secret_value() == _DEMO_WEB_KEY:
-        problems.append(
-            UnsafeSetting(
-                "MAM_WEB_SECRET_KEY",
-                "vẫn là khóa mẫu công khai (ai cũng ký được mã chống giả mạo biểu mẫu); hãy đặt khóa ngẫu nhiên riêng",
-                "is still the public demo key (anyone could sign the forms' CSRF tokens); set your own random key",
             )
         )
     if settings.demo_accounts:

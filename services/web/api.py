@@ -66,17 +66,18 @@ class WebDeps:
     @property
     def urls(self) -> dict[str, str]:
         s = self.settings
-        return {
+        local = {
             "accounts": s.accounts_url,
             "ingest": s.ingest_url,
             "search": s.search_url,
             "catalogue": s.catalogue_url,
             "reels": s.reels_url,
         }
+        return {name: s.web_api_urls.get(name, url).rstrip("/") for name, url in local.items()}
 
     async def readiness(self) -> dict[str, bool]:
         try:
-            response = await self.http.get(f"{self.settings.accounts_url}/healthz", timeout=2.0)
+            response = await self.http.get(f"{self.urls['accounts']}/healthz", timeout=2.0)
         except httpx.HTTPError:
             return {"accounts": False}
         return {"accounts": response.status_code == 200}
@@ -157,7 +158,7 @@ async def sign_in(request: Request) -> Response:
     deps: WebDeps = request.app.state.deps
     try:
         response = await deps.http.post(
-            f"{deps.settings.accounts_url}/v1/auth/token", data={"username": username, "password": password}
+            f"{deps.urls['accounts']}/v1/auth/token", data={"username": username, "password": password}
         )
     except httpx.HTTPError as exc:
         raise UserError(
@@ -182,7 +183,7 @@ async def sign_out(request: Request) -> Response:
     deps: WebDeps = request.app.state.deps
     if refresh:
         try:  # the refresh token dies now; the access token within its few minutes
-            await deps.http.post(f"{deps.settings.accounts_url}/v1/auth/logout", json={"refresh_token": refresh})
+            await deps.http.post(f"{deps.urls['accounts']}/v1/auth/logout", json={"refresh_token": refresh})
         except httpx.HTTPError:
             pass  # the cookies go anyway
     answer = RedirectResponse("/sign-in", status_code=303)
@@ -625,7 +626,7 @@ async def upload(request: Request, who: Uploader) -> Response:
         headers["content-length"] = request.headers["content-length"]
     try:
         answer = await deps.http.post(
-            f"{deps.settings.ingest_url}/v1/assets",
+            f"{deps.urls['ingest']}/v1/assets",
             content=request.stream(),
             headers=headers,
             timeout=httpx.Timeout(None, connect=5.0),

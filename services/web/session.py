@@ -75,6 +75,12 @@ def secure_cookies(request: Request) -> bool:
     return not is_loopback(host)
 
 
+def uses_demo_web_key(settings: Settings) -> bool:
+    """Still the public demo key (fine on loopback, refused beyond it by ``python -m services.web``)."""
+    demo = Settings.model_fields["web_secret_key"].default.get_secret_value()
+    return bool(settings.web_secret_key.get_secret_value() == demo)
+
+
 def csrf_signature(settings: Settings, value: str) -> str:
     key = settings.web_secret_key.get_secret_value().encode()
     return hmac.new(key, f"csrf:{value}".encode(), hashlib.sha256).hexdigest()
@@ -148,10 +154,10 @@ def clear_session(response: Response) -> None:
 
 async def refreshed(request: Request, refresh_token: str) -> Tokens | None:
     """A new pair for a still-valid refresh token (None when the sign-in has ended)."""
-    settings: Settings = request.app.state.settings
-    http: httpx.AsyncClient = request.app.state.deps.http
+    deps = request.app.state.deps
+    http: httpx.AsyncClient = deps.http
     try:
-        response = await http.post(f"{settings.accounts_url}/v1/auth/refresh", json={"refresh_token": refresh_token})
+        response = await http.post(f"{deps.urls['accounts']}/v1/auth/refresh", json={"refresh_token": refresh_token})
     except httpx.HTTPError:
         return None
     if response.status_code != 200:
