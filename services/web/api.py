@@ -232,10 +232,13 @@ FACET_TITLES = {
 }
 KIND_LABELS = {"video": ("Video", "Video"), "photo": ("Ảnh", "Photo"), "audio": ("Âm thanh", "Audio")}
 PAGE_SIZE = 20
+MAX_OFFSET = 10_000 - PAGE_SIZE  # the search API pages deeper with its cursor only
 
 
-def _search_params(request: Request) -> dict[str, Any]:
-    """What the search page passes on to the search API (repeated filters kept as lists)."""
+def _search_params(request: Request) -> tuple[dict[str, Any], int]:
+    """What the search page passes on to the search API (repeated filters kept as lists), and
+    the position of the page's first result. Pages up to 10 000 use offsets; deeper ones the
+    API's signed cursor (``at`` only tells the page where it is)."""
     query = request.query_params
     params: dict[str, Any] = {"q": query.get("q", "")[:500]}
     for name in FILTER_NAMES:
@@ -245,19 +248,25 @@ def _search_params(request: Request) -> dict[str, Any]:
     year = query.get("year", "")
     if year.isdigit() and len(year) == 4:
         params["date_from"], params["date_to"] = f"{year}-01-01", f"{year}-12-31"
-    for name in ("sort", "order", "cursor"):
+    for name in ("sort", "order"):
         if query.get(name):
-            params[name] = query[name][:2000]
-    offset = query.get("offset", "0")
-    params["offset"] = int(offset) if offset.isdigit() and int(offset) <= 10_000 else 0
-    return params
+            params[name] = query[name][:20]
+
+    def position(name: str) -> int:
+        value = query.get(name, "0")
+        return int(value) if value.isdigit() and len(value) < 9 else 0
+
+    if query.get("cursor"):
+        params["cursor"] = query["cursor"][:2000]
+        return params, position("at")
+    params["offset"] = min(position("offset"), MAX_OFFSET)
+    return params, params["offset"]
 
 
 def _link(request: Request, **changes: Any) -> str:
     """This search with some parameters changed (None removes one); a new filter starts at page one."""
-    items = [(k, v) for k, v in request.query_params.multi_items() if k not in changes and k not in ("cursor",)]
-    if "offset" not in changes:
-        items = [(k, v) for k, v in items if k != "offset"]
+    paging = ("cursor", "at", "offset")
+    items = [(k, v) for k, v in request.query_params.multi_items() if k not in changes and k not in paging]
     for key, value in changes.items():
         if value is None:
             continue
@@ -277,7 +286,7 @@ def _toggle(request: Request, name: str, value: str) -> str:
 @router.get("/search", response_class=HTMLResponse, include_in_schema=False)
 async def search_page(request: Request, who: Searcher) -> HTMLResponse:
     api = backend(request)
-    params = _search_params(request)
+    params, shown = _search_params(request)
     result: dict[str, Any] = {"total": 0, "hits": [], "facets": {}, "next_cursor": None}
     error: tuple[str, str] | None = None
     try:
@@ -294,7 +303,9 @@ async def search_page(request: Request, who: Searcher) -> HTMLResponse:
         "kind_labels": KIND_LABELS,
         "toggle": lambda name, value: _toggle(request, name, str(value)),
         "link": lambda **changes: _link(request, **changes),
-        "offset": params["offset"],
+        "offset": shown,
+        "deep": "cursor" in params,
+        "max_offset": MAX_OFFSET,
         "page_size": PAGE_SIZE,
         "sort": params.get("sort", ""),
         "suggestion": _suggestion(params["q"], result),
