@@ -34,6 +34,7 @@ APT_PACKAGES = {
     "tesseract": "tesseract-ocr",
     "npm": "npm",  # the web pages' libraries (htmx, tus-js-client, swagger-ui) come from the npm registry
     "chromium": "chromium",  # the browser tests drive Debian's Chromium
+    "fc-match": "fontconfig",
 }
 
 
@@ -280,3 +281,9 @@ if __name__ == "__main__":  # `python -m deploy.local.installers web-assets|chro
         print(chromium())
     else:
         raise SystemExit("usage: python -m deploy.local.installers web-assets|chromium")
+def reel_fonts() -> None:
+    """ffmpeg plus DejaVu Sans, whose glyphs cover all of Vietnamese: the reel
+    renderer draws titles and captions with it (found through fontconfig)."""
+    debian_tool("ffmpeg")
+    debian_tool("fc-match")
+    debian_package("fonts-dejavu-core")
