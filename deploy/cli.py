@@ -63,6 +63,13 @@ def cmd_demo(settings: Settings) -> None:
     load_demo(settings)
 
 
+def demo_accounts_line() -> str:
+    """The demo accounts (user name / password), one per role, for the web address printed first."""
+    from services.accounts.accounts import DEMO_ACCOUNTS
+
+    return "Tài khoản mẫu / demo accounts: " + ", ".join(f"{a.username} / {a.password}" for a in DEMO_ACCOUNTS)
+
+
 def cmd_run(stack: LocalStack, settings: Settings) -> None:
     from deploy.demo import sign_in
 
@@ -74,6 +81,8 @@ def cmd_run(stack: LocalStack, settings: Settings) -> None:
         token = sign_in(settings, ("luu-tru", "demo-luu-tru"))  # an archivist's, for a few minutes
         print(
             "\nKho tư liệu HĐND đang chạy / the archive is running:\n"
+            f"  ➜ Trang web / web pages: {settings.web_url}/\n"
+            f"    {demo_accounts_line()}\n"
             f"  Tìm kiếm / search:  {settings.search_url}/v1/search?q=tiep+xuc+cu+tri\n"
             f"  Tải lên / upload:   {settings.ingest_url}/v1/assets  (POST, multipart)\n"
             f"  Biên mục / catalogue: {settings.catalogue_url}/v1/activities  ·  /v1/assets/<id>/tags\n"

@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     # --- reels (producers' reels and their renderer) and web (the pages)
     reels_port: int = 18407
     web_port: int = 18408
+    # Signs the web pages' CSRF tokens (HMAC). Set it in production; every web replica
+    # needs the same key (the local one is public, refused beyond loopback).
+    web_secret_key: SecretStr = SecretStr("mam-local-web-key-change-me")
+    # Front-end libraries installed from the npm registry by `make install` (htmx, tus,
+    # swagger-ui for every service's /docs). Unset: ``node_modules`` of the repository.
+    web_assets_dir: Path | None = None
+    # Where the web service reaches each API, by name (accounts, ingest, search, catalogue,
+    # reels), e.g. {"search": "http://search:8402"} in containers; unset: 127.0.0.1 and its port.
+    web_api_urls: dict[str, str] = Field(default_factory=dict)
     # Reels: limits on what a producer may assemble (each a bilingual 422 beyond it).
     reels_max_items: int = Field(default=500, ge=1)
     reels_max_total_s: float = Field(default=4 * 3600.0, gt=0)
@@ -267,6 +276,10 @@ class Settings(BaseSettings):
     @property
     def resolved_jwt_public_key_file(self) -> Path:
         return self.jwt_public_key_file or self.home / "keys" / "jwt-ed25519.pub.pem"
+
+    @property
+    def resolved_web_assets_dir(self) -> Path:
+        return self.web_assets_dir or Path(__file__).resolve().parents[1] / "node_modules"
 
     @property
     def serves_api_docs(self) -> bool:

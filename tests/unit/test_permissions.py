@@ -54,6 +54,9 @@ UNGUARDED = {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", 
 # Signing in, refreshing and out check the credentials in their bodies, and "who am I"
 # answers any valid credential: no policy action (tests/integration/test_accounts_service.py).
 UNGUARDED |= {"/v1/auth/token", "/v1/auth/refresh", "/v1/auth/logout", "/v1/auth/me"}
+# The web pages' sign-in, sign-out and language switch: no account needed, CSRF-checked
+# (tests/browser/test_web_session.py).
+UNGUARDED |= {"/sign-in", "/sign-out", "/language"}
 CALLERS = [r.value for r in Role] + ["expired", "other-key"]
 
 
