@@ -43,7 +43,7 @@ def build_broker(
     after ``search_parked_redelivery_s``, never acknowledged nor terminated)
     once a write that cannot succeed is recorded in the failures index.
     """
-    broker = NatsBroker(settings.resolved_nats_url)
+    broker = NatsBroker(settings.nats_servers)
     events = projector_ref[0].events
     delays = Redelivery(
         retry_s=settings.search_redelivery_delay_s,
