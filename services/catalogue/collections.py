@@ -11,6 +11,7 @@ the collection changed since.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -45,6 +46,8 @@ Reader = Annotated[Principal, Depends(requires(Action.COLLECTION_READ))]
 Editor = Annotated[Principal, Depends(requires(Action.COLLECTION_EDIT))]
 # How many assets one request may place (a review's catalogue is hundreds, not millions).
 MAX_ITEMS_PER_REQUEST = 1000
+# Asset histories read at once when checking that placed assets exist.
+_LOOKUPS_AT_ONCE = 16
 
 
 class _Command(BaseModel):
@@ -208,11 +211,16 @@ IfMatch = Annotated[
 
 
 async def _known_assets(events: EventLog, asset_ids: list[str]) -> set[str]:
-    known = set()
-    for asset_id in dict.fromkeys(asset_ids):
-        if await events.history("asset", _asset_id(asset_id)):
-            known.add(asset_id)
-    return known
+    """Which of ``asset_ids`` exist (assets are never deleted: a later command may rely on it)."""
+    wanted = [_asset_id(a) for a in dict.fromkeys(asset_ids)]
+    gate = asyncio.Semaphore(_LOOKUPS_AT_ONCE)
+
+    async def exists(asset_id: str) -> bool:
+        async with gate:
+            return bool(await events.history("asset", asset_id))
+
+    found = await asyncio.gather(*(exists(a) for a in wanted))
+    return {a for a, yes in zip(wanted, found, strict=True) if yes}
 
 
 async def _command(
