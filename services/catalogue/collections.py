@@ -104,7 +104,8 @@ def _existing(collection: Collection | None, collection_id: str) -> Collection:
 def _checked_expected(collection: Collection, expected: int | None) -> None:
     """``If-Match``: the sequence the client's view was made from must still be the last one."""
     if expected is not None and expected != collection.sequence:
-        raise conflict()
+        raced = conflict()  # the same answer as a race lost on append
+        raise Refused(raced.code, raced.message_vi, raced.message_en, status=409)
 
 
 def decide_create(history: list[StoredEvent], cmd: CreateCollection) -> Decision:
