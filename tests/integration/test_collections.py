@@ -92,6 +92,7 @@ def _members(http: httpx.Client, s: Settings, collection_id: str) -> set[str]:
     body = ok(
         http.get(f"{s.search_url}/v1/search", headers=ARCHIVIST, params={"collection": collection_id, "size": 50})
     )
+    assert all(h["collections"] == [collection_id] for h in body["hits"])  # what the reels' drafts read
     return {h["asset_id"] for h in body["hits"]}
 
 
