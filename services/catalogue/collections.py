@@ -46,6 +46,8 @@ Reader = Annotated[Principal, Depends(requires(Action.COLLECTION_READ))]
 Editor = Annotated[Principal, Depends(requires(Action.COLLECTION_EDIT))]
 # How many assets one request may place (a review's catalogue is hundreds, not millions).
 MAX_ITEMS_PER_REQUEST = 1000
+# What the search side lists and exports at once (services/search/collections.py).
+MAX_HAND_MEMBERS = 5000
 # Asset histories read at once when checking that placed assets exist.
 _LOOKUPS_AT_ONCE = 16
 
@@ -145,6 +147,12 @@ def decide_place(
     missing = [i.asset_id for i in items if i.asset_id not in known_assets]
     if missing:
         raise asset_not_found(", ".join(missing[:5]))
+    if len({*state.members, *(i.asset_id for i in items)}) > MAX_HAND_MEMBERS:
+        raise Refused(
+            "collection_too_large",
+            f"Một bộ sưu tập có tối đa {MAX_HAND_MEMBERS} tư liệu thêm tay; hãy dùng tìm kiếm lưu sẵn.",
+            f"A collection holds at most {MAX_HAND_MEMBERS} assets put in by hand; use a saved search.",
+        )
     out: list[CollectionAssetAddedV1] = []
     next_position = state.next_position()
     for item in items:

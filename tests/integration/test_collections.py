@@ -355,6 +355,7 @@ def test_a_200_asset_collection_exports_as_a_streamed_zip_with_a_vietnamese_cont
     wait_for(finished, timeout=120, interval=0.3, what="the export is ready")
     peak, _ = peak_and_current_rss_kib(pid)
     growth_mib = (peak - rss_before) / 1024
+    print(f"export of {total_bytes / 2**20:.0f} MiB: the search service's peak RSS grew {growth_mib:.1f} MiB")
     assert growth_mib < RSS_BOUND_MIB, f"the search service grew {growth_mib:.1f} MiB exporting {total_bytes >> 20} MiB"
     final = states[-1]
     assert final["total"] == final["done"] == EXPORT_ASSETS

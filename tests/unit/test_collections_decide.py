@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import unicodedata
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from pypdf import PdfReader
 
 from services.catalogue.collections import (
+    MAX_HAND_MEMBERS,
     CreateCollection,
     EditCollection,
     ExcludeAsset,
@@ -35,7 +37,7 @@ from services.search.export import (
     write_contact_sheet,
     zip_chunks,
 )
-from shared.collections import Collection, fold_collection
+from shared.collections import Collection, Member, fold_collection
 from shared.events.collections import CollectionKind, SavedSearch
 from shared.events.envelope import new_event
 from shared.events.models import EventPayload
@@ -78,6 +80,17 @@ def test_placing_an_asset_where_it_already_is_decides_nothing_and_an_unknown_ass
     again = decide_place(state(*created(), *placed), "c1", [PlaceAsset(asset_id=A)], {A}, None)
     assert list(again) == []
     assert refusal(lambda: decide_place(state(*created()), "c1", [PlaceAsset(asset_id=B)], set(), None)).status == 404
+
+
+def test_a_collection_holds_at_most_its_bound_of_hand_members() -> None:
+    full = replace(
+        state(*created()), members={f"a{n:032x}": Member(f"a{n:032x}", n, "", n) for n in range(MAX_HAND_MEMBERS)}
+    )
+    refused = refusal(lambda: decide_place(full, "c1", [PlaceAsset(asset_id=A)], {A}, None))
+    assert refused.code == "collection_too_large"
+    assert list(
+        decide_place(full, "c1", [PlaceAsset(asset_id="a" + "0" * 32, note="vẫn được sửa")], {"a" + "0" * 32}, None)
+    )
 
 
 def test_an_exclusion_takes_a_hand_member_out_and_lifting_it_gives_the_search_back_its_say() -> None:
