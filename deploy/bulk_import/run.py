@@ -174,6 +174,7 @@ class Importer:
         self.progress = progress
         self.on_report = on_report
         self._overall: TaskID | None = None
+        self._counted: dict[str, int] = {}  # bytes of each file already on the overall bar
         self._lock = threading.Lock()
 
     def run(self) -> list[RowReport]:
@@ -194,9 +195,10 @@ class Importer:
             with self._lock:
                 rows_done += 1
                 if self.progress is not None and self._overall is not None:
+                    # What its bar has not counted yet: all of a skipped file, the rest of a sent one.
                     self.progress.update(
                         self._overall,
-                        advance=sizes.get(row.line, 0),
+                        advance=sizes.get(row.line, 0) - self._counted.pop(row.filename, 0),
                         description=f"Tổng / overall {rows_done}/{rows_total}",
                     )
                 if self.on_report:
@@ -223,11 +225,21 @@ class Importer:
         if self.progress is None:
             yield lambda done, total: None
             return
-        task = self.progress.add_task(name[-40:], total=total)
+        progress, overall = self.progress, self._overall
+        task = progress.add_task(name[-40:], total=total)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+            with self._lock:  # the overall bar moves with every chunk of every file
+                delta = done - self._counted.get(name, 0)
+                self._counted[name] = done
+            if overall is not None:
+                progress.advance(overall, delta)
+
         try:
-            yield lambda done, total: self.progress.update(task, completed=done, total=total)  # type: ignore[union-attr]
+            yield update
         finally:
-            self.progress.remove_task(task)
+            progress.remove_task(task)
 
 
 BytesProgress = Callable[[int, int], None]

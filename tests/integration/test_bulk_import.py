@@ -344,3 +344,47 @@ def test_the_watch_folder_takes_a_file_only_once_it_stops_growing_and_files_bad_
         watcher.wait(timeout=30)
         log.close()
     assert watcher.returncode == 0, (tmp_path / "watch.log").read_text()[-3000:]
+
+
+def server_offset(url: str) -> int:
+    return int(httpx.head(url, headers={**AUTH, "Tus-Resumable": "1.0.0"}).headers["Upload-Offset"])
+
+
+def test_a_watcher_killed_mid_upload_resumes_the_file_after_a_restart(ingest: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "theo-doi"
+    folder.mkdir()
+    data = unique_photo(1000, 700)  # random pixels: a JPEG of about a megabyte, sent in 32 KiB chunks
+    (folder / "toan-canh.jpg").write_bytes(data)
+    (folder / "toan-canh.jpg.json").write_text(json.dumps({"title": "Toàn cảnh kỳ họp", "activity_type": "ky-hop"}))
+    argv = [sys.executable, "-m", "deploy.cli", "watch", str(folder), "--url", ingest.ingest_url]
+    argv += ["--settle", "1", "--interval", "0.2", "--chunk-size", str(32 * 1024)]
+    env = {**os.environ, "MAM_TOKEN": TOKEN, "PYTHONPATH": str(REPO)}
+    journal = folder / ".mam-watch" / "journal.json"
+
+    def uploading_url() -> str:
+        try:
+            entry = json.loads(journal.read_text()).get("entries", {}).get("toan-canh.jpg", {})
+        except (OSError, ValueError):
+            return ""
+        url = str(entry.get("url", "")) if entry.get("state") == "uploading" else ""
+        return url if url and server_offset(url) > 0 else ""
+
+    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+    try:
+        url = wait_for(uploading_url, timeout=60, interval=0.02, what="the upload under way")
+        first.send_signal(signal.SIGKILL)
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    assert 0 < server_offset(url) < len(data), "killed too late to show a resume"
+
+    log_path = tmp_path / "watch-2.log"
+    with log_path.open("wb") as log:
+        second = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        try:
+            wait_for(lambda: (folder / "done" / "toan-canh.jpg").exists(), timeout=60, what="the photo in done/")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+    assert "resumed at byte" in log_path.read_text(), log_path.read_text()[-2000:]
+    assert ingested_counts(ingest, [folder / "done" / "toan-canh.jpg"]) == {"toan-canh.jpg": 1}
