@@ -99,6 +99,25 @@ class Settings(BaseSettings):
     # --- reels (producers' reels and their renderer) and web (the pages)
     reels_port: int = 18407
     web_port: int = 18408
+    # Reels: limits on what a producer may assemble (each a bilingual 422 beyond it).
+    reels_max_items: int = Field(default=500, ge=1)
+    reels_max_total_s: float = Field(default=4 * 3600.0, gt=0)
+    # A photo shows as a still for out_s - in_s seconds, at most this long.
+    reels_max_still_s: float = Field(default=60.0, gt=0)
+    # Normalised segments, cached by content key (source hash, in, out, target, caption).
+    bucket_reel_cache: str = "mam-reel-cache"
+    # The renderer: a durable JetStream consumer inside the reels service (like the transcoder's).
+    reels_ack_wait_s: float = 20.0
+    reels_max_attempts: int = 3
+    reels_retry_delay_s: float = 5.0
+    # A render gets a fixed allowance plus a multiple of the reel's length.
+    reels_render_timeout_base_s: float = 300.0
+    reels_render_timeout_per_media_s: float = 20.0
+    # Progress updates written to NATS KV per second, at most.
+    reels_progress_per_s: float = 4.0
+    reels_work_dir: Path | None = None
+    # Where drafts query the search API (unset: the local search service).
+    reels_search_url: str = ""
     # --- tagger: OCR with Tesseract's Vietnamese model (Debian tesseract-ocr, tesseract-ocr-vie)
     tesseract_cmd: str = "tesseract"
     tesseract_lang: str = "vie"

@@ -25,7 +25,7 @@ from shared.settings import Settings
 
 SERVERS = ("nats", "minio", "seaweedfs", "elasticsearch")
 # In the order they start: accounts first, so its key pair and accounts exist before the rest.
-SERVICES = ("accounts", "ingest", "search", "transcoder", "tagger", "catalogue")
+SERVICES = ("accounts", "ingest", "search", "transcoder", "tagger", "catalogue", "reels")
 # Started only when named (``mam up --services …,watch``): the watch folder (MAM_WATCH_DIR).
 OPTIONAL_SERVICES = ("watch",)
 
