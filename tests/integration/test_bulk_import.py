@@ -184,7 +184,7 @@ def test_an_import_killed_at_row_n_resumes_at_row_n_and_ends_with_one_asset_per_
     ingest: Settings, tmp_path: Path
 ) -> None:
     folder = tmp_path / "bi-ngat"
-    paths = photo_folder(folder, 30)
+    paths = photo_folder(folder, 20)
     sheet = write_sheet(tmp_path / "s.csv", HEADER, sheet_rows(paths, "kill"), "utf-8-bom")
     journal = tmp_path / "journal.json"
     argv = [
@@ -201,7 +201,7 @@ def test_an_import_killed_at_row_n_resumes_at_row_n_and_ends_with_one_asset_per_
     done_before_kill = []
     for line in process.stdout:
         done_before_kill.append(json.loads(line))
-        if len(done_before_kill) == 10:
+        if len(done_before_kill) == 8:
             process.send_signal(signal.SIGKILL)
             break
     process.wait(timeout=30)
@@ -388,3 +388,39 @@ def test_a_watcher_killed_mid_upload_resumes_the_file_after_a_restart(ingest: Se
             second.wait(timeout=30)
     assert "resumed at byte" in log_path.read_text(), log_path.read_text()[-2000:]
     assert ingested_counts(ingest, [folder / "done" / "toan-canh.jpg"]) == {"toan-canh.jpg": 1}
+
+
+def test_rejected_rows_are_reported_with_the_servers_reason_and_a_signed_in_user_can_import(
+    ingest: Settings,
+    stack: LocalStack,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    accounts = stack.service_spec("accounts")
+    try:
+        start(accounts)  # reused when the session's services already run
+    except LaunchError as exc:
+        pytest.fail(f"accounts did not start: {exc}", pytrace=False)
+    folder = tmp_path / "tu-choi"
+    good, bad_code = photo_folder(folder, 2)
+    (folder / "hong.jpg").write_bytes(b"plain text with a photo's name " * 40)
+    rows = sheet_rows([good, bad_code, folder / "hong.jpg"], "rejected")
+    rows[1][2] = "hop-bao-chi"
+    sheet = write_sheet(tmp_path / "s.csv", HEADER, rows, "nfd")
+    monkeypatch.delenv("MAM_TOKEN")
+    monkeypatch.setenv("MAM_PASSWORD", "demo-phong-vien")
+    argv = mam_import(ingest, str(folder), "--captions", str(sheet), "--json", "--user", "phong-vien")
+    code = main([*argv, "--accounts-url", ingest.accounts_url])
+    reports = {r["file"]: r for r in json_rows(capsys.readouterr().out)}
+    assert code == 1
+    assert reports[good.name]["result"] == "stored"
+    refused = reports[bad_code.name]
+    assert refused["result"] == "rejected"
+    assert refused["problems"][0]["code"] == "invalid_metadata"  # at creation, before any byte
+    assert "hop-bao-chi" in refused["problems"][0]["message_vi"]
+    unreadable = reports["hong.jpg"]
+    assert unreadable["result"] == "rejected"
+    assert unreadable["problems"][0]["code"] == "unsupported_media"  # the server's verdict after the bytes
+    assert unreadable["problems"][0]["message_en"]
+    assert ingested_counts(ingest, [good, bad_code]) == {good.name: 1}
