@@ -113,6 +113,15 @@ def run_import(settings: Settings, args: argparse.Namespace) -> int:
     except ImportError_ as exc:
         console.print(f"Lỗi / error: {exc}", markup=False)
         return 1
+    except KeyboardInterrupt:
+        # Uploads under way are cut like a dropped link: the journal (written after every
+        # step) resumes them. Exit now rather than wait for the threads to finish their files.
+        console.print(
+            "Đã dừng; chạy lại đúng lệnh này để tiếp tục / stopped; run the same command again to resume",
+            markup=False,
+        )
+        sys.stdout.flush()
+        os._exit(130)
     finally:
         client.close()
     console.print("Kết quả / result: " + summary(reports), markup=False, highlight=False)

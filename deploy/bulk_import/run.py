@@ -191,7 +191,15 @@ class Importer:
         def one(row: SheetRow) -> RowReport:
             nonlocal rows_done
             problems = found[row.line]
-            report = RowReport(row.line, row.filename, "problem", problems) if problems else self.import_row(row)
+            try:
+                report = RowReport(row.line, row.filename, "problem", problems) if problems else self.import_row(row)
+            except OSError as exc:  # the file went away or became unreadable meanwhile: this row only
+                report = RowReport(
+                    row.line,
+                    row.filename,
+                    "failed",
+                    [_problem("unreadable_file", f"Không đọc được tệp: {exc}", f"Cannot read the file: {exc}")],
+                )
             with self._lock:
                 rows_done += 1
                 if self.progress is not None and self._overall is not None:
@@ -205,9 +213,16 @@ class Importer:
                     self.on_report(report)
             return report
 
-        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mam-import") as pool:
-            # map keeps the sheet's order; a worker's exception surfaces here, not lost in a thread
-            reports.extend(pool.map(one, self.sheet.rows))
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mam-import")
+        try:
+            # In the sheet's order; a worker's exception surfaces here, not lost in a thread.
+            futures = [pool.submit(one, row) for row in self.sheet.rows]
+            reports.extend(future.result() for future in futures)
+        except BaseException:
+            # Ctrl-C or a bug: rows not started are dropped; the journal holds what the others did.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return reports
 
     def import_row(self, row: SheetRow) -> RowReport:

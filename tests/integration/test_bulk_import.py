@@ -424,3 +424,26 @@ def test_rejected_rows_are_reported_with_the_servers_reason_and_a_signed_in_user
     assert unreadable["problems"][0]["code"] == "unsupported_media"  # the server's verdict after the bytes
     assert unreadable["problems"][0]["message_en"]
     assert ingested_counts(ingest, [good, bad_code]) == {good.name: 1}
+
+
+def test_the_launcher_runs_the_watch_folder_as_a_service_when_asked(
+    stack: LocalStack, ingest: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import SecretStr
+
+    monkeypatch.delenv("MAM_TOKEN")  # the watcher must use MAM_WATCH_API_KEY from the launcher
+
+    folder = tmp_path / "tiep-nhan"
+    settings = ingest.model_copy(update={"watch_dir": folder, "watch_settle_s": 1.0, "watch_api_key": SecretStr(TOKEN)})
+    spec = LocalStack(settings).service_spec("watch")
+    started = start(spec)  # healthy = its heartbeat is fresh
+    try:
+        data = unique_photo()
+        (folder / "anh.jpg.json").write_text(json.dumps({"title": "Ảnh tiếp nhận", "activity_type": "khac"}))
+        (folder / "anh.jpg").write_bytes(data)
+        wait_for(lambda: (folder / "done" / "anh.jpg").exists(), timeout=60, what="the photo in done/")
+    finally:
+        assert stop(spec)
+    assert not started.reused
+    asset = asset_id_for_sha256(hashlib.sha256(data).hexdigest())
+    assert httpx.get(f"{ingest.ingest_url}/v1/assets/{asset}", headers=AUTH, timeout=30).status_code == 200
