@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from deploy.bulk_import.client import ArchiveClient, Credentials, ImportError_
+from deploy.bulk_import.client import ArchiveClient, ArchiveProblem, Credentials
 from deploy.bulk_import.journal import Journal, journal_path_for
 from deploy.bulk_import.run import (
     Importer,
@@ -110,7 +110,7 @@ def run_import(settings: Settings, args: argparse.Namespace) -> int:
                 on_report=lambda report: print_row(progress.console, report, args.json),
             )
             reports = importer.run()
-    except ImportError_ as exc:
+    except ArchiveProblem as exc:
         console.print(f"Lỗi / error: {exc}", markup=False)
         return 1
     except KeyboardInterrupt:

@@ -32,7 +32,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from deploy.bulk_import.client import ArchiveClient, ImportError_, Outcome, file_sha256
+from deploy.bulk_import.client import ArchiveClient, ArchiveProblem, Outcome, file_sha256
 from deploy.bulk_import.journal import Entry, Journal
 from deploy.bulk_import.sheet import Sheet, SheetRow
 from shared.http import UserError
@@ -292,7 +292,7 @@ def import_file(
                 return report
             entry = Entry("uploading", stat.st_size, stat.st_mtime_ns, sha256=sha256)
         outcome = _send_and_wait(path, row, client, journal, key, entry, report, resuming, progress)
-    except ImportError_ as exc:
+    except ArchiveProblem as exc:
         if exc.code in TRANSIENT:
             # The archive could not be reached: the journal keeps the upload to resume next time.
             report.result = "failed"
