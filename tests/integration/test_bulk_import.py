@@ -184,7 +184,7 @@ def test_an_import_killed_at_row_n_resumes_at_row_n_and_ends_with_one_asset_per_
     ingest: Settings, tmp_path: Path
 ) -> None:
     folder = tmp_path / "bi-ngat"
-    paths = photo_folder(folder, 20)
+    paths = photo_folder(folder, 12)
     sheet = write_sheet(tmp_path / "s.csv", HEADER, sheet_rows(paths, "kill"), "utf-8-bom")
     journal = tmp_path / "journal.json"
     argv = [
@@ -201,7 +201,7 @@ def test_an_import_killed_at_row_n_resumes_at_row_n_and_ends_with_one_asset_per_
     done_before_kill = []
     for line in process.stdout:
         done_before_kill.append(json.loads(line))
-        if len(done_before_kill) == 8:
+        if len(done_before_kill) == 5:
             process.send_signal(signal.SIGKILL)
             break
     process.wait(timeout=30)
