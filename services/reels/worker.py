@@ -192,7 +192,11 @@ async def handle_render_requested(deps: RendererDeps, cause: EventEnvelope, atte
             media_s = sum(s.out_s - s.in_s for s in job.sources)
             timeout = deps.timeout_base_s + deps.timeout_per_media_s * media_s
             result = await deps.render(
-                plan_for(job, sources), jobdir / "render", deps.cache, on_progress, timeout_s=timeout
+                plan_for(job, sources),
+                jobdir / "render",
+                deps.cache,
+                lambda percent: on_progress(percent / 100),  # the renderer reports 0–100
+                timeout_s=timeout,
             )
             reporter.enter("storing")
             output_key, chapters_key = output_keys(reel_id, job.job_id)
