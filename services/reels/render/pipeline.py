@@ -368,7 +368,8 @@ def _cut(segment: Segment, probed: _Probed, target: Target) -> _Cut:
     first = math.floor((segment.in_s - probed.video_start_s + 0.0005) * fps)
     first_s = probed.video_start_s + float(first / fps)
     seek = max(first_s - float(1 / fps) / 4, 0.0)
-    return _Cut(seek, first_s - seek, float(frames / target.fps) + 2 * float(1 / fps) + 0.5, frames, samples)
+    # Read a few frames past the end (decoding more would be wasted work).
+    return _Cut(seek, first_s - seek, float(frames / target.fps) + 3 * float(1 / fps), frames, samples)
 
 
 def _base_args(progress: bool) -> list[str]:
