@@ -135,6 +135,9 @@ class _Probed:
     demuxer: str
     video_start_s: float  # video stream start relative to the file's start
     interlaced: bool = False  # broadcast 1080i/576i: deinterlaced, rate kept
+    # SD (BT.601) or full-range pictures: converted to BT.709 limited range.
+    # Only then — swscale's colour conversion costs twice the scaling itself.
+    convert_colours: bool = False
 
 
 def _probe(source: Source, limits: Limits) -> _Probed:
@@ -142,7 +145,8 @@ def _probe(source: Source, limits: Limits) -> _Probed:
         family, fmt = sniff_file(source.path)
         if family == "photo":
             photo = probe_photo(source.path, fmt, limits)
-            return _Probed(SourceProbe("photo", photo.width, photo.height, None, None, False), "image2", 0.0)
+            probe = SourceProbe("photo", photo.width, photo.height, None, None, False)
+            return _Probed(probe, "image2", 0.0, convert_colours=True)  # RGB: one frame, converted once
         result, info = probe_av_info(source.path, fmt, limits)
     except MediaRejected as exc:
         raise RenderRefused(exc.code, exc.message_vi, exc.message_en) from exc
@@ -173,8 +177,9 @@ def _probe(source: Source, limits: Limits) -> _Probed:
     if stream_rotation(stream) in (90, 270):  # a phone's portrait clip stored on its side
         width, height = height, width
     interlaced = str(stream.get("field_order") or "") in ("tt", "bb", "tb", "bt")
+    convert = str(stream.get("color_space") or "") in ("bt470bg", "smpte170m") or stream.get("color_range") == "pc"
     probe = SourceProbe("video", width, height, fps, result.duration_s, has_audio)
-    return _Probed(probe, fmt, max(video_start, 0.0), interlaced)
+    return _Probed(probe, fmt, max(video_start, 0.0), interlaced, convert)
 
 
 def probe_source(source: Source, limits: Limits | None = None) -> SourceProbe:
@@ -392,15 +397,15 @@ def _input_args(path: Path, demuxer: str, seek_s: float | None, read_s: float | 
 BT709 = "setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
 
 
-def _picture_chain(target: Target, frames: int, pad: str) -> str:
-    """Fit inside the target (letterbox/pillarbox, never stretch) in BT.709
-    limited range whatever the source (identical streams, so the join can copy
-    them), then exactly ``frames`` frames, the last one repeated if the source
-    runs short (``pad``: tpad's length option)."""
+def _picture_chain(target: Target, frames: int, pad: str, convert_colours: bool) -> str:
+    """Fit inside the target (letterbox/pillarbox, never stretch), labelled
+    BT.709 limited range whatever the source (identical streams, so the join
+    can copy them), then exactly ``frames`` frames, the last one repeated if
+    the source runs short (``pad``: tpad's length option)."""
     w, h = target.width, target.height
+    colours = ":out_color_matrix=bt709:out_range=tv" if convert_colours else ""
     return (
-        f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2"
-        ":out_color_matrix=bt709:out_range=tv,"
+        f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2{colours},"
         f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:black,setsar=1,format=yuv420p,"
         f"{BT709},tpad=stop_mode=clone:{pad},trim=end_frame={frames},setpts=N/({_rate(target.fps)}*TB)"
     )
@@ -593,10 +598,11 @@ def _segment_graph(segment: Segment, probed: _Probed, cut: _Cut, target: Target,
     if kind == "video":
         # Cut first at the source's own rate, then resample time to the target.
         deinterlace = "bwdif=mode=send_frame:deint=interlaced," if probed.interlaced else ""
-        chain = _picture_chain(target, cut.frames, f"stop_duration={float(cut.frames / target.fps):.6f}")
+        pad = f"stop_duration={float(cut.frames / target.fps):.6f}"
+        chain = _picture_chain(target, cut.frames, pad, probed.convert_colours)
         video = f"[0:v:0]{deinterlace}setpts=PTS-STARTPTS,fps={fps}:round=down,{chain}{caption}[v]"
     elif kind == "photo":  # decoded once, then the one frame repeated
-        video = f"[0:v:0]{_picture_chain(target, cut.frames, f'stop={cut.frames}')}{caption}[v]"
+        video = f"[0:v:0]{_picture_chain(target, cut.frames, f'stop={cut.frames}', True)}{caption}[v]"
     else:  # audio over the title background
         seconds = cut.frames / target.fps
         video = (
