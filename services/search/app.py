@@ -13,6 +13,8 @@ from services.search.api import SearchDeps, router
 from services.search.consistency import ProjectionProgress
 from services.search.index import AssetIndex, es_client
 from services.search.projector import AssetProjector, BatchOutcome, Delivered, Redelivery, settle_batch
+from services.search.reels import ReelIndex, add_reel_projector
+from services.search.reels import router as reels_router
 from shared.events.envelope import EventEnvelope
 from shared.eventstore import EventStore
 from shared.http import service_app
@@ -102,10 +104,13 @@ async def build_deps(settings: Settings) -> SearchDeps:
     progress = await ProjectionProgress.connect(
         settings.resolved_nats_url, settings.event_stream, PROJECTOR_DURABLE, is_indexed
     )
+    reels = ReelIndex(es, settings.es_index_prefix)
+    await reels.ensure()
     broker = None
     if settings.search_run_projector:
         projector = AssetProjector(index, events, attempts=settings.search_bulk_attempts)
         broker = build_broker(settings, [projector])
+        add_reel_projector(broker, settings, reels, events)
         await start_broker(broker)
     # The client only signs URLs locally (fixed region), so it needs no connection.
     renditions = ObjectStore(
@@ -120,4 +125,4 @@ async def build_deps(settings: Settings) -> SearchDeps:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    return service_app("search", settings, build_deps, [router])
+    return service_app("search", settings, build_deps, [router, reels_router])
