@@ -66,6 +66,14 @@ def decodes_whole(path: Path) -> bool:
     return result.returncode == 0 and not result.stderr.strip()
 
 
+def mam_reel_render(reel_id: str, s: Settings) -> subprocess.CompletedProcess[str]:
+    token = PRODUCER["Authorization"].removeprefix("Bearer ")
+    return subprocess.run(
+        [sys.executable, "-m", "deploy.cli", "reel", "render", reel_id, "--token", token, "--url", s.reels_url],
+        capture_output=True, text=True, timeout=300, check=False, cwd=REPO,
+    )  # fmt: skip
+
+
 async def rendered_events(events: EventStore, reel_id: str) -> list[ReelRenderedV1]:
     history = await events.history("reel", reel_id)
     found = [e.envelope.typed_payload() for e in history if e.envelope.type == "reel.rendered"]
@@ -187,11 +195,7 @@ async def test_mam_reel_render_follows_a_re_render_where_only_the_changed_captio
     items[1] = {**items[1], "caption": "Chú thích đã sửa"}
     assert put_items(http, services, reel_id, items).status_code == 200
 
-    token = PRODUCER["Authorization"].removeprefix("Bearer ")
-    cli = subprocess.run(
-        [sys.executable, "-m", "deploy.cli", "reel", "render", reel_id, "--token", token, "--url", services.reels_url],
-        capture_output=True, text=True, timeout=300, check=False, cwd=REPO,
-    )  # fmt: skip
+    cli = mam_reel_render(reel_id, services)
     assert cli.returncode == 0, cli.stderr
     assert "Xong / done" in cli.stdout and "chapters:" in cli.stdout
     assert "100%" in cli.stderr  # the progress bar reached the end
