@@ -131,6 +131,7 @@ def make_audio(folder: Path, seconds: float = 4.0) -> Source:
 
 def make_long_clip(folder: Path, seconds: float) -> Source:
     """A long 720p25 clip for the streaming/RSS bench (cheap to generate)."""
+    folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"long-{int(seconds)}.mp4"
     if not out.exists():
         subprocess.run(
@@ -238,15 +239,21 @@ def beep_onsets(path: Path, start_s: float = 0.0, duration_s: float | None = Non
     raw = subprocess.run([*argv, "-f", "s16le", "-"], capture_output=True, check=True, timeout=600).stdout
     samples = array("h")
     samples.frombytes(raw[: len(raw) // 2 * 2])
-    block = 48  # 1 ms
-    threshold = (0.05 * 32768) ** 2 * block
+    block = 48  # 1 ms envelope
+    energy = [
+        sum(v * v for v in samples[i * block : (i + 1) * block]) / block / 32768**2
+        for i in range(len(samples) // block)
+    ]
     onsets: list[float] = []
-    last = -1.0
-    for i in range(len(samples) // block):
-        chunk = samples[i * block : (i + 1) * block]
-        if sum(v * v for v in chunk) > threshold:
-            t = i * block / 48000
-            if t - last > 0.2:
-                onsets.append(t + start_s)
-            last = t
+    i = 0
+    while i < len(energy):
+        if energy[i] > 0.002:
+            # The onset is where the beep reaches half its power: coding
+            # pre-echo before it is far weaker.
+            peak = max(energy[i : i + 30])
+            start = next(j for j in range(max(i - 30, 0), i + 30) if energy[j] >= peak / 2)
+            onsets.append(start * block / 48000 + start_s)
+            i += 200  # beeps are a second apart
+        else:
+            i += 1
     return onsets
