@@ -254,7 +254,12 @@ async def list_reels(
 async def draft_reel(body: DraftRequest, who: Editor, d: Deps, request: Request) -> dict[str, Any]:
     authorization = request.headers.get("Authorization", "")
     items, notes = await draft_items(
-        body, d.settings.reels_search_url or d.settings.search_url, authorization, d.events, who, d.settings.reels_max_still_s
+        body,
+        d.settings.reels_search_url or d.settings.search_url,
+        authorization,
+        d.events,
+        who,
+        d.settings.reels_max_still_s,
     )
     if not items:
         raise UserError(

@@ -242,3 +242,25 @@ async def test_reels_are_found_by_title_and_caption_typed_without_diacritics(
     assert found(f"Đại biểu chất vấn {unique}x") == [reel["reel_id"]]  # typed with diacritics too
     assert found(f"tong ket {unique}x") == []  # every word must match
     assert_bilingual(request(http, "GET", url, headers=AUTH, params={"q": "x"}), 403, "forbidden")
+
+
+async def test_a_draft_from_a_collection_takes_its_assets_only_and_an_unknown_collection_is_not_found(
+    services: Settings, http: httpx.Client, assets: dict[str, str]
+) -> None:
+    catalogue = f"{services.catalogue_url}/v1/collections"
+    created = request(http, "POST", catalogue, headers=PRODUCER, json={"kind": "thematic", "title": "Chất vấn 2023"})
+    assert created.status_code == 201, created.text
+    collection_id = created.json()["collection_id"]
+    members = [{"asset_id": assets["video"]}, {"asset_id": assets["photo"]}]
+    placed = request(http, "POST", f"{catalogue}/{collection_id}/assets", headers=PRODUCER, json={"items": members})
+    assert placed.status_code == 200, placed.text
+    body = {"title": TITLE, "collection": collection_id, "rule": "each_asset", "seconds": 1.0}
+
+    def drafted() -> list[str] | None:
+        response = request(http, "POST", f"{services.reels_url}/v1/reels/draft", headers=PRODUCER, json=body)
+        assert response.status_code in (201, 422), response.text
+        return sorted(i["asset_id"] for i in response.json()["items"]) if response.status_code == 201 else None
+
+    assert wait_for(drafted, 30, 0.5, "a draft of the collection") == sorted([assets["video"], assets["photo"]])
+    unknown = {**body, "collection": "c" + "0" * 32}
+    assert_bilingual(request(http, "POST", f"{services.reels_url}/v1/reels/draft", headers=PRODUCER, json=unknown), 404)
