@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -90,4 +91,4 @@ async def reel_sources(
     """The sources every reels test cuts from, uploaded once per run: kind → asset id."""
     folder = tmp_path_factory.mktemp("reel-sources")
     with httpx.Client(timeout=60.0) as http:
-        return await sources(http, services, event_store, folder, f"reels-{folder.name}")
+        return await sources(http, services, event_store, folder, f"reels-{uuid.uuid4().hex[:12]}")

@@ -324,3 +324,18 @@ def test_a_reel_document_holds_folded_title_and_captions_and_the_status_of_the_l
     assert doc["captions_folded"] == ["dai bieu chat van"] and doc["asset_ids"] == ["v1"]
     assert doc["status"] == "rendered" and doc["duration_s"] == 5.0
     assert reel_document(events[1:]) is None
+
+
+def test_progress_maps_the_renderers_percent_into_the_render_phase_and_never_goes_back() -> None:
+    from services.reels.progress import ProgressReporter
+
+    reporter = ProgressReporter(board=None, reel_id=REEL, job_id="j1", per_s=4)  # type: ignore[arg-type]
+    reporter.enter("rendering")
+    assert reporter.percent == 10.0
+    reporter.update(50.0)
+    assert reporter.percent == pytest.approx(52.5)
+    reporter.update(20.0)
+    assert reporter.percent == pytest.approx(52.5)
+    reporter.update(100.0)
+    reporter.enter("storing")
+    assert reporter.percent == 95.0
