@@ -156,7 +156,7 @@ def choose(
         asset = assets.get(str(hit.get("asset_id")))
         if asset is None:
             continue
-        caption = (asset.title or "")[:200]
+        caption = (asset.title or "")[:200].strip()
         item = segment_for(asset, body.seconds, max_still_s, caption)
         if item is None:
             continue
