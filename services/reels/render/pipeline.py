@@ -231,20 +231,28 @@ def _font_covers(path: str) -> bool:
     return all(drawn(ch) != notdef for ch in VIETNAMESE_SAMPLE)
 
 
+# Where Debian's fonts-dejavu-core puts them: used when fontconfig's fc-match is absent.
+_DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+
+
 @cache
 def find_font(bold: bool = False) -> Path:
     """A font file (via fontconfig) that draws every Vietnamese letter."""
     style = ":style=Bold" if bold else ""
     candidates = [f"{family}{style}" for family in _FONT_PREFERENCES] + [f"sans-serif:lang=vi{style}"]
+    found: list[str] = []
     for pattern in candidates:
         try:
-            found = subprocess.run(
+            done = subprocess.run(
                 ["fc-match", "-f", "%{file}", pattern], capture_output=True, text=True, timeout=30, check=False
-            ).stdout.strip()
+            )
         except (FileNotFoundError, subprocess.TimeoutExpired):
             break
-        if found and Path(found).is_file() and _font_covers(found):
-            return Path(found)
+        found.append(done.stdout.strip())
+    found.append(str(_DEJAVU / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")))
+    for path in found:
+        if path and Path(path).is_file() and _font_covers(path):
+            return Path(path)
     raise FontMissing(
         "no font with every Vietnamese glyph is installed: install the Debian package fonts-dejavu-core "
         "(deploy.local.installers.reel_fonts)"
