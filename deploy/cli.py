@@ -10,6 +10,8 @@ mam rebuild-index [--keep N]                         replay the event stream int
 mam docs [--check]                                   regenerate (or check) the event catalogue in docs/architecture.md
 mam user add NAME --role ROLE [--name "Tên"]         create an account (the first administrator too)
 mam user passwd|disable|enable NAME · mam user list  manage accounts directly in NATS KV
+mam import FOLDER --captions SHEET [--dry-run]      upload a folder with its caption sheet (resumable)
+mam watch FOLDER                                     upload files dropped in a folder once they stop growing
 """
 
 from __future__ import annotations
@@ -209,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     from deploy import users
 
     users.add_parser(sub)
+    from deploy.bulk_import import cli as bulk_import
+
+    bulk_import.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "classify":
         return cmd_classify(args.text)
@@ -218,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     if args.command == "user":
         return users.run(settings, args)
+    if args.command == "import":
+        return bulk_import.run_import(settings, args)
+    if args.command == "watch":
+        return bulk_import.run_watch(settings, args)
     stack = LocalStack(settings)
     try:
         if args.command == "up":

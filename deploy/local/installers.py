@@ -28,7 +28,7 @@ from deploy.local.processes import LaunchError
 
 ES_MAVEN_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 MINIO_MODULE = "github.com/minio/minio@latest"
-APT_PACKAGES = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "tesseract": "tesseract-ocr"}
+APT_PACKAGES = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "tesseract": "tesseract-ocr", "fc-match": "fontconfig"}
 
 
 @contextlib.contextmanager
@@ -239,3 +239,11 @@ def tesseract_vietnamese() -> Path:
     debian_package("tesseract-ocr-vie")
     debian_package("fonts-dejavu-core")
     return binary
+
+
+def reel_fonts() -> None:
+    """ffmpeg plus DejaVu Sans, whose glyphs cover all of Vietnamese: the reel
+    renderer draws titles and captions with it (found through fontconfig)."""
+    debian_tool("ffmpeg")
+    debian_tool("fc-match")
+    debian_package("fonts-dejavu-core")

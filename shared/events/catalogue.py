@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The services, in the order an upload meets them (also the order of the document's tables).
-SERVICE_ORDER = ("ingest", "transcoder", "tagger", "catalogue", "search", "accounts")
+SERVICE_ORDER = ("ingest", "transcoder", "tagger", "catalogue", "search", "accounts", "reels")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,14 @@ EVENT_ROUTES: dict[str, EventRoute] = {
     "user.enabled": EventRoute(emitted_by=("accounts",)),
     "user.password_changed": EventRoute(emitted_by=("accounts",)),
     "user.sign_in_failed": EventRoute(emitted_by=("accounts",)),
+    # Reels: the producers' edits and render requests (reels API), the renderer's facts
+    # (reels worker, the same service); search indexes every reel event in its reels index.
+    "reel.created": EventRoute(emitted_by=("reels",), consumed_by=("search",), read_by=("reels",)),
+    "reel.items_set": EventRoute(emitted_by=("reels",), consumed_by=("search",), read_by=("reels",)),
+    "reel.render_requested": EventRoute(emitted_by=("reels",), consumed_by=("reels", "search")),
+    "reel.render_started": EventRoute(emitted_by=("reels",), consumed_by=("search",), read_by=("reels",)),
+    "reel.rendered": EventRoute(emitted_by=("reels",), consumed_by=("search",), read_by=("reels",)),
+    "reel.render_failed": EventRoute(emitted_by=("reels",), consumed_by=("search",), read_by=("reels",)),
 }
 
 

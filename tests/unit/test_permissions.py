@@ -143,7 +143,7 @@ def test_each_role_may_take_exactly_the_actions_of_the_table(apps: dict[str, Fas
         should_allow = caller in EXPECTED[action]
         if denied == should_allow:
             wrong.append(f"{name} {method} {route.path}: {response.status_code} for {caller}")
-        if denied:
+        if denied and method != "HEAD":  # a HEAD answer has no body to read
             error = response.json()["error"]
             assert error["message"] and error["message_en"] and set(error) == {"code", "message", "message_en"}
             expected_status = 403 if caller in STAFF else 401
