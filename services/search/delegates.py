@@ -91,7 +91,10 @@ def report_body(
                                     "kinds": {"terms": {"field": "speeches.kind", "size": 10}},
                                     "sessions": {
                                         "terms": {"field": "speeches.activity_id", "size": 500},
-                                        "aggs": {"kinds": {"terms": {"field": "speeches.kind", "size": 10}}},
+                                        "aggs": {
+                                            "kinds": {"terms": {"field": "speeches.kind", "size": 10}},
+                                            "evidence": {"top_hits": {"size": min(evidence, 10), "_source": False}},
+                                        },
                                     },
                                     "last": {"max": {"field": "speeches.recorded_at"}},
                                     "evidence": newest_speech,
@@ -166,6 +169,7 @@ def shape_report(
                         "title": titles.get(b["key"]),
                         "count": int(b["doc_count"]),
                         "by_kind": _kinds(b),
+                        "evidence": _ids(b),
                     }
                     for b in (s["sessions"]["buckets"] if s else [])
                 ],

@@ -135,7 +135,7 @@ def test_the_report_joins_buckets_with_delegates_and_sessions_into_the_checklist
                                 "p1",
                                 2,
                                 kinds=kinds,
-                                sessions={"buckets": [_bucket("s1", 2, kinds=kinds)]},
+                                sessions={"buckets": [_bucket("s1", 2, kinds=kinds, evidence=_hits("a1", "a2"))]},
                                 last={"value_as_string": "2023-07-11T02:00:00.000Z"},
                                 evidence=_hits("a1", "a2"),
                             )
@@ -158,7 +158,9 @@ def test_the_report_joins_buckets_with_delegates_and_sessions_into_the_checklist
     report = shape_report(p, delegates, sessions, response)
     tuan, tam = report["delegates"]
     assert (tuan["speeches"], tuan["by_kind"], tuan["speech_evidence"]) == (2, {"chat-van": 2}, ["a1", "a2"])
-    assert tuan["by_session"] == [{"session": "s1", "title": "Kỳ họp thứ 7", "count": 2, "by_kind": {"chat-van": 2}}]
+    assert tuan["by_session"] == [
+        {"session": "s1", "title": "Kỳ họp thứ 7", "count": 2, "by_kind": {"chat-van": 2}, "evidence": ["a1", "a2"]}
+    ]
     assert (tam["speeches"], tam["appearances"], tam["last_recorded_at"]) == (0, 3, "2023-05-02")
     assert report["checklist"]["delegates_without_speech"] == [
         {"person_id": "p2", "name": "Đạo Văn Tâm", "group": "Tổ B"}
