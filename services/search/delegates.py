@@ -126,6 +126,15 @@ def report_body(
     }
 
 
+# What Elasticsearch would answer when nothing is counted (a term without delegates yet).
+NOTHING_COUNTED: dict[str, Any] = {
+    "aggregations": {
+        "speeches": {"spoke": {"people": {"buckets": []}}, "plenary": {"sessions": {"buckets": []}}},
+        "appearances": {"buckets": []},
+    }
+}
+
+
 def _ids(bucket: dict[str, Any]) -> list[str]:
     return [str(h["_id"]) for h in bucket["evidence"]["hits"]["hits"]]
 

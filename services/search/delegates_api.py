@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from services.search.api import Deps
 from services.search.delegates import (
     MAX_EVIDENCE,
+    NOTHING_COUNTED,
     SPEAKING_KINDS,
     ReportParams,
     report_body,
@@ -77,6 +78,8 @@ async def build_report(d: Any, who: Principal, p: ReportParams) -> dict[str, Any
     known = await d.delegates.catch_up(d.events)
     delegates = [x for x in known.of_term(p.term) if not p.groups or x.group in p.groups]
     sessions = [s for s in known.sessions(p.term) if p.session is None or s.activity_id == p.session]
+    if not delegates:  # nothing to count: no request (an empty "include" is not a valid aggregation)
+        return shape_report(p, delegates, sessions, NOTHING_COUNTED)
     body = report_body(
         p, [x.person_id for x in delegates], [s.activity_id for s in sessions], visible=visibility_filter(who)
     )

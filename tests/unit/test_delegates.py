@@ -11,7 +11,7 @@ from openpyxl import Workbook, load_workbook
 
 from services.catalogue.decide import AssetState
 from services.catalogue.delegates import SpeechDecision, decide_register_delegate, decide_speeches
-from services.search.delegates import ReportParams, report_body, report_csv, report_xlsx, shape_report
+from services.search.delegates import NOTHING_COUNTED, ReportParams, report_body, report_csv, report_xlsx, shape_report
 from shared.activities import Activity
 from shared.delegates import (
     Delegate,
@@ -171,3 +171,9 @@ def test_the_report_joins_buckets_with_delegates_and_sessions_into_the_checklist
     assert report_csv(report).decode("utf-8-sig").splitlines()[1].startswith("Võ Minh Tuấn,Tổ A,,0,0,2,2,")
     sheets = load_workbook(io.BytesIO(report_xlsx(report)), read_only=True).sheetnames
     assert sheets == ["Đại biểu", "Tổ theo kỳ họp", "Chỉ tiêu"]
+
+
+def test_a_term_without_delegates_reports_nothing_counted_and_no_target_met_or_missed() -> None:
+    report = shape_report(ReportParams(term="2026-2031"), [], [], NOTHING_COUNTED)
+    assert report["delegates"] == [] and report["totals"]["delegates"] == 0
+    assert report["checklist"]["delegates_without_speech"] == [] and report["sessions"] == []
