@@ -93,7 +93,7 @@ def report_body(
                                         "terms": {"field": "speeches.activity_id", "size": 500},
                                         "aggs": {
                                             "kinds": {"terms": {"field": "speeches.kind", "size": 10}},
-                                            "evidence": {"top_hits": {"size": min(evidence, 10), "_source": False}},
+                                            "evidence": {"top_hits": {"size": min(evidence, 5), "_source": False}},
                                         },
                                     },
                                     "last": {"max": {"field": "speeches.recorded_at"}},
