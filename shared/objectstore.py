@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -130,13 +131,22 @@ class ObjectStore:
         return await asyncio.to_thread(_put)
 
     async def put_stream(
-        self, bucket: str, key: str, stream: BinaryIO, content_type: str, length: int = -1
+        self, bucket: str, key: str, stream: BinaryIO, content_type: str, length: int = -1, parallel_parts: int = 3
     ) -> ObjectInfo:
-        """Stream from a file-like object of unknown length (always multipart)."""
+        """Stream from a file-like object of unknown length (always multipart).
+
+        ``parallel_parts`` 1 holds one part in memory at a time: the SDK queues every part
+        it has read for its upload threads, so a source faster than the upload piles up."""
 
         def _put() -> ObjectInfo:
             result = self._client.put_object(
-                bucket, key, stream, length=length, content_type=content_type, part_size=self._part_size
+                bucket,
+                key,
+                stream,
+                length=length,
+                content_type=content_type,
+                part_size=self._part_size,
+                num_parallel_uploads=parallel_parts,
             )
             info = self._client.stat_object(bucket, key)
             return ObjectInfo(bucket, key, int(info.size or 0), content_type, str(result.etag or ""))
@@ -172,6 +182,21 @@ class ObjectStore:
                 response.release_conn()
 
         return await asyncio.to_thread(_get)
+
+    def iter_chunks(self, bucket: str, key: str, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
+        """The object's bytes as they arrive, ``chunk_size`` at a time. Blocking: for code
+        that already runs in a worker thread (a ZIP streamed into another upload)."""
+        try:
+            response = self._client.get_object(bucket, key)
+        except S3Error as exc:
+            if exc.code in _NOT_FOUND:
+                raise ObjectNotFound(f"{bucket}/{key}") from exc
+            raise
+        try:
+            yield from response.stream(chunk_size)
+        finally:
+            response.close()
+            response.release_conn()
 
     async def download(self, bucket: str, key: str, path: Path) -> None:
         """Stream an object to a local file (workers process local files only)."""

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     # --- NATS JetStream (event store)
     nats_port: int = 14222
     nats_monitor_port: int = 18222
-    nats_url: str = ""  # derived from nats_port when empty
+    nats_url: str = ""  # derived from nats_port when empty; a cluster: comma-separated URLs of its nodes
     event_stream: str = "MAM_EVENTS"
     # Dedup window for Nats-Msg-Id; long enough to cover a worker's retry cycle.
     event_dedup_window_s: float = 3600.0
@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     bucket_originals: str = "mam-originals"
     bucket_renditions: str = "mam-renditions"
     bucket_reels: str = "mam-reels"
+    # Collection exports (ZIPs for the review report), fetched through presigned links.
+    bucket_exports: str = "mam-exports"
     presign_expiry_s: int = 900
     # Multipart part size for streaming puts of large originals.
     s3_part_size: int = 16 * 1024 * 1024
@@ -59,7 +61,7 @@ class Settings(BaseSettings):
     es_version: str = "9.5.0"
     es_port: int = 19200
     es_transport_port: int = 19300
-    es_url: str = ""  # derived from es_port when empty
+    es_url: str = ""  # derived from es_port when empty; a cluster: comma-separated URLs of its nodes
     es_heap: str = "2g"
     es_index_prefix: str = "mam"
 
@@ -99,6 +101,15 @@ class Settings(BaseSettings):
     # --- reels (producers' reels and their renderer) and web (the pages)
     reels_port: int = 18407
     web_port: int = 18408
+    # Signs the web pages' CSRF tokens (HMAC). Set it in production; every web replica
+    # needs the same key (the local one is public, refused beyond loopback).
+    web_secret_key: SecretStr = SecretStr("mam-local-web-key-change-me")
+    # Front-end libraries installed from the npm registry by `make install` (htmx, tus,
+    # swagger-ui for every service's /docs). Unset: ``node_modules`` of the repository.
+    web_assets_dir: Path | None = None
+    # Where the web service reaches each API, by name (accounts, ingest, search, catalogue,
+    # reels), e.g. {"search": "http://search:8402"} in containers; unset: 127.0.0.1 and its port.
+    web_api_urls: dict[str, str] = Field(default_factory=dict)
     # Reels: limits on what a producer may assemble (each a bilingual 422 beyond it).
     reels_max_items: int = Field(default=500, ge=1)
     reels_max_total_s: float = Field(default=4 * 3600.0, gt=0)
@@ -211,9 +222,25 @@ class Settings(BaseSettings):
     # ``work_dir`` for the transcoder alone (``<transcoder_work_dir>/transcoder-<port>``).
     transcoder_work_dir: Path | None = None
 
+    # --- the cluster profile (`mam up --cluster`, deploy/local/cluster.py): its extra
+    # nodes' ports are a block from this base (layout in ClusterPorts), and each
+    # service's second replica listens on its port + the shift.
+    cluster_port_base: int = 14260
+    cluster_replica_port_shift: int = 1000
+
     @property
     def resolved_nats_url(self) -> str:
         return self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """Every NATS server to try, in order (nats-py and FastStream take a list, not a comma string)."""
+        return split_urls(self.resolved_nats_url)
+
+    @property
+    def es_hosts(self) -> list[str]:
+        """Every Elasticsearch node (the client spreads requests and retries on the next one)."""
+        return split_urls(self.resolved_es_url)
 
     @property
     def resolved_s3_endpoint(self) -> str:
@@ -267,12 +294,21 @@ class Settings(BaseSettings):
         return self.jwt_public_key_file or self.home / "keys" / "jwt-ed25519.pub.pem"
 
     @property
+    def resolved_web_assets_dir(self) -> Path:
+        return self.web_assets_dir or Path(__file__).resolve().parents[1] / "node_modules"
+
+    @property
     def serves_api_docs(self) -> bool:
         return self.api_docs if self.api_docs is not None else is_loopback(self.bind_host)
 
     @property
     def creates_demo_accounts(self) -> bool:
         return self.demo_accounts if self.demo_accounts is not None else is_loopback(self.bind_host)
+
+
+def split_urls(value: str) -> list[str]:
+    """``"a,b , c"`` → ``["a", "b", "c"]``: a setting that names one server or a cluster's nodes."""
+    return [url.strip() for url in value.split(",") if url.strip()]
 
 
 # --- refusing the shipped demo values off loopback

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from faststream.nats import NatsBroker
 
 from services.search.aliases import alias_notes, expand_names, group_facets
+from services.search.collection_scope import CollectionScope, scoped
 from services.search.consistency import ProjectionProgress
 from services.search.documents import document_visibility, fold_media_event
 from services.search.feed import (
@@ -191,6 +192,7 @@ async def search(
     who: Searcher,
     d: Deps,
     filters: FiltersDep,
+    in_collection: CollectionScope,
     q: Annotated[str, Query(max_length=500, description="từ khóa, có hoặc không dấu")] = "",
     sort: Annotated[str | None, Query(description="relevance, date, duration")] = None,
     order: Annotated[str | None, Query(description="asc, desc")] = None,
@@ -214,11 +216,11 @@ async def search(
         cursor_key=cursor_key,
     )
     await _read_your_writes(d, after_seq, refresh)
-    result = await d.index.search(build_search_body(params, visible=visibility_filter(who)))
+    result = await d.index.search(build_search_body(params, visible=scoped(visibility_filter(who), in_collection)))
     hits = result["hits"]["hits"]
     return {
         "total": result["hits"]["total"]["value"],
-        "hits": [shape_hit(h) for h in hits],
+        "hits": [in_collection.mark(shape_hit(h)) if in_collection else shape_hit(h) for h in hits],
         "facets": group_facets(shape_facets(result.get("aggregations", {}))),
         "aliases": alias_notes(params.q),  # former names and other spellings searched too
         "next_cursor": encode_cursor(params, hits[-1]["sort"], cursor_key) if len(hits) == params.size else None,
@@ -249,12 +251,13 @@ async def stats(
     who: Searcher,
     d: Deps,
     filters: FiltersDep,
+    in_collection: CollectionScope,
     group_by: Annotated[str, Query(description="month, year, term")] = "month",
     after_seq: Consistency = None,
 ) -> dict[str, Any]:
     group = parse_group(group_by)
     await _read_your_writes(d, after_seq, False)
-    body = stats_body(filters, group, visible=visibility_filter(who))
+    body = stats_body(filters, group, visible=scoped(visibility_filter(who), in_collection))
     return shape_stats(await d.index.search(body), group)
 
 
@@ -263,9 +266,10 @@ async def activities(
     who: Searcher,
     d: Deps,
     filters: FiltersDep,
+    in_collection: CollectionScope,
     size: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
-    body = activities_body(filters, size, visible=visibility_filter(who))
+    body = activities_body(filters, size, visible=scoped(visibility_filter(who), in_collection))
     if body is None:
         return {
             "terms": [],

@@ -57,6 +57,14 @@ EVENT_ROUTES: dict[str, EventRoute] = {
     "activity.edited": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue", "search")),
     "activity.merged": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue", "search")),
     "person.registered": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
+    # Collections: the catalogue decides them; search folds one from the log when a query
+    # names it (``collection=<id>``), its page, its export and the statistics per collection.
+    "collection.created": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.edited": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.asset_added": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.asset_removed": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.asset_excluded": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.exclusion_lifted": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
     # Delegates per term (đơn vị bầu cử, Tổ đại biểu) and archivists' decisions on who speaks.
     "delegate.registered": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
     "delegate.edited": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
