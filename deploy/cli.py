@@ -10,6 +10,7 @@ mam rebuild-index [--keep N]                         replay the event stream int
 mam docs [--check]                                   regenerate (or check) the event catalogue in docs/architecture.md
 mam user add NAME --role ROLE [--name "Tên"]         create an account (the first administrator too)
 mam user passwd|disable|enable NAME · mam user list  manage accounts directly in NATS KV
+mam uploads [--all] [--user NAME] [--json]           resumable uploads in flight (NATS KV)
 """
 
 from __future__ import annotations
@@ -209,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     from deploy import users
 
     users.add_parser(sub)
+    from deploy import uploads
+
+    uploads.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "classify":
         return cmd_classify(args.text)
@@ -218,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     if args.command == "user":
         return users.run(settings, args)
+    if args.command == "uploads":
+        return uploads.run(settings, args)
     stack = LocalStack(settings)
     try:
         if args.command == "up":

@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     # a resume after a crash re-sends at most one part. Memory: one part per PATCH in flight.
     upload_part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=512 * 1024 * 1024)
     # An upload untouched this long is expired: its multipart upload aborted, its state removed.
-    upload_expiry_s: int = Field(default=24 * 3600, ge=10)
+    upload_expiry_s: int = Field(default=24 * 3600, ge=1)
     # Bytes one user may have in unfinished uploads at once (sum of their Upload-Length).
     upload_quota_bytes: int = Field(default=32 * 1024 * 1024 * 1024, ge=1)
     # One writer per upload: a lock in NATS KV that lapses this long after its holder
@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     upload_lock_lease_s: float = Field(default=20.0, ge=2.0, le=600.0)
     # How often the sweeper expires uploads and resumes interrupted finalisations.
     upload_sweep_interval_s: float = Field(default=60.0, ge=0.5)
+    # No S3 call of the upload path waits longer (an S3 server going down mid-request
+    # must turn into a 503 the client resumes after, not a hung PATCH).
+    upload_s3_timeout_s: float = Field(default=60.0, ge=1.0)
     # Origins a browser may upload from (tus-js-client, Uppy), comma-separated; empty:
     # the web UI's own origin (``web_url``).
     upload_cors_origins: str = ""
