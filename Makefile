@@ -5,7 +5,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install run stop status demo test test-unit test-fuzz bench lint typecheck docs compose-config clean
+.PHONY: install run stop status demo test test-unit test-fuzz test-browser test-faults soak bench lint typecheck docs compose-config clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -13,7 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The web pages' front-end libraries (and swagger-ui for every service's /docs), from the
+# npm registry with the committed lockfile; Debian's npm is installed first if missing.
+node_modules/.installed: package-lock.json $(STAMP)
+	$(BIN)/python -m deploy.local.installers web-assets
+
+install: $(STAMP) node_modules/.installed
 
 run: install          ## start servers + services, load the demo set, Ctrl-C stops
 	$(BIN)/mam run
@@ -27,14 +32,20 @@ status: install
 demo: install
 	$(BIN)/mam demo
 
-test: install         ## the whole suite against real servers (what CI runs)
+test: install         ## the whole suite against real servers (what CI runs); then the short fault test on the cluster
 	$(BIN)/pytest
+	$(BIN)/pytest -s tests/faults -m "not fault_full"
 
 test-unit: install    ## logic only, no servers
 	$(BIN)/pytest tests/unit
 
 test-fuzz: install    ## every service's API fuzzed from its OpenAPI, long run
 	MAM_FUZZ_EXAMPLES=200 $(BIN)/pytest tests/e2e/test_api_fuzz.py
+
+test-browser: install ## every browser test (journeys, accessibility, page speed); screenshots in .mam/test-<offset>/screenshots
+	$(BIN)/python -m deploy.local.installers chromium
+	MAM_BROWSER_FULL=1 $(BIN)/pytest tests/browser
+	@echo "screenshots: .mam/test-$${MAM_TEST_PORT_OFFSET:-0}/screenshots"
 
 bench: install        ## benchmarks; writes tests/bench/results.json
 	$(BIN)/python -m tests.bench
@@ -54,3 +65,9 @@ compose-config:       ## validate docker-compose.yml (needs the docker client)
 
 clean: stop
 	rm -rf .mam
+
+test-faults: install  ## the cluster profile under every fault, each reconciled exactly (long)
+	$(BIN)/pytest -s tests/faults
+
+soak: install         ## MINUTES=30: uploads, edits, searches and random kills on the cluster; report + PNG
+	$(BIN)/python -m tests.faults.soak --minutes $(or $(MINUTES),30)

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     # --- NATS JetStream (event store)
     nats_port: int = 14222
     nats_monitor_port: int = 18222
-    nats_url: str = ""  # derived from nats_port when empty
+    nats_url: str = ""  # derived from nats_port when empty; a cluster: comma-separated URLs of its nodes
     event_stream: str = "MAM_EVENTS"
     # Dedup window for Nats-Msg-Id; long enough to cover a worker's retry cycle.
     event_dedup_window_s: float = 3600.0
@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     bucket_originals: str = "mam-originals"
     bucket_renditions: str = "mam-renditions"
     bucket_reels: str = "mam-reels"
+    # Collection exports (ZIPs for the review report), fetched through presigned links.
+    bucket_exports: str = "mam-exports"
     presign_expiry_s: int = 900
     # Multipart part size for streaming puts of large originals.
     s3_part_size: int = 16 * 1024 * 1024
@@ -59,7 +61,7 @@ class Settings(BaseSettings):
     es_version: str = "9.5.0"
     es_port: int = 19200
     es_transport_port: int = 19300
-    es_url: str = ""  # derived from es_port when empty
+    es_url: str = ""  # derived from es_port when empty; a cluster: comma-separated URLs of its nodes
     es_heap: str = "2g"
     es_index_prefix: str = "mam"
 
@@ -99,6 +101,34 @@ class Settings(BaseSettings):
     # --- reels (producers' reels and their renderer) and web (the pages)
     reels_port: int = 18407
     web_port: int = 18408
+    # Signs the web pages' CSRF tokens (HMAC). Set it in production; every web replica
+    # needs the same key (the local one is public, refused beyond loopback).
+    web_secret_key: SecretStr = SecretStr("mam-local-web-key-change-me")
+    # Front-end libraries installed from the npm registry by `make install` (htmx, tus,
+    # swagger-ui for every service's /docs). Unset: ``node_modules`` of the repository.
+    web_assets_dir: Path | None = None
+    # Where the web service reaches each API, by name (accounts, ingest, search, catalogue,
+    # reels), e.g. {"search": "http://search:8402"} in containers; unset: 127.0.0.1 and its port.
+    web_api_urls: dict[str, str] = Field(default_factory=dict)
+    # Reels: limits on what a producer may assemble (each a bilingual 422 beyond it).
+    reels_max_items: int = Field(default=500, ge=1)
+    reels_max_total_s: float = Field(default=4 * 3600.0, gt=0)
+    # A photo shows as a still for out_s - in_s seconds, at most this long.
+    reels_max_still_s: float = Field(default=60.0, gt=0)
+    # Normalised segments, cached by content key (source hash, in, out, target, caption).
+    bucket_reel_cache: str = "mam-reel-cache"
+    # The renderer: a durable JetStream consumer inside the reels service (like the transcoder's).
+    reels_ack_wait_s: float = 20.0
+    reels_max_attempts: int = 3
+    reels_retry_delay_s: float = 5.0
+    # A render gets a fixed allowance plus a multiple of the reel's length.
+    reels_render_timeout_base_s: float = 300.0
+    reels_render_timeout_per_media_s: float = 20.0
+    # Progress updates written to NATS KV per second, at most.
+    reels_progress_per_s: float = 4.0
+    reels_work_dir: Path | None = None
+    # Where drafts query the search API (unset: the local search service).
+    reels_search_url: str = ""
     # --- tagger: OCR with Tesseract's Vietnamese model (Debian tesseract-ocr, tesseract-ocr-vie)
     tesseract_cmd: str = "tesseract"
     tesseract_lang: str = "vie"
@@ -137,6 +167,13 @@ class Settings(BaseSettings):
     # Scratch space of every service: ``<work_dir>/<service>-<port>``, swept when
     # the service starts (shared/workdirs.py). Unset: ``<home>/work``.
     work_dir: Path | None = None
+
+    # --- watch folder (``mam watch``; an optional launcher process, off by default)
+    # The folder it watches (``mam up --services …,watch``), how long a file must stay
+    # unchanged before it is taken, and the API key it uploads with (role phóng viên).
+    watch_dir: Path | None = None
+    watch_settle_s: float = Field(default=5.0, gt=0)
+    watch_api_key: SecretStr | None = None
 
     # --- search projector and query API
     # The projector runs inside the search API process by default. With false, this
@@ -188,9 +225,25 @@ class Settings(BaseSettings):
     # ``work_dir`` for the transcoder alone (``<transcoder_work_dir>/transcoder-<port>``).
     transcoder_work_dir: Path | None = None
 
+    # --- the cluster profile (`mam up --cluster`, deploy/local/cluster.py): its extra
+    # nodes' ports are a block from this base (layout in ClusterPorts), and each
+    # service's second replica listens on its port + the shift.
+    cluster_port_base: int = 14260
+    cluster_replica_port_shift: int = 1000
+
     @property
     def resolved_nats_url(self) -> str:
         return self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """Every NATS server to try, in order (nats-py and FastStream take a list, not a comma string)."""
+        return split_urls(self.resolved_nats_url)
+
+    @property
+    def es_hosts(self) -> list[str]:
+        """Every Elasticsearch node (the client spreads requests and retries on the next one)."""
+        return split_urls(self.resolved_es_url)
 
     @property
     def resolved_s3_endpoint(self) -> str:
@@ -244,12 +297,21 @@ class Settings(BaseSettings):
         return self.jwt_public_key_file or self.home / "keys" / "jwt-ed25519.pub.pem"
 
     @property
+    def resolved_web_assets_dir(self) -> Path:
+        return self.web_assets_dir or Path(__file__).resolve().parents[1] / "node_modules"
+
+    @property
     def serves_api_docs(self) -> bool:
         return self.api_docs if self.api_docs is not None else is_loopback(self.bind_host)
 
     @property
     def creates_demo_accounts(self) -> bool:
         return self.demo_accounts if self.demo_accounts is not None else is_loopback(self.bind_host)
+
+
+def split_urls(value: str) -> list[str]:
+    """``"a,b , c"`` → ``["a", "b", "c"]``: a setting that names one server or a cluster's nodes."""
+    return [url.strip() for url in value.split(",") if url.strip()]
 
 
 # --- refusing the shipped demo values off loopback
