@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     # --- resumable uploads (tus 1.0 at /v1/uploads of the ingest service)
     # Staging bucket: each upload is an S3 multipart upload here until it is finalised.
     bucket_uploads: str = "mam-uploads"
+    # The NATS KV bucket of upload records (its locks: ``<name>_LOCKS``).
+    upload_state_bucket: str = "MAM_UPLOADS"
     # Bytes are sent to S3 in parts of this size as they arrive (S3's minimum is 5 MiB);
     # a resume after a crash re-sends at most one part. Memory: one part per PATCH in flight.
     upload_part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=512 * 1024 * 1024)

@@ -26,7 +26,9 @@ async def build_deps(settings: Settings) -> IngestDeps:
     objects = ObjectStore.from_settings(settings, request_timeout_s=settings.upload_s3_timeout_s)
     await objects.ensure_buckets(settings.bucket_originals, settings.bucket_uploads)
     limits = Limits(max_pixels=settings.max_photo_pixels, probe_timeout_s=settings.ffprobe_timeout_s)
-    uploads = await UploadStore.open(await events.jetstream(), settings.upload_lock_lease_s)
+    uploads = await UploadStore.open(
+        await events.jetstream(), settings.upload_lock_lease_s, settings.upload_state_bucket
+    )
     finaliser = Finaliser(settings, events, objects, uploads, limits, spool_dir)
     sweeper = Sweeper(settings, objects, uploads, finaliser)
     deps = IngestDeps(settings, events, objects, limits, spool_dir, uploads, finaliser, sweeper)
