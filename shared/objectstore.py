@@ -99,6 +99,13 @@ class ObjectStore:
             region=region,
             http_client=_bounded_http(request_timeout_s) if request_timeout_s else None,
         )
+        # Server-side copies and joins of GB-sized objects legitimately take minutes:
+        # they go through a client with the SDK's own (five-minute) timeouts.
+        self._patient_client = (
+            Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region)
+            if request_timeout_s
+            else self._client
+        )
         self._part_size = part_size
         self._presign_expiry = timedelta(seconds=presign_expiry_s)
 
@@ -262,7 +269,7 @@ class ObjectStore:
     async def complete_multipart(self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
         """Join the parts (number, ETag) into the object ``key``."""
         listed = [Part(number, etag) for number, etag in parts]
-        await asyncio.to_thread(self._client._complete_multipart_upload, bucket, key, upload_id, listed)
+        await asyncio.to_thread(self._patient_client._complete_multipart_upload, bucket, key, upload_id, listed)
 
     async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
         """Drop a multipart upload and its parts; an upload already gone is no error."""
@@ -317,11 +324,11 @@ class ObjectStore:
         """Server-side copy (no byte passes through this process); over 5 GiB part by part."""
 
         def _copy() -> None:
-            size = int(self._client.stat_object(source_bucket, source_key).size or 0)
+            size = int(self._patient_client.stat_object(source_bucket, source_key).size or 0)
             headers: dict[str, str] = {"Content-Type": content_type}
             headers.update({f"x-amz-meta-{name}": value for name, value in (metadata or {}).items()})
             if size <= _MAX_SINGLE_COPY:
-                self._client.copy_object(
+                self._patient_client.copy_object(
                     bucket,
                     key,
                     CopySource(source_bucket, source_key),
@@ -329,7 +336,7 @@ class ObjectStore:
                     metadata_directive="REPLACE",
                 )
             else:
-                self._client.compose_object(
+                self._patient_client.compose_object(
                     bucket,
                     key,
                     [ComposeSource(source_bucket, source_key)],
