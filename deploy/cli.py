@@ -11,6 +11,7 @@ mam rebuild-index [--keep N]                         replay the event stream int
 mam docs [--check]                                   regenerate (or check) the event catalogue in docs/architecture.md
 mam user add NAME --role ROLE [--name "Tên"]         create an account (the first administrator too)
 mam user passwd|disable|enable NAME · mam user list  manage accounts directly in NATS KV
+mam uploads [--all] [--user NAME] [--json]           resumable uploads in flight (NATS KV)
 mam import FOLDER --captions SHEET [--dry-run]      upload a folder with its caption sheet (resumable)
 mam watch FOLDER                                     upload files dropped in a folder once they stop growing
 mam reel render ID [--token T]                      render a reel, following it with a progress bar
@@ -255,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     from deploy import reels_cli, users
 
     users.add_parser(sub)
+    from deploy import uploads
+
+    uploads.add_parser(sub)
     from deploy.bulk_import import cli as bulk_import
 
     bulk_import.add_parsers(sub)
@@ -268,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     if args.command == "user":
         return users.run(settings, args)
+    if args.command == "uploads":
+        return uploads.run(settings, args)
     if args.command == "import":
         return bulk_import.run_import(settings, args)
     if args.command == "watch":
