@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyDeletedError, NoKeysError
+from nats.js.errors import KeyDeletedError
 
 from services.ingest.uploads import UploadRecord
 from shared.http import UserError
@@ -92,16 +92,19 @@ class UploadStore:
         await self._records.purge(upload_id)
 
     async def all(self) -> list[UploadRecord]:
-        """Every record (uploads in flight are few: one per file a broadcaster is sending)."""
+        """Every record, read in one pass over the bucket: one consumer delivering the latest
+        value of each key, not one request per key (finished records stay a day for polling,
+        and per-key reads made each creation's quota check slower with every upload kept)."""
+        watcher = await self._records.watchall(ignore_deletes=True)
+        found: list[UploadRecord] = []
         try:
-            keys = await self._records.keys()
-        except NoKeysError:
-            return []
-        found = []
-        for key in keys:
-            got = await self.get(key)
-            if got is not None:
-                found.append(got[0])
+            async for entry in watcher:
+                if entry is None:  # the watcher's mark: every existing key has been delivered
+                    break
+                if entry.value:
+                    found.append(UploadRecord.model_validate_json(entry.value))
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
         return found
 
     # --- locks -----------------------------------------------------------------------
