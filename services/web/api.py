@@ -393,9 +393,14 @@ async def media(request: Request, asset_id: str, rendition: str, who: Reader) ->
     item = ((listing or {}).get("renditions") or {}).get(rendition)
     if not item or not item.get("url"):
         raise UserError(404, "rendition_not_found", "Không có bản xem này.", "No such rendition.")
+    return await stream_through(request, item["url"])
+
+
+async def stream_through(request: Request, url: str, **extra_headers: str) -> Response:
+    """An S3 object at a presigned ``url`` streamed to the browser, byte ranges included."""
     deps: WebDeps = request.app.state.deps
     headers = {k: v for k, v in request.headers.items() if k.lower() in ("range", "if-none-match", "if-range")}
-    upstream = await deps.http.send(deps.http.build_request("GET", item["url"], headers=headers), stream=True)
+    upstream = await deps.http.send(deps.http.build_request("GET", url, headers=headers), stream=True)
     if upstream.status_code >= 400 and upstream.status_code != 416:
         await upstream.aclose()
         raise UserError(502, "media_unavailable", "Không đọc được tệp media.", "The media file cannot be read.")
@@ -404,7 +409,7 @@ async def media(request: Request, asset_id: str, rendition: str, who: Reader) ->
     return StreamingResponse(
         upstream.aiter_raw(),
         status_code=upstream.status_code,
-        headers=out_headers,
+        headers={**out_headers, **extra_headers},
         background=BackgroundTask(upstream.aclose),
     )
 
@@ -514,7 +519,10 @@ async def upload_page(request: Request, who: Uploader) -> HTMLResponse:
     # The search API has no uploader filter: the user's own among the newest they may see.
     subject = current_user(request).principal.subject
     mine = [hit for hit in (newest or {}).get("hits", []) if hit.get("ingested_by") == subject]
-    return page(request, "upload.html", mine=mine[:20])
+    # ``chunk_kib``: a smaller tus chunk (the browser tests' dropped connection and reload).
+    chunk = request.query_params.get("chunk_kib", "")
+    chunk_bytes = int(chunk) * 1024 if chunk.isdigit() and 64 <= int(chunk) <= 65536 else 8 * 1024 * 1024
+    return page(request, "upload.html", mine=mine[:20], chunk=chunk_bytes)
 
 
 # --- administration -----------------------------------------------------------------------------
@@ -625,28 +633,3 @@ async def projection_page(request: Request, who: Operator) -> HTMLResponse:
     except ApiRefused as refused:
         problem = (refused.message_vi, refused.message_en)
     return page(request, "admin_index.html", health=health, problem=problem)
-
-
-@router.post("/upload", include_in_schema=False)
-async def upload(request: Request, who: Uploader) -> Response:
-    """One file streamed on to the ingest API as this user (its multipart body untouched):
-    the API checks the metadata and the bytes and answers in both languages."""
-    deps: WebDeps = request.app.state.deps
-    headers = {**current_user(request).headers, "content-type": request.headers.get("content-type", "")}
-    if request.headers.get("content-length"):
-        headers["content-length"] = request.headers["content-length"]
-    try:
-        answer = await deps.http.post(
-            f"{deps.urls['ingest']}/v1/assets",
-            content=request.stream(),
-            headers=headers,
-            timeout=httpx.Timeout(None, connect=5.0),
-        )
-    except httpx.HTTPError as exc:
-        raise UserError(
-            502,
-            "service_unavailable",
-            "Dịch vụ tiếp nhận đang không trả lời; vui lòng thử lại sau ít phút.",
-            "The ingest service is not answering; please try again in a few minutes.",
-        ) from exc
-    return Response(answer.content, status_code=answer.status_code, media_type="application/json")
