@@ -5,7 +5,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install run stop status demo test test-unit test-fuzz test-browser bench lint typecheck docs compose-config clean
+.PHONY: install run stop status demo test test-unit test-fuzz test-browser test-faults soak bench lint typecheck docs compose-config clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,8 +32,9 @@ status: install
 demo: install
 	$(BIN)/mam demo
 
-test: install         ## the whole suite against real servers (what CI runs)
+test: install         ## the whole suite against real servers (what CI runs); then the short fault test on the cluster
 	$(BIN)/pytest
+	$(BIN)/pytest -s tests/faults -m "not fault_full"
 
 test-unit: install    ## logic only, no servers
 	$(BIN)/pytest tests/unit
@@ -64,3 +65,9 @@ compose-config:       ## validate docker-compose.yml (needs the docker client)
 
 clean: stop
 	rm -rf .mam
+
+test-faults: install  ## the cluster profile under every fault, each reconciled exactly (long)
+	$(BIN)/pytest -s tests/faults
+
+soak: install         ## MINUTES=30: uploads, edits, searches and random kills on the cluster; report + PNG
+	$(BIN)/python -m tests.faults.soak --minutes $(or $(MINUTES),30)

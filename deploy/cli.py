@@ -1,8 +1,9 @@
 """``mam`` — the project's command line: run the local stack, load demo data.
 
 mam up [--servers nats,minio,...] [--no-services]   start (idempotent)
-mam down                                             stop everything
-mam status                                           what is running
+mam up --cluster                                     the cluster profile: 3 NATS, 4 MinIO, 3 ES, 2 × every service
+mam down                                             stop everything (a cluster too, in order)
+mam status                                           what is running (a cluster: each node's health and role)
 mam demo                                             load the demo set
 mam run                                              up + demo, wait for Ctrl-C, then down
 mam classify [TEXT ...]                              activity type per text (stdin: one per line)
@@ -47,12 +48,44 @@ def cmd_up(stack: LocalStack, servers: list[str], services: list[str]) -> None:
     print(f"Sẵn sàng / ready in {time.monotonic() - began:.1f}s — data in {stack.home}", flush=True)
 
 
+def cmd_up_cluster(settings: Settings, services: list[str]) -> None:
+    from deploy.local.cluster import ClusterStack
+
+    began = time.monotonic()
+    cluster = ClusterStack(settings)
+    for result in cluster.up(tuple(services)):
+        state = "đang chạy sẵn / already running" if result.reused else "đã khởi động / started"
+        print(f"  ✓ {result.name:<16} pid {result.pid:<8} {state}, healthy in {result.seconds_to_healthy:.1f}s")
+    print(
+        f"Cụm sẵn sàng / cluster ready in {time.monotonic() - began:.1f}s — data in {cluster.local.home}\n"
+        f"  NATS: {cluster.settings.resolved_nats_url}\n  Elasticsearch: {cluster.settings.resolved_es_url}\n"
+        f"  S3 (HAProxy → 4 MinIO): {cluster.settings.resolved_s3_endpoint}",
+        flush=True,
+    )
+
+
 def cmd_down(stack: LocalStack) -> None:
-    stopped = stack.down()
+    from deploy.local.cluster import ClusterStack
+
+    cluster = ClusterStack(stack.settings)
+    stopped = cluster.down(lambda name, seconds: print(f"  ■ {name:<16} stopped in {seconds:.1f}s", flush=True))
+    stopped += stack.down()
     print("Đã dừng / stopped: " + (", ".join(stopped) if stopped else "(nothing was running)"))
 
 
 def cmd_status(stack: LocalStack) -> None:
+    from deploy.local.cluster import ClusterStack
+
+    cluster = ClusterStack(stack.settings)
+    if cluster.running():
+        status = cluster.status()
+        for node in status.nodes:
+            health = "khỏe / healthy" if node.healthy else "KHÔNG / unhealthy"
+            pid = f"pid {node.pid}" if node.pid else "không chạy / not running"
+            print(f"  {node.name:<16} {pid:<12} {health:<18} {node.role}")
+        for line in status.summary:
+            print(f"  {line}")
+        return
     for name, pid in stack.status().items():
         print(f"  {name:<14} {'pid ' + str(pid) if pid else 'không chạy / not running'}")
 
@@ -207,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="install what is missing and start servers and services")
     up.add_argument("--servers", default="", help=f"comma list from {','.join(SERVERS)} (default: by MAM_S3_BACKEND)")
     up.add_argument("--services", default=",".join(SERVICES), help="comma list of services ('' for none)")
+    up.add_argument("--cluster", action="store_true", help="the cluster profile on loopback (README: Cluster)")
     sub.add_parser("down", help="stop everything this launcher started")
     sub.add_parser("status", help="show what is running")
     sub.add_parser("demo", help="load the demo set through the HTTP API")
@@ -238,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         return bulk_import.run_watch(settings, args)
     stack = LocalStack(settings)
     try:
-        if args.command == "up":
+        if args.command == "up" and args.cluster:
+            cmd_up_cluster(settings, _split(args.services))
+        elif args.command == "up":
             cmd_up(stack, _split(args.servers) or _default_servers(settings), _split(args.services))
         elif args.command == "down":
             cmd_down(stack)

@@ -57,7 +57,7 @@ def read_password(from_stdin: bool) -> str:
 
 
 async def _run(settings: Settings, args: argparse.Namespace, password: Callable[[], str]) -> int:
-    nc = await nats.connect(settings.resolved_nats_url, name="mam-cli", connect_timeout=5, max_reconnect_attempts=1)
+    nc = await nats.connect(settings.nats_servers, name="mam-cli", connect_timeout=5, max_reconnect_attempts=1)
     events = await EventStore.from_settings(settings)
     try:
         buckets = await AccountBuckets.open(

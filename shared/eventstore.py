@@ -22,7 +22,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from shared.events.envelope import EventEnvelope
 from shared.ports import AppendResult, ConcurrencyConflict, StoredEvent
-from shared.settings import Settings
+from shared.settings import Settings, split_urls
 from shared.subjects import ALL_EVENTS, aggregate_filter
 
 __all__ = ["AppendResult", "ConcurrencyConflict", "EventStore", "StoredEvent"]
@@ -33,7 +33,8 @@ _READER_IDLE_S = 10.0
 
 
 async def _connect(url: str) -> NatsClient:
-    return await nats.connect(url, name="mam-event-store", max_reconnect_attempts=-1)
+    """``url``: one server, or a cluster's nodes comma-separated (the client fails over among them)."""
+    return await nats.connect(split_urls(url), name="mam-event-store", max_reconnect_attempts=-1)
 
 
 # JetStream's error code for a failed expected-last-sequence check.
@@ -124,10 +125,13 @@ class EventStore:
         """Create the stream, or bring an existing one to the current config."""
         config = self.stream_config()
         try:
-            await (await self._jetstream()).stream_info(self.stream)
+            existing = await (await self._jetstream()).stream_info(self.stream)
         except NotFoundError:
             await (await self._jetstream()).add_stream(config)
             return
+        # A cluster's operator (or `mam up --cluster`) sets the replica count; a service
+        # bringing the config up to date must not scale a replicated stream back to one.
+        config.num_replicas = existing.config.num_replicas
         await (await self._jetstream()).update_stream(config)
 
     async def append(

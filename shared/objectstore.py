@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -172,6 +173,21 @@ class ObjectStore:
                 response.release_conn()
 
         return await asyncio.to_thread(_get)
+
+    def iter_chunks(self, bucket: str, key: str, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
+        """The object's bytes as they arrive, ``chunk_size`` at a time. Blocking: for code
+        that already runs in a worker thread (a ZIP streamed into another upload)."""
+        try:
+            response = self._client.get_object(bucket, key)
+        except S3Error as exc:
+            if exc.code in _NOT_FOUND:
+                raise ObjectNotFound(f"{bucket}/{key}") from exc
+            raise
+        try:
+            yield from response.stream(chunk_size)
+        finally:
+            response.close()
+            response.release_conn()
 
     async def download(self, bucket: str, key: str, path: Path) -> None:
         """Stream an object to a local file (workers process local files only)."""

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     # --- NATS JetStream (event store)
     nats_port: int = 14222
     nats_monitor_port: int = 18222
-    nats_url: str = ""  # derived from nats_port when empty
+    nats_url: str = ""  # derived from nats_port when empty; a cluster: comma-separated URLs of its nodes
     event_stream: str = "MAM_EVENTS"
     # Dedup window for Nats-Msg-Id; long enough to cover a worker's retry cycle.
     event_dedup_window_s: float = 3600.0
@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     bucket_originals: str = "mam-originals"
     bucket_renditions: str = "mam-renditions"
     bucket_reels: str = "mam-reels"
+    # Collection exports (ZIPs for the review report), fetched through presigned links.
+    bucket_exports: str = "mam-exports"
     presign_expiry_s: int = 900
     # Multipart part size for streaming puts of large originals.
     s3_part_size: int = 16 * 1024 * 1024
@@ -59,7 +61,7 @@ class Settings(BaseSettings):
     es_version: str = "9.5.0"
     es_port: int = 19200
     es_transport_port: int = 19300
-    es_url: str = ""  # derived from es_port when empty
+    es_url: str = ""  # derived from es_port when empty; a cluster: comma-separated URLs of its nodes
     es_heap: str = "2g"
     es_index_prefix: str = "mam"
 
@@ -220,9 +222,25 @@ class Settings(BaseSettings):
     # ``work_dir`` for the transcoder alone (``<transcoder_work_dir>/transcoder-<port>``).
     transcoder_work_dir: Path | None = None
 
+    # --- the cluster profile (`mam up --cluster`, deploy/local/cluster.py): its extra
+    # nodes' ports are a block from this base (layout in ClusterPorts), and each
+    # service's second replica listens on its port + the shift.
+    cluster_port_base: int = 14260
+    cluster_replica_port_shift: int = 1000
+
     @property
     def resolved_nats_url(self) -> str:
         return self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """Every NATS server to try, in order (nats-py and FastStream take a list, not a comma string)."""
+        return split_urls(self.resolved_nats_url)
+
+    @property
+    def es_hosts(self) -> list[str]:
+        """Every Elasticsearch node (the client spreads requests and retries on the next one)."""
+        return split_urls(self.resolved_es_url)
 
     @property
     def resolved_s3_endpoint(self) -> str:
@@ -286,6 +304,11 @@ class Settings(BaseSettings):
     @property
     def creates_demo_accounts(self) -> bool:
         return self.demo_accounts if self.demo_accounts is not None else is_loopback(self.bind_host)
+
+
+def split_urls(value: str) -> list[str]:
+    """``"a,b , c"`` → ``["a", "b", "c"]``: a setting that names one server or a cluster's nodes."""
+    return [url.strip() for url in value.split(",") if url.strip()]
 
 
 # --- refusing the shipped demo values off loopback

@@ -52,7 +52,11 @@ TEST_PORTS = dict(
     accounts_port=28406,
     reels_port=28407,
     web_port=28408,
+    # The cluster profile's extra nodes: a block of ClusterPorts.SIZE ports from here.
+    cluster_port_base=24260,
 )
+# The cluster profile's second replica of each service listens on its port + this.
+TEST_REPLICA_PORT_SHIFT = -3000
 SAFE_PORT_OFFSETS = (0, 100, 200, 300, 400, 500, 1900, 2000, 2100, 2200, 2300, 2400)
 
 
@@ -67,6 +71,7 @@ def test_settings(**overrides: Any) -> Settings:
     base.update(
         home=Path(os.environ.get("MAM_TEST_HOME", REPO / ".mam" / f"test-{offset}")),
         es_index_prefix="mamtest",
+        cluster_replica_port_shift=TEST_REPLICA_PORT_SHIFT,
         jwt_private_key_file=_PRIVATE_KEY,
         jwt_public_key_file=_PUBLIC_KEY,
     )

@@ -273,6 +273,14 @@ def chromium() -> Path:
     return debian_tool("chromium")
 
 
+def reel_fonts() -> None:
+    """ffmpeg plus DejaVu Sans, whose glyphs cover all of Vietnamese: the reel
+    renderer draws titles and captions with it (found through fontconfig)."""
+    debian_tool("ffmpeg")
+    debian_tool("fc-match")
+    debian_package("fonts-dejavu-core")
+
+
 if __name__ == "__main__":  # `python -m deploy.local.installers web-assets|chromium` (the Makefile)
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     if what == "web-assets":
@@ -281,9 +289,3 @@ if __name__ == "__main__":  # `python -m deploy.local.installers web-assets|chro
         print(chromium())
     else:
         raise SystemExit("usage: python -m deploy.local.installers web-assets|chromium")
-def reel_fonts() -> None:
-    """ffmpeg plus DejaVu Sans, whose glyphs cover all of Vietnamese: the reel
-    renderer draws titles and captions with it (found through fontconfig)."""
-    debian_tool("ffmpeg")
-    debian_tool("fc-match")
-    debian_package("fonts-dejavu-core")

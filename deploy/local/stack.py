@@ -116,10 +116,16 @@ class LocalStack:
 
     # --- servers -----------------------------------------------------------------
     def nats_spec(
-        self, name: str = "nats", port: int | None = None, monitor_port: int | None = None, sync_always: bool = True
+        self,
+        name: str = "nats",
+        port: int | None = None,
+        monitor_port: int | None = None,
+        sync_always: bool = True,
+        cluster: str = "",
     ) -> ProcessSpec:
         """NATS with JetStream. ``sync_interval: always`` fsyncs every write, since
-        an acknowledged event must survive a crash of the machine."""
+        an acknowledged event must survive a crash of the machine. ``cluster``: a
+        ``cluster {…}`` block making this server one node of a cluster."""
         port = port or self.settings.nats_port
         monitor_port = monitor_port or self.settings.nats_monitor_port
         data = self.home / name
@@ -128,7 +134,7 @@ class LocalStack:
         conf = data / "nats.conf"
         conf.write_text(
             f"server_name: mam-{name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor_port}\n"
-            f'max_payload: 8MB\njetstream {{\n  store_dir: "{data / "jetstream"}"\n{sync}}}\n'
+            f'max_payload: 8MB\njetstream {{\n  store_dir: "{data / "jetstream"}"\n{sync}}}\n{cluster}'
         )
         return self._spec(
             name,
@@ -213,10 +219,21 @@ class LocalStack:
             cmdline_marker=str(data),
         )
 
-    def elasticsearch_spec(self) -> ProcessSpec:
+    def elasticsearch_spec(
+        self,
+        name: str = "elasticsearch",
+        http_port: int | None = None,
+        transport_port: int | None = None,
+        discovery: str = "discovery.type: single-node\n",
+        heap: str | None = None,
+    ) -> ProcessSpec:
+        """One Elasticsearch node; ``discovery`` (the single-node default, or a cluster's
+        seed hosts and initial masters) decides whether it joins others."""
         s = self.settings
+        http_port = http_port or s.es_port
+        transport_port = transport_port or s.es_transport_port
         es_home = installers.elasticsearch(s.cache_dir, s.es_version)
-        base = self.home / "elasticsearch"
+        base = self.home / name
         conf, data, logs, tmp = (base / d for d in ("config", "data", "logs", "tmp"))
         for folder in (data, logs, tmp):
             folder.mkdir(parents=True, exist_ok=True)
@@ -224,9 +241,9 @@ class LocalStack:
             es_home / "config", conf, dirs_exist_ok=True, ignore=shutil.ignore_patterns("elasticsearch.yml")
         )
         (conf / "elasticsearch.yml").write_text(
-            "cluster.name: mam-local\nnode.name: mam-local-1\n"
-            f"network.host: 127.0.0.1\nhttp.port: {s.es_port}\ntransport.port: {s.es_transport_port}\n"
-            "discovery.type: single-node\n"
+            f"cluster.name: mam-local\nnode.name: mam-{name}\n"
+            f"network.host: 127.0.0.1\nhttp.port: {http_port}\ntransport.port: {transport_port}\n"
+            f"{discovery}"
             # Loopback only, so no TLS/auth; containers and production enable security.
             "xpack.security.enabled: false\n"
             f"path.data: {data}\npath.logs: {logs}\n"
@@ -236,11 +253,17 @@ class LocalStack:
         )
         heap_opts = conf / "jvm.options.d" / "heap.options"
         heap_opts.parent.mkdir(exist_ok=True)
-        heap_opts.write_text(f"-Xms{s.es_heap}\n-Xmx{s.es_heap}\n")
+        heap = heap or s.es_heap
+        heap_opts.write_text(f"-Xms{heap}\n-Xmx{heap}\n")
+        single = "single-node" in discovery
         return self._spec(
-            "elasticsearch",
+            name,
             [*_user_namespace_prefix(), str(es_home / "bin" / "elasticsearch")],
-            lambda: _es_healthy(s.resolved_es_url),
+            # A cluster's node answers its health once the cluster has formed (the launcher
+            # starts all nodes at once); a single node as soon as it is up.
+            (lambda: _es_healthy(f"http://127.0.0.1:{http_port}"))
+            if single
+            else http_ok(f"http://127.0.0.1:{http_port}/_cluster/health?wait_for_nodes=ge(2)&timeout=1s"),
             env={
                 "ES_JAVA_HOME": str(installers.java_home(21)),
                 "ES_PATH_CONF": str(conf),
@@ -264,19 +287,21 @@ class LocalStack:
         return builders[name]()
 
     # --- services ----------------------------------------------------------------
-    def service_spec(self, name: str) -> ProcessSpec:
+    def service_spec(self, name: str, replica: int = 1) -> ProcessSpec:
+        """One service process; replica ``n > 1`` (the cluster profile) is named ``<name>-<n>``
+        and listens on the service's port + ``cluster_replica_port_shift`` × (n - 1)."""
         # Every service serves /healthz on MAM_<NAME>_PORT (workers too).
         if name == "watch":
             return self.watch_spec()
         if name not in SERVICES:
             raise LaunchError(f"unknown service {name!r}; known: {', '.join((*SERVICES, *OPTIONAL_SERVICES))}")
-        ports = {name: int(getattr(self.settings, f"{name}_port"))}
+        port = int(getattr(self.settings, f"{name}_port")) + self.settings.cluster_replica_port_shift * (replica - 1)
         repo_root = Path(__file__).resolve().parents[2]
         return self._spec(
-            name,
+            name if replica == 1 else f"{name}-{replica}",
             [sys.executable, "-m", f"services.{name}"],
-            http_ok(f"http://127.0.0.1:{ports[name]}/readyz"),
-            env={**settings_env(self.settings), "PYTHONPATH": str(repo_root)},
+            http_ok(f"http://127.0.0.1:{port}/readyz"),
+            env={**settings_env(self.settings), f"MAM_{name.upper()}_PORT": str(port), "PYTHONPATH": str(repo_root)},
             cwd=repo_root,
             startup_timeout_s=60,
             stop_grace_s=10,

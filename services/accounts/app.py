@@ -24,7 +24,7 @@ async def build_deps(settings: Settings) -> AccountsDeps:
     private_file, public_file = settings.resolved_jwt_private_key_file, settings.resolved_jwt_public_key_file
     ensure_signing_keys(private_file, public_file)
     events = await EventStore.from_settings(settings)
-    nc = await nats.connect(settings.resolved_nats_url, name="mam-accounts", max_reconnect_attempts=-1)
+    nc = await nats.connect(settings.nats_servers, name="mam-accounts", max_reconnect_attempts=-1)
     buckets = await AccountBuckets.open(
         nc.jetstream(),
         session_max_s=settings.refresh_session_max_s,

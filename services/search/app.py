@@ -9,8 +9,10 @@ from faststream import AckPolicy, Context
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsBatchMessage
 
+from services.search import collections, review_stats
 from services.search.api import SearchDeps, router
 from services.search.consistency import ProjectionProgress
+from services.search.delegates_api import router as delegates_router
 from services.search.index import AssetIndex, es_client
 from services.search.projector import AssetProjector, BatchOutcome, Delivered, Redelivery, settle_batch
 from shared.events.envelope import EventEnvelope
@@ -41,7 +43,7 @@ def build_broker(
     after ``search_parked_redelivery_s``, never acknowledged nor terminated)
     once a write that cannot succeed is recorded in the failures index.
     """
-    broker = NatsBroker(settings.resolved_nats_url)
+    broker = NatsBroker(settings.nats_servers)
     events = projector_ref[0].events
     delays = Redelivery(
         retry_s=settings.search_redelivery_delay_s,
@@ -120,4 +122,6 @@ async def build_deps(settings: Settings) -> SearchDeps:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    return service_app("search", settings, build_deps, [router])
+    return service_app(
+        "search", settings, build_deps, [router, collections.router, review_stats.router, delegates_router]
+    )

@@ -19,6 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 
+from shared.settings import split_urls
 from shared.subjects import SubjectError, parse_subject
 
 # (asset id, stream sequence) -> is that event folded into the asset's document?
@@ -47,7 +48,7 @@ class ProjectionProgress:
 
     @classmethod
     async def connect(cls, url: str, stream: str, durable: str, is_indexed: IndexedCheck) -> ProjectionProgress:
-        return cls(await nats.connect(url, name="mam-search-progress"), stream, durable, is_indexed)
+        return cls(await nats.connect(split_urls(url), name="mam-search-progress"), stream, durable, is_indexed)
 
     async def _asset_of(self, sequence: int) -> str | None:
         try:

@@ -21,9 +21,12 @@ from elasticsearch.serializer import OrjsonSerializer
 from services.search.documents import ASSET_MAPPINGS
 from services.search.projector import bounded_reason
 from shared.ports import BulkItemResult
+from shared.settings import split_urls
 
 log = logging.getLogger("mam.search.index")
-INDEX_SETTINGS: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"}
+# One replica wherever a second node can hold it (the cluster profile), none on a single
+# node (whose index would otherwise stay yellow forever).
+INDEX_SETTINGS: dict[str, Any] = {"number_of_shards": 1, "auto_expand_replicas": "0-1", "refresh_interval": "1s"}
 # Elasticsearch refuses a request body over http.max_content_length (100 MB by default) as a
 # whole: a batch of documents with huge texts (events already in the log may hold them)
 # would fail every time it is redelivered. Bulk bodies are split well below that.
@@ -33,10 +36,15 @@ MAX_BULK_BYTES = 32 * 1024 * 1024
 def es_client(url: str, request_timeout: float = 30) -> AsyncElasticsearch:
     """The Elasticsearch client every part of the project uses.
 
+    ``url``: one node, or a cluster's nodes comma-separated; the client spreads
+    requests over them and retries a request on the next node when one fails.
+
     orjson parses search responses (whole captions and OCR text per hit)
     several times faster than the standard library.
     """
-    return AsyncElasticsearch(url, request_timeout=request_timeout, serializer=OrjsonSerializer())
+    return AsyncElasticsearch(
+        split_urls(url), request_timeout=request_timeout, serializer=OrjsonSerializer(), retry_on_timeout=True
+    )
 
 
 class AssetIndex:

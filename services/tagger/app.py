@@ -47,7 +47,7 @@ class TaggerDeps:
 
 def build_broker(settings: Settings, tagger: Tagger) -> NatsBroker:
     """One durable pull consumer on every asset event; it acts on ingested/retag only."""
-    broker = NatsBroker(settings.resolved_nats_url)
+    broker = NatsBroker(settings.nats_servers)
 
     @broker.subscriber(
         aggregate_type_filter("asset"),

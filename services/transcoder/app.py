@@ -50,7 +50,7 @@ class TranscoderDeps:
 
 
 def build_broker(settings: Settings, worker: WorkerDeps) -> NatsBroker:
-    broker = NatsBroker(settings.resolved_nats_url)
+    broker = NatsBroker(settings.nats_servers)
     beat_s = max(1.0, settings.transcoder_ack_wait_s / 3)
 
     @broker.subscriber(

@@ -53,10 +53,22 @@ EVENT_ROUTES: dict[str, EventRoute] = {
     "asset.unpublished": EventRoute(emitted_by=("catalogue",), consumed_by=("search",), read_by=("catalogue",)),
     "asset.restriction_set": EventRoute(emitted_by=("catalogue",), consumed_by=("search",), read_by=("catalogue",)),
     "activity.published": EventRoute(emitted_by=("catalogue",)),
-    "activity.created": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
-    "activity.edited": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
-    "activity.merged": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
+    "activity.created": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue", "search")),
+    "activity.edited": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue", "search")),
+    "activity.merged": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue", "search")),
     "person.registered": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
+    # Collections: the catalogue decides them; search folds one from the log when a query
+    # names it (``collection=<id>``), its page, its export and the statistics per collection.
+    "collection.created": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.edited": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.asset_added": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.asset_removed": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.asset_excluded": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.exclusion_lifted": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    # Delegates per term (đơn vị bầu cử, Tổ đại biểu) and archivists' decisions on who speaks.
+    "delegate.registered": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "delegate.edited": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "asset.speeches_edited": EventRoute(emitted_by=("catalogue",), consumed_by=("search",), read_by=("catalogue",)),
     # The accounts' audit trail: the state is in NATS KV, the log says who changed what.
     "user.created": EventRoute(emitted_by=("accounts",)),
     "user.role_changed": EventRoute(emitted_by=("accounts",)),

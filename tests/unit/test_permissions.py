@@ -153,3 +153,14 @@ def test_each_role_may_take_exactly_the_actions_of_the_table(apps: dict[str, Fas
             if response.status_code != expected_status:
                 wrong.append(f"{name} {method} {route.path}: {response.status_code}, not {expected_status}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_matrix_sees_the_collection_routes_with_their_actions(apps: dict[str, FastAPI]) -> None:
+    actions = {f"{name} {sorted(r.methods)[0]} {r.path}": _action(r) for name, r in _routes(apps)}
+    assert actions["catalogue POST /v1/collections"] is Action.COLLECTION_EDIT
+    assert actions["catalogue POST /v1/collections/{collection_id}/assets"] is Action.COLLECTION_EDIT
+    assert actions["catalogue GET /v1/collections/{collection_id}"] is Action.COLLECTION_READ
+    assert actions["search GET /v1/collections/{collection_id}/page"] is Action.COLLECTION_READ
+    assert actions["search POST /v1/collections/{collection_id}/exports"] is Action.COLLECTION_READ
+    assert actions["search GET /v1/stats/collections"] is Action.COLLECTION_READ
+    assert actions["search GET /v1/stats/organs"] is Action.SEARCH

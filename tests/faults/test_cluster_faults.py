@@ -1,0 +1,164 @@
+"""Faults against the real cluster, one at a time, each under a load of uploads and edits,
+each ending in the exact reconciliation (tests/faults/reconcile.py).
+
+`make test` runs the first (the NATS stream leader killed); `make test-faults` runs all.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from deploy.local.cluster import ClusterStack, _get_json
+from deploy.local.stack import SERVICES
+from tests.conftest import wait_for
+from tests.faults.conftest import kill9, restart, settle_and_reconcile
+from tests.faults.load import Load
+
+pytestmark = pytest.mark.integration
+full = pytest.mark.fault_full  # only in `make test-faults`
+
+
+def stream_view(cluster: ClusterStack) -> dict[str, Any]:
+    """The event stream's cluster view (leader, replicas) as a live node reports it."""
+    s, p = cluster.settings, cluster.ports
+    for node in range(1, 4):
+        jsz = _get_json(f"http://127.0.0.1:{p.nats_monitor(s, node)}/jsz?streams=true&accounts=true", timeout=1.0)
+        for account in (jsz or {}).get("account_details") or []:
+            for stream in account.get("stream_detail") or []:
+                view = stream.get("cluster") or {}
+                peers = {r.get("name") for r in view.get("replicas") or []}
+                if stream.get("name") == s.event_stream and view.get("leader") and view["leader"] not in peers:
+                    return dict(view)
+    return {}
+
+
+def stream_leader(cluster: ClusterStack) -> str | None:
+    leader = stream_view(cluster).get("leader")
+    return str(leader).removeprefix("mam-") if leader else None
+
+
+def test_killing_the_nats_stream_leader_during_an_ingest_burst_loses_and_duplicates_nothing(
+    cluster: ClusterStack,
+) -> None:
+    s = cluster.settings
+    load = Load(s, uploads=24, workers=3, pace_s=0.3).start()
+    wait_for(lambda: load.acknowledged_count() >= 4, timeout=180, what="the burst to be under way")
+    leader = wait_for(lambda: stream_leader(cluster), timeout=30, what="a stream leader")
+    killed_at = time.monotonic()
+    kill9(cluster, leader)
+    new_leader = wait_for(
+        lambda: (lambda n: n if n and n != leader else None)(stream_leader(cluster)),
+        timeout=60,
+        what="another node to lead the stream",
+    )
+    elected_s = time.monotonic() - killed_at
+    wait_for(lambda: load.acks_since(killed_at) >= 1, timeout=120, what="an upload acknowledged after the kill")
+    ack_s = time.monotonic() - killed_at
+    restart(cluster, leader)
+    load.join()
+    # The killed node is back as a follower and has caught up with the stream.
+    wait_for(
+        lambda: any(
+            r.get("name") == f"mam-{leader}" and r.get("current") for r in stream_view(cluster).get("replicas") or []
+        ),
+        timeout=120,
+        what=f"{leader} to be a current follower again",
+    )
+    print(
+        f"\nNATS leader {leader} killed: {new_leader} led after {elected_s:.1f}s, first upload acknowledged "
+        f"after {ack_s:.1f}s; answers {dict(load.statuses)}",
+        flush=True,
+    )
+    result = settle_and_reconcile(s, load.acknowledged)
+    result.assert_exact()
+    assert result.acknowledged == 24 and load.edited >= 12
+
+
+@full
+def test_killing_each_service_twice_mid_job_loses_and_duplicates_nothing(cluster: ClusterStack) -> None:
+    s = cluster.settings
+    load = Load(s, uploads=10 * len(SERVICES), workers=3, pace_s=0.2).start()
+    recovery: dict[str, list[float]] = {}
+    for service in SERVICES:
+        for _ in range(2):
+            before = load.acknowledged_count()
+            wait_for(lambda: load.acknowledged_count() > before, timeout=180, what="uploads flowing")
+            kill9(cluster, service)
+            recovery.setdefault(service, []).append(restart(cluster, service))
+    load.join()
+    print(f"\nrestart to healthy (s): {recovery}; answers {dict(load.statuses)}", flush=True)
+    result = settle_and_reconcile(s, load.acknowledged)
+    result.assert_exact()
+
+
+def es_health(cluster: ClusterStack) -> dict[str, Any]:
+    for url in cluster.settings.es_hosts:
+        health = _get_json(f"{url}/_cluster/health", timeout=2.0)
+        if health:
+            return dict(health)
+    return {}
+
+
+@full
+def test_killing_an_elasticsearch_node_during_projection_converges_to_a_replay(cluster: ClusterStack) -> None:
+    s = cluster.settings
+    load = Load(s, uploads=30, workers=3, pace_s=0.2).start()
+    wait_for(lambda: load.acknowledged_count() >= 5, timeout=180, what="the load to be under way")
+    # The node holding the index's primary shard, so the projection's writes must move.
+    shards = httpx.get(f"{s.es_hosts[0]}/_cat/shards/{s.es_index_prefix}-assets?format=json", timeout=5).json()
+    primary = next(sh["node"] for sh in shards if sh["prirep"] == "p")
+    victim = str(primary).removeprefix("mam-")
+    killed_at = time.monotonic()
+    kill9(cluster, victim)
+    wait_for(lambda: es_health(cluster).get("number_of_nodes") == 2, timeout=120, what="the cluster to see 2 nodes")
+    restart(cluster, victim)
+    wait_for(lambda: es_health(cluster).get("status") == "green", timeout=300, what="green again")
+    green_s = time.monotonic() - killed_at
+    load.join()
+    print(f"\nES node {victim} (primary) killed: green again after {green_s:.0f}s", flush=True)
+    settle_and_reconcile(s, load.acknowledged).assert_exact()
+
+
+def drive_has(cluster: ClusterStack, server: int, bucket: str, key: str) -> bool:
+    return (cluster.local.home / f"minio-{server}" / "drive" / bucket / key / "xl.meta").exists()
+
+
+@full
+def test_killing_a_minio_server_during_uploads_keeps_reads_and_writes_going_and_heals_when_it_returns(
+    cluster: ClusterStack,
+) -> None:
+    s = cluster.settings
+    victim = 3
+    load = Load(s, uploads=30, workers=3, pace_s=0.2).start()
+    wait_for(lambda: load.acknowledged_count() >= 5, timeout=180, what="the load to be under way")
+    kill9(cluster, f"minio-{victim}")
+    killed_at = time.monotonic()
+    wait_for(lambda: load.acks_since(killed_at) >= 5, timeout=180, what="uploads acknowledged with a server down")
+    during = set(load.acknowledged)
+    restart(cluster, f"minio-{victim}")
+    load.join()
+    result = settle_and_reconcile(s, load.acknowledged)
+    result.assert_exact()
+    # Healing: every original written while the server was away reaches its drive again.
+    import asyncio
+
+    from tests.faults.reconcile import read_all_events
+
+    keys = [
+        (e.payload["bucket"], e.payload["object_key"])
+        for e, _ in asyncio.run(read_all_events(s))
+        if e.type == "asset.ingested" and e.aggregate_id in during
+    ]
+    healed_at = time.monotonic()
+    wait_for(
+        lambda: all(drive_has(cluster, victim, b, k) for b, k in keys),
+        timeout=300,
+        what=f"minio-{victim}'s drive to hold every object written while it was away",
+    )
+    print(f"\nMinIO server {victim} healed {len(keys)} originals in {time.monotonic() - healed_at:.0f}s", flush=True)
+    assert all(Path(cluster.local.home / f"minio-{n}" / "drive").exists() for n in range(1, 5))
