@@ -221,7 +221,7 @@ async def home(who: Searcher) -> RedirectResponse:
 
 # --- search -------------------------------------------------------------------------------------
 
-FILTER_NAMES = ("activity_type", "term", "kind", "organisation", "person", "activity")
+FILTER_NAMES = ("activity_type", "term", "kind", "organisation", "person", "activity", "collection")
 FACET_TITLES = {
     "activity_type": ("Loại hoạt động", "Activity type"),
     "term": ("Nhiệm kỳ", "Term"),
@@ -342,12 +342,14 @@ async def _asset_view(request: Request, asset_id: str, status: int = 200, **extr
         asset = await api.get("ingest", f"/v1/assets/{path}")
     except ApiRefused as refused:
         return page(request, "error.html", refused.status, message=(refused.message_vi, refused.message_en))
-    may_edit = current_user(request).may(Action.ASSET_EDIT)
-    tags, renditions, history, activities = await asyncio.gather(
+    user = current_user(request)
+    nothing = asyncio.sleep(0, None)
+    tags, renditions, history, activities, collections = await asyncio.gather(
         api.optional("catalogue", f"/v1/assets/{path}/tags"),
         api.optional("search", f"/v1/assets/{path}/renditions"),
         api.optional("search", f"/v1/assets/{path}/history"),
-        api.optional("catalogue", "/v1/activities") if may_edit else asyncio.sleep(0, None),
+        api.optional("catalogue", "/v1/activities") if user.may(Action.ASSET_EDIT) else nothing,
+        api.optional("catalogue", "/v1/collections") if user.may(Action.COLLECTION_EDIT) else asyncio.sleep(0, None),
     )
     events = (history or {}).get("events", [])
     context: dict[str, Any] = {
@@ -359,6 +361,8 @@ async def _asset_view(request: Request, asset_id: str, status: int = 200, **extr
         "processing": renditions or {},
         "history": events,
         "activities": (activities or {}).get("activities", []),
+        "collections": (collections or {}).get("collections", []),
+        "in_collections": [],
         "saved": request.query_params.get("saved"),
         "errors": {},
         "message": None,

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from services.web import reels, uploads
+from services.web import collections, reels, reports, uploads
 from services.web.api import WebDeps, open_router, page, router
 from services.web.session import CSRF_COOKIE, clear_session, secure_cookies, set_session
 from shared.http import UserError, error_response, service_app
@@ -80,7 +80,12 @@ def install_session_cookies(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = service_app("web", settings, build_deps, [open_router, router, reels.router, uploads.router])
+    app = service_app(
+        "web",
+        settings,
+        build_deps,
+        [open_router, router, reels.router, uploads.router, collections.router, reports.router],
+    )
     install_page_errors(app)
     install_session_cookies(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
