@@ -25,8 +25,9 @@ def bars(values: list[float], width: int = 640, height: int = 180) -> list[dict[
     """Bar geometry (x, y, w, h) of ``values`` in a ``width`` × ``height`` box, tallest at full height."""
     top = max(values, default=0) or 1
     slot = width / max(len(values), 1)
+    bar = min(slot * 0.8, 60.0)  # a lone period is a bar, not a wall
     return [
-        {"x": i * slot + slot * 0.1, "w": slot * 0.8, "h": height * v / top, "y": height - height * v / top}
+        {"x": i * slot + (slot - bar) / 2, "w": bar, "h": height * v / top, "y": height - height * v / top}
         for i, v in enumerate(values)
     ]
 

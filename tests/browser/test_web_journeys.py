@@ -120,6 +120,27 @@ def test_an_archivist_finds_a_clip_without_diacritics_corrects_assigns_and_publi
     expect(history).to_contain_text("Sửa thông tin")
     expect(history).to_contain_text("Gán vào hoạt động")
     shot(page, screenshots, "asset")
+    # And into a collection, whose page lists it and exports it as a ZIP.
+    collection_title = f"Tổng kết giám sát năm 2024 {clip['marker']}"
+    made = httpx.post(
+        f"{services.catalogue_url}/v1/collections",
+        headers=ARCHIVIST,
+        json={"kind": "annual", "title": collection_title, "year": 2024},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    page.get_by_role("button", name="Thêm", exact=True).click()
+    expect(page.locator("#collection_id-error")).to_have_text("Hãy chọn một bộ sưu tập.")
+    page.select_option("#collection_id", made.json()["collection_id"])
+    page.get_by_role("button", name="Thêm", exact=True).click()
+    expect(page.locator("p.notice")).to_have_text("Đã thêm vào bộ sưu tập.")
+    page.goto(f"/collections/{made.json()['collection_id']}")
+    expect(page.locator(".hit-list")).to_contain_text("Giám sát việc xử lý đơn thư")
+    page.get_by_role("button", name="Xuất tệp ZIP").click()
+    expect(page.locator("#export")).to_contain_text("Sẵn sàng tải về", timeout=120_000)
+    shot(page, screenshots, "collection")
+    zipped = page.request.get(page.get_by_role("link", name="Tải tệp ZIP").get_attribute("href") or "")
+    assert zipped.status == 200 and zipped.body()[:2] == b"PK"
 
 
 def test_a_broadcaster_uploads_resumably_through_a_dropped_connection_and_a_reload_and_sees_it_processed(
@@ -261,10 +282,13 @@ def test_the_main_pages_have_no_serious_accessibility_violations_and_fit_a_phone
     page.goto("/sign-in")
     assert not (v := axe_violations(page)), describe(v)
     sign_in(page, "quan-tri")
-    for path in ("/search?q=cu+tri", "/activities", "/upload", "/admin/index"):
+    for path in ("/search?q=cu+tri", "/activities", "/upload", "/admin/index", "/stats", "/delegates", "/collections"):
         page.goto(path)
         violations = axe_violations(page)
         assert not violations, f"{path}: {describe(violations)}"
+    page.goto("/stats")
+    expect(page.locator("#stats-table tbody tr").first).to_be_visible()
+    shot(page, screenshots, "stats")
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto("/search?q=cu+tri")
     width = page.evaluate("document.documentElement.scrollWidth")
