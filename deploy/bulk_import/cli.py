@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from deploy.bulk_import.client import ArchiveClient, Credentials, ImportError_
+from deploy.bulk_import.client import ArchiveClient, ArchiveProblem, Credentials
 from deploy.bulk_import.journal import Journal, journal_path_for
 from deploy.bulk_import.run import (
     Importer,
@@ -110,9 +110,18 @@ def run_import(settings: Settings, args: argparse.Namespace) -> int:
                 on_report=lambda report: print_row(progress.console, report, args.json),
             )
             reports = importer.run()
-    except ImportError_ as exc:
+    except ArchiveProblem as exc:
         console.print(f"Lỗi / error: {exc}", markup=False)
         return 1
+    except KeyboardInterrupt:
+        # Uploads under way are cut like a dropped link: the journal (written after every
+        # step) resumes them. Exit now rather than wait for the threads to finish their files.
+        console.print(
+            "Đã dừng; chạy lại đúng lệnh này để tiếp tục / stopped; run the same command again to resume",
+            markup=False,
+        )
+        sys.stdout.flush()
+        os._exit(130)
     finally:
         client.close()
     console.print("Kết quả / result: " + summary(reports), markup=False, highlight=False)

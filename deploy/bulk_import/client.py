@@ -32,7 +32,7 @@ from shared.ids import asset_id_for_sha256
 ProgressCallback = Callable[[int, int], None]
 
 
-class ImportError_(RuntimeError):
+class ArchiveProblem(RuntimeError):
     """A problem with one file, in both languages (``code`` for reports)."""
 
     def __init__(self, code: str, message_vi: str, message_en: str) -> None:
@@ -88,7 +88,7 @@ class Credentials:
                     data={"username": self._username, "password": self._password},
                 )
         if response.status_code != 200:
-            raise ImportError_(
+            raise ArchiveProblem(
                 "signin_failed",
                 f"Không đăng nhập được ({response.status_code}): {_reason(response.content)[0]}",
                 f"Sign-in failed ({response.status_code}): {_reason(response.content)[1]}",
@@ -190,7 +190,7 @@ class ArchiveClient:
             try:
                 status = self.upload_status(url)
                 failures = 0
-            except (httpx.TransportError, ImportError_) as exc:
+            except (httpx.TransportError, ArchiveProblem) as exc:
                 failures += 1
                 if failures >= self.attempts or time.monotonic() > deadline:
                     raise _as_import_error(exc) from exc
@@ -208,7 +208,7 @@ class ArchiveClient:
                     message_en=str(error.get("message_en") or ""),
                 )
             if time.monotonic() > deadline:
-                raise ImportError_(
+                raise ArchiveProblem(
                     "finalisation_timeout",
                     f"Máy chủ chưa xử lý xong tệp sau {self.final_timeout_s:.0f} giây.",
                     f"The server had not finished the file after {self.final_timeout_s:.0f} s.",
@@ -295,21 +295,21 @@ class ArchiveClient:
             return response
 
     @staticmethod
-    def _failure(response: httpx.Response, code: str) -> ImportError_:
+    def _failure(response: httpx.Response, code: str) -> ArchiveProblem:
         vi, en = _reason(response.content)
-        return ImportError_(_error_code(response.content) or code, f"{response.status_code}: {vi}", en)
+        return ArchiveProblem(_error_code(response.content) or code, f"{response.status_code}: {vi}", en)
 
 
-def _refusal(exc: TusCommunicationError | TusUploadFailed) -> ImportError_:
+def _refusal(exc: TusCommunicationError | TusUploadFailed) -> ArchiveProblem:
     status = getattr(exc, "status_code", None)
     content = getattr(exc, "response_content", None)
     if status is None:
         return _as_import_error(exc)
     vi, en = _reason(content)
-    return ImportError_(_error_code(content) or f"http_{status}", f"{status}: {vi}", f"{status}: {en}")
+    return ArchiveProblem(_error_code(content) or f"http_{status}", f"{status}: {vi}", f"{status}: {en}")
 
 
-def _as_import_error(exc: Exception) -> ImportError_:
-    if isinstance(exc, ImportError_):
+def _as_import_error(exc: Exception) -> ArchiveProblem:
+    if isinstance(exc, ArchiveProblem):
         return exc
-    return ImportError_("unreachable", f"Không kết nối được kho tư liệu: {exc}", f"Cannot reach the archive: {exc}")
+    return ArchiveProblem("unreachable", f"Không kết nối được kho tư liệu: {exc}", f"Cannot reach the archive: {exc}")

@@ -32,7 +32,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from deploy.bulk_import.client import ArchiveClient, ImportError_, Outcome, file_sha256
+from deploy.bulk_import.client import ArchiveClient, ArchiveProblem, Outcome, file_sha256
 from deploy.bulk_import.journal import Entry, Journal
 from deploy.bulk_import.sheet import Sheet, SheetRow
 from shared.http import UserError
@@ -174,6 +174,7 @@ class Importer:
         self.progress = progress
         self.on_report = on_report
         self._overall: TaskID | None = None
+        self._counted: dict[str, int] = {}  # bytes of each file already on the overall bar
         self._lock = threading.Lock()
 
     def run(self) -> list[RowReport]:
@@ -190,22 +191,38 @@ class Importer:
         def one(row: SheetRow) -> RowReport:
             nonlocal rows_done
             problems = found[row.line]
-            report = RowReport(row.line, row.filename, "problem", problems) if problems else self.import_row(row)
+            try:
+                report = RowReport(row.line, row.filename, "problem", problems) if problems else self.import_row(row)
+            except OSError as exc:  # the file went away or became unreadable meanwhile: this row only
+                report = RowReport(
+                    row.line,
+                    row.filename,
+                    "failed",
+                    [_problem("unreadable_file", f"Không đọc được tệp: {exc}", f"Cannot read the file: {exc}")],
+                )
             with self._lock:
                 rows_done += 1
                 if self.progress is not None and self._overall is not None:
+                    # What its bar has not counted yet: all of a skipped file, the rest of a sent one.
                     self.progress.update(
                         self._overall,
-                        advance=sizes.get(row.line, 0),
+                        advance=sizes.get(row.line, 0) - self._counted.pop(row.filename, 0),
                         description=f"Tổng / overall {rows_done}/{rows_total}",
                     )
                 if self.on_report:
                     self.on_report(report)
             return report
 
-        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mam-import") as pool:
-            # map keeps the sheet's order; a worker's exception surfaces here, not lost in a thread
-            reports.extend(pool.map(one, self.sheet.rows))
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mam-import")
+        try:
+            # In the sheet's order; a worker's exception surfaces here, not lost in a thread.
+            futures = [pool.submit(one, row) for row in self.sheet.rows]
+            reports.extend(future.result() for future in futures)
+        except BaseException:
+            # Ctrl-C or a bug: rows not started are dropped; the journal holds what the others did.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return reports
 
     def import_row(self, row: SheetRow) -> RowReport:
@@ -223,11 +240,21 @@ class Importer:
         if self.progress is None:
             yield lambda done, total: None
             return
-        task = self.progress.add_task(name[-40:], total=total)
+        progress, overall = self.progress, self._overall
+        task = progress.add_task(name[-40:], total=total)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+            with self._lock:  # the overall bar moves with every chunk of every file
+                delta = done - self._counted.get(name, 0)
+                self._counted[name] = done
+            if overall is not None:
+                progress.advance(overall, delta)
+
         try:
-            yield lambda done, total: self.progress.update(task, completed=done, total=total)  # type: ignore[union-attr]
+            yield update
         finally:
-            self.progress.remove_task(task)
+            progress.remove_task(task)
 
 
 BytesProgress = Callable[[int, int], None]
@@ -265,7 +292,7 @@ def import_file(
                 return report
             entry = Entry("uploading", stat.st_size, stat.st_mtime_ns, sha256=sha256)
         outcome = _send_and_wait(path, row, client, journal, key, entry, report, resuming, progress)
-    except ImportError_ as exc:
+    except ArchiveProblem as exc:
         if exc.code in TRANSIENT:
             # The archive could not be reached: the journal keeps the upload to resume next time.
             report.result = "failed"

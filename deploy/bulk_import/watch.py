@@ -178,7 +178,8 @@ class Watcher:
         if report.result in ("stored", "in_archive", "done_earlier"):
             self._file_away(path, self.done)
             self.journal.forget(path.name)
-            log.info("đã lưu / stored %s → %s", path.name, report.asset_id)
+            resumed = f" (tiếp từ byte / resumed at byte {report.resumed_from})" if report.resumed_from else ""
+            log.info("đã lưu / stored %s → %s%s", path.name, report.asset_id, resumed)
             return report
         if report.result == "failed":  # the archive is unreachable: the file stays, tried again later
             seen.retry_after = self.clock() + max(self.settle_s, 10.0)

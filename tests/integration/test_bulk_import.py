@@ -184,7 +184,7 @@ def test_an_import_killed_at_row_n_resumes_at_row_n_and_ends_with_one_asset_per_
     ingest: Settings, tmp_path: Path
 ) -> None:
     folder = tmp_path / "bi-ngat"
-    paths = photo_folder(folder, 30)
+    paths = photo_folder(folder, 12)
     sheet = write_sheet(tmp_path / "s.csv", HEADER, sheet_rows(paths, "kill"), "utf-8-bom")
     journal = tmp_path / "journal.json"
     argv = [
@@ -201,7 +201,7 @@ def test_an_import_killed_at_row_n_resumes_at_row_n_and_ends_with_one_asset_per_
     done_before_kill = []
     for line in process.stdout:
         done_before_kill.append(json.loads(line))
-        if len(done_before_kill) == 10:
+        if len(done_before_kill) == 5:
             process.send_signal(signal.SIGKILL)
             break
     process.wait(timeout=30)
@@ -344,3 +344,106 @@ def test_the_watch_folder_takes_a_file_only_once_it_stops_growing_and_files_bad_
         watcher.wait(timeout=30)
         log.close()
     assert watcher.returncode == 0, (tmp_path / "watch.log").read_text()[-3000:]
+
+
+def server_offset(url: str) -> int:
+    return int(httpx.head(url, headers={**AUTH, "Tus-Resumable": "1.0.0"}).headers["Upload-Offset"])
+
+
+def test_a_watcher_killed_mid_upload_resumes_the_file_after_a_restart(ingest: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "theo-doi"
+    folder.mkdir()
+    data = unique_photo(1000, 700)  # random pixels: a JPEG of about a megabyte, sent in 32 KiB chunks
+    (folder / "toan-canh.jpg").write_bytes(data)
+    (folder / "toan-canh.jpg.json").write_text(json.dumps({"title": "Toàn cảnh kỳ họp", "activity_type": "ky-hop"}))
+    argv = [sys.executable, "-m", "deploy.cli", "watch", str(folder), "--url", ingest.ingest_url]
+    argv += ["--settle", "1", "--interval", "0.2", "--chunk-size", str(32 * 1024)]
+    env = {**os.environ, "MAM_TOKEN": TOKEN, "PYTHONPATH": str(REPO)}
+    journal = folder / ".mam-watch" / "journal.json"
+
+    def uploading_url() -> str:
+        try:
+            entry = json.loads(journal.read_text()).get("entries", {}).get("toan-canh.jpg", {})
+        except (OSError, ValueError):
+            return ""
+        url = str(entry.get("url", "")) if entry.get("state") == "uploading" else ""
+        return url if url and server_offset(url) > 0 else ""
+
+    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+    try:
+        url = wait_for(uploading_url, timeout=60, interval=0.02, what="the upload under way")
+        first.send_signal(signal.SIGKILL)
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    assert 0 < server_offset(url) < len(data), "killed too late to show a resume"
+
+    log_path = tmp_path / "watch-2.log"
+    with log_path.open("wb") as log:
+        second = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        try:
+            wait_for(lambda: (folder / "done" / "toan-canh.jpg").exists(), timeout=60, what="the photo in done/")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+    assert "resumed at byte" in log_path.read_text(), log_path.read_text()[-2000:]
+    assert ingested_counts(ingest, [folder / "done" / "toan-canh.jpg"]) == {"toan-canh.jpg": 1}
+
+
+def test_rejected_rows_are_reported_with_the_servers_reason_and_a_signed_in_user_can_import(
+    ingest: Settings,
+    stack: LocalStack,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    accounts = stack.service_spec("accounts")
+    try:
+        start(accounts)  # reused when the session's services already run
+    except LaunchError as exc:
+        pytest.fail(f"accounts did not start: {exc}", pytrace=False)
+    folder = tmp_path / "tu-choi"
+    good, bad_code = photo_folder(folder, 2)
+    (folder / "hong.jpg").write_bytes(b"plain text with a photo's name " * 40)
+    rows = sheet_rows([good, bad_code, folder / "hong.jpg"], "rejected")
+    rows[1][2] = "hop-bao-chi"
+    sheet = write_sheet(tmp_path / "s.csv", HEADER, rows, "nfd")
+    monkeypatch.delenv("MAM_TOKEN")
+    monkeypatch.setenv("MAM_PASSWORD", "demo-phong-vien")
+    argv = mam_import(ingest, str(folder), "--captions", str(sheet), "--json", "--user", "phong-vien")
+    code = main([*argv, "--accounts-url", ingest.accounts_url])
+    reports = {r["file"]: r for r in json_rows(capsys.readouterr().out)}
+    assert code == 1
+    assert reports[good.name]["result"] == "stored"
+    refused = reports[bad_code.name]
+    assert refused["result"] == "rejected"
+    assert refused["problems"][0]["code"] == "invalid_metadata"  # at creation, before any byte
+    assert "hop-bao-chi" in refused["problems"][0]["message_vi"]
+    unreadable = reports["hong.jpg"]
+    assert unreadable["result"] == "rejected"
+    assert unreadable["problems"][0]["code"] == "unsupported_media"  # the server's verdict after the bytes
+    assert unreadable["problems"][0]["message_en"]
+    assert ingested_counts(ingest, [good, bad_code]) == {good.name: 1}
+
+
+def test_the_launcher_runs_the_watch_folder_as_a_service_when_asked(
+    stack: LocalStack, ingest: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import SecretStr
+
+    monkeypatch.delenv("MAM_TOKEN")  # the watcher must use MAM_WATCH_API_KEY from the launcher
+
+    folder = tmp_path / "tiep-nhan"
+    settings = ingest.model_copy(update={"watch_dir": folder, "watch_settle_s": 1.0, "watch_api_key": SecretStr(TOKEN)})
+    spec = LocalStack(settings).service_spec("watch")
+    started = start(spec)  # healthy = its heartbeat is fresh
+    try:
+        data = unique_photo()
+        (folder / "anh.jpg.json").write_text(json.dumps({"title": "Ảnh tiếp nhận", "activity_type": "khac"}))
+        (folder / "anh.jpg").write_bytes(data)
+        wait_for(lambda: (folder / "done" / "anh.jpg").exists(), timeout=60, what="the photo in done/")
+    finally:
+        assert stop(spec)
+    assert not started.reused
+    asset = asset_id_for_sha256(hashlib.sha256(data).hexdigest())
+    assert httpx.get(f"{ingest.ingest_url}/v1/assets/{asset}", headers=AUTH, timeout=30).status_code == 200
