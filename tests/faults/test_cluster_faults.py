@@ -87,7 +87,7 @@ def test_killing_each_service_twice_mid_job_loses_and_duplicates_nothing(cluster
     for service in SERVICES:
         for _ in range(2):
             before = load.acknowledged_count()
-            wait_for(lambda: load.acknowledged_count() > before, timeout=180, what="uploads flowing")
+            wait_for(lambda before=before: load.acknowledged_count() > before, timeout=180, what="uploads flowing")
             kill9(cluster, service)
             recovery.setdefault(service, []).append(restart(cluster, service))
     load.join()
