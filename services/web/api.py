@@ -362,7 +362,6 @@ async def _asset_view(request: Request, asset_id: str, status: int = 200, **extr
         "history": events,
         "activities": (activities or {}).get("activities", []),
         "collections": (collections or {}).get("collections", []),
-        "in_collections": [],
         "saved": request.query_params.get("saved"),
         "errors": {},
         "message": None,
@@ -519,14 +518,19 @@ async def activities_page(request: Request, who: ActivityReader) -> HTMLResponse
 @router.get("/upload", response_class=HTMLResponse, include_in_schema=False)
 async def upload_page(request: Request, who: Uploader) -> HTMLResponse:
     api = backend(request)
-    newest = await api.optional("search", "/v1/search", sort="date", size=100)
+    newest, uploads = await asyncio.gather(
+        api.optional("search", "/v1/search", sort="date", size=100),
+        api.optional("ingest", "/v1/uploads"),
+    )
     # The search API has no uploader filter: the user's own among the newest they may see.
     subject = current_user(request).principal.subject
     mine = [hit for hit in (newest or {}).get("hits", []) if hit.get("ingested_by") == subject]
     # ``chunk_kib``: a smaller tus chunk (the browser tests' dropped connection and reload).
     chunk = request.query_params.get("chunk_kib", "")
     chunk_bytes = int(chunk) * 1024 if chunk.isdigit() and 64 <= int(chunk) <= 65536 else 8 * 1024 * 1024
-    return page(request, "upload.html", mine=mine[:20], chunk=chunk_bytes)
+    return page(
+        request, "upload.html", mine=mine[:20], uploads=(uploads or {}).get("uploads", [])[:20], chunk=chunk_bytes
+    )
 
 
 # --- administration -----------------------------------------------------------------------------

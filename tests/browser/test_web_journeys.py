@@ -211,6 +211,11 @@ def test_a_broadcaster_uploads_resumably_through_a_dropped_connection_and_a_relo
     expect(page.locator("video#player")).to_be_visible(timeout=120_000)  # the page polls until processed
     expect(page.locator("h1")).to_have_text(upload_title)
     shot(page, screenshots, "upload-processed")
+    # The broadcaster's own uploads, with their state, on the upload page.
+    page.goto("/upload")
+    row = page.locator("section[aria-labelledby=uploads-title] tr", has_text=upload_title)
+    expect(row).to_contain_text("Đã lưu")
+    expect(row).to_contain_text("100%")
 
 
 @long_journey
