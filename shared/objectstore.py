@@ -131,13 +131,22 @@ class ObjectStore:
         return await asyncio.to_thread(_put)
 
     async def put_stream(
-        self, bucket: str, key: str, stream: BinaryIO, content_type: str, length: int = -1
+        self, bucket: str, key: str, stream: BinaryIO, content_type: str, length: int = -1, parallel_parts: int = 3
     ) -> ObjectInfo:
-        """Stream from a file-like object of unknown length (always multipart)."""
+        """Stream from a file-like object of unknown length (always multipart).
+
+        ``parallel_parts`` 1 holds one part in memory at a time: the SDK queues every part
+        it has read for its upload threads, so a source faster than the upload piles up."""
 
         def _put() -> ObjectInfo:
             result = self._client.put_object(
-                bucket, key, stream, length=length, content_type=content_type, part_size=self._part_size
+                bucket,
+                key,
+                stream,
+                length=length,
+                content_type=content_type,
+                part_size=self._part_size,
+                num_parallel_uploads=parallel_parts,
             )
             info = self._client.stat_object(bucket, key)
             return ObjectInfo(bucket, key, int(info.size or 0), content_type, str(result.etag or ""))
