@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 # npm registry with the committed lockfile; Debian's npm is installed first if missing.
 node_modules/.installed: package-lock.json $(STAMP)
 	$(BIN)/python -m deploy.local.installers web-assets
+	touch $@
 
 install: $(STAMP) node_modules/.installed
 
