@@ -1,8 +1,8 @@
 """Where resumable uploads keep their state: two NATS KV buckets, never process memory.
 
-- ``MAM_UPLOADS``: one JSON record per upload (``services/ingest/uploads.py``),
+- ``MAM_UPLOADS`` (``upload_state_bucket``): one JSON record per upload (``services/ingest/uploads.py``),
   written with the revision it was read at, so two writers cannot both win.
-- ``MAM_UPLOAD_LOCKS``: one writer per upload. A lock is a key holding its
+- ``MAM_UPLOADS_LOCKS``: one writer per upload. A lock is a key holding its
   holder's token and lease deadline; the holder renews it while it works. A
   lock whose deadline has passed (its connection died, its process was killed)
   is taken over with a compare-and-set on its revision, so two takers cannot
@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyDeletedError, NoKeysError
+from nats.js.errors import KeyDeletedError
 
 from services.ingest.uploads import UploadRecord
 from shared.http import UserError
@@ -30,8 +30,7 @@ from shared.kv import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError, ope
 
 log = logging.getLogger("mam.ingest.uploads")
 
-RECORDS_BUCKET = "MAM_UPLOADS"
-LOCKS_BUCKET = "MAM_UPLOAD_LOCKS"
+RECORDS_BUCKET = "MAM_UPLOADS"  # the default of ``upload_state_bucket``
 
 
 class RecordConflict(RuntimeError):
@@ -65,9 +64,9 @@ class UploadStore:
         self.lease_s = lease_s
 
     @classmethod
-    async def open(cls, js: JetStreamContext, lease_s: float) -> UploadStore:
-        records = await open_bucket(js, RECORDS_BUCKET, "resumable uploads in flight (tus), one record each")
-        locks = await open_bucket(js, LOCKS_BUCKET, "one writer per resumable upload: leases")
+    async def open(cls, js: JetStreamContext, lease_s: float, bucket: str = RECORDS_BUCKET) -> UploadStore:
+        records = await open_bucket(js, bucket, "resumable uploads in flight (tus), one record each")
+        locks = await open_bucket(js, f"{bucket}_LOCKS", "one writer per resumable upload: leases")
         return cls(records, locks, lease_s)
 
     # --- records ---------------------------------------------------------------------
@@ -93,16 +92,19 @@ class UploadStore:
         await self._records.purge(upload_id)
 
     async def all(self) -> list[UploadRecord]:
-        """Every record (uploads in flight are few: one per file a broadcaster is sending)."""
+        """Every record, read in one pass over the bucket: one consumer delivering the latest
+        value of each key, not one request per key (finished records stay a day for polling,
+        and per-key reads made each creation's quota check slower with every upload kept)."""
+        watcher = await self._records.watchall(ignore_deletes=True)
+        found: list[UploadRecord] = []
         try:
-            keys = await self._records.keys()
-        except NoKeysError:
-            return []
-        found = []
-        for key in keys:
-            got = await self.get(key)
-            if got is not None:
-                found.append(got[0])
+            async for entry in watcher:
+                if entry is None:  # the watcher's mark: every existing key has been delivered
+                    break
+                if entry.value:
+                    found.append(UploadRecord.model_validate_json(entry.value))
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
         return found
 
     # --- locks -----------------------------------------------------------------------

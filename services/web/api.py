@@ -221,7 +221,7 @@ async def home(who: Searcher) -> RedirectResponse:
 
 # --- search -------------------------------------------------------------------------------------
 
-FILTER_NAMES = ("activity_type", "term", "kind", "organisation", "person", "activity")
+FILTER_NAMES = ("activity_type", "term", "kind", "organisation", "person", "activity", "collection")
 FACET_TITLES = {
     "activity_type": ("Loại hoạt động", "Activity type"),
     "term": ("Nhiệm kỳ", "Term"),
@@ -342,12 +342,14 @@ async def _asset_view(request: Request, asset_id: str, status: int = 200, **extr
         asset = await api.get("ingest", f"/v1/assets/{path}")
     except ApiRefused as refused:
         return page(request, "error.html", refused.status, message=(refused.message_vi, refused.message_en))
-    may_edit = current_user(request).may(Action.ASSET_EDIT)
-    tags, renditions, history, activities = await asyncio.gather(
+    user = current_user(request)
+    nothing = asyncio.sleep(0, None)
+    tags, renditions, history, activities, collections = await asyncio.gather(
         api.optional("catalogue", f"/v1/assets/{path}/tags"),
         api.optional("search", f"/v1/assets/{path}/renditions"),
         api.optional("search", f"/v1/assets/{path}/history"),
-        api.optional("catalogue", "/v1/activities") if may_edit else asyncio.sleep(0, None),
+        api.optional("catalogue", "/v1/activities") if user.may(Action.ASSET_EDIT) else nothing,
+        api.optional("catalogue", "/v1/collections") if user.may(Action.COLLECTION_EDIT) else asyncio.sleep(0, None),
     )
     events = (history or {}).get("events", [])
     context: dict[str, Any] = {
@@ -359,6 +361,7 @@ async def _asset_view(request: Request, asset_id: str, status: int = 200, **extr
         "processing": renditions or {},
         "history": events,
         "activities": (activities or {}).get("activities", []),
+        "collections": (collections or {}).get("collections", []),
         "saved": request.query_params.get("saved"),
         "errors": {},
         "message": None,
@@ -393,9 +396,14 @@ async def media(request: Request, asset_id: str, rendition: str, who: Reader) ->
     item = ((listing or {}).get("renditions") or {}).get(rendition)
     if not item or not item.get("url"):
         raise UserError(404, "rendition_not_found", "Không có bản xem này.", "No such rendition.")
+    return await stream_through(request, item["url"])
+
+
+async def stream_through(request: Request, url: str, **extra_headers: str) -> Response:
+    """An S3 object at a presigned ``url`` streamed to the browser, byte ranges included."""
     deps: WebDeps = request.app.state.deps
     headers = {k: v for k, v in request.headers.items() if k.lower() in ("range", "if-none-match", "if-range")}
-    upstream = await deps.http.send(deps.http.build_request("GET", item["url"], headers=headers), stream=True)
+    upstream = await deps.http.send(deps.http.build_request("GET", url, headers=headers), stream=True)
     if upstream.status_code >= 400 and upstream.status_code != 416:
         await upstream.aclose()
         raise UserError(502, "media_unavailable", "Không đọc được tệp media.", "The media file cannot be read.")
@@ -404,7 +412,7 @@ async def media(request: Request, asset_id: str, rendition: str, who: Reader) ->
     return StreamingResponse(
         upstream.aiter_raw(),
         status_code=upstream.status_code,
-        headers=out_headers,
+        headers={**out_headers, **extra_headers},
         background=BackgroundTask(upstream.aclose),
     )
 
@@ -510,11 +518,19 @@ async def activities_page(request: Request, who: ActivityReader) -> HTMLResponse
 @router.get("/upload", response_class=HTMLResponse, include_in_schema=False)
 async def upload_page(request: Request, who: Uploader) -> HTMLResponse:
     api = backend(request)
-    newest = await api.optional("search", "/v1/search", sort="date", size=100)
+    newest, uploads = await asyncio.gather(
+        api.optional("search", "/v1/search", sort="date", size=100),
+        api.optional("ingest", "/v1/uploads"),
+    )
     # The search API has no uploader filter: the user's own among the newest they may see.
     subject = current_user(request).principal.subject
     mine = [hit for hit in (newest or {}).get("hits", []) if hit.get("ingested_by") == subject]
-    return page(request, "upload.html", mine=mine[:20])
+    # ``chunk_kib``: a smaller tus chunk (the browser tests' dropped connection and reload).
+    chunk = request.query_params.get("chunk_kib", "")
+    chunk_bytes = int(chunk) * 1024 if chunk.isdigit() and 64 <= int(chunk) <= 65536 else 8 * 1024 * 1024
+    return page(
+        request, "upload.html", mine=mine[:20], uploads=(uploads or {}).get("uploads", [])[:20], chunk=chunk_bytes
+    )
 
 
 # --- administration -----------------------------------------------------------------------------
@@ -625,28 +641,3 @@ async def projection_page(request: Request, who: Operator) -> HTMLResponse:
     except ApiRefused as refused:
         problem = (refused.message_vi, refused.message_en)
     return page(request, "admin_index.html", health=health, problem=problem)
-
-
-@router.post("/upload", include_in_schema=False)
-async def upload(request: Request, who: Uploader) -> Response:
-    """One file streamed on to the ingest API as this user (its multipart body untouched):
-    the API checks the metadata and the bytes and answers in both languages."""
-    deps: WebDeps = request.app.state.deps
-    headers = {**current_user(request).headers, "content-type": request.headers.get("content-type", "")}
-    if request.headers.get("content-length"):
-        headers["content-length"] = request.headers["content-length"]
-    try:
-        answer = await deps.http.post(
-            f"{deps.urls['ingest']}/v1/assets",
-            content=request.stream(),
-            headers=headers,
-            timeout=httpx.Timeout(None, connect=5.0),
-        )
-    except httpx.HTTPError as exc:
-        raise UserError(
-            502,
-            "service_unavailable",
-            "Dịch vụ tiếp nhận đang không trả lời; vui lòng thử lại sau ít phút.",
-            "The ingest service is not answering; please try again in a few minutes.",
-        ) from exc
-    return Response(answer.content, status_code=answer.status_code, media_type="application/json")

@@ -11,7 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from services.web import collections, reels, reports, uploads
 from services.web.api import WebDeps, open_router, page, router
+from services.web.backend import ApiRefused
 from services.web.session import CSRF_COOKIE, clear_session, secure_cookies, set_session
 from shared.http import UserError, error_response, service_app
 from shared.settings import Settings
@@ -52,7 +54,13 @@ def install_page_errors(app: FastAPI) -> None:
             return answer
         return page(request, "error.html", exc.status, message=(exc.message_vi, exc.message_en))
 
+    async def api_refused(request: Request, exc: Exception) -> Response:
+        """An API's 4xx that no page handled itself: shown as that page's answer, same status."""
+        assert isinstance(exc, ApiRefused)
+        return await user_error(request, UserError(exc.status, exc.code, exc.message_vi, exc.message_en))
+
     app.add_exception_handler(UserError, user_error)
+    app.add_exception_handler(ApiRefused, api_refused)
 
 
 def install_session_cookies(app: FastAPI) -> None:
@@ -79,7 +87,12 @@ def install_session_cookies(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = service_app("web", settings, build_deps, [open_router, router])
+    app = service_app(
+        "web",
+        settings,
+        build_deps,
+        [open_router, router, reels.router, uploads.router, collections.router, reports.router],
+    )
     install_page_errors(app)
     install_session_cookies(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -12,16 +12,14 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from starlette.background import BackgroundTask
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.web.api import MEDIA_HEADERS, WebDeps, backend, is_htmx, page
+from services.web.api import backend, is_htmx, page, stream_through
 from services.web.backend import ApiRefused
+from services.web.session import page_requires
 from shared.auth import Principal
 from shared.http import UserError
 from shared.policy import Action
-
-from services.web.session import page_requires  # isort: skip
 
 router = APIRouter()
 ReelReader = Annotated[Principal, Depends(page_requires(Action.REEL_READ))]
@@ -255,19 +253,11 @@ async def reel_output(request: Request, reel_id: str, what: str, who: ReelReader
     url = {"video": output.get("url"), "chapters": output.get("chapters_url")}.get(what)
     if not url:
         raise UserError(404, "reel_output_not_found", "Phim chưa được dựng.", "The reel has not been rendered.")
-    deps: WebDeps = request.app.state.deps
-    headers = {k: v for k, v in request.headers.items() if k.lower() in ("range", "if-none-match", "if-range")}
-    upstream = await deps.http.send(deps.http.build_request("GET", url, headers=headers), stream=True)
-    if upstream.status_code >= 400 and upstream.status_code != 416:
-        await upstream.aclose()
-        raise UserError(502, "media_unavailable", "Không đọc được tệp phim.", "The reel's file cannot be read.")
-    out = {k: v for k, v in upstream.headers.items() if k.lower() in MEDIA_HEADERS}
+    extra = {}
     if request.query_params.get("download"):
         name = f"{reel_id}.mp4" if what == "video" else f"{reel_id}-chapters.txt"
-        out["Content-Disposition"] = f'attachment; filename="{name}"'
-    return StreamingResponse(
-        upstream.aiter_raw(), status_code=upstream.status_code, headers=out, background=BackgroundTask(upstream.aclose)
-    )
+        extra["Content-Disposition"] = f'attachment; filename="{name}"'
+    return await stream_through(request, url, **extra)
 
 
 @router.get("/reels/{reel_id}/clips", response_class=HTMLResponse, include_in_schema=False)

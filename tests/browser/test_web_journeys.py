@@ -3,7 +3,9 @@ screenshots (``<test home>/screenshots``) and checks what the user would see."""
 
 from __future__ import annotations
 
+import os
 import re
+import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -19,6 +21,11 @@ from tests.conftest import ARCHIVIST, AUTH, wait_for
 from tests.media import make_clip
 
 pytestmark = pytest.mark.integration
+# The longer journeys (a render, a slowed upload) run in `make test-browser`; `make test` keeps
+# the browser tests to about two minutes.
+long_journey = pytest.mark.skipif(
+    os.environ.get("MAM_BROWSER_FULL") != "1", reason="long browser journey: make test-browser (MAM_BROWSER_FULL=1)"
+)
 
 
 def _processed(s: Settings, asset_id: str) -> bool:
@@ -119,15 +126,59 @@ def test_an_archivist_finds_a_clip_without_diacritics_corrects_assigns_and_publi
     expect(history).to_contain_text("Sửa thông tin")
     expect(history).to_contain_text("Gán vào hoạt động")
     shot(page, screenshots, "asset")
+    # And into a collection, whose page lists it and exports it as a ZIP.
+    collection_title = f"Tổng kết giám sát năm 2024 {clip['marker']}"
+    made = httpx.post(
+        f"{services.catalogue_url}/v1/collections",
+        headers=ARCHIVIST,
+        json={"kind": "annual", "title": collection_title, "year": 2024},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    page.get_by_role("button", name="Thêm", exact=True).click()
+    expect(page.locator("#collection_id-error")).to_have_text("Hãy chọn một bộ sưu tập.")
+    page.select_option("#collection_id", made.json()["collection_id"])
+    page.get_by_role("button", name="Thêm", exact=True).click()
+    expect(page.locator("p.notice")).to_have_text("Đã thêm vào bộ sưu tập.")
+    page.goto(f"/collections/{made.json()['collection_id']}")
+    expect(page.locator(".hit-list")).to_contain_text("Giám sát việc xử lý đơn thư")
+    page.get_by_role("button", name="Xuất tệp ZIP").click()
+    expect(page.locator("#export")).to_contain_text("Sẵn sàng tải về", timeout=120_000)
+    shot(page, screenshots, "collection")
+    zipped = page.request.get(page.get_by_role("link", name="Tải tệp ZIP").get_attribute("href") or "")
+    assert zipped.status == 200 and zipped.body()[:2] == b"PK"
 
 
-def test_a_broadcaster_uploads_on_the_upload_page_and_sees_the_clip_processed(
+@long_journey
+def test_a_broadcaster_uploads_resumably_through_a_dropped_connection_and_a_reload_and_sees_it_processed(
     page: Page, services: Settings, screenshots: Path, tmp_path: Path
 ) -> None:
     marker = uuid.uuid4().hex[:8]
-    path = make_clip(tmp_path / f"phong-vien-{marker}.mp4", seconds=1.0, extra=["-metadata", f"comment={marker}"])
+    path = make_clip(
+        tmp_path / f"phong-vien-{marker}.mp4",
+        seconds=6.0,
+        size="1280x720",
+        extra=["-metadata", f"comment={marker}", "-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M"],
+    )
+    chunk = 256 * 1024
+    assert path.stat().st_size > 8 * chunk, path.stat().st_size
+    offsets: list[int] = []  # Upload-Offset of every PATCH the browser sent
+    dropped: list[int] = []
+
+    def tus(route: Any, request: Request) -> None:
+        if request.method == "PATCH":
+            offset = int(request.headers.get("upload-offset", "-1"))
+            offsets.append(offset)
+            if len(offsets) == 3 and not dropped:
+                dropped.append(offset)
+                route.abort("connectionreset")  # the link drops mid-upload: tus-js-client retries
+                return
+            time.sleep(0.25)  # a slow link, so the page can be reloaded mid-way
+        route.continue_()
+
+    page.route(re.compile(r"/tus(/|$)"), tus)
     sign_in(page, "phong-vien")
-    expect(page).to_have_url(re.compile("/upload"))
+    page.goto("/upload?chunk_kib=256")
     page.set_input_files("#files", str(path))
     title = page.locator(".queue .title").first
     title.fill("")
@@ -136,15 +187,79 @@ def test_a_broadcaster_uploads_on_the_upload_page_and_sees_the_clip_processed(
     expect(page.locator("#shared-recorded_at-error")).to_have_text("Ngày phải viết dd/mm/yyyy, ví dụ 05/07/2024.")
     expect(page.locator(".queue .title-error").first).to_have_text("Hãy nhập tiêu đề.")
     shot(page, screenshots, "upload-refused")
-    title.fill(f"Tiếp xúc cử tri xã Phước Dinh {marker}")
+    upload_title = f"Tiếp xúc cử tri xã Phước Dinh {marker}"
+    title.fill(upload_title)
     page.fill("#shared-recorded_at", "15/03/2024")
     page.click("#start")
+    # Past the drop, part-way through: reload the page.
+    page.wait_for_function("() => (document.querySelector('.queue progress') || {}).value > 30", timeout=60_000)
+    expect(page.locator(".queue .status").first).to_contain_text("MB/s")
+    shot(page, screenshots, "upload-in-progress", full_page=False)
+    assert dropped, "the simulated drop did not happen"
+    sent_before_reload = len(offsets)
+    page.reload()
+    page.set_input_files("#files", str(path))
+    page.locator(".queue .title").first.fill(upload_title)
+    page.click("#start")
     status = page.locator(".queue .status").first
-    expect(status).to_contain_text("Đã tải lên", timeout=60_000)
+    expect(status).to_contain_text("Đã tải lên", timeout=90_000)
+    resumed = offsets[sent_before_reload:]
+    assert resumed and resumed[0] > 0, f"the upload restarted from zero after the reload: {offsets}"
+    assert dropped[0] in offsets[3:], "the dropped chunk was not sent again"
     shot(page, screenshots, "upload")
     status.get_by_role("link").click()
-    expect(page.locator("video#player")).to_be_visible(timeout=90_000)  # the page polls until processed
+    expect(page.locator("video#player")).to_be_visible(timeout=120_000)  # the page polls until processed
+    expect(page.locator("h1")).to_have_text(upload_title)
     shot(page, screenshots, "upload-processed")
+    # The broadcaster's own uploads, with their state, on the upload page.
+    page.goto("/upload")
+    row = page.locator("section[aria-labelledby=uploads-title] tr", has_text=upload_title)
+    expect(row).to_contain_text("Đã lưu")
+    expect(row).to_contain_text("100%")
+
+
+@long_journey
+def test_a_producer_builds_a_three_segment_reel_with_typed_timecodes_and_renders_it(
+    page: Page, screenshots: Path, clip: dict[str, Any]
+) -> None:
+    sign_in(page, "bien-tap")
+    page.goto("/reels")
+    page.fill("#title", f"Tổng kết hoạt động giám sát năm 2024 {clip['marker']}")
+    page.fill("#subtitle", "HĐND tỉnh Ninh Thuận")
+    page.get_by_role("button", name="Tạo phim").click()
+    expect(page).to_have_url(re.compile(r"/reels/r"))
+    page.fill("#clip-q", f"phuoc ha {clip['marker']}")
+    pick = page.locator("#clips .clip").first
+    expect(pick).to_contain_text("Giám sát việc xử lý đơn thư")
+    for _ in range(3):
+        pick.click()
+    expect(page.locator("#segments .segment")).to_have_count(3)
+    cuts = [("00:00:00.00", "00:00:00.20"), ("00:00:00.20", "00:00:01.05"), ("00:00:01.05", "00:00:99.00")]
+    for n, (start, end) in enumerate(cuts):
+        page.fill(f"#in-{n}", start)
+        page.fill(f"#out-{n}", end)
+        page.fill(f"#caption-{n}", f"Đoạn {n + 1}")
+    page.get_by_role("button", name="Lưu các đoạn").click()
+    expect(page.locator("#out-2-error")).to_contain_text("hh:mm:ss.ff")
+    expect(page.locator("#out-2")).to_have_value("00:00:99.00")  # what was typed is kept
+    page.fill("#out-2", "00:00:01.20")
+    # Reorder: the first segment goes down one place.
+    page.locator("#segments .segment").first.get_by_role("button", name="Chuyển xuống").click()
+    expect(page.locator("#caption-0")).to_have_value("Đoạn 2")
+    page.get_by_role("button", name="Lưu các đoạn").click()
+    expect(page.locator("p.notice")).to_have_text("Đã lưu các đoạn.")
+    expect(page.locator("#caption-0")).to_have_value("Đoạn 2")
+    expect(page.locator("#in-1")).to_have_value("00:00:00.00")
+    expect(page.locator("#out-2")).to_have_value("00:00:01.20")
+    violations = axe_violations(page)
+    assert not violations, describe(violations)
+    page.get_by_role("button", name="Dựng phim").click()
+    expect(page.locator("#progress")).to_contain_text("Đã dựng xong", timeout=240_000)
+    output = page.locator("video.reel-output")
+    expect(output).to_be_visible()
+    shot(page, screenshots, "reel")
+    download = page.request.get(output.get_attribute("src") or "", headers={"Range": "bytes=0-1023"})
+    assert download.status == 206 and len(download.body()) == 1024
 
 
 def test_an_admin_creates_a_user_who_can_then_sign_in(page: Page, screenshots: Path, browser: Any, web: str) -> None:
@@ -180,10 +295,13 @@ def test_the_main_pages_have_no_serious_accessibility_violations_and_fit_a_phone
     page.goto("/sign-in")
     assert not (v := axe_violations(page)), describe(v)
     sign_in(page, "quan-tri")
-    for path in ("/search?q=cu+tri", "/activities", "/upload", "/admin/index"):
+    for path in ("/search?q=cu+tri", "/activities", "/upload", "/admin/index", "/stats", "/delegates", "/collections"):
         page.goto(path)
         violations = axe_violations(page)
         assert not violations, f"{path}: {describe(violations)}"
+    page.goto("/stats")
+    expect(page.locator("#stats-table tbody tr").first).to_be_visible()
+    shot(page, screenshots, "stats")
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto("/search?q=cu+tri")
     width = page.evaluate("document.documentElement.scrollWidth")

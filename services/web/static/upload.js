@@ -1,6 +1,6 @@
 // Upload page: drag-and-drop many files, shared details with a title per file,
-// progress with speed and time left. Each file is one request through the web
-// service to the ingest API (resumable uploads replace this when they land).
+// progress with speed and time left. Each file goes up resumably with tus-js-client
+// (node_modules/tus-js-client, served at /vendor/tus) through the web service.
 (function () {
   "use strict";
   var form = document.getElementById("upload-form");
@@ -50,40 +50,66 @@
     return (m ? m + " ph " : "") + s + " s " + texts.left;
   }
 
+  // Resumable (tus): chunks of ``chunkSize`` through /tus; a dropped connection is retried,
+  // and after a reload the same file picks up where the server's offset says.
+  var chunkSize = parseInt(form.dataset.chunk, 10) || 8 * 1048576;
+  function errorText(err) {
+    var body = {};
+    try { body = JSON.parse(err.originalResponse.getBody()).error || {}; } catch (e) { body = {}; }
+    return (texts.lang === "en" ? body.message_en : body.message) || String(err.message || err);
+  }
+  function finished(item, url, status) {
+    // The server verifies and stores the file; its asset id comes with the "stored" state.
+    fetch(url, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (s) {
+      if (s.state === "stored") {
+        item.done = true;
+        status.textContent = s.duplicate ? texts.duplicate : texts.done;
+        var link = document.createElement("a"); link.href = "/assets/" + s.asset_id; link.textContent = texts.open;
+        status.appendChild(document.createTextNode(" · ")); status.appendChild(link);
+      } else if (s.state === "rejected") {
+        status.textContent = texts.failed + ": " + (s.error ? (texts.lang === "en" ? s.error.message_en : s.error.message_vi) : "");
+      } else {
+        status.textContent = texts.verifying;
+        setTimeout(function () { finished(item, url, status); }, 1000);
+      }
+    });
+  }
+
   function send(item, shared) {
     return new Promise(function (resolve) {
-      var data = new FormData();
-      data.append("title", item.node.querySelector(".title").value.trim());
-      data.append("activity_type", shared.activity_type);
-      if (shared.recorded_at) data.append("recorded_at", shared.recorded_at);
-      if (shared.source_org) data.append("source_org", shared.source_org);
-      data.append("file", item.file, item.file.name);  // the file part last: metadata is checked first
-      var xhr = new XMLHttpRequest(), started = Date.now();
       var bar = item.node.querySelector("progress"), status = item.node.querySelector(".status");
-      xhr.upload.onprogress = function (e) {
-        if (!e.lengthComputable) return;
-        var elapsed = (Date.now() - started) / 1000, speed = e.loaded / Math.max(elapsed, 0.001);
-        bar.value = (100 * e.loaded) / e.total;
-        status.textContent = texts.uploading + " · " + number.format(speed / 1048576) + " MB/s · " + timeLeft((e.total - e.loaded) / speed);
-      };
-      xhr.onload = function () {
-        var body = {};
-        try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
-        if (xhr.status === 201 || xhr.status === 200) {
-          bar.value = 100; item.done = true;
-          status.textContent = xhr.status === 200 ? texts.duplicate : texts.done;
-          var link = document.createElement("a"); link.href = "/assets/" + body.asset_id; link.textContent = texts.open;
-          status.appendChild(document.createTextNode(" · ")); status.appendChild(link);
-        } else {
-          var error = body.error || {};
-          status.textContent = texts.failed + ": " + (texts.lang === "en" ? error.message_en : error.message) ;
+      var metadata = { title: item.node.querySelector(".title").value.trim(), activity_type: shared.activity_type,
+                       filename: item.file.name, filetype: item.file.type || "application/octet-stream" };
+      if (shared.recorded_at) metadata.recorded_at = shared.recorded_at;
+      if (shared.source_org) metadata.source_org = shared.source_org;
+      var samples = [];  // (time, bytes): speed over the last few seconds
+      var upload = new tus.Upload(item.file, {
+        endpoint: "/tus",
+        chunkSize: chunkSize,
+        retryDelays: [0, 1000, 3000, 5000, 10000, 20000],
+        headers: { "X-CSRF-Token": csrf },
+        metadata: metadata,
+        removeFingerprintOnSuccess: true,
+        onProgress: function (sent, total) {
+          var now = Date.now();
+          samples.push([now, sent]);
+          while (samples.length > 2 && now - samples[0][0] > 5000) samples.shift();
+          var first = samples[0], speed = (sent - first[1]) / Math.max((now - first[0]) / 1000, 0.001);
+          bar.value = (100 * sent) / total;
+          status.textContent = texts.uploading + " " + number.format((100 * sent) / total) + "%" +
+            (speed > 0 ? " · " + number.format(speed / 1048576) + " MB/s · " + timeLeft((total - sent) / speed) : "");
+        },
+        onShouldRetry: function () { status.textContent = texts.retrying; return true; },
+        onError: function (err) { status.textContent = texts.failed + ": " + errorText(err); resolve(); },
+        onSuccess: function () { bar.value = 100; finished(item, upload.url, status); resolve(); }
+      });
+      upload.findPreviousUploads().then(function (previous) {
+        if (previous.length) {
+          upload.resumeFromPreviousUpload(previous[0]);
+          status.textContent = texts.resuming;
         }
-        resolve();
-      };
-      xhr.onerror = function () { status.textContent = texts.failed; resolve(); };
-      xhr.open("POST", "/upload");
-      xhr.setRequestHeader("X-CSRF-Token", csrf);
-      xhr.send(data);
+        upload.start();
+      });
     });
   }
 
