@@ -376,7 +376,8 @@ def cluster_status(cluster: ClusterStack) -> ClusterStatus:
     nodes: list[NodeStatus] = []
     summary: list[str] = []
     # NATS: who leads the event stream (and the meta layer), per node.
-    stream_leader, stream_replicas, meta_leader = "", [], ""
+    stream_leader, meta_leader = "", ""
+    stream_replicas: list[dict[str, Any]] = []
     for node in range(1, NATS_NODES + 1):
         jsz = _get_json(f"http://127.0.0.1:{p.nats_monitor(s, node)}/jsz?streams=true&accounts=true")
         if not jsz:
@@ -405,11 +406,11 @@ def cluster_status(cluster: ClusterStack) -> ClusterStatus:
     summary.append(f"NATS stream {s.event_stream}: leader {stream_leader or '(none)'}, {1 + len(lag)} replicas")
     # MinIO: each server's liveness and, through the admin API, every drive's state.
     drives = _minio_drives(s, p)
-    for server in range(1, MINIO_SERVERS + 1):
-        name = f"minio-{server}"
-        healthy = http_ok(f"http://127.0.0.1:{p.minio_api(server)}/minio/health/live")()
-        state = drives.get(f"127.0.0.1:{p.minio_api(server)}", "unknown")
-        nodes.append(NodeStatus(name, cluster.pid(name), healthy, f"drive {state}" if healthy else "down"))
+    for number in range(1, MINIO_SERVERS + 1):
+        minio = f"minio-{number}"
+        healthy = http_ok(f"http://127.0.0.1:{p.minio_api(number)}/minio/health/live")()
+        state = drives.get(f"127.0.0.1:{p.minio_api(number)}", "unknown")
+        nodes.append(NodeStatus(minio, cluster.pid(minio), healthy, f"drive {state}" if healthy else "down"))
     quorum = http_ok(f"http://127.0.0.1:{s.minio_port}/minio/health/cluster")()
     nodes.append(NodeStatus(S3_BALANCER, cluster.pid(S3_BALANCER), quorum, "write quorum" if quorum else "no quorum"))
     # Elasticsearch: the cluster's health and which node is master.
@@ -439,7 +440,7 @@ def _minio_drives(settings: Settings, ports: ClusterPorts) -> dict[str, str]:
     """endpoint → drive state, from MinIO's admin API (``server_info``) through any live server."""
     import json
 
-    from minio.credentials import StaticProvider
+    from minio.credentials.providers import StaticProvider
     from minio.minioadmin import MinioAdmin
     from urllib3 import PoolManager, Timeout
 

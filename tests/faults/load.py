@@ -26,6 +26,9 @@ from tests.media import jpeg_bytes
 
 # Answers that mean "not now" (a server or replica away): retry, elsewhere.
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+# An edit racing another writer of the asset (the tagger's asset.tagged) is refused with 409
+# "reload and retry": the edit is sent again, and the catalogue decides on fresh history.
+RETRYABLE_EDIT = RETRYABLE | {409}
 
 
 def replica_urls(settings: Settings, service: str, replicas: int = 2) -> list[str]:
@@ -167,7 +170,8 @@ class Load:
                 self.samples.append(Sample(began - self._began, kind, time.monotonic() - began, ok))
             if response is not None and response.is_success:
                 return response
-            if response is not None and response.status_code not in RETRYABLE:
+            retryable = RETRYABLE_EDIT if kind == "edit" else RETRYABLE
+            if response is not None and response.status_code not in retryable:
                 with self._lock:
                     self.failures.append(f"{kind} refused: {response.status_code} {response.text[:300]}")
                 return None
