@@ -83,7 +83,7 @@ def test_killing_the_nats_stream_leader_during_an_ingest_burst_loses_and_duplica
 @full
 def test_killing_each_service_twice_mid_job_loses_and_duplicates_nothing(cluster: ClusterStack) -> None:
     s = cluster.settings
-    load = Load(s, uploads=sys.maxsize, workers=3, pace_s=0.3).start()
+    load = Load(s, uploads=sys.maxsize, workers=2, pace_s=1.5).start()
     recovery: dict[str, list[float]] = {}
     for service in SERVICES:
         for _ in range(2):
