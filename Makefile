@@ -5,7 +5,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install run stop status demo test test-unit test-fuzz test-faults soak bench lint typecheck docs compose-config clean
+.PHONY: install run stop status demo test test-unit test-fuzz test-browser test-faults soak bench lint typecheck docs compose-config clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -13,7 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The web pages' front-end libraries (and swagger-ui for every service's /docs), from the
+# npm registry with the committed lockfile; Debian's npm is installed first if missing.
+node_modules/.installed: package-lock.json $(STAMP)
+	$(BIN)/python -m deploy.local.installers web-assets
+
+install: $(STAMP) node_modules/.installed
 
 run: install          ## start servers + services, load the demo set, Ctrl-C stops
 	$(BIN)/mam run
@@ -36,6 +41,11 @@ test-unit: install    ## logic only, no servers
 
 test-fuzz: install    ## every service's API fuzzed from its OpenAPI, long run
 	MAM_FUZZ_EXAMPLES=200 $(BIN)/pytest tests/e2e/test_api_fuzz.py
+
+test-browser: install ## every browser test (journeys, accessibility, page speed); screenshots in .mam/test-<offset>/screenshots
+	$(BIN)/python -m deploy.local.installers chromium
+	MAM_BROWSER_FULL=1 $(BIN)/pytest tests/browser
+	@echo "screenshots: .mam/test-$${MAM_TEST_PORT_OFFSET:-0}/screenshots"
 
 bench: install        ## benchmarks; writes tests/bench/results.json
 	$(BIN)/python -m tests.bench

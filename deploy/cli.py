@@ -11,6 +11,8 @@ mam rebuild-index [--keep N]                         replay the event stream int
 mam docs [--check]                                   regenerate (or check) the event catalogue in docs/architecture.md
 mam user add NAME --role ROLE [--name "Tên"]         create an account (the first administrator too)
 mam user passwd|disable|enable NAME · mam user list  manage accounts directly in NATS KV
+mam import FOLDER --captions SHEET [--dry-run]      upload a folder with its caption sheet (resumable)
+mam watch FOLDER                                     upload files dropped in a folder once they stop growing
 """
 
 from __future__ import annotations
@@ -94,6 +96,13 @@ def cmd_demo(settings: Settings) -> None:
     load_demo(settings)
 
 
+def demo_accounts_line() -> str:
+    """The demo accounts (user name / password), one per role, for the web address printed first."""
+    from services.accounts.accounts import DEMO_ACCOUNTS
+
+    return "Tài khoản mẫu / demo accounts: " + ", ".join(f"{a.username} / {a.password}" for a in DEMO_ACCOUNTS)
+
+
 def cmd_run(stack: LocalStack, settings: Settings) -> None:
     from deploy.demo import sign_in
 
@@ -105,6 +114,8 @@ def cmd_run(stack: LocalStack, settings: Settings) -> None:
         token = sign_in(settings, ("luu-tru", "demo-luu-tru"))  # an archivist's, for a few minutes
         print(
             "\nKho tư liệu HĐND đang chạy / the archive is running:\n"
+            f"  ➜ Trang web / web pages: {settings.web_url}/\n"
+            f"    {demo_accounts_line()}\n"
             f"  Tìm kiếm / search:  {settings.search_url}/v1/search?q=tiep+xuc+cu+tri\n"
             f"  Tải lên / upload:   {settings.ingest_url}/v1/assets  (POST, multipart)\n"
             f"  Biên mục / catalogue: {settings.catalogue_url}/v1/activities  ·  /v1/assets/<id>/tags\n"
@@ -243,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     from deploy import users
 
     users.add_parser(sub)
+    from deploy.bulk_import import cli as bulk_import
+
+    bulk_import.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "classify":
         return cmd_classify(args.text)
@@ -252,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     if args.command == "user":
         return users.run(settings, args)
+    if args.command == "import":
+        return bulk_import.run_import(settings, args)
+    if args.command == "watch":
+        return bulk_import.run_watch(settings, args)
     stack = LocalStack(settings)
     try:
         if args.command == "up" and args.cluster:

@@ -116,6 +116,8 @@ Line = Annotated[str, AfterValidator(_text(300, required=False))]
 FileName = Annotated[str, AfterValidator(_text(255, required=False))]
 PersonName = Annotated[str, AfterValidator(_text(150, required=True))]
 Note = Annotated[str, AfterValidator(_text(1000, required=False))]
+# A reel's lower-third caption: two short lines on screen at most.
+ReelCaption = Annotated[str, AfterValidator(_text(200, required=False))]
 Names = Annotated[tuple[PersonName, ...], Field(max_length=100)]
 Lines = Annotated[tuple[Annotated[str, AfterValidator(_text(300, required=True))], ...], Field(max_length=100)]
 Day = Annotated[date, AfterValidator(_date)]

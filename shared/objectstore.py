@@ -9,20 +9,36 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 from minio import Minio
+from minio.commonconfig import ComposeSource, CopySource
+from minio.datatypes import Part
 from minio.error import S3Error
 
 from shared.ports import ObjectInfo, ObjectNotFound
 from shared.settings import Settings
 
-__all__ = ["ObjectInfo", "ObjectNotFound", "ObjectStore", "content_key", "sha256_file"]
+__all__ = ["MultipartUpload", "ObjectInfo", "ObjectNotFound", "ObjectStore", "content_key", "sha256_file"]
 
 _HASH_CHUNK = 1024 * 1024
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchBucket", "NotFound"}
+# S3's limit of one CopyObject; larger objects are copied part by part (UploadPartCopy).
+_MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """One unfinished S3 multipart upload, as the server lists it."""
+
+    key: str
+    upload_id: str
+    initiated: datetime | None
 
 
 def content_key(sha256_hex: str) -> str:
@@ -158,6 +174,21 @@ class ObjectStore:
 
         return await asyncio.to_thread(_get)
 
+    def iter_chunks(self, bucket: str, key: str, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
+        """The object's bytes as they arrive, ``chunk_size`` at a time. Blocking: for code
+        that already runs in a worker thread (a ZIP streamed into another upload)."""
+        try:
+            response = self._client.get_object(bucket, key)
+        except S3Error as exc:
+            if exc.code in _NOT_FOUND:
+                raise ObjectNotFound(f"{bucket}/{key}") from exc
+            raise
+        try:
+            yield from response.stream(chunk_size)
+        finally:
+            response.close()
+            response.release_conn()
+
     async def download(self, bucket: str, key: str, path: Path) -> None:
         """Stream an object to a local file (workers process local files only)."""
 
@@ -184,3 +215,97 @@ class ObjectStore:
             return [str(o.object_name) for o in self._client.list_objects(bucket, prefix=prefix, recursive=True)]
 
         return await asyncio.to_thread(_list)
+
+    # --- S3 multipart uploads, part by part (resumable uploads keep their state themselves).
+    # The SDK keeps these S3 calls private (its put_object drives them); their signatures
+    # have been stable since minio 7.0 and are pinned by tests/integration/test_objectstore.py.
+
+    async def create_multipart(self, bucket: str, key: str, content_type: str) -> str:
+        """Start a multipart upload; its upload id."""
+        return await asyncio.to_thread(
+            self._client._create_multipart_upload, bucket, key, {"Content-Type": content_type}
+        )
+
+    async def upload_part(self, bucket: str, key: str, upload_id: str, number: int, data: bytes) -> str:
+        """Store part ``number`` (1-based; a re-sent number replaces the part); its ETag."""
+        etag = await asyncio.to_thread(self._client._upload_part, bucket, key, data, None, upload_id, number)
+        return str(etag).strip('"')
+
+    async def complete_multipart(self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Join the parts (number, ETag) into the object ``key``."""
+        listed = [Part(number, etag) for number, etag in parts]
+        await asyncio.to_thread(self._client._complete_multipart_upload, bucket, key, upload_id, listed)
+
+    async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
+        """Drop a multipart upload and its parts; an upload already gone is no error."""
+
+        def _abort() -> None:
+            try:
+                self._client._abort_multipart_upload(bucket, key, upload_id)
+            except S3Error as exc:
+                if exc.code not in {"NoSuchUpload", *_NOT_FOUND}:
+                    raise
+
+        await asyncio.to_thread(_abort)
+
+    async def list_multipart(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
+        """Every unfinished multipart upload under ``prefix`` (all pages)."""
+
+        def _list() -> list[MultipartUpload]:
+            found: list[MultipartUpload] = []
+            key_marker: str | None = None
+            upload_marker: str | None = None
+            while True:
+                page = self._client._list_multipart_uploads(
+                    bucket, prefix=prefix, key_marker=key_marker, upload_id_marker=upload_marker
+                )
+                for upload in page.uploads:
+                    found.append(MultipartUpload(str(upload.object_name), str(upload.upload_id), upload.initiated_time))
+                if not page.is_truncated:
+                    return found
+                key_marker, upload_marker = page.next_key_marker, page.next_upload_id_marker
+
+        return await asyncio.to_thread(_list)
+
+    async def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
+        """A small object in one request (a resumable upload's trailing, not yet full part)."""
+        await asyncio.to_thread(self._client.put_object, bucket, key, io.BytesIO(data), len(data), content_type)
+
+    async def remove(self, bucket: str, key: str) -> None:
+        """Delete one object; a missing one is no error (S3 semantics)."""
+        await asyncio.to_thread(self._client.remove_object, bucket, key)
+
+    async def copy(
+        self,
+        source_bucket: str,
+        source_key: str,
+        bucket: str,
+        key: str,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """Server-side copy (no byte passes through this process); over 5 GiB part by part."""
+
+        def _copy() -> None:
+            size = int(self._client.stat_object(source_bucket, source_key).size or 0)
+            headers: dict[str, str] = {"Content-Type": content_type}
+            headers.update({f"x-amz-meta-{name}": value for name, value in (metadata or {}).items()})
+            if size <= _MAX_SINGLE_COPY:
+                self._client.copy_object(
+                    bucket,
+                    key,
+                    CopySource(source_bucket, source_key),
+                    metadata=headers,  # type: ignore[arg-type]
+                    metadata_directive="REPLACE",
+                )
+            else:
+                self._client.compose_object(
+                    bucket,
+                    key,
+                    [ComposeSource(source_bucket, source_key)],
+                    metadata=headers,  # type: ignore[arg-type]
+                )
+
+        await asyncio.to_thread(_copy)

@@ -12,12 +12,18 @@ at the subscription keeps the loop, and the batch, intact.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
-from faststream.nats import NatsBroker
+from faststream.nats import NatsBroker, NatsMessage
 from nats.errors import TimeoutError as NatsTimeoutError
+
+log = logging.getLogger("mam.pull_consumers")
 
 
 def tolerate_plain_timeouts(fetch: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -45,3 +51,25 @@ async def start_broker(broker: NatsBroker) -> None:
         subscription = getattr(subscriber, "subscription", None)
         if subscription is not None and hasattr(subscription, "fetch"):
             subscription.fetch = tolerate_plain_timeouts(subscription.fetch)
+
+
+@asynccontextmanager
+async def in_progress_acks(msg: NatsMessage, every_s: float) -> AsyncIterator[None]:
+    """Tell the server the job is alive, so a long encode is not redelivered
+    to another replica; after a crash the acks stop and redelivery follows."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await msg.in_progress()
+            except Exception:  # a lost beat only risks a duplicate, which is harmless
+                log.warning("in-progress ack failed", exc_info=True)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

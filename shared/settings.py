@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     bucket_originals: str = "mam-originals"
     bucket_renditions: str = "mam-renditions"
     bucket_reels: str = "mam-reels"
+    # Collection exports (ZIPs for the review report), fetched through presigned links.
+    bucket_exports: str = "mam-exports"
     presign_expiry_s: int = 900
     # Multipart part size for streaming puts of large originals.
     s3_part_size: int = 16 * 1024 * 1024
@@ -99,6 +101,34 @@ class Settings(BaseSettings):
     # --- reels (producers' reels and their renderer) and web (the pages)
     reels_port: int = 18407
     web_port: int = 18408
+    # Signs the web pages' CSRF tokens (HMAC). Set it in production; every web replica
+    # needs the same key (the local one is public, refused beyond loopback).
+    web_secret_key: SecretStr = SecretStr("mam-local-web-key-change-me")
+    # Front-end libraries installed from the npm registry by `make install` (htmx, tus,
+    # swagger-ui for every service's /docs). Unset: ``node_modules`` of the repository.
+    web_assets_dir: Path | None = None
+    # Where the web service reaches each API, by name (accounts, ingest, search, catalogue,
+    # reels), e.g. {"search": "http://search:8402"} in containers; unset: 127.0.0.1 and its port.
+    web_api_urls: dict[str, str] = Field(default_factory=dict)
+    # Reels: limits on what a producer may assemble (each a bilingual 422 beyond it).
+    reels_max_items: int = Field(default=500, ge=1)
+    reels_max_total_s: float = Field(default=4 * 3600.0, gt=0)
+    # A photo shows as a still for out_s - in_s seconds, at most this long.
+    reels_max_still_s: float = Field(default=60.0, gt=0)
+    # Normalised segments, cached by content key (source hash, in, out, target, caption).
+    bucket_reel_cache: str = "mam-reel-cache"
+    # The renderer: a durable JetStream consumer inside the reels service (like the transcoder's).
+    reels_ack_wait_s: float = 20.0
+    reels_max_attempts: int = 3
+    reels_retry_delay_s: float = 5.0
+    # A render gets a fixed allowance plus a multiple of the reel's length.
+    reels_render_timeout_base_s: float = 300.0
+    reels_render_timeout_per_media_s: float = 20.0
+    # Progress updates written to NATS KV per second, at most.
+    reels_progress_per_s: float = 4.0
+    reels_work_dir: Path | None = None
+    # Where drafts query the search API (unset: the local search service).
+    reels_search_url: str = ""
     # --- tagger: OCR with Tesseract's Vietnamese model (Debian tesseract-ocr, tesseract-ocr-vie)
     tesseract_cmd: str = "tesseract"
     tesseract_lang: str = "vie"
@@ -109,6 +139,24 @@ class Settings(BaseSettings):
     tagger_max_attempts: int = 3
     max_upload_bytes: int = 8 * 1024 * 1024 * 1024
     ffprobe_timeout_s: float = 30.0
+    # --- resumable uploads (tus 1.0 at /v1/uploads of the ingest service)
+    # Staging bucket: each upload is an S3 multipart upload here until it is finalised.
+    bucket_uploads: str = "mam-uploads"
+    # Bytes are sent to S3 in parts of this size as they arrive (S3's minimum is 5 MiB);
+    # a resume after a crash re-sends at most one part. Memory: one part per PATCH in flight.
+    upload_part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=512 * 1024 * 1024)
+    # An upload untouched this long is expired: its multipart upload aborted, its state removed.
+    upload_expiry_s: int = Field(default=24 * 3600, ge=10)
+    # Bytes one user may have in unfinished uploads at once (sum of their Upload-Length).
+    upload_quota_bytes: int = Field(default=32 * 1024 * 1024 * 1024, ge=1)
+    # One writer per upload: a lock in NATS KV that lapses this long after its holder
+    # stopped renewing it (a dead connection or a killed process).
+    upload_lock_lease_s: float = Field(default=20.0, ge=2.0, le=600.0)
+    # How often the sweeper expires uploads and resumes interrupted finalisations.
+    upload_sweep_interval_s: float = Field(default=60.0, ge=0.5)
+    # Origins a browser may upload from (tus-js-client, Uppy), comma-separated; empty:
+    # the web UI's own origin (``web_url``).
+    upload_cors_origins: str = ""
     # Photos with more pixels are refused from their header, before decoding
     # (ingest and transcoder; also Pillow's decompression-bomb guard). 100 MP
     # covers medium-format cameras.
@@ -116,6 +164,13 @@ class Settings(BaseSettings):
     # Scratch space of every service: ``<work_dir>/<service>-<port>``, swept when
     # the service starts (shared/workdirs.py). Unset: ``<home>/work``.
     work_dir: Path | None = None
+
+    # --- watch folder (``mam watch``; an optional launcher process, off by default)
+    # The folder it watches (``mam up --services …,watch``), how long a file must stay
+    # unchanged before it is taken, and the API key it uploads with (role phóng viên).
+    watch_dir: Path | None = None
+    watch_settle_s: float = Field(default=5.0, gt=0)
+    watch_api_key: SecretStr | None = None
 
     # --- search projector and query API
     # The projector runs inside the search API process by default. With false, this
@@ -237,6 +292,10 @@ class Settings(BaseSettings):
     @property
     def resolved_jwt_public_key_file(self) -> Path:
         return self.jwt_public_key_file or self.home / "keys" / "jwt-ed25519.pub.pem"
+
+    @property
+    def resolved_web_assets_dir(self) -> Path:
+        return self.web_assets_dir or Path(__file__).resolve().parents[1] / "node_modules"
 
     @property
     def serves_api_docs(self) -> bool:

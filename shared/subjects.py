@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 ROOT = "mam"
-AGGREGATES = frozenset({"asset", "activity", "reel", "person", "user"})
+AGGREGATES = frozenset({"asset", "activity", "reel", "person", "user", "collection", "delegate"})
 # Ids are short ("a" + 32 hex digits); a bound keeps any request far below NATS's
 # 4 KB control line, whose overflow makes the server drop the connection.
 MAX_TOKEN_LENGTH = 64

@@ -28,7 +28,14 @@ from deploy.local.processes import LaunchError
 
 ES_MAVEN_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 MINIO_MODULE = "github.com/minio/minio@latest"
-APT_PACKAGES = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "tesseract": "tesseract-ocr"}
+APT_PACKAGES = {
+    "ffmpeg": "ffmpeg",
+    "ffprobe": "ffmpeg",
+    "tesseract": "tesseract-ocr",
+    "npm": "npm",  # the web pages' libraries (htmx, tus-js-client, swagger-ui) come from the npm registry
+    "chromium": "chromium",  # the browser tests drive Debian's Chromium
+    "fc-match": "fontconfig",
+}
 
 
 @contextlib.contextmanager
@@ -239,3 +246,46 @@ def tesseract_vietnamese() -> Path:
     debian_package("tesseract-ocr-vie")
     debian_package("fonts-dejavu-core")
     return binary
+
+
+def web_assets(repo: Path) -> Path:
+    """The front-end libraries of the web pages and the API docs (package-lock.json), installed
+    with ``npm ci`` from the npm registry into ``repo/node_modules``; Debian's npm if missing."""
+    modules = repo / "node_modules"
+    stamp = modules / ".installed"
+    lock = repo / "package-lock.json"
+    if stamp.exists() and stamp.stat().st_mtime >= lock.stat().st_mtime:
+        return modules
+    npm = debian_tool("npm")
+    with _install_lock(repo / ".mam", "npm"):
+        print("· installing the web pages' libraries with `npm ci`", flush=True)
+        _run(
+            [str(npm), "ci", "--prefix", str(repo), "--no-audit", "--no-fund", "--ignore-scripts"],
+            "npm ci",
+            timeout=900,
+        )
+        stamp.touch()
+    return modules
+
+
+def chromium() -> Path:
+    """Debian's Chromium for the browser tests (Playwright's own browser download cannot work here)."""
+    return debian_tool("chromium")
+
+
+def reel_fonts() -> None:
+    """ffmpeg plus DejaVu Sans, whose glyphs cover all of Vietnamese: the reel
+    renderer draws titles and captions with it (found through fontconfig)."""
+    debian_tool("ffmpeg")
+    debian_tool("fc-match")
+    debian_package("fonts-dejavu-core")
+
+
+if __name__ == "__main__":  # `python -m deploy.local.installers web-assets|chromium` (the Makefile)
+    what = sys.argv[1] if len(sys.argv) > 1 else ""
+    if what == "web-assets":
+        print(web_assets(Path(__file__).resolve().parents[2]))
+    elif what == "chromium":
+        print(chromium())
+    else:
+        raise SystemExit("usage: python -m deploy.local.installers web-assets|chromium")

@@ -25,7 +25,9 @@ from shared.settings import Settings
 
 SERVERS = ("nats", "minio", "seaweedfs", "elasticsearch")
 # In the order they start: accounts first, so its key pair and accounts exist before the rest.
-SERVICES = ("accounts", "ingest", "search", "transcoder", "tagger", "catalogue")
+SERVICES = ("accounts", "ingest", "search", "transcoder", "tagger", "catalogue", "reels", "web")
+# Started only when named (``mam up --services …,watch``): the watch folder (MAM_WATCH_DIR).
+OPTIONAL_SERVICES = ("watch",)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -289,8 +291,10 @@ class LocalStack:
         """One service process; replica ``n > 1`` (the cluster profile) is named ``<name>-<n>``
         and listens on the service's port + ``cluster_replica_port_shift`` × (n - 1)."""
         # Every service serves /healthz on MAM_<NAME>_PORT (workers too).
+        if name == "watch":
+            return self.watch_spec()
         if name not in SERVICES:
-            raise LaunchError(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+            raise LaunchError(f"unknown service {name!r}; known: {', '.join((*SERVICES, *OPTIONAL_SERVICES))}")
         port = int(getattr(self.settings, f"{name}_port")) + self.settings.cluster_replica_port_shift * (replica - 1)
         repo_root = Path(__file__).resolve().parents[2]
         return self._spec(
@@ -302,6 +306,30 @@ class LocalStack:
             startup_timeout_s=60,
             stop_grace_s=10,
             cmdline_marker=f"services.{name}",
+        )
+
+    def watch_spec(self) -> ProcessSpec:
+        """``mam watch`` on MAM_WATCH_DIR, uploading to this stack's ingest with MAM_WATCH_API_KEY;
+        healthy while its heartbeat file is fresh."""
+        from deploy.bulk_import.watch import heartbeat_fresh
+
+        folder = self.settings.watch_dir
+        if folder is None or self.settings.watch_api_key is None:
+            raise LaunchError(
+                "watch: set MAM_WATCH_DIR (the folder) and MAM_WATCH_API_KEY (an API key of a phóng viên)"
+            )
+        folder = folder.resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        repo_root = Path(__file__).resolve().parents[2]
+        return self._spec(
+            "watch",
+            [sys.executable, "-m", "deploy.cli", "watch", str(folder)],
+            lambda: heartbeat_fresh(folder),
+            env={**settings_env(self.settings), "PYTHONPATH": str(repo_root)},
+            cwd=repo_root,
+            startup_timeout_s=30,
+            stop_grace_s=10,
+            cmdline_marker=f"watch {folder}",
         )
 
     # --- whole stack -------------------------------------------------------------
@@ -326,7 +354,7 @@ class LocalStack:
     def down(self) -> list[str]:
         """Stop services first (they hold connections), then servers."""
         stopped = []
-        for name in (*SERVICES, *reversed(SERVERS)):
+        for name in (*OPTIONAL_SERVICES, *SERVICES, *reversed(SERVERS)):
             spec = self._known_spec(name)
             if spec is not None and stop(spec):
                 stopped.append(name)
@@ -342,7 +370,7 @@ class LocalStack:
 
     def status(self) -> dict[str, int | None]:
         out: dict[str, int | None] = {}
-        for name in (*SERVERS, *SERVICES):
+        for name in (*SERVERS, *SERVICES, *OPTIONAL_SERVICES):
             spec = self._known_spec(name)
             out[name] = running_pid(spec) if spec else None
         return out

@@ -29,6 +29,7 @@ from shared.access import requires
 from shared.activities import Activity, fold_activity
 from shared.auth import Principal
 from shared.commands import Decision, run_command
+from shared.delegates import DelegateDirectory
 from shared.directory import Directory
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.models import AssetIngestedV1
@@ -59,6 +60,7 @@ class CatalogueDeps:
     settings: Settings
     events: EventLog
     known: Directory = field(default_factory=Directory)
+    delegates: DelegateDirectory = field(default_factory=DelegateDirectory)
 
     async def readiness(self) -> dict[str, bool]:
         return {"nats": await self.events.ready()}

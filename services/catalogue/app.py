@@ -2,7 +2,9 @@
 
 from fastapi import FastAPI
 
+from services.catalogue import collections
 from services.catalogue.api import CatalogueDeps, router
+from services.catalogue.delegates_api import router as delegates_router
 from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.settings import Settings
@@ -14,4 +16,4 @@ async def build_deps(settings: Settings) -> CatalogueDeps:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    return service_app("catalogue", settings, build_deps, [router])
+    return service_app("catalogue", settings, build_deps, [router, collections.router, delegates_router])

@@ -40,6 +40,7 @@ from shared.people import Person
 from shared.policy import Visibility
 from shared.ports import StoredEvent
 from shared.publication import fold_visibility
+from shared.speeches import fold_speech_event
 from shared.tags import fold_tag_event
 
 
@@ -65,7 +66,7 @@ def fold_asset(history: Sequence[StoredEvent]) -> AssetState | None:
     tags: dict[str, Any] = {}
     visibility: Visibility | None = None
     for stored in history:
-        tags = fold_tag_event(tags, stored.envelope)
+        tags = fold_speech_event(fold_tag_event(tags, stored.envelope), stored.envelope)
         visibility = fold_visibility(visibility, stored.envelope)
     return AssetState(
         history[0].envelope.aggregate_id,

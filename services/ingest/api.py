@@ -1,8 +1,10 @@
 """ingest HTTP API: the routes (thin handlers) and the adapters they use."""
 
+from __future__ import annotations
+
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,16 +12,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from services.ingest.domain import UploadMetadata, asset_view, ingested_payload, validate_metadata
+from services.ingest.domain import UploadMetadata, asset_view, validate_metadata
+from services.ingest.finalise import Finaliser
+from services.ingest.originals import existing_asset, record_original
 from services.ingest.receive import ReceivedFile, check_declared_size, receive_upload
+from services.ingest.sweeper import Sweeper, stop_task
+from services.ingest.upload_store import UploadStore
 from shared.access import requires
 from shared.auth import Principal
-from shared.events.envelope import new_event
-from shared.eventstore import ConcurrencyConflict, EventStore, StoredEvent
+from shared.eventstore import EventStore, StoredEvent
 from shared.http import UserError, app_deps, checked_id
-from shared.ids import asset_id_for_sha256
 from shared.media.probe import Limits, MediaRejected, probe_file
-from shared.objectstore import ObjectStore, content_key
+from shared.objectstore import ObjectStore
 from shared.policy import Action, may_see
 from shared.publication import visibility_of
 from shared.settings import Settings
@@ -33,11 +37,19 @@ class IngestDeps:
     limits: Limits
     # Uploads being received: ``<home>/work/ingest-<port>``, swept at start.
     spool_dir: Path
+    # Resumable uploads: their state in NATS KV, their background finalisation and sweeper.
+    uploads: UploadStore
+    finaliser: Finaliser
+    sweeper: Sweeper
+    background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def readiness(self) -> dict[str, bool]:
         return {"nats": await self.events.ready(), "s3": await self.objects.ready()}
 
     async def close(self) -> None:
+        for task in self.background:
+            await stop_task(task)
+        await self.finaliser.close()
         await self.events.close()
 
 
@@ -107,36 +119,32 @@ async def upload_asset(request: Request, who: Uploader, d: Deps) -> JSONResponse
 
 
 async def _ingest(d: IngestDeps, who: Principal, meta: UploadMetadata, received: ReceivedFile) -> JSONResponse:
-    asset_id = asset_id_for_sha256(received.sha256)
-    existing = await d.events.history("asset", asset_id)
-    if existing:
-        return JSONResponse(_duplicate_view(who, asset_id, existing), status_code=200)
+    existing = await existing_asset(d.events, received.sha256)
+    if existing is not None:
+        return JSONResponse(_duplicate_view(who, existing.asset_id, existing.history), status_code=200)
     try:
         probe = await asyncio.to_thread(probe_file, received.path, d.limits)
     except MediaRejected as exc:
         raise UserError(415, exc.code, exc.message_vi, exc.message_en) from exc
-    key = content_key(received.sha256)
-    bucket = d.settings.bucket_originals
-    if await d.objects.stat(bucket, key) is None:
-        await d.objects.put_file(bucket, key, received.path, probe.mime_type, {"sha256": received.sha256})
-    payload = ingested_payload(
-        meta,
-        probe,
+
+    async def put_local_file(bucket: str, key: str, content_type: str, metadata: dict[str, str]) -> None:
+        await d.objects.put_file(bucket, key, received.path, content_type, metadata)
+
+    ingested = await record_original(
+        d.events,
+        d.objects,
+        d.settings.bucket_originals,
+        put_local_file,
+        actor=who.actor,
+        meta=meta,
+        probe=probe,
         sha256=received.sha256,
         size=received.size,
-        bucket=bucket,
-        key=key,
         filename=received.filename,
     )
-    event = new_event(payload, aggregate_id=asset_id, actor=who.actor)
-    try:
-        await d.events.append(event, expected_last_sequence=0)
-    except ConcurrencyConflict:
-        # The same bytes were ingested concurrently: that upload won.
-        history = await d.events.history("asset", asset_id)
-        return JSONResponse(_duplicate_view(who, asset_id, history), status_code=200)
-    history = await d.events.history("asset", asset_id)
-    return JSONResponse({**asset_view(asset_id, history), "duplicate": False}, status_code=201)
+    if ingested.duplicate:  # the same bytes were ingested concurrently: that upload won
+        return JSONResponse(_duplicate_view(who, ingested.asset_id, ingested.history), status_code=200)
+    return JSONResponse({**asset_view(ingested.asset_id, ingested.history), "duplicate": False}, status_code=201)
 
 
 @router.get("/assets/{asset_id}", summary="Một tư liệu và lịch sử sự kiện / one asset and its events")

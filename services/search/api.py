@@ -9,7 +9,7 @@ its events and ask ``may_see`` — an asset the caller may not see answers the s
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -17,6 +17,8 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Depends, Query, Request, Response
 from faststream.nats import NatsBroker
 
+from services.search.aliases import alias_notes, expand_names, group_facets
+from services.search.collection_scope import CollectionScope, scoped
 from services.search.consistency import ProjectionProgress
 from services.search.documents import document_visibility, fold_media_event
 from services.search.feed import (
@@ -53,6 +55,7 @@ from services.search.query import (
 from services.search.results import shape_activities, shape_facets, shape_hit, shape_stats
 from shared.access import requires
 from shared.auth import Principal
+from shared.delegates import DelegateDirectory
 from shared.eventstore import EventStore
 from shared.http import UserError, app_deps
 from shared.objectstore import ObjectStore
@@ -77,6 +80,8 @@ class SearchDeps:
     progress: ProjectionProgress
     # Renditions are private objects: the UI gets short-lived presigned URLs.
     renditions: ObjectStore
+    # Delegates per term and the sessions, for the delegate report (caught up per request).
+    delegates: DelegateDirectory = field(default_factory=DelegateDirectory)
 
     async def readiness(self) -> dict[str, bool]:
         return {"nats": await self.events.ready(), "elasticsearch": await self.index.ready()}
@@ -119,7 +124,7 @@ async def filters_dependency(  # async: no worker-thread hop per request
         term=term,
         activity=activity,
         person=person,
-        organisation=organisation,
+        organisation=expand_names(organisation),  # a current name also matches its former ones
         kind=kind,
         date_from=date_from,
         date_to=date_to,
@@ -187,6 +192,7 @@ async def search(
     who: Searcher,
     d: Deps,
     filters: FiltersDep,
+    in_collection: CollectionScope,
     q: Annotated[str, Query(max_length=500, description="từ khóa, có hoặc không dấu")] = "",
     sort: Annotated[str | None, Query(description="relevance, date, duration")] = None,
     order: Annotated[str | None, Query(description="asc, desc")] = None,
@@ -210,12 +216,13 @@ async def search(
         cursor_key=cursor_key,
     )
     await _read_your_writes(d, after_seq, refresh)
-    result = await d.index.search(build_search_body(params, visible=visibility_filter(who)))
+    result = await d.index.search(build_search_body(params, visible=scoped(visibility_filter(who), in_collection)))
     hits = result["hits"]["hits"]
     return {
         "total": result["hits"]["total"]["value"],
         "hits": [shape_hit(h) for h in hits],
-        "facets": shape_facets(result.get("aggregations", {})),
+        "facets": group_facets(shape_facets(result.get("aggregations", {}))),
+        "aliases": alias_notes(params.q),  # former names and other spellings searched too
         "next_cursor": encode_cursor(params, hits[-1]["sort"], cursor_key) if len(hits) == params.size else None,
     }
 
@@ -244,12 +251,13 @@ async def stats(
     who: Searcher,
     d: Deps,
     filters: FiltersDep,
+    in_collection: CollectionScope,
     group_by: Annotated[str, Query(description="month, year, term")] = "month",
     after_seq: Consistency = None,
 ) -> dict[str, Any]:
     group = parse_group(group_by)
     await _read_your_writes(d, after_seq, False)
-    body = stats_body(filters, group, visible=visibility_filter(who))
+    body = stats_body(filters, group, visible=scoped(visibility_filter(who), in_collection))
     return shape_stats(await d.index.search(body), group)
 
 
@@ -258,9 +266,10 @@ async def activities(
     who: Searcher,
     d: Deps,
     filters: FiltersDep,
+    in_collection: CollectionScope,
     size: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
-    body = activities_body(filters, size, visible=visibility_filter(who))
+    body = activities_body(filters, size, visible=scoped(visibility_filter(who), in_collection))
     if body is None:
         return {
             "terms": [],

@@ -9,8 +9,10 @@ from faststream import AckPolicy, Context
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsBatchMessage
 
+from services.search import collections, review_stats
 from services.search.api import SearchDeps, router
 from services.search.consistency import ProjectionProgress
+from services.search.delegates_api import router as delegates_router
 from services.search.index import AssetIndex, es_client
 from services.search.projector import AssetProjector, BatchOutcome, Delivered, Redelivery, settle_batch
 from shared.events.envelope import EventEnvelope
@@ -120,4 +122,6 @@ async def build_deps(settings: Settings) -> SearchDeps:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    return service_app("search", settings, build_deps, [router])
+    return service_app(
+        "search", settings, build_deps, [router, collections.router, review_stats.router, delegates_router]
+    )

@@ -15,6 +15,7 @@ from shared.events.media import AssetProbedV1, AssetProcessingFailedV1, AssetRen
 from shared.events.models import AssetIngestedV1
 from shared.policy import PUBLISH_AT, PUBLISHED, RESTRICTION, UNPUBLISH_AT, UPLOADED_BY, Visibility
 from shared.publication import VISIBILITY_EVENT_TYPES, fold_visibility, index_fields, visibility_from_fields
+from shared.speeches import SPEECH_MAPPINGS, fold_speech_event
 from shared.tags import TAG_MAPPINGS, fold_tag_event
 from shared.taxonomy import (
     LOCAL_TZ,
@@ -128,6 +129,8 @@ ASSET_MAPPINGS: dict[str, Any] = {
         **MEDIA_MAPPINGS,
         # --- tags (tagger, archivists' edits, activities: see shared.tags)
         **TAG_MAPPINGS,
+        # --- who speaks (tagger's recognitions, archivists' decisions: see shared.speeches)
+        **SPEECH_MAPPINGS,
         "last_event_type": {"type": "keyword"},
         # Stream sequences folded into this document: duplicate detection.
         "event_sequences": {"type": "long", "index": False},
@@ -177,6 +180,7 @@ def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
             out.update(recorded_at=None, year=None, term=None)
     out = fold_media_event(out, event)
     out = fold_tag_event(out, event)  # tags, edits, activity: manual values win
+    out = fold_speech_event(out, event)  # who speaks: the archivist's decision wins
     if event.type in VISIBILITY_EVENT_TYPES:
         out.update(index_fields(fold_visibility(document_visibility(out), event) or Visibility(uploaded_by="")))
     for name in TEXT_FIELDS:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Literal
 
+from services.search.aliases import with_aliases
 from services.search.documents import KEYWORD_IGNORE_ABOVE, MAX_SEARCHABLE_CHARS
 from services.search.fields import boosted, keyword_field, text_fields, wrap_nested
 from shared.taxonomy import LOCAL_TZ
@@ -218,7 +219,8 @@ def highlight_spec() -> dict[str, Any]:
 def build_search_body(p: SearchParams, *, visible: Visible) -> dict[str, Any]:
     """Query (with what may be seen as its filter), post-filter (facets see counts without
     the chosen filters), facets, sort, highlight, paging."""
-    query: dict[str, Any] = text_query(p.q) if p.q.strip() else {"match_all": {}}
+    # Former names and other spellings of names in the query weigh less (services/search/aliases.py).
+    query: dict[str, Any] = with_aliases(p.q, text_query) if p.q.strip() else {"match_all": {}}
     if visible is not None:
         query = {"bool": {"must": [query], "filter": [visible]}}
     body: dict[str, Any] = {

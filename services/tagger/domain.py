@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Literal
 
+from services.tagger.speech import find_speeches, merge_speeches
 from shared.activities import Activity
 from shared.events.models import AssetIngestedV1
+from shared.events.speech import SpeechSource
 from shared.events.tagging import (
     AssetTaggedV1,
     PersonTag,
@@ -95,6 +97,13 @@ def propose_tags(
     for source, part in (("title", asset.title), ("caption", asset.caption), ("ocr", ocr_text)):
         for person in find_people(part, registry, source):
             people.setdefault(fold(person.name), person)
+    # On-screen text of a clip is its lower-thirds: the person they name is the one talking.
+    screen: SpeechSource = "lower_third" if asset.kind.value == "video" else "ocr"
+    speeches = merge_speeches(
+        find_speeches(asset.title, registry, "title"),
+        find_speeches(asset.caption, registry, "caption"),
+        find_speeches(ocr_text, registry, screen) if ocr_text else [],
+    )
     day = asset.recorded_at.astimezone(LOCAL_TZ).date() if asset.recorded_at else None
     return AssetTaggedV1(
         activity_type=effective,
@@ -108,6 +117,7 @@ def propose_tags(
         term_source=term_source,
         organisations=tuple(o.label_vi for o in orgs),
         people=tuple(people.values()),
+        speeches=tuple(speeches),
         ocr_text=ocr_text,
         ocr_frames=ocr_frames,
         ocr_error=ocr_error,

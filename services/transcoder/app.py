@@ -9,10 +9,7 @@ outcome (renditions + event, or a failure event) is recorded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -28,7 +25,7 @@ from shared.http import service_app
 from shared.media.probe import Limits
 from shared.objectstore import ObjectStore
 from shared.outcomes import Outcome, Retry, apply_outcome
-from shared.pull_consumers import start_broker
+from shared.pull_consumers import in_progress_acks, start_broker
 from shared.settings import Settings
 from shared.subjects import event_type_filter
 from shared.workdirs import fresh_work_dir
@@ -50,28 +47,6 @@ class TranscoderDeps:
     async def close(self) -> None:
         await self.broker.stop()
         await self.events.close()
-
-
-@asynccontextmanager
-async def in_progress_acks(msg: NatsMessage, every_s: float) -> AsyncIterator[None]:
-    """Tell the server the job is alive, so a long encode is not redelivered
-    to another replica; after a crash the acks stop and redelivery follows."""
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            try:
-                await msg.in_progress()
-            except Exception:  # a lost beat only risks a duplicate, which is harmless
-                log.warning("in-progress ack failed", exc_info=True)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def build_broker(settings: Settings, worker: WorkerDeps) -> NatsBroker:

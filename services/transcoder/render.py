@@ -82,7 +82,12 @@ def photo_renditions(src: Path, fmt: str, workdir: Path, limits: Limits) -> list
             # for a 24 MP camera photo that ends at 2048 px.
             img.draft("RGB", (domain.PHOTO_WEB_EDGE, domain.PHOTO_WEB_EDGE))
             icc = img.info.get("icc_profile")
-            oriented = ImageOps.exif_transpose(img)
+            # Other formats decode at full size: shrink by a whole factor at once, so
+            # every later step (orientation, flattening) works on the small copy and
+            # an 80 MP PNG costs one decoded frame, not four.
+            factor = min(img.size) // domain.PHOTO_WEB_EDGE
+            small = img.reduce(factor) if factor >= 2 else img
+            oriented = ImageOps.exif_transpose(small)  # reduce keeps the EXIF orientation
     if oriented.mode in ("RGBA", "LA") or (oriented.mode == "P" and "transparency" in oriented.info):
         rgba = oriented.convert("RGBA")
         flat = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -90,7 +95,7 @@ def photo_renditions(src: Path, fmt: str, workdir: Path, limits: Limits) -> list
         oriented = flat
     elif oriented.mode != "RGB":
         oriented = oriented.convert("RGB")
-    web = oriented.copy()
+    web = oriented  # already a copy detached from the file: shrink it in place
     web.thumbnail((domain.PHOTO_WEB_EDGE, domain.PHOTO_WEB_EDGE), Image.Resampling.LANCZOS, reducing_gap=3.0)
     web.save(web_path, "JPEG", quality=85, optimize=True, progressive=True, icc_profile=icc)
     thumb = web.copy()

@@ -1,7 +1,7 @@
 """Event contracts: the envelope every event carries and the payload models."""
 
 # The payload modules register their models on import.
-from shared.events import accounts, media, publishing, tagging  # noqa: F401
+from shared.events import accounts, collections, delegates, media, publishing, reels, tagging  # noqa: F401
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.models import (
     AssetIngestedV1,

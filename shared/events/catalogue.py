@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The services, in the order an upload meets them (also the order of the document's tables).
-SERVICE_ORDER = ("ingest", "transcoder", "tagger", "catalogue", "search", "accounts")
+SERVICE_ORDER = ("ingest", "transcoder", "tagger", "catalogue", "search", "accounts", "reels")
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,22 @@ EVENT_ROUTES: dict[str, EventRoute] = {
     "asset.unpublished": EventRoute(emitted_by=("catalogue",), consumed_by=("search",), read_by=("catalogue",)),
     "asset.restriction_set": EventRoute(emitted_by=("catalogue",), consumed_by=("search",), read_by=("catalogue",)),
     "activity.published": EventRoute(emitted_by=("catalogue",)),
-    "activity.created": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
-    "activity.edited": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
-    "activity.merged": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
+    "activity.created": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue", "search")),
+    "activity.edited": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue", "search")),
+    "activity.merged": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue", "search")),
     "person.registered": EventRoute(emitted_by=("catalogue",), read_by=("tagger", "catalogue")),
+    # Collections: the catalogue decides them; search folds one from the log when a query
+    # names it (``collection=<id>``), its page, its export and the statistics per collection.
+    "collection.created": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.edited": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.asset_added": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.asset_removed": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.asset_excluded": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "collection.exclusion_lifted": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    # Delegates per term (đơn vị bầu cử, Tổ đại biểu) and archivists' decisions on who speaks.
+    "delegate.registered": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "delegate.edited": EventRoute(emitted_by=("catalogue",), read_by=("catalogue", "search")),
+    "asset.speeches_edited": EventRoute(emitted_by=("catalogue",), consumed_by=("search",), read_by=("catalogue",)),
     # The accounts' audit trail: the state is in NATS KV, the log says who changed what.
     "user.created": EventRoute(emitted_by=("accounts",)),
     "user.role_changed": EventRoute(emitted_by=("accounts",)),
@@ -64,6 +76,14 @@ EVENT_ROUTES: dict[str, EventRoute] = {
     "user.enabled": EventRoute(emitted_by=("accounts",)),
     "user.password_changed": EventRoute(emitted_by=("accounts",)),
     "user.sign_in_failed": EventRoute(emitted_by=("accounts",)),
+    # Reels: the producers' edits and render requests (reels API), the renderer's facts
+    # (reels worker, the same service); search indexes every reel event in its reels index.
+    "reel.created": EventRoute(emitted_by=("reels",), consumed_by=("search",), read_by=("reels",)),
+    "reel.items_set": EventRoute(emitted_by=("reels",), consumed_by=("search",), read_by=("reels",)),
+    "reel.render_requested": EventRoute(emitted_by=("reels",), consumed_by=("reels", "search")),
+    "reel.render_started": EventRoute(emitted_by=("reels",), consumed_by=("search",), read_by=("reels",)),
+    "reel.rendered": EventRoute(emitted_by=("reels",), consumed_by=("search",), read_by=("reels",)),
+    "reel.render_failed": EventRoute(emitted_by=("reels",), consumed_by=("search",), read_by=("reels",)),
 }
 
 

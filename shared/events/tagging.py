@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.events.models import EventPayload, register_payload
+from shared.events.speech import SpeechTag
 from shared.fields import ActivityTitle, Caption, Day, Line, Lines, Names, Note, PersonName, Title
 from shared.taxonomy import ACTIVITY_TYPE_CODES, term_by_code
 from shared.text import clean_text
@@ -73,6 +74,8 @@ class AssetTaggedV1(EventPayload):
     term_source: Literal["recorded_at", "text", "none"] = "none"
     organisations: tuple[str, ...] = ()
     people: tuple[PersonTag, ...] = ()
+    # Who speaks, answers or is named, with the evidence (shared.events.speech); manual wins.
+    speeches: tuple[SpeechTag, ...] = ()
     ocr_text: str = ""
     ocr_frames: int = 0
     ocr_error: str = ""

@@ -18,6 +18,7 @@ import resource
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ class RunStats:
     elapsed_s: float
     # CPU of all children reaped meanwhile: exact when one ffmpeg runs at a time.
     cpu_s: float
+    # The last 64 KiB of stderr: what filters such as loudnorm/ebur128 report.
+    stderr: str = ""
 
 
 def safe_input(path: Path, demuxer: str, **options: Any) -> Any:
@@ -101,14 +104,35 @@ async def _drain(stream: asyncio.StreamReader, keep: deque[bytes]) -> None:
             size -= len(keep.popleft())
 
 
-async def run_ffmpeg(argv: list[str], timeout_s: float) -> RunStats:
-    """Run one ffmpeg command; raises :class:`FfmpegError` on failure or timeout."""
+async def _read_progress(stream: asyncio.StreamReader, on_out_time_s: Callable[[float], None]) -> None:
+    # ``-progress pipe:1`` writes key=value blocks; out_time_us is the output position.
+    while line := await stream.readline():
+        key, _, value = line.decode(errors="replace").strip().partition("=")
+        if key == "out_time_us" and value.lstrip("-").isdigit():
+            on_out_time_s(max(int(value), 0) / 1_000_000)
+
+
+async def run_ffmpeg(
+    argv: list[str],
+    timeout_s: float,
+    *,
+    cwd: Path | None = None,
+    on_out_time_s: Callable[[float], None] | None = None,
+) -> RunStats:
+    """Run one ffmpeg command; raises :class:`FfmpegError` on failure or timeout.
+
+    With ``on_out_time_s`` the command must write ``-progress pipe:1``: it is
+    called with the output position in seconds as ffmpeg reports it. ``cwd``
+    lets a filter graph name its files (fonts, text) relatively, so no path
+    is ever spliced into a filter string.
+    """
     began = time.perf_counter()
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = await asyncio.create_subprocess_exec(
         *argv,
+        cwd=cwd,
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE if on_out_time_s else asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         preexec_fn=_die_with_parent,
         # Its own process group: a SIGTERM to the service's group (shutdown)
@@ -119,14 +143,22 @@ async def run_ffmpeg(argv: list[str], timeout_s: float) -> RunStats:
     assert proc.stderr is not None
     kept: deque[bytes] = deque()
     drain = asyncio.create_task(_drain(proc.stderr, kept))
+    progress = None
+    if on_out_time_s is not None:
+        assert proc.stdout is not None
+        progress = asyncio.create_task(_read_progress(proc.stdout, on_out_time_s))
     try:
         async with asyncio.timeout(timeout_s):
             await proc.wait()
             await drain
+            if progress is not None:
+                await progress
     except TimeoutError:
         proc.kill()
         await proc.wait()
         drain.cancel()
+        if progress is not None:
+            progress.cancel()
         raise FfmpegError(
             "Xử lý media quá thời gian cho phép.",
             f"ffmpeg timed out after {timeout_s:.0f}s",
@@ -140,6 +172,8 @@ async def run_ffmpeg(argv: list[str], timeout_s: float) -> RunStats:
             proc.kill()
         await proc.wait()
         drain.cancel()
+        if progress is not None:
+            progress.cancel()
         raise
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
@@ -153,4 +187,4 @@ async def run_ffmpeg(argv: list[str], timeout_s: float) -> RunStats:
             detail,
             retryable=transient,
         )
-    return RunStats(time.perf_counter() - began, cpu)
+    return RunStats(time.perf_counter() - began, cpu, b"".join(kept).decode(errors="replace"))

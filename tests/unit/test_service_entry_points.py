@@ -48,6 +48,7 @@ def test_each_service_entry_module_listens_on_the_configured_host_and_port(
     env.setenv(f"MAM_{name.upper()}_PORT", str(PORT))
     env.setenv("MAM_S3_SECRET_KEY", OWN_SECRET)
     env.setenv("MAM_SEARCH_CURSOR_KEY", OWN_CURSOR_KEY)
+    env.setenv("MAM_WEB_SECRET_KEY", "an-operator-chosen-web-key")
 
     runpy.run_module(f"services.{name}", run_name="__main__")
 
@@ -107,3 +108,18 @@ def test_loopback_hosts_are_recognised(host: str) -> None:
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "192.168.1.2", "mam.example.vn", ""])
 def test_other_hosts_are_not_loopback(host: str) -> None:
     assert not is_loopback(host)
+
+
+def test_beyond_loopback_the_web_pages_refuse_the_public_csrf_key(
+    env: pytest.MonkeyPatch, served: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("MAM_BIND_HOST", "0.0.0.0")
+    env.setenv("MAM_S3_SECRET_KEY", OWN_SECRET)
+    env.setenv("MAM_SEARCH_CURSOR_KEY", OWN_CURSOR_KEY)
+
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("services.web", run_name="__main__")
+
+    assert exit_.value.code == 2
+    assert served == []
+    assert "MAM_WEB_SECRET_KEY" in capsys.readouterr().err

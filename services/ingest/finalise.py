@@ -1,0 +1,188 @@
+"""Finalising a resumable upload, in the background, after its last byte.
+
+The PATCH that brings the last byte answers at once (state ``verifying``); this
+task, holding the upload's lock, then: joins the S3 parts into the staging
+object, checks whether the bytes are already an asset (their SHA-256 was
+computed while they arrived), probes the content, copies it server-side to its
+content-addressed key and appends ``asset.ingested`` — with an event id derived
+from the upload id, so a retry after a crash finds its own event instead of
+appending a second one. Each step is idempotent and the record says which are
+done, so a kill -9 at any point is resumed by the sweeper (of this process when
+it restarts, or of another replica) once the lock's lease has lapsed.
+
+Probing reads the first and last ``PROBE_EDGE`` bytes into a sparse local file
+of the full size: container headers (MP4's ``moov`` at either end, Matroska,
+MPEG-TS, photos' headers) sit there, so a multi-GB video is not downloaded.
+When that is not enough to accept the file (a fragmented MP4 has boxes all
+along, a large TIFF must be decoded whole), the whole object is downloaded and
+probed again — the honest fallback, rarely taken. Small files are downloaded whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from minio.error import S3Error
+
+from services.ingest.originals import Ingested, existing_asset, record_original
+from services.ingest.upload_store import UploadStore
+from services.ingest.uploads import UploadProblem, UploadRecord
+from shared.events.models import AssetIngestedV1
+from shared.eventstore import EventStore
+from shared.media.probe import Limits, MediaRejected, ProbeResult, probe_file
+from shared.objectstore import ObjectStore
+from shared.settings import Settings
+
+log = logging.getLogger("mam.ingest.finalise")
+
+PROBE_EDGE = 16 * 1024 * 1024
+# Namespace of the event ids of resumable uploads' ``asset.ingested`` (uuid5 of the upload id).
+_EVENT_NAMESPACE = uuid.UUID("6f1b3c52-7d0e-4b8e-9a61-2c4f0e5d9a17")
+
+
+def ingested_event_id(upload_id: str) -> str:
+    return str(uuid.uuid5(_EVENT_NAMESPACE, upload_id))
+
+
+@dataclass
+class Finaliser:
+    settings: Settings
+    events: EventStore
+    objects: ObjectStore
+    store: UploadStore
+    limits: Limits
+    work_dir: Path
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def schedule(self, upload_id: str) -> None:
+        """Finalise in the background (the request that brought the last byte has answered)."""
+        task = asyncio.create_task(self.finalise(upload_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def finalise(self, upload_id: str) -> None:
+        """Carry the upload to ``stored`` or ``rejected``; if its lock is held, its holder does."""
+        lock = await self.store.try_lock(upload_id)
+        if lock is None:
+            return  # another request or replica holds it; the sweeper comes back
+        try:
+            async with self.store.renewing(lock):
+                await self._finalise_locked(upload_id)
+        except Exception:
+            # S3 or NATS away: the record stays "verifying" and the sweeper retries.
+            log.warning("upload %s: finalisation interrupted; will retry", upload_id, exc_info=True)
+
+    async def _finalise_locked(self, upload_id: str) -> None:
+        got = await self.store.get(upload_id)
+        if got is None or got[0].state != "verifying":
+            return
+        record, revision = got
+        bucket = self.settings.bucket_uploads
+        if not record.completed:
+            try:
+                await self.objects.complete_multipart(
+                    bucket, record.s3_key, record.s3_upload_id, [(p.number, p.etag) for p in record.parts]
+                )
+            except S3Error as exc:
+                # Completed before a crash (the upload id is gone, the object is there)?
+                if exc.code != "NoSuchUpload" or await self.objects.stat(bucket, record.s3_key) is None:
+                    raise
+            record = record.model_copy(update={"completed": True, "updated_at": _now()})
+            revision = await self.store.save(record, revision)
+        outcome = await self._ingest(record)
+        if isinstance(outcome, UploadProblem):
+            record = record.model_copy(update={"state": "rejected", "error": outcome, "updated_at": _now()})
+        else:
+            record = record.model_copy(
+                update={
+                    "state": "stored",
+                    "asset_id": outcome.asset_id,
+                    "duplicate": outcome.duplicate,
+                    "updated_at": _now(),
+                }
+            )
+        await self.store.save(record, revision)
+        # The staging object is no longer needed: the original is under its content key.
+        with contextlib.suppress(Exception):
+            await self.objects.remove(bucket, record.s3_key)
+        log.info("upload %s: %s", upload_id, record.state)
+
+    async def _ingest(self, record: UploadRecord) -> Ingested | UploadProblem:
+        assert record.sha256 is not None
+        event_id = ingested_event_id(record.id)
+        existing = await existing_asset(self.events, record.sha256)
+        if existing is not None:
+            ours = any(
+                s.envelope.event_id == event_id and s.envelope.type == AssetIngestedV1.EVENT_TYPE
+                for s in existing.history
+            )
+            return Ingested(existing.asset_id, not ours, existing.history)
+        try:
+            probe = await self._probe(record)
+        except MediaRejected as exc:
+            return UploadProblem(code=exc.code, message_vi=exc.message_vi, message_en=exc.message_en)
+        bucket_uploads = self.settings.bucket_uploads
+
+        async def copy_original(bucket: str, key: str, content_type: str, metadata: dict[str, str]) -> None:
+            await self.objects.copy(bucket_uploads, record.s3_key, bucket, key, content_type, metadata)
+
+        return await record_original(
+            self.events,
+            self.objects,
+            self.settings.bucket_originals,
+            copy_original,
+            actor=record.owner,
+            meta=record.meta,
+            probe=probe,
+            sha256=record.sha256,
+            size=record.length,
+            filename=record.filename,
+            event_id=event_id,
+        )
+
+    async def _probe(self, record: UploadRecord) -> ProbeResult:
+        path = self.work_dir / f"probe-{record.id}"
+        try:
+            if record.length > 2 * PROBE_EDGE:
+                await self._edges_to_sparse_file(record, path)
+                try:
+                    return await asyncio.to_thread(probe_file, path, self.limits)
+                except MediaRejected:
+                    log.info("upload %s: the edges are not enough to probe; downloading it whole", record.id)
+            await self.objects.download(self.settings.bucket_uploads, record.s3_key, path)
+            return await asyncio.to_thread(probe_file, path, self.limits)
+        finally:
+            await asyncio.to_thread(path.unlink, True)
+
+    async def _edges_to_sparse_file(self, record: UploadRecord, path: Path) -> None:
+        bucket = self.settings.bucket_uploads
+        head = await self.objects.get_bytes(bucket, record.s3_key, 0, PROBE_EDGE)
+        tail_start = record.length - PROBE_EDGE
+        tail = await self.objects.get_bytes(bucket, record.s3_key, tail_start, PROBE_EDGE)
+
+        def write() -> None:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.pwrite(fd, head, 0)
+                os.pwrite(fd, tail, tail_start)
+                os.ftruncate(fd, record.length)
+            finally:
+                os.close(fd)
+
+        await asyncio.to_thread(write)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,1 @@
+"""Reels: summary producers assemble and render review reels (issue 13)."""

@@ -1,0 +1,112 @@
+"""reels service: wiring (adapters, the renderer's durable JetStream subscriber) and the app.
+
+The renderer is a FastStream pull consumer of ``reel.render_requested`` on a
+durable shared by every replica (more replicas, more renders at once; each
+job goes to one of them). Acks are manual: a job is acknowledged only once its
+outcome (``reel.rendered`` or ``reel.render_failed``) is recorded; while it
+renders, in-progress acks keep it from being redelivered to another replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from fastapi import FastAPI
+from faststream import AckPolicy
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
+from nats.js.api import DeliverPolicy
+
+from services.reels.api import ReelsDeps, router
+from services.reels.cache import S3SegmentCache
+from services.reels.progress import PROGRESS_BUCKET, PROGRESS_TTL_S, ProgressBoard
+from services.reels.render import render_reel
+from services.reels.worker import RendererDeps, handle_render_requested
+from shared.events.envelope import EventEnvelope
+from shared.eventstore import EventStore
+from shared.http import service_app
+from shared.kv import open_bucket
+from shared.objectstore import ObjectStore
+from shared.outcomes import Outcome, Retry, apply_outcome
+from shared.pull_consumers import in_progress_acks, start_broker
+from shared.settings import Settings
+from shared.subjects import event_type_filter
+from shared.workdirs import fresh_work_dir
+
+RENDERER_DURABLE = "reels-renderer"
+log = logging.getLogger("mam.reels")
+
+
+def build_broker(settings: Settings, renderer: RendererDeps) -> NatsBroker:
+    broker = NatsBroker(settings.resolved_nats_url)
+    beat_s = max(1.0, settings.reels_ack_wait_s / 3)
+
+    @broker.subscriber(
+        event_type_filter("reel.render_requested"),
+        stream=JStream(name=settings.event_stream, declare=False),
+        durable=RENDERER_DURABLE,
+        # One render at a time per replica: a render already uses every core.
+        pull_sub=PullSub(batch_size=1, timeout=5.0),
+        config=ConsumerConfig(
+            ack_wait=settings.reels_ack_wait_s,
+            max_deliver=-1,
+            deliver_policy=DeliverPolicy.ALL,
+            max_ack_pending=16,
+        ),
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def on_render_requested(msg: NatsMessage) -> None:
+        try:
+            cause = EventEnvelope.from_bytes(msg.raw_message.data)
+        except ValueError:
+            log.error("undecodable message on %s; terminated", msg.raw_message.subject)
+            await msg.reject()
+            return
+        attempt = int(msg.raw_message.metadata.num_delivered or 1)
+        outcome: Outcome
+        try:
+            async with in_progress_acks(msg, beat_s):
+                outcome = await handle_render_requested(renderer, cause, attempt)
+        except Exception as exc:
+            log.exception("%s: render not recorded, will be redelivered", cause.aggregate_id)
+            outcome = Retry(settings.reels_retry_delay_s, f"{type(exc).__name__}: {exc}"[:300])
+        log.info("%s attempt %d → %s", cause.aggregate_id, attempt, outcome)
+        await apply_outcome(outcome, msg.raw_message, renderer.events)
+
+    return broker
+
+
+async def build_deps(settings: Settings) -> ReelsDeps:
+    """The one wiring function of this service."""
+    events = await EventStore.from_settings(settings)
+    objects = ObjectStore.from_settings(settings)
+    await objects.ensure_buckets(settings.bucket_reels, settings.bucket_reel_cache)
+    board = ProgressBoard(
+        await open_bucket(await events.jetstream(), PROGRESS_BUCKET, "reel render progress", ttl_s=PROGRESS_TTL_S)
+    )
+    # Leftovers of a crashed run of this replica are swept: no job of ours is running yet.
+    work_dir = await asyncio.to_thread(fresh_work_dir, settings, "reels", settings.reels_work_dir)
+    renderer = RendererDeps(
+        events=events,
+        objects=objects,
+        cache=S3SegmentCache.from_settings(settings),
+        board=board,
+        render=render_reel,
+        reels_bucket=settings.bucket_reels,
+        work_dir=work_dir,
+        worker_name=f"{socket.gethostname()}:{settings.reels_port}",
+        max_attempts=settings.reels_max_attempts,
+        retry_delay_s=settings.reels_retry_delay_s,
+        timeout_base_s=settings.reels_render_timeout_base_s,
+        timeout_per_media_s=settings.reels_render_timeout_per_media_s,
+        progress_per_s=settings.reels_progress_per_s,
+    )
+    broker = build_broker(settings, renderer)
+    deps = ReelsDeps(settings, events, objects, board, broker)
+    await start_broker(broker)
+    return deps
+
+
+def create_app(settings: Settings) -> FastAPI:
+    return service_app("reels", settings, build_deps, [router])

@@ -1,0 +1,94 @@
+"""Calling the other services' HTTP APIs as the signed-in user.
+
+The pages hold no rule of their own about who may do what: every call carries
+the user's access token and the API decides. An API's refusal comes back as
+:class:`ApiRefused` with its bilingual message and, for a bad field, which
+field, so the form can show it next to that field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from services.web.session import User
+from shared.http import UserError
+
+
+@dataclass
+class ApiRefused(Exception):
+    """A 4xx answer of an API: its status, code and message in both languages."""
+
+    status: int
+    code: str
+    message_vi: str
+    message_en: str
+    fields: dict[str, tuple[str, str]] = field(default_factory=dict)  # field → (vi, en)
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> ApiRefused:
+        try:
+            error = response.json().get("error", {})
+        except ValueError:
+            error = {}
+        fields: dict[str, tuple[str, str]] = {}
+        for problem in error.get("problems") or []:
+            name = str(problem.get("field", "")).split(".")[0]
+            if name:
+                fields[name] = (str(problem.get("message", "")), str(problem.get("message_en", "")))
+        if error.get("field") and str(error["field"]) not in fields:
+            fields[str(error["field"])] = (str(error.get("message", "")), str(error.get("message_en", "")))
+        return cls(
+            response.status_code,
+            str(error.get("code", "error")),
+            str(error.get("message", "Yêu cầu không thực hiện được.")),
+            str(error.get("message_en", "The request could not be carried out.")),
+            fields,
+        )
+
+
+def _unavailable(service: str) -> UserError:
+    return UserError(
+        502,
+        "service_unavailable",
+        f"Dịch vụ {service} đang không trả lời; vui lòng thử lại sau ít phút.",
+        f"The {service} service is not answering; please try again in a few minutes.",
+    )
+
+
+class Backend:
+    """One user's view of the APIs for one request."""
+
+    def __init__(self, http: httpx.AsyncClient, urls: dict[str, str], user: User) -> None:
+        self._http = http
+        self._urls = urls
+        self.user = user
+
+    async def call(self, service: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, f"{self._urls[service]}{path}", headers=self.user.headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise _unavailable(service) from exc
+
+    async def json(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
+        """The answer's JSON; a 4xx is :class:`ApiRefused`, a 5xx the service being unavailable."""
+        response = await self.call(service, method, path, **kwargs)
+        if response.status_code >= 500:
+            raise _unavailable(service)
+        if response.status_code >= 400:
+            raise ApiRefused.of(response)
+        if response.status_code == 204 or not response.content:
+            return {}
+        return response.json()
+
+    async def get(self, service: str, path: str, **params: Any) -> Any:
+        return await self.json(service, "GET", path, params={k: v for k, v in params.items() if v not in (None, "")})
+
+    async def optional(self, service: str, path: str, **params: Any) -> Any:
+        """Like :meth:`get`, but None where the API refuses (a section of a page the user may not see)."""
+        try:
+            return await self.get(service, path, **params)
+        except ApiRefused:
+            return None

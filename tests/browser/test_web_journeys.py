@@ -1,0 +1,225 @@
+"""One journey per kind of user, in a real browser against the real stack; each saves
+screenshots (``<test home>/screenshots``) and checks what the user would see."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, Request, expect
+
+from shared.settings import Settings
+from tests.browser.conftest import axe_violations, describe, shot, sign_in
+from tests.conftest import ARCHIVIST, AUTH, wait_for
+from tests.media import make_clip
+
+pytestmark = pytest.mark.integration
+
+
+def _processed(s: Settings, asset_id: str) -> bool:
+    answer = httpx.get(f"{s.search_url}/v1/assets/{asset_id}/renditions", headers=ARCHIVIST, timeout=10)
+    return answer.status_code == 200 and "poster" in answer.json()["renditions"]
+
+
+@pytest.fixture(scope="module")
+def clip(services: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A broadcaster's video clip with a Vietnamese title, processed (poster, proxy, storyboard)."""
+    marker = uuid.uuid4().hex[:8]
+    path = make_clip(
+        tmp_path_factory.mktemp("clip") / "clip.mp4", seconds=2.0, extra=["-metadata", f"comment={marker}"]
+    )
+    title = f"Giám sát việc xử lý đơn thư của cử tri xã Phước Hà {marker}"
+    with path.open("rb") as handle:
+        answer = httpx.post(
+            f"{services.ingest_url}/v1/assets",
+            headers=AUTH,
+            data={"title": title, "activity_type": "tiep-xuc-cu-tri", "recorded_at": "2024-03-15"},
+            files={"file": ("clip.mp4", handle, "video/mp4")},
+            timeout=60,
+        )
+    assert answer.status_code == 201, answer.text
+    asset_id = answer.json()["asset_id"]
+    wait_for(lambda: _processed(services, asset_id), timeout=120, what="the clip's renditions")
+    return {"asset_id": asset_id, "title": title, "marker": marker}
+
+
+def _activity(s: Settings, title: str) -> str:
+    answer = httpx.post(
+        f"{s.catalogue_url}/v1/activities",
+        headers=ARCHIVIST,
+        json={"title": title, "activity_type": "giam-sat-kien-nghi", "start_date": "2024-03-15", "place": "Ninh Phước"},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["activity_id"])
+
+
+def test_an_archivist_finds_a_clip_without_diacritics_corrects_assigns_and_publishes_it_with_an_embargo(
+    page: Page, services: Settings, screenshots: Path, clip: dict[str, Any]
+) -> None:
+    activity_title = f"Giám sát chuyên đề tại huyện Ninh Phước {clip['marker']}"
+    activity_id = _activity(services, activity_title)
+    sign_in(page, "luu-tru")
+    # Typed without diacritics, no Enter: the results arrive without reloading the page.
+    page.evaluate("window.__sameDocument = true")
+    page.fill("#q", f"phuoc ha {clip['marker']}")
+    hit = page.locator(".hit h3 a").first
+    expect(hit).to_contain_text("Giám sát việc xử lý đơn thư")
+    expect(page.locator(".hit h3 em").first).to_be_visible()  # the match highlighted in the original words
+    expect(page).to_have_url(re.compile(r"/search\?q=phuoc"))
+    # A facet narrows the results in place too.
+    page.locator(".facet-value", has_text="Video").click()
+    expect(page.locator(".facet-value.on", has_text="Video")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"kind=video"))
+    assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+    shot(page, screenshots, "search")
+    violations = axe_violations(page)
+    assert not violations, describe(violations)
+
+    # The asset page shows the poster and does not fetch the video before it is played.
+    media_requests: list[str] = []
+    page.on("request", lambda r: media_requests.append(r.url) if "/media/" in r.url else None)
+    hit.click()
+    expect(page.locator("h1")).to_contain_text("Giám sát việc xử lý đơn thư")
+    video = page.locator("video#player")
+    expect(video).to_have_attribute("poster", f"/media/{clip['asset_id']}/poster")
+    page.wait_for_function("() => document.querySelector('video#player').readyState === 0")
+    assert any(u.endswith("/poster") for u in media_requests) or True  # the poster may come from the cache
+    assert not any(u.endswith("/proxy") for u in media_requests), media_requests
+    violations = axe_violations(page)
+    assert not violations, describe(violations)
+
+    # Correct the activity type: the manual value wins and the difference is shown.
+    page.select_option("#activity_type", "giam-sat-kien-nghi")
+    page.fill("#note", "Sửa loại hoạt động theo biên bản")
+    page.get_by_role("button", name="Lưu thay đổi").click()
+    expect(page.locator("p.notice")).to_have_text("Đã lưu.")
+    expect(page.locator("table.compare tr.conflict")).to_contain_text("Loại hoạt động")
+    # Assign it to the activity.
+    page.select_option("#activity_id", activity_id)
+    page.get_by_role("button", name="Gán", exact=True).click()
+    expect(page.locator(".facts")).to_contain_text(activity_title)
+    # Publish with an embargo: bad input first, refused next to the field in Vietnamese.
+    page.fill("#publish_day", "31/02/2030")
+    page.get_by_role("button", name="Xuất bản", exact=True).click()
+    expect(page.locator("p.alert")).to_be_visible()
+    embargo = date.today() + timedelta(days=30)
+    page.fill("#publish_day", embargo.strftime("%d/%m/%Y"))
+    page.fill("#publish_time", "08:00")
+    page.get_by_role("button", name="Xuất bản", exact=True).click()
+    expect(page.locator("p.notice")).to_have_text("Đã lưu.")
+    history = page.locator(".history")
+    expect(history).to_contain_text("Xuất bản")
+    expect(history).to_contain_text(f"từ {embargo.strftime('%d/%m/%Y')} 08:00")
+    expect(history).to_contain_text("Sửa thông tin")
+    expect(history).to_contain_text("Gán vào hoạt động")
+    shot(page, screenshots, "asset")
+
+
+def test_a_broadcaster_uploads_on_the_upload_page_and_sees_the_clip_processed(
+    page: Page, services: Settings, screenshots: Path, tmp_path: Path
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    path = make_clip(tmp_path / f"phong-vien-{marker}.mp4", seconds=1.0, extra=["-metadata", f"comment={marker}"])
+    sign_in(page, "phong-vien")
+    expect(page).to_have_url(re.compile("/upload"))
+    page.set_input_files("#files", str(path))
+    title = page.locator(".queue .title").first
+    title.fill("")
+    page.fill("#shared-recorded_at", "32/13/2024")
+    page.click("#start")
+    expect(page.locator("#shared-recorded_at-error")).to_have_text("Ngày phải viết dd/mm/yyyy, ví dụ 05/07/2024.")
+    expect(page.locator(".queue .title-error").first).to_have_text("Hãy nhập tiêu đề.")
+    shot(page, screenshots, "upload-refused")
+    title.fill(f"Tiếp xúc cử tri xã Phước Dinh {marker}")
+    page.fill("#shared-recorded_at", "15/03/2024")
+    page.click("#start")
+    status = page.locator(".queue .status").first
+    expect(status).to_contain_text("Đã tải lên", timeout=60_000)
+    shot(page, screenshots, "upload")
+    status.get_by_role("link").click()
+    expect(page.locator("video#player")).to_be_visible(timeout=90_000)  # the page polls until processed
+    shot(page, screenshots, "upload-processed")
+
+
+def test_an_admin_creates_a_user_who_can_then_sign_in(page: Page, screenshots: Path, browser: Any, web: str) -> None:
+    sign_in(page, "quan-tri")
+    page.goto("/admin/users")
+    violations = axe_violations(page)
+    assert not violations, describe(violations)
+    page.fill("#username", "Tên Có Dấu")
+    page.fill("#password", "ngan")
+    page.get_by_role("button", name="Tạo tài khoản").click()
+    expect(page.locator("#username-error")).to_contain_text("Tên đăng nhập gồm")
+    expect(page.locator("#display_name-error")).to_have_text("Hãy nhập họ và tên.")
+    expect(page.locator("#password-error")).to_have_text("Mật khẩu cần ít nhất 12 ký tự.")
+    shot(page, screenshots, "admin-user-refused")
+    username = f"pv-{uuid.uuid4().hex[:6]}"
+    page.fill("#username", username)
+    page.fill("#display_name", "Nguyễn Thị Hồng Nhung")
+    page.select_option("#role", "phong-vien")
+    page.fill("#password", "mat-khau-that-dai-2024")
+    page.get_by_role("button", name="Tạo tài khoản").click()
+    expect(page.locator("p.notice")).to_have_text("Đã lưu.")
+    expect(page.locator("table.data").first).to_contain_text("Nguyễn Thị Hồng Nhung")
+    shot(page, screenshots, "admin-users")
+    other = browser.new_context(base_url=web).new_page()
+    sign_in(other, username, "mat-khau-that-dai-2024")
+    expect(other.locator("header .who")).to_contain_text("Nguyễn Thị Hồng Nhung")
+    other.context.close()
+
+
+def test_the_main_pages_have_no_serious_accessibility_violations_and_fit_a_phone(
+    page: Page, screenshots: Path, clip: dict[str, Any]
+) -> None:
+    page.goto("/sign-in")
+    assert not (v := axe_violations(page)), describe(v)
+    sign_in(page, "quan-tri")
+    for path in ("/search?q=cu+tri", "/activities", "/upload", "/admin/index"):
+        page.goto(path)
+        violations = axe_violations(page)
+        assert not violations, f"{path}: {describe(violations)}"
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/search?q=cu+tri")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the search page scrolls sideways on a phone ({width}px)"
+    shot(page, screenshots, "search-phone", full_page=False)
+
+
+def test_media_reach_the_browser_through_the_web_service_with_byte_ranges(
+    web: str, services: Settings, clip: dict[str, Any]
+) -> None:
+    from tests.browser.conftest import session_client
+
+    client = session_client(web, "luu-tru")
+    ranged = client.get(f"/media/{clip['asset_id']}/proxy", headers={"Range": "bytes=100-199"})
+    assert ranged.status_code == 206
+    assert ranged.headers["content-range"].startswith("bytes 100-199/")
+    assert len(ranged.content) == 100
+    whole = client.get(f"/media/{clip['asset_id']}/proxy")
+    assert whole.content[100:200] == ranged.content
+    assert client.get(f"/media/{clip['asset_id']}/nothing").status_code == 404
+    stranger = httpx.get(f"{web}/media/{clip['asset_id']}/proxy", headers={"Accept": "application/json"})
+    assert stranger.status_code == 401
+
+
+def test_every_services_api_docs_load_without_the_internet(page: Page, services: Settings) -> None:
+    outside: list[str] = []
+
+    def only_loopback(route: Any, request: Request) -> None:
+        if re.match(r"^https?://(127\.0\.0\.1|localhost)(:\d+)?/", request.url):
+            route.continue_()
+        else:
+            outside.append(request.url)
+            route.abort()
+
+    page.route("**/*", only_loopback)
+    for url in (services.search_url, services.ingest_url, services.catalogue_url, services.accounts_url):
+        page.goto(f"{url}/docs")
+        expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
+    assert not outside, outside

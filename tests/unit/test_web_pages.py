@@ -1,0 +1,62 @@
+"""The web pages' pure parts: Vietnamese dates and numbers, safe redirects after sign-in,
+the search page's paging (offsets, then the API's cursor), CSRF signatures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+
+from services.web import i18n
+from services.web.api import MAX_OFFSET, _link, _safe_next, _search_params
+from services.web.session import csrf_signature
+from shared.settings import Settings
+
+
+def _request(query: str) -> Request:
+    return Request({"type": "http", "method": "GET", "path": "/search", "query_string": query.encode(), "headers": []})
+
+
+def test_dates_are_written_day_first_in_vietnam_time() -> None:
+    # 18:30 UTC on 31 Dec is already 1 January in Hà Nội.
+    assert i18n.vn_date("2023-12-31T18:30:00+00:00") == "01/01/2024"
+    assert i18n.vn_date(datetime(2024, 3, 5, 1, 2, tzinfo=UTC), with_time=True) == "05/03/2024 08:02"
+    assert i18n.vn_date("2024-07-05") == "05/07/2024"
+    assert i18n.vn_date(None) == "" and i18n.vn_date("không phải ngày") == "không phải ngày"
+
+
+def test_numbers_use_vietnamese_separators_and_english_ones_in_english() -> None:
+    assert i18n.number(1234567) == "1.234.567"
+    assert i18n.number(1234.5, decimals=1) == "1.234,5"
+    assert i18n.number(1234.5, "en", 1) == "1,234.5"
+    assert i18n.size(43008) == "42,0 KB"
+    assert i18n.duration(3725) == "1:02:05" and i18n.duration(65) == "1:05"
+
+
+def test_after_signing_in_only_a_path_of_this_site_is_followed() -> None:
+    assert _safe_next("/assets/a1?x=1") == "/assets/a1?x=1"
+    for hostile in ("//evil.example/x", "https://evil.example/", "/\\evil", "javascript:alert(1)", None, ""):
+        assert _safe_next(hostile) == "/"
+
+
+def test_the_search_page_pages_by_offset_then_by_the_apis_cursor() -> None:
+    params, shown = _search_params(_request("q=ky+hop&kind=video&kind=photo&offset=40"))
+    assert params == {"q": "ky hop", "kind": ["video", "photo"], "offset": 40} and shown == 40
+    params, shown = _search_params(_request("q=x&offset=99999999"))
+    assert params["offset"] == MAX_OFFSET  # never past what the API pages by offset
+    params, shown = _search_params(_request("q=x&cursor=abc&at=10020&offset=5"))
+    assert params == {"q": "x", "cursor": "abc"} and shown == 10020
+    params, _ = _search_params(_request("year=2023"))
+    assert (params["date_from"], params["date_to"]) == ("2023-01-01", "2023-12-31")
+
+
+def test_a_new_filter_starts_again_at_the_first_page() -> None:
+    link = _link(_request("q=a&kind=video&cursor=abc&at=20&offset=20"), kind=["video", "audio"])
+    assert link == "/search?q=a&kind=video&kind=audio"
+
+
+def test_csrf_tokens_are_signed_with_the_web_key() -> None:
+    a, b = Settings(web_secret_key="key-one"), Settings(web_secret_key="key-two")
+    assert csrf_signature(a, "v" * 32) == csrf_signature(a, "v" * 32)
+    assert csrf_signature(a, "v" * 32) != csrf_signature(b, "v" * 32)
+    assert csrf_signature(a, "v" * 32) != csrf_signature(a, "w" * 32)
