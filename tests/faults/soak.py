@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     cluster.up()
     print(f"cluster up in {time.monotonic() - began:.0f}s; soaking {args.minutes} min (seed {args.seed})", flush=True)
-    load = Load(cluster.settings, uploads=sys.maxsize, workers=3, pace_s=0.5, retry_deadline_s=300).start()
+    # Paced so the tagger (OCR, the slowest worker) keeps up on two cores: the soak measures
+    # faults, not a backlog.
+    load = Load(cluster.settings, uploads=sys.maxsize, workers=2, pace_s=2.0, retry_deadline_s=300).start()
     killer = Killer(cluster, time.monotonic(), low, high, args.seed)
     killer.start()
     time.sleep(args.minutes * 60)
