@@ -5,7 +5,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install run stop status demo test test-unit test-fuzz test-browser test-faults soak bench lint typecheck docs compose-config clean
+.PHONY: install run stop status demo test test-unit test-fuzz test-uploads-large test-browser test-faults soak bench lint typecheck docs compose-config clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,9 @@ test: install         ## the whole suite against real servers (what CI runs); th
 
 test-unit: install    ## logic only, no servers
 	$(BIN)/pytest tests/unit
+
+test-uploads-large: install  ## the interrupted resumable upload with 2 GB on MinIO and SeaweedFS (make test: 300/64 MB)
+	MAM_TEST_UPLOAD_MB=2048 $(BIN)/pytest tests/integration/test_resumable_uploads.py -k large_upload
 
 test-fuzz: install    ## every service's API fuzzed from its OpenAPI, long run
 	MAM_FUZZ_EXAMPLES=200 $(BIN)/pytest tests/e2e/test_api_fuzz.py

@@ -11,8 +11,10 @@ mam rebuild-index [--keep N]                         replay the event stream int
 mam docs [--check]                                   regenerate (or check) the event catalogue in docs/architecture.md
 mam user add NAME --role ROLE [--name "Tên"]         create an account (the first administrator too)
 mam user passwd|disable|enable NAME · mam user list  manage accounts directly in NATS KV
+mam uploads [--all] [--user NAME] [--json]           resumable uploads in flight (NATS KV)
 mam import FOLDER --captions SHEET [--dry-run]      upload a folder with its caption sheet (resumable)
 mam watch FOLDER                                     upload files dropped in a folder once they stop growing
+mam reel render ID [--token T]                      render a reel, following it with a progress bar
 """
 
 from __future__ import annotations
@@ -251,12 +253,16 @@ def main(argv: list[str] | None = None) -> int:
     rebuild.add_argument("--keep", type=int, default=1, help="previous indices kept for rollback (default 1)")
     docs = sub.add_parser("docs", help="regenerate the event catalogue in docs/architecture.md")
     docs.add_argument("--check", action="store_true", help="change nothing; exit 1 and show the diff if it is stale")
-    from deploy import users
+    from deploy import reels_cli, users
 
     users.add_parser(sub)
+    from deploy import uploads
+
+    uploads.add_parser(sub)
     from deploy.bulk_import import cli as bulk_import
 
     bulk_import.add_parsers(sub)
+    reels_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "classify":
         return cmd_classify(args.text)
@@ -266,10 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     if args.command == "user":
         return users.run(settings, args)
+    if args.command == "uploads":
+        return uploads.run(settings, args)
     if args.command == "import":
         return bulk_import.run_import(settings, args)
     if args.command == "watch":
         return bulk_import.run_watch(settings, args)
+    if args.command == "reel":
+        return reels_cli.run(settings, args)
     stack = LocalStack(settings)
     try:
         if args.command == "up" and args.cluster:

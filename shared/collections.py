@@ -35,7 +35,7 @@ class Member:
     asset_id: str
     position: int
     note: str
-    placed_at: int  # stream sequence of the last placing: ties in position keep this order
+    placed_at: int  # stream sequence of the last placing: breaks ties in position
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,9 @@ class Collection:
     sequence: int = 0  # last stream sequence: the expected value for the next command
 
     def ordered_members(self) -> list[Member]:
-        """Hand members in the collection's order (position, then order of placing)."""
-        return sorted(self.members.values(), key=lambda m: (m.position, m.placed_at))
+        """Hand members in the collection's order: by position; on a tie the one placed last
+        first (moving an asset to position 0 puts it in front of the one there)."""
+        return sorted(self.members.values(), key=lambda m: (m.position, -m.placed_at))
 
     def next_position(self) -> int:
         return max((m.position for m in self.members.values()), default=-1) + 1

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+import certifi
+import urllib3
 from minio import Minio
 from minio.commonconfig import ComposeSource, CopySource
 from minio.datatypes import Part
@@ -30,6 +33,21 @@ _HASH_CHUNK = 1024 * 1024
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchBucket", "NotFound"}
 # S3's limit of one CopyObject; larger objects are copied part by part (UploadPartCopy).
 _MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024
+
+
+def _bounded_http(timeout_s: float) -> urllib3.PoolManager:
+    """The SDK's HTTP client with short timeouts: its default waits five minutes on a
+    socket, and a request caught by an S3 server going down can hang that long. A
+    request-serving path would rather fail fast (503) and let the client resume."""
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=min(10.0, timeout_s), read=timeout_s),
+        maxsize=10,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        retries=urllib3.Retry(
+            total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504], respect_retry_after_header=False
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -70,15 +88,31 @@ class ObjectStore:
         region: str = "us-east-1",
         part_size: int = 16 * 1024 * 1024,
         presign_expiry_s: int = 900,
+        request_timeout_s: float | None = None,
     ) -> None:
         # The region is fixed so the SDK never makes a location lookup per bucket.
-        self._client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region)
+        self._client = Minio(
+            endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            region=region,
+            http_client=_bounded_http(request_timeout_s) if request_timeout_s else None,
+        )
+        # Server-side copies and joins of GB-sized objects legitimately take minutes:
+        # they go through a client with the SDK's own (five-minute) timeouts.
+        self._patient_client = (
+            Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region)
+            if request_timeout_s
+            else self._client
+        )
         self._part_size = part_size
         self._presign_expiry = timedelta(seconds=presign_expiry_s)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ObjectStore:
-        """The object store every service wires: the configured S3 endpoint."""
+    def from_settings(cls, settings: Settings, request_timeout_s: float | None = None) -> ObjectStore:
+        """The object store every service wires: the configured S3 endpoint (with
+        ``request_timeout_s``, no S3 call waits longer than that, retries included)."""
         return cls(
             settings.resolved_s3_endpoint,
             settings.s3_access_key,
@@ -87,6 +121,7 @@ class ObjectStore:
             region=settings.s3_region,
             part_size=settings.s3_part_size,
             presign_expiry_s=settings.presign_expiry_s,
+            request_timeout_s=request_timeout_s,
         )
 
     async def ready(self) -> bool:
@@ -131,13 +166,22 @@ class ObjectStore:
         return await asyncio.to_thread(_put)
 
     async def put_stream(
-        self, bucket: str, key: str, stream: BinaryIO, content_type: str, length: int = -1
+        self, bucket: str, key: str, stream: BinaryIO, content_type: str, length: int = -1, parallel_parts: int = 3
     ) -> ObjectInfo:
-        """Stream from a file-like object of unknown length (always multipart)."""
+        """Stream from a file-like object of unknown length (always multipart).
+
+        ``parallel_parts`` 1 holds one part in memory at a time: the SDK queues every part
+        it has read for its upload threads, so a source faster than the upload piles up."""
 
         def _put() -> ObjectInfo:
             result = self._client.put_object(
-                bucket, key, stream, length=length, content_type=content_type, part_size=self._part_size
+                bucket,
+                key,
+                stream,
+                length=length,
+                content_type=content_type,
+                part_size=self._part_size,
+                num_parallel_uploads=parallel_parts,
             )
             info = self._client.stat_object(bucket, key)
             return ObjectInfo(bucket, key, int(info.size or 0), content_type, str(result.etag or ""))
@@ -234,7 +278,7 @@ class ObjectStore:
     async def complete_multipart(self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
         """Join the parts (number, ETag) into the object ``key``."""
         listed = [Part(number, etag) for number, etag in parts]
-        await asyncio.to_thread(self._client._complete_multipart_upload, bucket, key, upload_id, listed)
+        await asyncio.to_thread(self._patient_client._complete_multipart_upload, bucket, key, upload_id, listed)
 
     async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
         """Drop a multipart upload and its parts; an upload already gone is no error."""
@@ -289,11 +333,11 @@ class ObjectStore:
         """Server-side copy (no byte passes through this process); over 5 GiB part by part."""
 
         def _copy() -> None:
-            size = int(self._client.stat_object(source_bucket, source_key).size or 0)
+            size = int(self._patient_client.stat_object(source_bucket, source_key).size or 0)
             headers: dict[str, str] = {"Content-Type": content_type}
             headers.update({f"x-amz-meta-{name}": value for name, value in (metadata or {}).items()})
             if size <= _MAX_SINGLE_COPY:
-                self._client.copy_object(
+                self._patient_client.copy_object(
                     bucket,
                     key,
                     CopySource(source_bucket, source_key),
@@ -301,7 +345,7 @@ class ObjectStore:
                     metadata_directive="REPLACE",
                 )
             else:
-                self._client.compose_object(
+                self._patient_client.compose_object(
                     bucket,
                     key,
                     [ComposeSource(source_bucket, source_key)],

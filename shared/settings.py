@@ -142,11 +142,13 @@ class Settings(BaseSettings):
     # --- resumable uploads (tus 1.0 at /v1/uploads of the ingest service)
     # Staging bucket: each upload is an S3 multipart upload here until it is finalised.
     bucket_uploads: str = "mam-uploads"
+    # The NATS KV bucket of upload records (its locks: ``<name>_LOCKS``).
+    upload_state_bucket: str = "MAM_UPLOADS"
     # Bytes are sent to S3 in parts of this size as they arrive (S3's minimum is 5 MiB);
     # a resume after a crash re-sends at most one part. Memory: one part per PATCH in flight.
     upload_part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=512 * 1024 * 1024)
     # An upload untouched this long is expired: its multipart upload aborted, its state removed.
-    upload_expiry_s: int = Field(default=24 * 3600, ge=10)
+    upload_expiry_s: int = Field(default=24 * 3600, ge=1)
     # Bytes one user may have in unfinished uploads at once (sum of their Upload-Length).
     upload_quota_bytes: int = Field(default=32 * 1024 * 1024 * 1024, ge=1)
     # One writer per upload: a lock in NATS KV that lapses this long after its holder
@@ -154,6 +156,9 @@ class Settings(BaseSettings):
     upload_lock_lease_s: float = Field(default=20.0, ge=2.0, le=600.0)
     # How often the sweeper expires uploads and resumes interrupted finalisations.
     upload_sweep_interval_s: float = Field(default=60.0, ge=0.5)
+    # No S3 call of the upload path waits longer (an S3 server going down mid-request
+    # must turn into a 503 the client resumes after, not a hung PATCH).
+    upload_s3_timeout_s: float = Field(default=60.0, ge=1.0)
     # Origins a browser may upload from (tus-js-client, Uppy), comma-separated; empty:
     # the web UI's own origin (``web_url``).
     upload_cors_origins: str = ""

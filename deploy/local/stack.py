@@ -338,6 +338,7 @@ class LocalStack:
         installers.debian_tool("ffmpeg")
         installers.debian_tool("ffprobe")
         installers.tesseract_vietnamese()
+        installers.reel_fonts()  # the reel renderer's titles and captions
         for name in servers:
             self.server_spec(name)  # building a spec installs its binary
 

@@ -11,6 +11,7 @@ the collection changed since.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -45,6 +46,10 @@ Reader = Annotated[Principal, Depends(requires(Action.COLLECTION_READ))]
 Editor = Annotated[Principal, Depends(requires(Action.COLLECTION_EDIT))]
 # How many assets one request may place (a review's catalogue is hundreds, not millions).
 MAX_ITEMS_PER_REQUEST = 1000
+# What the search side lists and exports at once (services/search/collections.py).
+MAX_HAND_MEMBERS = 5000
+# Asset histories read at once when checking that placed assets exist.
+_LOOKUPS_AT_ONCE = 16
 
 
 class _Command(BaseModel):
@@ -101,7 +106,8 @@ def _existing(collection: Collection | None, collection_id: str) -> Collection:
 def _checked_expected(collection: Collection, expected: int | None) -> None:
     """``If-Match``: the sequence the client's view was made from must still be the last one."""
     if expected is not None and expected != collection.sequence:
-        raise conflict()
+        raced = conflict()  # the same answer as a race lost on append
+        raise Refused(raced.code, raced.message_vi, raced.message_en, status=409)
 
 
 def decide_create(history: list[StoredEvent], cmd: CreateCollection) -> Decision:
@@ -141,6 +147,12 @@ def decide_place(
     missing = [i.asset_id for i in items if i.asset_id not in known_assets]
     if missing:
         raise asset_not_found(", ".join(missing[:5]))
+    if len({*state.members, *(i.asset_id for i in items)}) > MAX_HAND_MEMBERS:
+        raise Refused(
+            "collection_too_large",
+            f"Một bộ sưu tập có tối đa {MAX_HAND_MEMBERS} tư liệu thêm tay; hãy dùng tìm kiếm lưu sẵn.",
+            f"A collection holds at most {MAX_HAND_MEMBERS} assets put in by hand; use a saved search.",
+        )
     out: list[CollectionAssetAddedV1] = []
     next_position = state.next_position()
     for item in items:
@@ -208,11 +220,16 @@ IfMatch = Annotated[
 
 
 async def _known_assets(events: EventLog, asset_ids: list[str]) -> set[str]:
-    known = set()
-    for asset_id in dict.fromkeys(asset_ids):
-        if await events.history("asset", _asset_id(asset_id)):
-            known.add(asset_id)
-    return known
+    """Which of ``asset_ids`` exist (assets are never deleted: a later command may rely on it)."""
+    wanted = [_asset_id(a) for a in dict.fromkeys(asset_ids)]
+    gate = asyncio.Semaphore(_LOOKUPS_AT_ONCE)
+
+    async def exists(asset_id: str) -> bool:
+        async with gate:
+            return bool(await events.history("asset", asset_id))
+
+    found = await asyncio.gather(*(exists(a) for a in wanted))
+    return {a for a, yes in zip(wanted, found, strict=True) if yes}
 
 
 async def _command(

@@ -23,10 +23,12 @@ async def build_deps(settings: Settings) -> IngestDeps:
     # Uploads a crashed run was receiving are swept: none of ours is in flight yet.
     spool_dir = await asyncio.to_thread(fresh_work_dir, settings, "ingest")
     events = await EventStore.from_settings(settings)
-    objects = ObjectStore.from_settings(settings)
+    objects = ObjectStore.from_settings(settings, request_timeout_s=settings.upload_s3_timeout_s)
     await objects.ensure_buckets(settings.bucket_originals, settings.bucket_uploads)
     limits = Limits(max_pixels=settings.max_photo_pixels, probe_timeout_s=settings.ffprobe_timeout_s)
-    uploads = await UploadStore.open(await events.jetstream(), settings.upload_lock_lease_s)
+    uploads = await UploadStore.open(
+        await events.jetstream(), settings.upload_lock_lease_s, settings.upload_state_bucket
+    )
     finaliser = Finaliser(settings, events, objects, uploads, limits, spool_dir)
     sweeper = Sweeper(settings, objects, uploads, finaliser)
     deps = IngestDeps(settings, events, objects, limits, spool_dir, uploads, finaliser, sweeper)

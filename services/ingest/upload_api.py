@@ -214,12 +214,10 @@ async def upload_status(upload_id: str, who: Uploader, d: Deps) -> JSONResponse:
     "/uploads/{upload_id}",
     status_code=204,
     summary="Gửi tiếp dữ liệu từ Upload-Offset (tus) / send bytes from Upload-Offset (tus)",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {OFFSET_OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
+    # The body is the file's bytes as application/offset+octet-stream (read as a stream,
+    # not declared here: OpenAPI tools cannot generate that media type).
+    description="Body: the bytes from Upload-Offset, Content-Type: application/offset+octet-stream; "
+    "headers Tus-Resumable: 1.0.0, Upload-Offset, optional Upload-Checksum.",
 )
 async def append_bytes(upload_id: str, request: Request, who: Uploader, d: Deps) -> Response:
     headers = request.headers

@@ -1,8 +1,8 @@
 """Where resumable uploads keep their state: two NATS KV buckets, never process memory.
 
-- ``MAM_UPLOADS``: one JSON record per upload (``services/ingest/uploads.py``),
+- ``MAM_UPLOADS`` (``upload_state_bucket``): one JSON record per upload (``services/ingest/uploads.py``),
   written with the revision it was read at, so two writers cannot both win.
-- ``MAM_UPLOAD_LOCKS``: one writer per upload. A lock is a key holding its
+- ``MAM_UPLOADS_LOCKS``: one writer per upload. A lock is a key holding its
   holder's token and lease deadline; the holder renews it while it works. A
   lock whose deadline has passed (its connection died, its process was killed)
   is taken over with a compare-and-set on its revision, so two takers cannot
@@ -30,8 +30,7 @@ from shared.kv import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError, ope
 
 log = logging.getLogger("mam.ingest.uploads")
 
-RECORDS_BUCKET = "MAM_UPLOADS"
-LOCKS_BUCKET = "MAM_UPLOAD_LOCKS"
+RECORDS_BUCKET = "MAM_UPLOADS"  # the default of ``upload_state_bucket``
 
 
 class RecordConflict(RuntimeError):
@@ -65,9 +64,9 @@ class UploadStore:
         self.lease_s = lease_s
 
     @classmethod
-    async def open(cls, js: JetStreamContext, lease_s: float) -> UploadStore:
-        records = await open_bucket(js, RECORDS_BUCKET, "resumable uploads in flight (tus), one record each")
-        locks = await open_bucket(js, LOCKS_BUCKET, "one writer per resumable upload: leases")
+    async def open(cls, js: JetStreamContext, lease_s: float, bucket: str = RECORDS_BUCKET) -> UploadStore:
+        records = await open_bucket(js, bucket, "resumable uploads in flight (tus), one record each")
+        locks = await open_bucket(js, f"{bucket}_LOCKS", "one writer per resumable upload: leases")
         return cls(records, locks, lease_s)
 
     # --- records ---------------------------------------------------------------------

@@ -188,7 +188,9 @@ async def create_reel(body: CreateReel, who: Editor, d: Deps) -> dict[str, Any]:
 @router.put("/reels/{reel_id}/items", summary="Đặt các đoạn của phim (theo thứ tự) / set the reel's segments")
 async def set_items(reel_id: str, body: SetItems, who: Editor, d: Deps) -> dict[str, Any]:
     _reel_id(reel_id)
-    assets = await load_assets(d.events, (item.asset_id for item in body.items))
+    # Over the limit the answer is a refusal anyway: no asset history is read for it.
+    too_many = len(body.items) > d.limits.max_items
+    assets = {} if too_many else await load_assets(d.events, (item.asset_id for item in body.items))
     now = datetime.now(UTC)
 
     def decide_items(history: list[StoredEvent]) -> Decision:

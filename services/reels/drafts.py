@@ -109,10 +109,6 @@ async def search_hits(body: DraftRequest, search_url: str, authorization: str) -
             cursor = page.get("next_cursor")
             if not cursor:
                 break
-    if body.collection:
-        # Until the search API filters by collection, it ignores the parameter: keep only
-        # hits that say they are in the collection, never the whole archive instead.
-        hits = [h for h in hits if body.collection in (h.get("collections") or [])]
     return hits
 
 
@@ -160,7 +156,7 @@ def choose(
         asset = assets.get(str(hit.get("asset_id")))
         if asset is None:
             continue
-        caption = (asset.title or "")[:200]
+        caption = (asset.title or "")[:200].strip()
         item = segment_for(asset, body.seconds, max_still_s, caption)
         if item is None:
             continue

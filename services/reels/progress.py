@@ -59,7 +59,7 @@ class ProgressReporter:
 
     The renderer calls :meth:`update` (synchronously, as often as ffmpeg reports);
     a background task sends the latest value when it changed. Phases map the
-    renderer's 0–1 onto the whole job: fetching sources, rendering, storing.
+    renderer's 0–100 onto the whole job: fetching sources, rendering, storing.
     """
 
     PHASES: ClassVar[dict[str, tuple[float, float]]] = {
@@ -82,10 +82,11 @@ class ProgressReporter:
         self.phase = phase
         self.percent = max(self.percent, self.PHASES[phase][0])
 
-    def update(self, fraction: float) -> None:
-        """The current phase is ``fraction`` (0–1) done; never goes backwards."""
+    def update(self, percent: float) -> None:
+        """The current phase is ``percent`` (0–100, as the renderer reports it) done;
+        the job's progress never goes backwards."""
         low, high = self.PHASES[self.phase]
-        self.percent = max(self.percent, low + (high - low) * min(max(fraction, 0.0), 1.0))
+        self.percent = max(self.percent, low + (high - low) * min(max(percent, 0.0), 100.0) / 100.0)
 
     async def flush(self) -> None:
         current = (self.phase, round(self.percent, 1))

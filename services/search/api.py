@@ -220,7 +220,7 @@ async def search(
     hits = result["hits"]["hits"]
     return {
         "total": result["hits"]["total"]["value"],
-        "hits": [shape_hit(h) for h in hits],
+        "hits": [in_collection.mark(shape_hit(h)) if in_collection else shape_hit(h) for h in hits],
         "facets": group_facets(shape_facets(result.get("aggregations", {}))),
         "aliases": alias_notes(params.q),  # former names and other spellings searched too
         "next_cursor": encode_cursor(params, hits[-1]["sort"], cursor_key) if len(hits) == params.size else None,

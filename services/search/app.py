@@ -15,6 +15,8 @@ from services.search.consistency import ProjectionProgress
 from services.search.delegates_api import router as delegates_router
 from services.search.index import AssetIndex, es_client
 from services.search.projector import AssetProjector, BatchOutcome, Delivered, Redelivery, settle_batch
+from services.search.reels import ReelIndex, add_reel_projector
+from services.search.reels import router as reels_router
 from shared.events.envelope import EventEnvelope
 from shared.eventstore import EventStore
 from shared.http import service_app
@@ -104,10 +106,13 @@ async def build_deps(settings: Settings) -> SearchDeps:
     progress = await ProjectionProgress.connect(
         settings.resolved_nats_url, settings.event_stream, PROJECTOR_DURABLE, is_indexed
     )
+    reels = ReelIndex(es, settings.es_index_prefix)
+    await reels.ensure()
     broker = None
     if settings.search_run_projector:
         projector = AssetProjector(index, events, attempts=settings.search_bulk_attempts)
         broker = build_broker(settings, [projector])
+        add_reel_projector(broker, settings, reels, events)
         await start_broker(broker)
     # The client only signs URLs locally (fixed region), so it needs no connection.
     renditions = ObjectStore(
@@ -123,5 +128,8 @@ async def build_deps(settings: Settings) -> SearchDeps:
 
 def create_app(settings: Settings) -> FastAPI:
     return service_app(
-        "search", settings, build_deps, [router, collections.router, review_stats.router, delegates_router]
+        "search",
+        settings,
+        build_deps,
+        [router, collections.router, review_stats.router, delegates_router, reels_router],
     )

@@ -12,6 +12,7 @@ asset's history stays complete).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
@@ -78,16 +79,29 @@ def collection_clause(collection: Collection) -> dict[str, Any]:
     return clause
 
 
-def scoped(visible: Visible, scope: dict[str, Any] | None) -> Visible:
+def scoped(visible: Visible, within: InCollection | dict[str, Any] | None) -> Visible:
     """What a request ranges over: what the caller may see, within the collection if one is named.
 
     The body builders put this in the query's own filter, so hits, facets and
     statistics all count within it."""
-    if scope is None:
+    if within is None:
         return visible
+    scope = within.clause if isinstance(within, InCollection) else within
     if visible is None:
         return scope
     return {"bool": {"filter": [visible, scope]}}
+
+
+@dataclass(frozen=True)
+class InCollection:
+    """The collection a request names, and what it holds as a clause."""
+
+    collection_id: str
+    clause: dict[str, Any]
+
+    def mark(self, hit: dict[str, Any]) -> dict[str, Any]:
+        """A hit of a request within the collection says so (``collections``: this one)."""
+        return {**hit, "collections": [self.collection_id]}
 
 
 async def collection_scope(
@@ -95,12 +109,12 @@ async def collection_scope(
     collection: Annotated[
         str | None, Query(max_length=64, description="mã bộ sưu tập: chỉ tìm trong bộ sưu tập này / collection id")
     ] = None,
-) -> dict[str, Any] | None:
-    """The ``collection`` query parameter as a clause (None: no collection named)."""
+) -> InCollection | None:
+    """The ``collection`` query parameter (None: no collection named)."""
     if collection is None:
         return None
     events: EventLog = request.app.state.deps.events
-    return collection_clause(await load_collection(events, collection))
+    return InCollection(collection, collection_clause(await load_collection(events, collection)))
 
 
-CollectionScope = Annotated[dict[str, Any] | None, Depends(collection_scope)]
+CollectionScope = Annotated[InCollection | None, Depends(collection_scope)]

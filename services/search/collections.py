@@ -320,7 +320,9 @@ async def run_export(d: SearchDeps, collection: Collection, visible: Visible, st
         zipped = IterReader(zip_chunks([s for s in sources if s], extras, read, progress))
         progress.stage = "zipping"
         # put_stream reads the ZIP in its worker thread: S3 reads, zipping and the upload run there.
-        job = asyncio.create_task(store.put_stream(bucket, key, cast(BinaryIO, zipped), "application/zip"))
+        job = asyncio.create_task(
+            store.put_stream(bucket, key, cast(BinaryIO, zipped), "application/zip", parallel_parts=1)
+        )
         while not job.done():
             await asyncio.wait({job}, timeout=PROGRESS_EVERY_S)
             if not job.done():

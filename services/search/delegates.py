@@ -91,7 +91,10 @@ def report_body(
                                     "kinds": {"terms": {"field": "speeches.kind", "size": 10}},
                                     "sessions": {
                                         "terms": {"field": "speeches.activity_id", "size": 500},
-                                        "aggs": {"kinds": {"terms": {"field": "speeches.kind", "size": 10}}},
+                                        "aggs": {
+                                            "kinds": {"terms": {"field": "speeches.kind", "size": 10}},
+                                            "evidence": {"top_hits": {"size": min(evidence, 5), "_source": False}},
+                                        },
                                     },
                                     "last": {"max": {"field": "speeches.recorded_at"}},
                                     "evidence": newest_speech,
@@ -121,6 +124,15 @@ def report_body(
             },
         },
     }
+
+
+# What Elasticsearch would answer when nothing is counted (a term without delegates yet).
+NOTHING_COUNTED: dict[str, Any] = {
+    "aggregations": {
+        "speeches": {"spoke": {"people": {"buckets": []}}, "plenary": {"sessions": {"buckets": []}}},
+        "appearances": {"buckets": []},
+    }
+}
 
 
 def _ids(bucket: dict[str, Any]) -> list[str]:
@@ -166,6 +178,7 @@ def shape_report(
                         "title": titles.get(b["key"]),
                         "count": int(b["doc_count"]),
                         "by_kind": _kinds(b),
+                        "evidence": _ids(b),
                     }
                     for b in (s["sessions"]["buckets"] if s else [])
                 ],

@@ -366,18 +366,16 @@ def _act_before(folded: list[str], first: int, mentions: list[_Mention]) -> tupl
             if end >= n and tuple(folded[end - n : end]) == words:
                 act_start = end - n
                 if role == "answers" and any(
-                    (found := _next_verb(folded, m.last, mentions)) is not None
+                    m.last <= act_start
+                    and (found := _next_verb(folded, m.last, mentions)) is not None
                     and found[1] - 1 >= act_start
-                    and m.last <= act_start
                     for m in mentions
                 ):
                     return "speaks", "chat-van"
                 return role, kind
-        if end < first and _verb_at(folded, end - 1) is not None and folded[end - 1] != "cua":
-            # a verb between the act and the name: "… chất vấn Giám đốc Sở …" is not whose act
-            verb = _verb_at(folded, end - 1)
-            if verb is not None and verb.role != "appears":
-                return None
+        verb = _verb_at(folded, end - 1) if end < first else None
+        if verb is not None and verb.role != "appears":
+            return None  # "… chất vấn Giám đốc Sở …": a verb between, so not whose act it was
     return None
 
 
@@ -409,7 +407,7 @@ def find_speeches(text: str, registry: Registry, source: SpeechSource = "caption
 
     One recognition per person (the strongest: speaks > answers > appears).
     """
-    text = nfc(text).replace("\\n", "\n")
+    text = nfc(text)
     folded_text = fold(text)
     lower_third = source == "lower_third"
     best: dict[str, SpeechTag] = {}

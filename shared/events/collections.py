@@ -139,8 +139,8 @@ class CollectionEditedV1(EventPayload):
 
 class CollectionAssetAddedV1(EventPayload):
     """An asset put in by hand (in a saved-search collection: pinned), at ``position``
-    (ascending; ties keep the order of addition) with a note; again for the same asset
-    moves it or changes its note."""
+    (ascending; on a tie the one placed last comes first) with a note; again for the same
+    asset moves it or changes its note."""
 
     EVENT_TYPE: ClassVar[str] = "collection.asset_added"
     SCHEMA_VERSION: ClassVar[int] = 1

@@ -68,11 +68,23 @@ def test_the_accounts_api_answers_anything_without_a_server_error(services: Sett
     assert "POST /v1/auth/token" in fuzz(services.accounts_url)
 
 
+def test_the_reels_api_answers_anything_without_a_server_error(services: Settings) -> None:
+    assert "PUT /v1/reels/{reel_id}/items" in fuzz(services.reels_url)
+
+
 def test_after_the_fuzzing_the_projection_is_healthy_and_every_service_is_ready(
     services: Settings, http: httpx.Client
 ) -> None:
     s = services
-    for url in (s.ingest_url, s.search_url, s.catalogue_url, s.tagger_url, s.transcoder_url, s.accounts_url):
+    for url in (
+        s.ingest_url,
+        s.search_url,
+        s.catalogue_url,
+        s.tagger_url,
+        s.transcoder_url,
+        s.accounts_url,
+        s.reels_url,
+    ):
         ready = http.get(f"{url}/readyz")
         assert ready.status_code == 200, (url, ready.text)
 

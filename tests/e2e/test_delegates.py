@@ -224,6 +224,8 @@ def test_the_delegate_report_and_its_checklist_equal_an_independent_count_of_the
         assert rows[pid]["appearances"] == term.appearances.get(pid, 0)
         assert sorted(rows[pid]["speech_evidence"]) == sorted(a for a, _ in term.speech_assets.get(pid, []))
         by_session = {b["session"]: b["count"] for b in rows[pid]["by_session"]}
+        for b in rows[pid]["by_session"]:  # each count names the assets behind it
+            assert sorted(b["evidence"]) == sorted(a for a, sess in term.speech_assets[pid] if sess == b["session"])
         want_sessions: dict[str, int] = {}
         for _, session in term.speech_assets.get(pid, []):
             if session:

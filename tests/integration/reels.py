@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from shared.eventstore import EventStore
 from shared.settings import Settings
@@ -80,3 +82,13 @@ def assert_bilingual(response: httpx.Response, status: int, code: str | None = N
 def request(http: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
     """One blocking request (the tests' client is synchronous; the services answer meanwhile)."""
     return http.request(method, url, **kwargs)
+
+
+@pytest.fixture(scope="session")
+async def reel_sources(
+    services: Settings, event_store: EventStore, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """The sources every reels test cuts from, uploaded once per run: kind → asset id."""
+    folder = tmp_path_factory.mktemp("reel-sources")
+    with httpx.Client(timeout=60.0) as http:
+        return await sources(http, services, event_store, folder, f"reels-{uuid.uuid4().hex[:12]}")

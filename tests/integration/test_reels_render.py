@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,21 +22,18 @@ from services.reels.app import RENDERER_DURABLE
 from shared.events.reels import ReelRenderedV1
 from shared.eventstore import EventStore
 from shared.settings import Settings
-from tests.conftest import PRODUCER, async_wait_for, consumer_settled, object_store_for, wait_for
-from tests.integration.reels import create_reel, get_reel, put_items, request, sources
+from tests.conftest import PRODUCER, REPO, async_wait_for, consumer_settled, object_store_for, wait_for
+from tests.integration.reels import create_reel, get_reel, put_items, reel_sources, request
 from tests.processes import alive
 
 pytestmark = pytest.mark.integration
+__all__ = ["reel_sources"]  # the session fixture both reels test modules share
 TITLE = "Tổng kết hoạt động HĐND tỉnh năm 2023"
 
 
-@pytest.fixture(scope="module")
-async def assets(
-    services: Settings, event_store: EventStore, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("reel-render-sources")
-    with httpx.Client(timeout=60.0) as http:
-        return await sources(http, services, event_store, folder, f"reels-render-{folder.name}")
+@pytest.fixture
+def assets(reel_sources: dict[str, str]) -> dict[str, str]:
+    return reel_sources
 
 
 def three_items(assets: dict[str, str]) -> list[dict[str, Any]]:
@@ -66,6 +64,14 @@ def decodes_whole(path: Path) -> bool:
         ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True, timeout=120, check=False
     )
     return result.returncode == 0 and not result.stderr.strip()
+
+
+def mam_reel_render(reel_id: str, s: Settings) -> subprocess.CompletedProcess[str]:
+    token = PRODUCER["Authorization"].removeprefix("Bearer ")
+    return subprocess.run(
+        [sys.executable, "-m", "deploy.cli", "reel", "render", reel_id, "--token", token, "--url", s.reels_url],
+        capture_output=True, text=True, timeout=300, check=False, cwd=REPO,
+    )  # fmt: skip
 
 
 async def rendered_events(events: EventStore, reel_id: str) -> list[ReelRenderedV1]:
@@ -136,9 +142,9 @@ async def test_a_renderer_killed_mid_render_leaves_no_object_and_after_restart_e
     pid = running_pid(spec)
     assert pid is not None
     await settled(services)
-    items = three_items(assets) * 4  # long enough to be caught mid-render
+    items = three_items(assets) * 2  # long enough to be caught mid-render
     items = [{**item, "caption": f"Đoạn {n}"} for n, item in enumerate(items)]  # uncached segments
-    reel_id = create_reel(http, services, TITLE)["reel_id"]
+    reel_id = create_reel(http, services, TITLE, profile="draft")["reel_id"]
     assert put_items(http, services, reel_id, items).status_code == 200
     job_id = ask_render(http, services, reel_id)["job_id"]
 
@@ -176,3 +182,25 @@ async def test_a_renderer_killed_mid_render_leaves_no_object_and_after_restart_e
     await store.download(services.bucket_reels, rendered.output_key, mp4)
     assert decodes_whole(mp4)
     assert len(ffprobe(mp4)["chapters"]) == len(items) + 1
+
+
+async def test_mam_reel_render_follows_a_re_render_where_only_the_changed_caption_is_encoded_again(
+    services: Settings, http: httpx.Client, assets: dict[str, str], event_store: EventStore
+) -> None:
+    reel_id = create_reel(http, services, TITLE, profile="draft")["reel_id"]
+    items = three_items(assets)
+    assert put_items(http, services, reel_id, items).status_code == 200
+    first = ask_render(http, services, reel_id)["job_id"]
+    wait_for(lambda: get_reel(http, services, reel_id)["status"] == "rendered", 240, 0.2, "the first render")
+    items[1] = {**items[1], "caption": "Chú thích đã sửa"}
+    assert put_items(http, services, reel_id, items).status_code == 200
+
+    cli = mam_reel_render(reel_id, services)
+    assert cli.returncode == 0, cli.stderr
+    assert "Xong / done" in cli.stdout and "chapters:" in cli.stdout
+    assert "100%" in cli.stderr  # the progress bar reached the end
+    await settled(services)
+    renders = await rendered_events(event_store, reel_id)
+    assert [r.job_id == first for r in renders] == [True, False]
+    # One caption changed: that segment is encoded again, the title card and the others come from the cache.
+    assert (renders[1].segments_rendered, renders[1].segments_cached) == (1, 3)

@@ -16,20 +16,17 @@ from shared.events.envelope import new_event
 from shared.events.media import AssetProcessingFailedV1, ProcessingStage
 from shared.eventstore import EventStore
 from shared.settings import Settings
-from tests.conftest import ADMIN, ARCHIVIST, AUTH, PRODUCER, role_headers
-from tests.integration.reels import assert_bilingual, create_reel, get_reel, put_items, request, sources
+from tests.conftest import ADMIN, ARCHIVIST, AUTH, PRODUCER, role_headers, wait_for
+from tests.integration.reels import assert_bilingual, create_reel, get_reel, put_items, reel_sources, request
 
 pytestmark = pytest.mark.integration
+__all__ = ["reel_sources"]  # the session fixture both reels test modules share
 TITLE = "Tổng kết hoạt động HĐND tỉnh năm 2023"
 
 
-@pytest.fixture(scope="module")
-async def assets(
-    services: Settings, event_store: EventStore, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("reel-sources")
-    with httpx.Client(timeout=60.0) as http:
-        return await sources(http, services, event_store, folder, f"reels-api-{folder.name}")
+@pytest.fixture
+def assets(reel_sources: dict[str, str]) -> dict[str, str]:
+    return reel_sources
 
 
 def items(assets: dict[str, str]) -> list[dict[str, Any]]:
@@ -186,6 +183,12 @@ async def test_a_draft_from_a_search_takes_one_segment_per_asset_around_its_firs
     services: Settings, http: httpx.Client, assets: dict[str, str], event_store: EventStore
 ) -> None:
     tag = next(iter(get_reel_titles(http, services, assets)))
+
+    def indexed() -> bool:
+        found = request(http, "GET", f"{services.search_url}/v1/search", headers=PRODUCER, params={"q": tag})
+        return {h["asset_id"] for h in found.json()["hits"]} == set(assets.values())
+
+    wait_for(indexed, 60, 0.3, "the search to find the three sources")
     body = {"title": TITLE, "q": tag, "rule": "each_asset", "seconds": 1.0, "year": 2023}
     response = request(http, "POST", f"{services.reels_url}/v1/reels/draft", headers=PRODUCER, json=body)
     assert response.status_code == 201, response.text
@@ -219,3 +222,45 @@ def get_reel_titles(http: httpx.Client, s: Settings, assets: dict[str, str]) -> 
     response = request(http, "GET", f"{s.catalogue_url}/v1/assets/{assets['video']}/tags", headers=ARCHIVIST)
     assert response.status_code == 200, response.text
     return [str(response.json()["title"]).rsplit(" ", 1)[-1]]
+
+
+async def test_reels_are_found_by_title_and_caption_typed_without_diacritics(
+    services: Settings, http: httpx.Client, assets: dict[str, str], unique: str
+) -> None:
+    reel = create_reel(http, services, f"Tổng kết hoạt động HĐND tỉnh năm 2023 {unique}")
+    caption = [{"asset_id": assets["video"], "in_s": 0, "out_s": 1, "caption": f"Đại biểu chất vấn {unique}x"}]
+    assert put_items(http, services, reel["reel_id"], caption).status_code == 200
+    url = f"{services.search_url}/v1/reels/search"
+
+    def found(q: str) -> list[str]:
+        response = request(http, "GET", url, headers=PRODUCER, params={"q": q})
+        assert response.status_code == 200, response.text
+        return [h["reel_id"] for h in response.json()["hits"]]
+
+    wait_for(lambda: found(f"tong ket hoat dong hdnd {unique}") == [reel["reel_id"]], 30, 0.3, "the reel by title")
+    wait_for(lambda: found(f"dai bieu chat van {unique}x") == [reel["reel_id"]], 30, 0.3, "the reel by caption")
+    assert found(f"Đại biểu chất vấn {unique}x") == [reel["reel_id"]]  # typed with diacritics too
+    assert found(f"tong ket {unique}x") == []  # every word must match
+    assert_bilingual(request(http, "GET", url, headers=AUTH, params={"q": "x"}), 403, "forbidden")
+
+
+async def test_a_draft_from_a_collection_takes_its_assets_only_and_an_unknown_collection_is_not_found(
+    services: Settings, http: httpx.Client, assets: dict[str, str]
+) -> None:
+    catalogue = f"{services.catalogue_url}/v1/collections"
+    created = request(http, "POST", catalogue, headers=PRODUCER, json={"kind": "thematic", "title": "Chất vấn 2023"})
+    assert created.status_code == 201, created.text
+    collection_id = created.json()["collection_id"]
+    members = [{"asset_id": assets["video"]}, {"asset_id": assets["photo"]}]
+    placed = request(http, "POST", f"{catalogue}/{collection_id}/assets", headers=PRODUCER, json={"items": members})
+    assert placed.status_code == 200, placed.text
+    body = {"title": TITLE, "collection": collection_id, "rule": "each_asset", "seconds": 1.0}
+
+    def drafted() -> list[str] | None:
+        response = request(http, "POST", f"{services.reels_url}/v1/reels/draft", headers=PRODUCER, json=body)
+        assert response.status_code in (201, 422), response.text
+        return sorted(i["asset_id"] for i in response.json()["items"]) if response.status_code == 201 else None
+
+    assert wait_for(drafted, 30, 0.5, "a draft of the collection") == sorted([assets["video"], assets["photo"]])
+    unknown = {**body, "collection": "c" + "0" * 32}
+    assert_bilingual(request(http, "POST", f"{services.reels_url}/v1/reels/draft", headers=PRODUCER, json=unknown), 404)

@@ -11,7 +11,7 @@ from openpyxl import Workbook, load_workbook
 
 from services.catalogue.decide import AssetState
 from services.catalogue.delegates import SpeechDecision, decide_register_delegate, decide_speeches
-from services.search.delegates import ReportParams, report_body, report_csv, report_xlsx, shape_report
+from services.search.delegates import NOTHING_COUNTED, ReportParams, report_body, report_csv, report_xlsx, shape_report
 from shared.activities import Activity
 from shared.delegates import (
     Delegate,
@@ -135,7 +135,7 @@ def test_the_report_joins_buckets_with_delegates_and_sessions_into_the_checklist
                                 "p1",
                                 2,
                                 kinds=kinds,
-                                sessions={"buckets": [_bucket("s1", 2, kinds=kinds)]},
+                                sessions={"buckets": [_bucket("s1", 2, kinds=kinds, evidence=_hits("a1", "a2"))]},
                                 last={"value_as_string": "2023-07-11T02:00:00.000Z"},
                                 evidence=_hits("a1", "a2"),
                             )
@@ -158,7 +158,9 @@ def test_the_report_joins_buckets_with_delegates_and_sessions_into_the_checklist
     report = shape_report(p, delegates, sessions, response)
     tuan, tam = report["delegates"]
     assert (tuan["speeches"], tuan["by_kind"], tuan["speech_evidence"]) == (2, {"chat-van": 2}, ["a1", "a2"])
-    assert tuan["by_session"] == [{"session": "s1", "title": "Kỳ họp thứ 7", "count": 2, "by_kind": {"chat-van": 2}}]
+    assert tuan["by_session"] == [
+        {"session": "s1", "title": "Kỳ họp thứ 7", "count": 2, "by_kind": {"chat-van": 2}, "evidence": ["a1", "a2"]}
+    ]
     assert (tam["speeches"], tam["appearances"], tam["last_recorded_at"]) == (0, 3, "2023-05-02")
     assert report["checklist"]["delegates_without_speech"] == [
         {"person_id": "p2", "name": "Đạo Văn Tâm", "group": "Tổ B"}
@@ -169,3 +171,9 @@ def test_the_report_joins_buckets_with_delegates_and_sessions_into_the_checklist
     assert report_csv(report).decode("utf-8-sig").splitlines()[1].startswith("Võ Minh Tuấn,Tổ A,,0,0,2,2,")
     sheets = load_workbook(io.BytesIO(report_xlsx(report)), read_only=True).sheetnames
     assert sheets == ["Đại biểu", "Tổ theo kỳ họp", "Chỉ tiêu"]
+
+
+def test_a_term_without_delegates_reports_nothing_counted_and_no_target_met_or_missed() -> None:
+    report = shape_report(ReportParams(term="2026-2031"), [], [], NOTHING_COUNTED)
+    assert report["delegates"] == [] and report["totals"]["delegates"] == 0
+    assert report["checklist"]["delegates_without_speech"] == [] and report["sessions"] == []

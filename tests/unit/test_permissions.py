@@ -93,7 +93,7 @@ def _routes(apps: dict[str, FastAPI]) -> Iterator[tuple[str, APIRoute]]:
 
 def test_the_matrix_sees_the_routes_of_every_http_service(apps: dict[str, FastAPI]) -> None:
     paths = {f"{name} {route.path}" for name, route in _routes(apps)}
-    assert {"ingest /v1/assets", "search /v1/search", "catalogue /v1/activities"} <= paths
+    assert {"ingest /v1/assets", "search /v1/search", "catalogue /v1/activities", "reels /v1/reels"} <= paths
 
 
 def _action(route: APIRoute) -> Action | None:

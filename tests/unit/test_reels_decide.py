@@ -307,3 +307,35 @@ def test_a_draft_takes_one_segment_per_activity_preferring_video_ordered_by_date
     body = DraftRequest(title="Tổng kết 2023", seconds=2)
     items = choose(hits, dict(ASSETS), body, max_still_s=8)
     assert [i.asset_id for i in items] == ["s1", "v1"]
+
+
+# --- the search projector's reel documents ----------------------------------------------------
+
+
+def test_a_reel_document_holds_folded_title_and_captions_and_the_status_of_the_latest_job() -> None:
+    from services.search.reels import reel_document
+
+    items = ReelItemsSetV1(items=(ReelItem(asset_id="v1", in_s=0, out_s=1, caption="Đại biểu chất vấn"),), total_s=1)
+    late_start = ReelRenderStartedV1(job_id="j1", attempt=2, worker="w")
+    events = [e.envelope for e in history(CREATED, items, requested("j1"), rendered("j1"), late_start)]
+    doc = reel_document(events)
+    assert doc is not None
+    assert doc["title_folded"] == "tong ket hoat dong hdnd tinh nam 2023"
+    assert doc["captions_folded"] == ["dai bieu chat van"] and doc["asset_ids"] == ["v1"]
+    assert doc["status"] == "rendered" and doc["duration_s"] == 5.0
+    assert reel_document(events[1:]) is None
+
+
+def test_progress_maps_the_renderers_percent_into_the_render_phase_and_never_goes_back() -> None:
+    from services.reels.progress import ProgressReporter
+
+    reporter = ProgressReporter(board=None, reel_id=REEL, job_id="j1", per_s=4)  # type: ignore[arg-type]
+    reporter.enter("rendering")
+    assert reporter.percent == 10.0
+    reporter.update(50.0)
+    assert reporter.percent == pytest.approx(52.5)
+    reporter.update(20.0)
+    assert reporter.percent == pytest.approx(52.5)
+    reporter.update(100.0)
+    reporter.enter("storing")
+    assert reporter.percent == 95.0

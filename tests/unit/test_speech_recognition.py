@@ -32,7 +32,10 @@ def sample_registry() -> Registry:
 
 def _load(name: str) -> list[dict[str, str]]:
     with (DATA / name).open(encoding="utf-8") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    for row in rows:  # a lower-third's lines are written "\n" in the file
+        row["text"] = row["text"].replace("\\n", "\n")
+    return rows
 
 
 def _names(cell: str) -> set[str]:

@@ -13,8 +13,8 @@ Where each guarantee comes from:
   AAC encoder (no per-join encoder priming gaps) while the video is copied.
 - **Loudness**: each segment is normalised (loudnorm, two-pass, linear when it
   can) to −23 LUFS with headroom when it is first rendered, and cached so. The
-  join then measures the programme and applies the small residual gain in the
-  audio encode it does anyway, so an edited caption re-encodes one segment plus
+  join measures the result and, only if it is off, joins again with the small
+  residual gain (audio only), so an edited caption re-encodes one segment plus
   the join — never every segment.
 - **Text**: titles and captions go to ``drawtext`` through text files with
   ``expansion=none``; ffmpeg runs in a scratch folder so the filter graph only
@@ -57,6 +57,7 @@ from services.reels.render.plan import (
     segment_key,
     title_key,
 )
+from shared.media.facts import stream_rotation
 from shared.media.ffmpeg import FfmpegError, run_ffmpeg
 from shared.media.probe import Limits, MediaRejected, probe_av_info, probe_photo, sniff_file
 
@@ -72,6 +73,7 @@ TITLE_CARD_S = 3.0
 TARGET_LUFS = -23.0
 SEGMENT_TRUE_PEAK = -2.0  # headroom for the AAC encode and the join's residual gain
 MAX_TRUE_PEAK = -1.0
+LOUDNESS_TOLERANCE = 0.3  # of the joined programme before a corrective join (spec: ±0.5)
 LOUDNESS_RANGE = 20.0
 FADE_S = 0.005  # at every join: no click, far shorter than a frame
 SILENCE_LUFS = -60.0  # quieter than this is silence: nothing to normalise
@@ -132,6 +134,7 @@ class _Probed:
     probe: SourceProbe
     demuxer: str
     video_start_s: float  # video stream start relative to the file's start
+    interlaced: bool = False  # broadcast 1080i/576i: deinterlaced, rate kept
 
 
 def _probe(source: Source, limits: Limits) -> _Probed:
@@ -166,8 +169,12 @@ def _probe(source: Source, limits: Limits) -> _Probed:
             "The source video has no usable frame rate.",
         )
     video_start = float(stream.get("start_time") or start) - start
-    probe = SourceProbe("video", result.width, result.height, fps, result.duration_s, has_audio)
-    return _Probed(probe, fmt, max(video_start, 0.0))
+    width, height = result.width, result.height
+    if stream_rotation(stream) in (90, 270):  # a phone's portrait clip stored on its side
+        width, height = height, width
+    interlaced = str(stream.get("field_order") or "") in ("tt", "bb", "tb", "bt")
+    probe = SourceProbe("video", width, height, fps, result.duration_s, has_audio)
+    return _Probed(probe, fmt, max(video_start, 0.0), interlaced)
 
 
 def probe_source(source: Source, limits: Limits | None = None) -> SourceProbe:
@@ -224,20 +231,28 @@ def _font_covers(path: str) -> bool:
     return all(drawn(ch) != notdef for ch in VIETNAMESE_SAMPLE)
 
 
+# Where Debian's fonts-dejavu-core puts them: used when fontconfig's fc-match is absent.
+_DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+
+
 @cache
 def find_font(bold: bool = False) -> Path:
     """A font file (via fontconfig) that draws every Vietnamese letter."""
     style = ":style=Bold" if bold else ""
     candidates = [f"{family}{style}" for family in _FONT_PREFERENCES] + [f"sans-serif:lang=vi{style}"]
+    found: list[str] = []
     for pattern in candidates:
         try:
-            found = subprocess.run(
+            done = subprocess.run(
                 ["fc-match", "-f", "%{file}", pattern], capture_output=True, text=True, timeout=30, check=False
-            ).stdout.strip()
+            )
         except (FileNotFoundError, subprocess.TimeoutExpired):
             break
-        if found and Path(found).is_file() and _font_covers(found):
-            return Path(found)
+        found.append(done.stdout.strip())
+    found.append(str(_DEJAVU / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")))
+    for path in found:
+        if path and Path(path).is_file() and _font_covers(path):
+            return Path(path)
     raise FontMissing(
         "no font with every Vietnamese glyph is installed: install the Debian package fonts-dejavu-core "
         "(deploy.local.installers.reel_fonts)"
@@ -373,13 +388,20 @@ def _input_args(path: Path, demuxer: str, seek_s: float | None, read_s: float | 
     return [*args, "-i", f"file:{path}"]
 
 
-def _picture_chain(target: Target, frames: int) -> str:
-    """Fit inside the target (letterbox/pillarbox, never stretch), exact frame count."""
+BT709 = "setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
+
+
+def _picture_chain(target: Target, frames: int, pad: str) -> str:
+    """Fit inside the target (letterbox/pillarbox, never stretch) in BT.709
+    limited range whatever the source (identical streams, so the join can copy
+    them), then exactly ``frames`` frames, the last one repeated if the source
+    runs short (``pad``: tpad's length option)."""
     w, h = target.width, target.height
     return (
-        f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
+        f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2"
+        ":out_color_matrix=bt709:out_range=tv,"
         f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:black,setsar=1,format=yuv420p,"
-        f"tpad=stop_mode=clone:stop_duration=1,trim=end_frame={frames},setpts=N/({_rate(target.fps)}*TB)"
+        f"{BT709},tpad=stop_mode=clone:{pad},trim=end_frame={frames},setpts=N/({_rate(target.fps)}*TB)"
     )
 
 
@@ -569,15 +591,16 @@ def _segment_graph(segment: Segment, probed: _Probed, cut: _Cut, target: Target,
     fps = _rate(target.fps)
     if kind == "video":
         # Cut first at the source's own rate, then resample time to the target.
-        video = f"[0:v:0]setpts=PTS-STARTPTS,fps={fps}:round=down,{_picture_chain(target, cut.frames)}{caption}[v]"
-    elif kind == "photo":
-        video = f"[0:v:0]{_picture_chain(target, cut.frames).replace('stop_duration=1', f'stop={cut.frames}')}"
-        video += f"{caption}[v]"
+        deinterlace = "bwdif=mode=send_frame:deint=interlaced," if probed.interlaced else ""
+        chain = _picture_chain(target, cut.frames, f"stop_duration={float(cut.frames / target.fps):.6f}")
+        video = f"[0:v:0]{deinterlace}setpts=PTS-STARTPTS,fps={fps}:round=down,{chain}{caption}[v]"
+    elif kind == "photo":  # decoded once, then the one frame repeated
+        video = f"[0:v:0]{_picture_chain(target, cut.frames, f'stop={cut.frames}')}{caption}[v]"
     else:  # audio over the title background
         seconds = cut.frames / target.fps
         video = (
             f"color=c={BACKGROUND}:s={target.width}x{target.height}:r={fps}:d={float(seconds) + 1:.6f},"
-            f"format=yuv420p,trim=end_frame={cut.frames},setpts=N/({fps}*TB){caption}[v]"
+            f"format=yuv420p,{BT709},trim=end_frame={cut.frames},setpts=N/({fps}*TB){caption}[v]"
         )
     if probed.probe.has_audio and kind != "photo":
         audio = (
@@ -676,7 +699,9 @@ async def _render_segment(
             loudness = await _measure_segment(segment, probed, cut, target, deadline.left())
         graph = _segment_graph(segment, probed, cut, target, loudness)
         if probed.probe.kind == "photo":
-            inputs = ["-framerate", _rate(target.fps), *_input_args(segment.source.path, "image2", None, None)]
+            # pattern_type none: a "%d" in a file name is not a numbered sequence.
+            inputs = ["-framerate", _rate(target.fps), "-pattern_type", "none"]
+            inputs += _input_args(segment.source.path, "image2", None, None)
         elif probed.probe.kind == "audio" and not probed.probe.has_audio:
             inputs = []
         else:
@@ -706,7 +731,7 @@ async def _render_title(
     fps = _rate(target.fps)
     gap = round(target.height / 30)
     video = (
-        f"color=c={BACKGROUND}:s={target.width}x{target.height}:r={fps}:d={TITLE_CARD_S + 1},format=yuv420p,"
+        f"color=c={BACKGROUND}:s={target.width}x{target.height}:r={fps}:d={TITLE_CARD_S + 1},format=yuv420p,{BT709},"
         f"drawtext=fontfile=font.ttf:textfile=caption.txt:expansion=none:fontsize={title_size}:fontcolor=white"
         f":line_spacing={round(title_size / 4)}:x=(w-text_w)/2:y=h/2-text_h-{gap}"
     )
@@ -734,7 +759,6 @@ def _concat_list(parts: list[tuple[Path, Fraction]]) -> str:
 async def _measure_file(path: Path, demuxer: str, left: float) -> tuple[float, float]:
     argv = [
         *_base_args(False),
-        *(["-safe", "0"] if demuxer == "concat" else []),
         *_input_args(path, demuxer, None, None),
         "-map",
         "0:a:0",
@@ -873,22 +897,22 @@ async def render_reel(
     metadata = work_dir / "chapters.ffmeta"
     metadata.write_text(chapters_ffmetadata(clean_text(plan.title), chapter_tuple, target.fps), encoding="utf-8")
 
-    # The programme's loudness before the join: the residual gain rides along
-    # with the audio encode the join does anyway (video is copied).
+    # Every segment is already at -23 LUFS, so the programme is too, give or
+    # take the gating; the output is measured (after AAC, what the viewer
+    # gets) and only if it is off does a second join apply the small residual
+    # gain — audio only, the video is copied either way.
+    output = work_dir / "reel.mp4"
+    join_units = _JOIN_WEIGHT * total_s
+    gain = 0.0
     try:
-        before_lufs, before_peak = await _measure_file(concat, "concat", deadline.left())
+        await _join(concat, metadata, output, gain, deadline.left(), progress.step(join_units, total_s))
     except FfmpegError as exc:
         if exc.retryable:
             raise
         raise _refused_from(None, exc) from exc
-    gain = _residual_gain(before_lufs, before_peak)
-    output = work_dir / "reel.mp4"
-    join_units = _JOIN_WEIGHT * total_s
-    await _join(concat, metadata, output, gain, deadline.left(), progress.step(join_units, total_s))
     lufs, peak = await _measure_file(output, "mov", deadline.left())
-    if peak > MAX_TRUE_PEAK or (lufs > SILENCE_LUFS and abs(lufs - TARGET_LUFS) > 0.4):
-        # The AAC encode moved the figures: correct once from the real output.
-        gain += _residual_gain(lufs, peak)
+    if peak > MAX_TRUE_PEAK or (lufs > SILENCE_LUFS and abs(lufs - TARGET_LUFS) > LOUDNESS_TOLERANCE):
+        gain = _residual_gain(lufs, peak)
         await _join(concat, metadata, output, gain, deadline.left(), lambda _s: None)
         lufs, peak = await _measure_file(output, "mov", deadline.left())
     progress.finish(join_units)
@@ -916,7 +940,7 @@ async def render_reel(
 
 def _residual_gain(lufs: float, peak: float) -> float:
     """The gain (dB) that brings the programme to −23 LUFS without pushing the
-    true peak over −1.5 dBTP (headroom for the AAC encode)."""
+    true peak over −1.5 dBTP (headroom for the AAC encode's overshoot)."""
     if not math.isfinite(lufs) or lufs < SILENCE_LUFS:
         return 0.0
     gain = TARGET_LUFS - lufs

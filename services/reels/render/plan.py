@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 
 # Bumped whenever a change of the pipeline changes the bytes of a normalised
 # segment: cached segments of an older renderer are then never reused.
-RENDERER_VERSION = "reel-render-1"
+RENDERER_VERSION = "reel-render-2"
 
 
 class Profile(StrEnum):

@@ -1,0 +1,107 @@
+"""The tus protocol's rules for resumable uploads (services/ingest/uploads.py), without servers."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.ingest.domain import UploadMetadata
+from services.ingest.uploads import (
+    UploadRecord,
+    check_quota,
+    check_tus_resumable,
+    metadata_of,
+    parse_checksum,
+    parse_metadata_header,
+    parse_non_negative,
+    status_view,
+    upload_id_of_staging_key,
+)
+from shared.http import UserError
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def refused(call: object) -> UserError:
+    with pytest.raises(UserError) as caught:
+        call()  # type: ignore[operator]
+    assert caught.value.message_vi and caught.value.message_en
+    return caught.value
+
+
+def record(owner: str, length: int, state: str = "receiving") -> UploadRecord:
+    now = datetime.now(UTC)
+    return UploadRecord(
+        id="0" * 32,
+        owner=owner,
+        length=length,
+        meta=UploadMetadata(title="Kỳ họp", activity_type="ky-hop"),
+        s3_key="uploads/" + "0" * 32,
+        s3_upload_id="x",
+        state=state,  # type: ignore[arg-type]
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(hours=24),
+    )
+
+
+def test_upload_metadata_is_decoded_to_nfc_text_and_keys_that_are_not_ours_are_ignored() -> None:
+    nfd = "Tiê\u0301p xu\u0301c cư\u0309 tri"  # decomposed, as macOS file names are
+    windows_path = b64("C:\\clips\\a.mp4")
+    header = f"title {b64(nfd)},activity_type {b64('tiep-xuc-cu-tri')},filename {windows_path},relativePath"
+    fields = parse_metadata_header(header)
+    assert "relativePath" not in fields
+    meta, filename, _ = metadata_of(fields)
+    assert meta.title == "Tiếp xúc cử tri" and meta.activity_type == "tiep-xuc-cu-tri"
+    assert filename == "a.mp4"  # the client's folders are not ours to keep
+
+
+def test_malformed_metadata_headers_are_refused_with_400() -> None:
+    for header in ("title a b c", "title !!notbase64", f"title {b64('x')},title {b64('y')}", " "):
+        assert refused(lambda h=header: parse_metadata_header(h)).status == 400
+
+
+def test_a_bad_activity_code_in_the_metadata_is_refused_with_the_known_codes() -> None:
+    error = refused(lambda: metadata_of({"title": "Họp", "activity_type": "hop-bao"}))
+    assert error.status == 422 and error.code == "invalid_metadata" and "ky-hop" in error.message_vi
+
+
+def test_lengths_offsets_and_the_protocol_version_are_checked() -> None:
+    assert parse_non_negative("Upload-Length", "1048576") == 1048576
+    for bad in (None, "-1", "1e9", "١٢", "9" * 30):
+        assert refused(lambda b=bad: parse_non_negative("Upload-Length", b)).code == "invalid_upload_length"
+    assert refused(lambda: check_tus_resumable("0.2.2")).status == 412
+    check_tus_resumable("1.0.0")
+
+
+def test_checksums_name_a_supported_algorithm_and_a_base64_digest() -> None:
+    assert parse_checksum(None) is None
+    assert parse_checksum("sha256 " + b64("abc")) == ("sha256", b"abc")
+    assert parse_checksum("sha1 " + b64("abc")) == ("sha1", b"abc")
+    assert refused(lambda: parse_checksum("md5 " + b64("abc"))).code == "checksum_algorithm_unsupported"
+    assert refused(lambda: parse_checksum("sha256 ***")).code == "invalid_upload_checksum"
+
+
+def test_the_quota_counts_only_the_owners_unfinished_uploads() -> None:
+    records = [record("a", 10), record("a", 50, "stored"), record("b", 90)]
+    check_quota(records, "a", 90, quota=100)
+    error = refused(lambda: check_quota(records, "a", 91, quota=100))
+    assert error.status == 413 and error.code == "quota_exceeded"
+
+
+def test_the_status_view_has_the_fields_clients_poll() -> None:
+    view = status_view(record("a", 10))
+    assert {"id", "state", "offset", "length", "filename", "asset_id", "duplicate", "error", "expires_at"} <= set(view)
+    assert view["state"] == "receiving" and view["error"] is None
+
+
+def test_staging_keys_name_their_upload_and_nothing_else_is_taken_for_one() -> None:
+    upload_id = "ab" * 16
+    assert upload_id_of_staging_key(f"uploads/{upload_id}") == upload_id
+    assert upload_id_of_staging_key(f"uploads/{upload_id}.tail") == upload_id
+    assert upload_id_of_staging_key("uploads/other") is None
+    assert upload_id_of_staging_key(f"sha256/{upload_id}") is None
