@@ -83,13 +83,13 @@ def cmd_status(stack: LocalStack) -> None:
         status = cluster.status()
         for node in status.nodes:
             health = "khỏe / healthy" if node.healthy else "KHÔNG / unhealthy"
-            pid = f"pid {node.pid}" if node.pid else "không chạy / not running"
-            print(f"  {node.name:<16} {pid:<12} {health:<18} {node.role}")
+            running = f"pid {node.pid}" if node.pid else "không chạy / not running"
+            print(f"  {node.name:<16} {running:<12} {health:<18} {node.role}")
         for line in status.summary:
             print(f"  {line}")
         return
-    for name, pid in stack.status().items():
-        print(f"  {name:<14} {'pid ' + str(pid) if pid else 'không chạy / not running'}")
+    for server, pid in stack.status().items():
+        print(f"  {server:<14} {'pid ' + str(pid) if pid else 'không chạy / not running'}")
 
 
 def cmd_demo(settings: Settings) -> None:

@@ -57,7 +57,7 @@ def render(records: list[UploadRecord], now: datetime) -> list[str]:
 
 
 async def _records(settings: Settings) -> list[UploadRecord]:
-    nc = await nats.connect(settings.resolved_nats_url, name="mam-cli", connect_timeout=5, max_reconnect_attempts=1)
+    nc = await nats.connect(settings.nats_servers, name="mam-cli", connect_timeout=5, max_reconnect_attempts=1)
     try:
         store = await UploadStore.open(nc.jetstream(), settings.upload_lock_lease_s, settings.upload_state_bucket)
         return await store.all()

@@ -39,7 +39,7 @@ log = logging.getLogger("mam.reels")
 
 
 def build_broker(settings: Settings, renderer: RendererDeps) -> NatsBroker:
-    broker = NatsBroker(settings.resolved_nats_url)
+    broker = NatsBroker(settings.nats_servers)
     beat_s = max(1.0, settings.reels_ack_wait_s / 3)
 
     @broker.subscriber(

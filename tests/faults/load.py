@@ -10,6 +10,7 @@ refusal (4xx) or an upload never acknowledged fails the test.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import random
 import threading
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+from PIL import Image
 
 from shared.settings import Settings
 from tests.conftest import ARCHIVIST, AUTH
@@ -26,11 +28,23 @@ from tests.media import jpeg_bytes
 
 # Answers that mean "not now" (a server or replica away): retry, elsewhere.
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+# An edit racing another writer of the asset (the tagger's asset.tagged) is refused with 409
+# "reload and retry": the edit is sent again, and the catalogue decides on fresh history.
+RETRYABLE_EDIT = RETRYABLE | {409}
 
 
 def replica_urls(settings: Settings, service: str, replicas: int = 2) -> list[str]:
     port = int(getattr(settings, f"{service}_port"))
     return [f"http://127.0.0.1:{port + settings.cluster_replica_port_shift * r}" for r in range(replicas)]
+
+
+def unique_jpeg(seed: int, i: int) -> bytes:
+    """A photo no other load made: ``jpeg_bytes`` repeats its pixels every 6 400 seeds, so the
+    load's seed and number go in a JPEG comment too."""
+    image = Image.open(io.BytesIO(jpeg_bytes(seed + i)))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90, comment=f"mam-fault-load {seed} {i}".encode())
+    return out.getvalue()
 
 
 @dataclass
@@ -103,7 +117,7 @@ class Load:
                 self.failures.append(f"worker crashed: {exc!r}")
 
     def _one(self, http: httpx.Client, i: int) -> None:
-        content = jpeg_bytes(self.seed + i)
+        content = unique_jpeg(self.seed, i)
         sha256 = hashlib.sha256(content).hexdigest()
         response = self._call(
             http,
@@ -167,7 +181,8 @@ class Load:
                 self.samples.append(Sample(began - self._began, kind, time.monotonic() - began, ok))
             if response is not None and response.is_success:
                 return response
-            if response is not None and response.status_code not in RETRYABLE:
+            retryable = RETRYABLE_EDIT if kind == "edit" else RETRYABLE
+            if response is not None and response.status_code not in retryable:
                 with self._lock:
                     self.failures.append(f"{kind} refused: {response.status_code} {response.text[:300]}")
                 return None

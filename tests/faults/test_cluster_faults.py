@@ -6,6 +6,7 @@ each ending in the exact reconciliation (tests/faults/reconcile.py).
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 from deploy.local.cluster import ClusterStack, _get_json
 from deploy.local.stack import SERVICES
 from tests.conftest import wait_for
-from tests.faults.conftest import kill9, restart, settle_and_reconcile
+from tests.faults.chaos import kill9, restart, settle_and_reconcile
 from tests.faults.load import Load
 
 pytestmark = pytest.mark.integration
@@ -82,14 +83,19 @@ def test_killing_the_nats_stream_leader_during_an_ingest_burst_loses_and_duplica
 @full
 def test_killing_each_service_twice_mid_job_loses_and_duplicates_nothing(cluster: ClusterStack) -> None:
     s = cluster.settings
-    load = Load(s, uploads=10 * len(SERVICES), workers=3, pace_s=0.2).start()
+    load = Load(s, uploads=sys.maxsize, workers=2, pace_s=1.5).start()
     recovery: dict[str, list[float]] = {}
     for service in SERVICES:
         for _ in range(2):
             before = load.acknowledged_count()
-            wait_for(lambda before=before: load.acknowledged_count() > before, timeout=180, what="uploads flowing")
+
+            def flowing(n: int = before) -> bool:
+                return load.acknowledged_count() > n
+
+            wait_for(flowing, timeout=180, what="uploads flowing")
             kill9(cluster, service)
             recovery.setdefault(service, []).append(restart(cluster, service))
+    load.stop.set()
     load.join()
     print(f"\nrestart to healthy (s): {recovery}; answers {dict(load.statuses)}", flush=True)
     result = settle_and_reconcile(s, load.acknowledged)
