@@ -47,13 +47,16 @@ def screenshots(services: Settings) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API runs its own event loop in this thread
+# while it is open, so every async fixture and `run()` of the tests collected after the
+# browser tests failed with "cannot be called from a running event loop".
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = installers.chromium()
     # --no-sandbox: the tests run as root in CI containers, where Chromium's sandbox cannot start.
