@@ -15,6 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+import elastic_transport
+import nats.errors
+import nats.js.errors
+import urllib3.exceptions
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
@@ -105,6 +109,20 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         """Last resort: the trace goes to the log under a correlation id the client gets back."""
         correlation = _correlation_id(request)
+        if isinstance(exc, SERVER_UNAVAILABLE):
+            # A server elsewhere is briefly away (a NATS leader election, an Elasticsearch node
+            # restarting): the request was fine and a retry will do, so 503, not a 500.
+            log.warning("server unavailable on %s %s [%s]: %r", request.method, request.url.path, correlation, exc)
+            busy = UserError(
+                503,
+                "server_unavailable",
+                "Máy chủ lưu trữ tạm thời chưa sẵn sàng; vui lòng thử lại sau ít giây.",
+                "A storage server is briefly unavailable; please retry in a few seconds.",
+                correlation_id=correlation,
+            )
+            return JSONResponse(
+                busy.body(), status_code=503, headers={_CORRELATION_HEADER: correlation, "Retry-After": "5"}
+            )
         log.error("unhandled error on %s %s [%s]", request.method, request.url.path, correlation, exc_info=exc)
         error = UserError(
             500,
@@ -117,6 +135,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 _CORRELATION_HEADER = "X-Correlation-Id"
+
+# Errors that mean "a server is away for now", not "this request is wrong" or "a bug".
+SERVER_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.NoServersError,
+    nats.js.errors.ServiceUnavailableError,
+    elastic_transport.ConnectionError,
+    elastic_transport.ConnectionTimeout,
+    urllib3.exceptions.MaxRetryError,
+    urllib3.exceptions.ProtocolError,
+)
 _CORRELATION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 # status → (code, Vietnamese, English); 0 is the fallback for any other status.

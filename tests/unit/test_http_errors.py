@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
+import nats.errors
 import pytest
 from fastapi import APIRouter, Depends
 from fastapi.testclient import TestClient
@@ -45,6 +46,11 @@ async def make_thing(body: _Body, who: Annotated[Principal, Depends(requires(Act
 @router.get("/boom")
 async def boom(who: Annotated[Principal, Depends(requires(Action.SEARCH))]) -> dict[str, Any]:
     raise RuntimeError("secret internals: /var/lib/mam/token=abc")
+
+
+@router.get("/leader-election")
+async def during_an_election(who: Annotated[Principal, Depends(requires(Action.SEARCH))]) -> dict[str, Any]:
+    raise nats.errors.NoRespondersError  # what a JetStream publish gets while the stream has no leader
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +106,12 @@ def test_an_unexpected_failure_is_a_json_500_with_a_correlation_id_and_no_intern
         error["correlation_id"] in error["message"] and response.headers["x-correlation-id"] == error["correlation_id"]
     )
     assert "secret" not in response.text and "Traceback" not in response.text
+
+
+def test_a_server_away_for_a_moment_is_a_bilingual_503_with_retry_after_not_a_500(client: TestClient) -> None:
+    response = client.get("/v1/leader-election")
+    error = _error(response, 503, "server_unavailable")
+    assert response.headers["retry-after"] == "5" and error["correlation_id"]
 
 
 def test_a_callers_correlation_id_is_kept(client: TestClient) -> None:
