@@ -171,8 +171,10 @@ async def consumer_settled(settings: Settings, durable: str) -> bool:
         info = await nc.jetstream().consumer_info(settings.event_stream, durable)
     finally:
         await nc.close()
-    delivered = info.delivered.stream_seq if info.delivered else 0
-    acked = info.ack_floor.stream_seq if info.ack_floor else 0
+    # Consumer sequences, not stream ones: a filtered consumer's delivered stream sequence
+    # may run on past messages it skipped, while its ack floor stays on the last it took.
+    delivered = info.delivered.consumer_seq if info.delivered else 0
+    acked = info.ack_floor.consumer_seq if info.ack_floor else 0
     return not info.num_pending and not info.num_ack_pending and delivered == acked
 
 
