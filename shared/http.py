@@ -143,6 +143,7 @@ SERVER_UNAVAILABLE: tuple[type[BaseException], ...] = (
     nats.errors.ConnectionClosedError,
     nats.errors.NoServersError,
     nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,  # a JetStream publish while the stream elects a leader
     elastic_transport.ConnectionError,
     elastic_transport.ConnectionTimeout,
     urllib3.exceptions.MaxRetryError,
