@@ -23,6 +23,10 @@ from typing import Any
 from faststream.nats import NatsBroker, NatsMessage
 from nats.errors import TimeoutError as NatsTimeoutError
 
+from shared.events.envelope import EventEnvelope
+from shared.outcomes import Outcome, Retry, apply_outcome
+from shared.ports import EventLog
+
 log = logging.getLogger("mam.pull_consumers")
 
 
@@ -73,3 +77,33 @@ async def in_progress_acks(msg: NatsMessage, every_s: float) -> AsyncIterator[No
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def run_long_job(
+    msg: NatsMessage,
+    handle: Callable[[EventEnvelope, int], Awaitable[Outcome]],
+    events: EventLog,
+    *,
+    beat_s: float,
+    retry_delay_s: float,
+) -> None:
+    """One delivery of a long job (an encode, a render): decode the event, run ``handle(cause,
+    attempt)`` with in-progress acks, turn a failure to record its outcome into a retry, settle."""
+    try:
+        cause = EventEnvelope.from_bytes(msg.raw_message.data)
+    except ValueError:
+        # Not an event at all: nothing to attach a failure to; keep it out of the loop.
+        log.error("undecodable message on %s; terminated", msg.raw_message.subject)
+        await msg.reject()
+        return
+    attempt = int(msg.raw_message.metadata.num_delivered or 1)
+    outcome: Outcome
+    try:
+        async with in_progress_acks(msg, beat_s):
+            outcome = await handle(cause, attempt)
+    except Exception as exc:
+        # The outcome could not be recorded (e.g. NATS unreachable): redeliver later.
+        log.exception("%s: job not recorded, will be redelivered", cause.aggregate_id)
+        outcome = Retry(retry_delay_s, f"{type(exc).__name__}: {exc}"[:300])
+    log.info("%s attempt %d → %s", cause.aggregate_id, attempt, outcome)
+    await apply_outcome(outcome, msg.raw_message, events)

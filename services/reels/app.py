@@ -23,13 +23,11 @@ from services.reels.cache import S3SegmentCache
 from services.reels.progress import PROGRESS_BUCKET, PROGRESS_TTL_S, ProgressBoard
 from services.reels.render import render_reel
 from services.reels.worker import RendererDeps, handle_render_requested
-from shared.events.envelope import EventEnvelope
 from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.kv import open_bucket
 from shared.objectstore import ObjectStore
-from shared.outcomes import Outcome, Retry, apply_outcome
-from shared.pull_consumers import in_progress_acks, start_broker
+from shared.pull_consumers import run_long_job, start_broker
 from shared.settings import Settings
 from shared.subjects import event_type_filter
 from shared.workdirs import fresh_work_dir
@@ -57,22 +55,13 @@ def build_broker(settings: Settings, renderer: RendererDeps) -> NatsBroker:
         ack_policy=AckPolicy.MANUAL,
     )
     async def on_render_requested(msg: NatsMessage) -> None:
-        try:
-            cause = EventEnvelope.from_bytes(msg.raw_message.data)
-        except ValueError:
-            log.error("undecodable message on %s; terminated", msg.raw_message.subject)
-            await msg.reject()
-            return
-        attempt = int(msg.raw_message.metadata.num_delivered or 1)
-        outcome: Outcome
-        try:
-            async with in_progress_acks(msg, beat_s):
-                outcome = await handle_render_requested(renderer, cause, attempt)
-        except Exception as exc:
-            log.exception("%s: render not recorded, will be redelivered", cause.aggregate_id)
-            outcome = Retry(settings.reels_retry_delay_s, f"{type(exc).__name__}: {exc}"[:300])
-        log.info("%s attempt %d → %s", cause.aggregate_id, attempt, outcome)
-        await apply_outcome(outcome, msg.raw_message, renderer.events)
+        await run_long_job(
+            msg,
+            lambda cause, attempt: handle_render_requested(renderer, cause, attempt),
+            renderer.events,
+            beat_s=beat_s,
+            retry_delay_s=settings.reels_retry_delay_s,
+        )
 
     return broker
 

@@ -19,13 +19,11 @@ from nats.js.api import DeliverPolicy
 
 from services.transcoder.render import RenderOptions
 from services.transcoder.worker import WorkerDeps, handle_ingested
-from shared.events.envelope import EventEnvelope
 from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.media.probe import Limits
 from shared.objectstore import ObjectStore
-from shared.outcomes import Outcome, Retry, apply_outcome
-from shared.pull_consumers import in_progress_acks, start_broker
+from shared.pull_consumers import run_long_job, start_broker
 from shared.settings import Settings
 from shared.subjects import event_type_filter
 from shared.workdirs import fresh_work_dir
@@ -68,24 +66,13 @@ def build_broker(settings: Settings, worker: WorkerDeps) -> NatsBroker:
         ack_policy=AckPolicy.MANUAL,
     )
     async def on_ingested(msg: NatsMessage) -> None:
-        try:
-            cause = EventEnvelope.from_bytes(msg.raw_message.data)
-        except ValueError:
-            # Not an event at all: nothing to attach a failure to; keep it out of the loop.
-            log.error("undecodable message on %s; terminated", msg.raw_message.subject)
-            await msg.reject()
-            return
-        attempt = int(msg.raw_message.metadata.num_delivered or 1)
-        outcome: Outcome
-        try:
-            async with in_progress_acks(msg, beat_s):
-                outcome = await handle_ingested(worker, cause, attempt)
-        except Exception as exc:
-            # The outcome could not be recorded (e.g. NATS unreachable): redeliver later.
-            log.exception("%s: job not recorded, will be redelivered", cause.aggregate_id)
-            outcome = Retry(settings.transcoder_retry_delay_s, f"{type(exc).__name__}: {exc}"[:300])
-        log.info("%s attempt %d → %s", cause.aggregate_id, attempt, outcome)
-        await apply_outcome(outcome, msg.raw_message, worker.events)
+        await run_long_job(
+            msg,
+            lambda cause, attempt: handle_ingested(worker, cause, attempt),
+            worker.events,
+            beat_s=beat_s,
+            retry_delay_s=settings.transcoder_retry_delay_s,
+        )
 
     return broker
 
