@@ -48,7 +48,7 @@ test-fuzz: install    ## every service's API fuzzed from its OpenAPI, long run
 
 test-browser: install ## every browser test (journeys, accessibility, page speed); screenshots in .mam/test-<offset>/screenshots
 	$(BIN)/python -m deploy.local.installers chromium
-	MAM_BROWSER_FULL=1 $(BIN)/pytest tests/browser
+	$(BIN)/pytest tests/browser
 	@echo "screenshots: .mam/test-$${MAM_TEST_PORT_OFFSET:-0}/screenshots"
 
 bench: install        ## benchmarks; writes tests/bench/results.json

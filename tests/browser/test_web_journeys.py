@@ -3,7 +3,6 @@ screenshots (``<test home>/screenshots``) and checks what the user would see."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -21,11 +20,6 @@ from tests.conftest import ARCHIVIST, AUTH, wait_for
 from tests.media import make_clip
 
 pytestmark = pytest.mark.integration
-# The longer journeys (a render, a slowed upload) run in `make test-browser`; `make test` keeps
-# the browser tests to about two minutes.
-long_journey = pytest.mark.skipif(
-    os.environ.get("MAM_BROWSER_FULL") != "1", reason="long browser journey: make test-browser (MAM_BROWSER_FULL=1)"
-)
 
 
 def _processed(s: Settings, asset_id: str) -> bool:
@@ -149,7 +143,6 @@ def test_an_archivist_finds_a_clip_without_diacritics_corrects_assigns_and_publi
     assert zipped.status == 200 and zipped.body()[:2] == b"PK"
 
 
-@long_journey
 def test_a_broadcaster_uploads_resumably_through_a_dropped_connection_and_a_reload_and_sees_it_processed(
     page: Page, services: Settings, screenshots: Path, tmp_path: Path
 ) -> None:
@@ -218,7 +211,6 @@ def test_a_broadcaster_uploads_resumably_through_a_dropped_connection_and_a_relo
     expect(row).to_contain_text("100%")
 
 
-@long_journey
 def test_a_producer_builds_a_three_segment_reel_with_typed_timecodes_and_renders_it(
     page: Page, screenshots: Path, clip: dict[str, Any]
 ) -> None:
