@@ -29,6 +29,7 @@ from deploy.local.processes import ProcessSpec
 from services.catalogue.api import CatalogueDeps
 from services.catalogue.collections import CreateCollection as Create
 from services.catalogue.collections import PlaceAsset, PlaceAssets, create_collection, place_assets
+from services.search.app import PROJECTOR_DURABLE
 from shared.auth import Principal, Role
 from shared.collections import fold_collection
 from shared.events.collections import CollectionAssetAddedV1
@@ -40,7 +41,7 @@ from shared.objectstore import content_key
 from shared.policy import Restriction
 from shared.ports import AppendResult
 from shared.settings import Settings
-from tests.conftest import ARCHIVIST, AUTH, PRODUCER, object_store_for, wait_for
+from tests.conftest import ARCHIVIST, AUTH, PRODUCER, consumer_settled, object_store_for, run, wait_for
 from tests.integration.collections_stack import (
     flat_jpeg,
     noise_jpeg,
@@ -214,10 +215,15 @@ def archive(quiet_services: tuple[Settings, ProcessSpec]) -> Archive:
         wanted = {a["asset_id"] for a in generated.assets}
 
         def all_indexed() -> bool:
+            # Every event projected, not only a document per asset: a document appears with the
+            # asset's first event, and its renditions and tags land later (after a busy test
+            # before this one, e.g. a full re-tag sharing Elasticsearch, much later).
+            if not run(consumer_settled(s, PROJECTOR_DURABLE)):
+                return False
             body = ok(http.get(f"{s.search_url}/v1/search", headers=ARCHIVIST, params={"size": 1, "refresh": True}))
             return bool(body["total"] >= len(wanted))
 
-        wait_for(all_indexed, timeout=90, what="the generated archive is indexed")
+        wait_for(all_indexed, timeout=300, what="the generated archive is indexed")
     return generated
 
 
