@@ -223,6 +223,15 @@ class EventStore:
         """One aggregate's events, oldest first (empty if it does not exist)."""
         return [event async for event in self.read_subjects(aggregate_filter(aggregate, aggregate_id))]
 
+    async def next_sequence(self, subject_filter: str, after: int) -> int:
+        """The sequence of the first event matching ``subject_filter`` after ``after`` (0: none):
+        one server round trip, however long the stream (the server's next-by-subject lookup)."""
+        js = await self._jetstream()
+        try:
+            return int((await js.get_msg(self.stream, seq=after + 1, subject=subject_filter, next=True)).seq or 0)
+        except NotFoundError:
+            return 0
+
     async def last_sequence(self, subject_filter: str | None = None) -> int:
         """The stream's last sequence, or that of the latest event matching ``subject_filter`` (0: none)."""
         js = await self._jetstream()

@@ -70,6 +70,10 @@ class EventLog(Protocol):
         """The stream's last sequence, or the latest one matching ``subject_filter`` (0: none)."""
         ...
 
+    async def next_sequence(self, subject_filter: str, after: int) -> int:
+        """The sequence of the first event matching ``subject_filter`` after ``after`` (0: none)."""
+        ...
+
     async def ready(self) -> bool:
         """The log answers now (readiness checks)."""
         ...

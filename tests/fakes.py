@@ -73,6 +73,12 @@ class InMemoryEventLog:
     async def last_sequence(self, subject_filter: str | None = None) -> int:
         return self._last(subject_filter) if subject_filter else len(self.stored)
 
+    async def next_sequence(self, subject_filter: str, after: int) -> int:
+        return min(
+            (s.sequence for s in self.stored if s.sequence > after and subject_matches(subject_filter, s.subject)),
+            default=0,
+        )
+
     def _last(self, subject_filter: str) -> int:
         return max((s.sequence for s in self.stored if subject_matches(subject_filter, s.subject)), default=0)
 

@@ -12,8 +12,9 @@
   index has one replica (``auto_expand_replicas: 0-1``). Services get every
   node's URL and the client retries a failed request on the next node.
 - Services: two replicas of each in SERVICES, on the same durable consumers; the
-  second listens on its port + ``cluster_replica_port_shift``. The search projector
-  runs in the first search replica only (LATER_REPLICA_ENV): a hot spare would race.
+  second listens on its port + ``cluster_replica_port_shift``. Both search replicas
+  project: a replica never folds onto a document missing an event the log holds
+  (services/search/projector.py), so two projectors cannot lose an update.
 
 Ports beyond the single-node ones come from ``cluster_port_base`` (ClusterPorts).
 """
@@ -46,12 +47,6 @@ STREAM_REPLICAS = 3
 S3_BALANCER = "s3-balancer"
 
 # How long each kind gets to stop on SIGTERM before SIGKILL (the stop path honours each).
-# Settings of replicas after the first. One search projector only (as in docker-compose): two
-# projectors can lose an update — each folds an event onto the document as it read it, and
-# external versioning takes the higher version even when its base missed the other's event
-# (found by the fault suite's reconciliation: asset.probed lost under two projectors).
-LATER_REPLICA_ENV = {"search": {"MAM_SEARCH_RUN_PROJECTOR": "false"}}
-
 STOP_GRACE_S = {"service": 10.0, "elasticsearch": 30.0, "minio": 15.0, S3_BALANCER: 5.0, "nats": 10.0}
 
 
@@ -242,9 +237,7 @@ class ClusterStack:
     def service_spec(self, name: str) -> ProcessSpec:
         service, _, replica = name.rpartition("-")
         if service in SERVICES and replica.isdigit():
-            spec = self.local.service_spec(service, int(replica))
-            spec.env.update(LATER_REPLICA_ENV.get(service, {}))
-            return spec
+            return self.local.service_spec(service, int(replica))
         return self.local.service_spec(name)
 
     def spec(self, name: str) -> ProcessSpec:

@@ -33,6 +33,7 @@ from services.search.documents import apply_event, with_sequence
 from shared.events.envelope import EventEnvelope
 from shared.outcomes import Ack, Outcome, Park, Retry
 from shared.ports import BulkItemResult, EventLog, SearchIndex
+from shared.subjects import aggregate_filter
 
 log = logging.getLogger("mam.search.projector")
 CREATION_EVENT = "asset.ingested"
@@ -244,6 +245,12 @@ class AssetProjector:
             except Exception as exc:  # a bug or a poison event, not a passing fault
                 broken[aggregate_id] = f"cannot fold events: {type(exc).__name__}: {exc}"
                 continue
+            if (
+                plan is not None
+                and plan.doc is not None
+                and not await self._folds_onto_a_whole_base(plan, current, items)
+            ):
+                plan = None  # another replica's event is missing from the base: rebuild instead
             if plan is None:
                 if self.events is None:
                     broken[aggregate_id] = "out-of-order event and no event store to rebuild from"
@@ -258,6 +265,22 @@ class AssetProjector:
                 outcome.rebuilt.add(aggregate_id)
             plans.append(plan)
         return plans, broken
+
+    async def _folds_onto_a_whole_base(
+        self, plan: _Plan, current: dict[str, tuple[dict[str, Any], int]], items: list[Delivered]
+    ) -> bool:
+        """Whether the document being folded onto holds every event of its asset before the
+        first one folded now. With several projector replicas, one may fold event n+1 onto
+        the version n-1 it read while another is writing event n: external versioning would
+        accept n+1 over n and event n would vanish from the index (the cluster fault suite's
+        reconciliation found exactly that). The log says which event comes next."""
+        base = current.get(plan.aggregate_id)
+        if base is None or self.events is None:
+            return True  # a new document starts at the asset's creation event (plan_group checks)
+        seen = set(base[0].get("event_sequences", []))
+        first_new = min(d.sequence for d in items if d.sequence not in seen)
+        following = await self.events.next_sequence(aggregate_filter("asset", plan.aggregate_id), base[1])
+        return following in (0, first_new)
 
     def _fail(self, outcome: BatchOutcome, items: list[Delivered], reason: str) -> None:
         short = bounded_reason(reason)

@@ -29,6 +29,21 @@ async def test_appended_events_come_back_in_order_for_their_aggregate(
     assert r2.sequence > r1.sequence
 
 
+async def test_the_next_event_of_an_aggregate_is_found_past_other_aggregates_events(
+    quiet_event_store: EventStore, unique: str
+) -> None:
+    agg, other = f"a{unique}", f"b{unique}"
+    first = await quiet_event_store.append(new_event(ingested(), aggregate_id=agg, actor="phong-vien"))
+    await quiet_event_store.append(new_event(ingested(), aggregate_id=other, actor="phong-vien"))
+    second = await quiet_event_store.append(
+        new_event(ingested(title="Kỳ họp thứ 8"), aggregate_id=agg, actor="luu-tru")
+    )
+    subject = aggregate_filter("asset", agg)
+    assert await quiet_event_store.next_sequence(subject, first.sequence) == second.sequence
+    assert await quiet_event_store.next_sequence(subject, first.sequence - 1) == first.sequence
+    assert await quiet_event_store.next_sequence(subject, second.sequence) == 0  # nothing after the last
+
+
 async def test_a_second_append_with_the_same_msg_id_is_deduplicated(quiet_event_store: EventStore, unique: str) -> None:
     event = new_event(ingested(), aggregate_id=f"a{unique}", actor="phong-vien")
     first = await quiet_event_store.append(event)

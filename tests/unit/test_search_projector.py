@@ -84,6 +84,31 @@ async def test_an_event_older_than_the_document_rebuilds_it_from_history() -> No
     assert version == 2 and doc["event_sequences"] == [1, 2] and doc["title"] == "Bản cuối"
 
 
+async def test_a_replica_never_folds_onto_a_document_missing_an_event_another_replica_is_writing() -> None:
+    # Two projector replicas: A was handed event 2, B event 3, both read the document at
+    # version 1. B must not write 1+3 at version 3 (external versioning would then refuse
+    # A's 1+2 and event 2 would be lost): the log shows event 2 comes first, so B rebuilds.
+    first, second, third = _event("a", "Bản nháp"), _event("a", "Bản sửa"), _event("a", "Bản cuối")
+    index = InMemorySearchIndex()
+    events = InMemoryEventLog([first, second, third])  # stream sequences 1, 2, 3
+    await projector(index, events).apply_batch([Delivered(first, 1)])
+    outcome = await projector(index, events).apply_batch([Delivered(third, 3)])
+    assert outcome.done == {3} and outcome.rebuilt == {"a"}
+    doc, version = index.docs["a"]
+    assert version == 3 and doc["event_sequences"] == [1, 2, 3]
+    late = await projector(index, events).apply_batch([Delivered(second, 2)])  # A's write arrives last
+    assert late.done == {2} and index.docs["a"][0]["event_sequences"] == [1, 2, 3]
+
+
+async def test_a_document_whose_base_is_whole_is_folded_onto_without_reading_history() -> None:
+    first, second = _event("a", "Bản nháp"), _event("a", "Bản cuối")
+    index = InMemorySearchIndex()
+    events = InMemoryEventLog([first, _event("b", "Giám sát"), second])  # b's event between a's two
+    await projector(index, events).apply_batch([Delivered(first, 1)])
+    outcome = await projector(index, events).apply_batch([Delivered(second, 3)])
+    assert outcome.done == {3} and not outcome.rebuilt and index.docs["a"][0]["event_sequences"] == [1, 3]
+
+
 def test_planning_skips_events_the_document_already_lists() -> None:
     event = _event("a", "x")
     assert plan_group(({"event_sequences": [4]}, 4), [Delivered(event, 4)]).doc is None  # type: ignore[union-attr]
