@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.api_keys import open_api_key_store, verify_api_key
 from shared.eventstore import EventStore
 from shared.fields import text_problem
+from shared.objectstore import is_storage_full
 from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
 
@@ -109,6 +110,20 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         """Last resort: the trace goes to the log under a correlation id the client gets back."""
         correlation = _correlation_id(request)
+        if is_storage_full(exc):
+            # The object store refused the bytes (quota or full drives): nothing was stored, the
+            # client may send again once an administrator made room.
+            log.warning("storage full on %s %s [%s]: %s", request.method, request.url.path, correlation, exc)
+            full = UserError(
+                507,
+                "storage_full",
+                "Kho lưu trữ đã đầy nên tệp chưa được lưu (không có gì được ghi dở). "
+                "Hãy báo quản trị viên giải phóng dung lượng rồi gửi lại.",
+                "Object storage is full, so the file was not stored (nothing was half-written). "
+                "Ask an administrator to make room, then send it again.",
+                correlation_id=correlation,
+            )
+            return JSONResponse(full.body(), status_code=507, headers={_CORRELATION_HEADER: correlation})
         if isinstance(exc, SERVER_UNAVAILABLE):
             # A server elsewhere is briefly away (a NATS leader election, an Elasticsearch node
             # restarting): the request was fine and a retry will do, so 503, not a 500.

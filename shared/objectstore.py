@@ -27,10 +27,21 @@ from minio.error import S3Error
 from shared.ports import ObjectInfo, ObjectNotFound
 from shared.settings import Settings
 
-__all__ = ["MultipartUpload", "ObjectInfo", "ObjectNotFound", "ObjectStore", "content_key", "sha256_file"]
+__all__ = [
+    "MultipartUpload",
+    "ObjectInfo",
+    "ObjectNotFound",
+    "ObjectStore",
+    "content_key",
+    "is_storage_full",
+    "sha256_file",
+]
 
 _HASH_CHUNK = 1024 * 1024
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchBucket", "NotFound"}
+# "No room": MinIO's hard bucket quota, its drives past their free-space reserve (HTTP 507),
+# and the generic S3 names other servers use. Nothing was stored when these come back.
+_STORAGE_FULL = {"XMinioAdminBucketQuotaExceeded", "XMinioStorageFull", "QuotaExceeded", "InsufficientStorage"}
 # S3's limit of one CopyObject; larger objects are copied part by part (UploadPartCopy).
 _MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024
 
@@ -57,6 +68,11 @@ class MultipartUpload:
     key: str
     upload_id: str
     initiated: datetime | None
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is the object store refusing a write for want of space (a quota or full drives)."""
+    return isinstance(exc, S3Error) and exc.code in _STORAGE_FULL
 
 
 def content_key(sha256_hex: str) -> str:

@@ -6,12 +6,21 @@ import asyncio
 import os
 import signal
 import time
+from collections import Counter
+
+import nats
+from nats.js.api import ConsumerInfo
 
 from deploy.local.cluster import ClusterStack
-from deploy.local.processes import running_pid, start
+from deploy.local.processes import running_pid, start, stop
+from shared.events.envelope import EventEnvelope
+from shared.eventstore import EventStore
 from shared.settings import Settings
 from tests.conftest import test_settings
-from tests.faults.reconcile import Reconciliation, all_consumers_settled, reconcile
+from tests.faults.reconcile import Reconciliation, all_consumers_settled, projection_failures, reconcile
+
+# The search projector's durable (services/search/app.py): it parks what it cannot write.
+PROJECTOR = "search-projector"
 
 
 def cluster_under_test() -> ClusterStack:
@@ -37,21 +46,52 @@ def restart(stack: ClusterStack, name: str) -> float:
     return start(stack.spec(name)).seconds_to_healthy
 
 
+def freeze(stack: ClusterStack, name: str) -> int:
+    """SIGSTOP ``name``'s process group: alive, its sockets open, answering nothing (a partition
+    as its peers see it). Always ``thaw`` it, in a ``finally``."""
+    spec = stack.known(name)
+    pid = running_pid(spec) if spec else None
+    assert pid is not None, f"{name} is not running"
+    os.killpg(pid, signal.SIGSTOP)
+    return pid
+
+
+def thaw(pid: int) -> None:
+    os.killpg(pid, signal.SIGCONT)
+
+
+def restart_with(stack: ClusterStack, names: list[str], **overrides: object) -> ClusterStack:
+    """Stop ``names`` and start them again with settings ``overrides`` (e.g. a shorter ack
+    wait); the stack they now run under. ``restart_with(stack, names)`` puts them back."""
+    changed = ClusterStack(stack.settings.model_copy(update=overrides)) if overrides else stack
+    for name in names:
+        spec = stack.known(name)
+        if spec is not None:
+            stop(spec)
+    for name in names:
+        start(changed.spec(name))
+    return changed
+
+
 def settle_and_reconcile(settings: Settings, acknowledged: dict[str, str], within_s: float = 300) -> Reconciliation:
-    """Wait until every durable consumer has nothing left to do, then reconcile exactly."""
+    """Wait until every durable consumer has nothing left to do, then reconcile exactly.
+
+    The projector may hold the events it parked with a recorded reason (a poison event's):
+    that is their settled state; the reconciliation checks none is an acknowledged upload's."""
 
     async def settled() -> list[str]:
         deadline = time.monotonic() + within_s
         busy: list[str] = ["(not asked yet)"]
         while time.monotonic() < deadline:
             try:
-                busy = await all_consumers_settled(settings)
+                parked = {PROJECTOR: len(await projection_failures(settings))}
+                busy = await all_consumers_settled(settings, parked)
             except Exception as exc:  # a node still electing: ask again
                 busy = [repr(exc)]
             if not busy:
                 # Twice, a few seconds apart: a redelivery after an ack wait would show here.
                 await asyncio.sleep(3)
-                busy = await all_consumers_settled(settings)
+                busy = await all_consumers_settled(settings, parked)
                 if not busy:
                     return []
             await asyncio.sleep(1)
@@ -60,3 +100,52 @@ def settle_and_reconcile(settings: Settings, acknowledged: dict[str, str], withi
     busy = asyncio.run(settled())
     assert not busy, f"consumers not settled within {within_s:.0f}s: {busy}"
     return asyncio.run(reconcile(settings, acknowledged))
+
+
+async def _history(settings: Settings, asset_id: str) -> list[EventEnvelope]:
+    store = await EventStore.connect(settings.resolved_nats_url, settings.event_stream, configure=False)
+    try:
+        return [stored.envelope for stored in await store.history("asset", asset_id)]
+    finally:
+        await store.close()
+
+
+def history(settings: Settings, asset_id: str) -> list[EventEnvelope]:
+    """The asset's events, in stream order."""
+    return asyncio.run(_history(settings, asset_id))
+
+
+def event_types(settings: Settings, asset_id: str) -> Counter[str]:
+    return Counter(e.type for e in history(settings, asset_id))
+
+
+async def _consumer(settings: Settings, durable: str) -> ConsumerInfo:
+    nc = await nats.connect(settings.nats_servers, connect_timeout=5)
+    try:
+        return await nc.jetstream().consumer_info(settings.event_stream, durable)
+    finally:
+        await nc.close()
+
+
+def consumer(settings: Settings, durable: str) -> ConsumerInfo:
+    """A durable consumer of the event stream as the server sees it (config, redeliveries)."""
+    return asyncio.run(_consumer(settings, durable))
+
+
+async def _publish_raw(settings: Settings, subject: str, data: bytes, msg_id: str) -> int:
+    nc = await nats.connect(settings.nats_servers, connect_timeout=5)
+    try:
+        ack = await nc.jetstream().publish(subject, data, stream=settings.event_stream, headers={"Nats-Msg-Id": msg_id})
+        return int(ack.seq)
+    finally:
+        await nc.close()
+
+
+def publish_raw(settings: Settings, subject: str, data: bytes, msg_id: str) -> int:
+    """Append bytes to the event stream as they are, past every model (a poison event); its sequence."""
+    return asyncio.run(_publish_raw(settings, subject, data, msg_id))
+
+
+def projection_failures_of(settings: Settings, asset_id: str) -> list[dict[str, object]]:
+    """The projector's parked writes (with reasons) of one asset."""
+    return [f for f in asyncio.run(projection_failures(settings)) if f.get("asset_id") == asset_id]

@@ -64,6 +64,8 @@ class Load:
     edit_every: int = 2  # every n-th acknowledged upload is edited once
     search_every: int = 3
     retry_deadline_s: float = 240.0
+    # Upload answers worth sending again (a fault test may add one, e.g. 507 while storage is full).
+    retry_on: frozenset[int] = frozenset(RETRYABLE)
     seed: int = field(default_factory=lambda: random.randrange(1 << 30))
     acknowledged: dict[str, str] = field(default_factory=dict)
     edited: int = 0
@@ -181,7 +183,7 @@ class Load:
                 self.samples.append(Sample(began - self._began, kind, time.monotonic() - began, ok))
             if response is not None and response.is_success:
                 return response
-            retryable = RETRYABLE_EDIT if kind == "edit" else RETRYABLE
+            retryable = RETRYABLE_EDIT if kind == "edit" else RETRYABLE | self.retry_on
             if response is not None and response.status_code not in retryable:
                 with self._lock:
                     self.failures.append(f"{kind} refused: {response.status_code} {response.text[:300]}")

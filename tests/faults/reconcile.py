@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import nats
 
-from services.search.index import es_client
+from services.search.index import AssetIndex, es_client
 from services.search.projector import fold_history
 from shared.events.envelope import EventEnvelope
 from shared.eventstore import EventStore
@@ -39,12 +40,16 @@ class Reconciliation:
     indexed: int = 0
     duplicates: int = 0
     orphans: int = 0
+    # Events the projector parked with a recorded reason (a poison event's): settled by design,
+    # never one of an acknowledged upload.
+    parked: int = 0
     problems: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (
             f"acknowledged {self.acknowledged}, ingested {self.ingested}, stored {self.stored}, "
-            f"rendered {self.rendered}, indexed {self.indexed}, duplicates {self.duplicates}, orphans {self.orphans}"
+            f"rendered {self.rendered}, indexed {self.indexed}, duplicates {self.duplicates}, orphans {self.orphans}, "
+            f"parked {self.parked}"
         )
 
     @property
@@ -62,8 +67,13 @@ class Reconciliation:
         assert self.exact, f"{self.line()}; problems (first 20): {self.problems[:20]}"
 
 
-async def all_consumers_settled(settings: Settings) -> list[str]:
-    """The durable consumers of the event stream that still have work (empty: all settled)."""
+async def all_consumers_settled(settings: Settings, parked: Mapping[str, int] | None = None) -> list[str]:
+    """The durable consumers of the event stream that still have work (empty: all settled).
+
+    ``parked``: durable → how many messages it may hold unacknowledged by design (the search
+    projector parks a write that cannot succeed, with its reason recorded, and never acks it).
+    """
+    allowed = parked or {}
     nc = await nats.connect(settings.nats_servers, connect_timeout=5)
     try:
         busy = []
@@ -74,11 +84,25 @@ async def all_consumers_settled(settings: Settings) -> list[str]:
             # the events it skips, its ack floor's does not.
             delivered = info.delivered.consumer_seq if info.delivered else 0
             acked = info.ack_floor.consumer_seq if info.ack_floor else 0
-            if info.num_pending or info.num_ack_pending or delivered != acked:
+            may_hold = allowed.get(info.name, 0)
+            if may_hold:
+                # A parked message holds the ack floor back: only its count can be checked.
+                if info.num_pending or info.num_ack_pending > may_hold:
+                    busy.append(f"{info.name}: pending {info.num_pending}, unacked {info.num_ack_pending}")
+            elif info.num_pending or info.num_ack_pending or delivered != acked:
                 busy.append(f"{info.name}: pending {info.num_pending}, unacked {info.num_ack_pending}")
         return busy
     finally:
         await nc.close()
+
+
+async def projection_failures(settings: Settings) -> list[dict[str, Any]]:
+    """The projector's failure records (writes parked with their reason), as the search API lists them."""
+    es = es_client(settings.resolved_es_url)
+    try:
+        return await AssetIndex(es, settings.es_index_prefix).failures(size=1000)
+    finally:
+        await es.close()
 
 
 async def read_all_events(settings: Settings) -> list[tuple[EventEnvelope, int]]:
@@ -115,6 +139,10 @@ async def reconcile(settings: Settings, acknowledged: dict[str, str]) -> Reconci
         await _count_orphans(result, objects, settings, events)
     finally:
         await es.close()
+    for record in await projection_failures(settings):
+        result.parked += 1
+        if record.get("asset_id") in acknowledged:
+            result.problems.append(f"{record['asset_id']}: event {record.get('sequence')} parked: {record['reason']}")
     return result
 
 
@@ -173,10 +201,11 @@ async def _count_orphans(
 ) -> None:
     named: set[tuple[str, str]] = set()
     for event, _ in events:
+        # Read as plain dicts with .get: a poison event (a payload no model accepts) names nothing.
         if event.type == "asset.ingested":
-            named.add((event.payload["bucket"], event.payload["object_key"]))
+            named.add((str(event.payload.get("bucket")), str(event.payload.get("object_key"))))
         elif event.type == "asset.renditions_ready":
-            named |= {(r["bucket"], r["key"]) for r in event.payload["renditions"]}
+            named |= {(r["bucket"], r["key"]) for r in event.payload.get("renditions") or []}
     for bucket in (settings.bucket_originals, settings.bucket_renditions):
         for key in await objects.list_keys(bucket):
             if (bucket, key) not in named:

@@ -6,8 +6,12 @@ each ending in the exact reconciliation (tests/faults/reconcile.py).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +20,19 @@ import pytest
 
 from deploy.local.cluster import ClusterStack, _get_json
 from deploy.local.stack import SERVICES
-from tests.conftest import wait_for
-from tests.faults.chaos import kill9, restart, settle_and_reconcile
-from tests.faults.load import Load
+from shared.ids import asset_id_for_sha256
+from shared.subjects import event_subject
+from tests.conftest import ADMIN, AUTH, wait_for
+from tests.faults.chaos import (
+    event_types,
+    history,
+    kill9,
+    projection_failures_of,
+    publish_raw,
+    restart,
+    settle_and_reconcile,
+)
+from tests.faults.load import Load, replica_urls
 
 pytestmark = pytest.mark.integration
 full = pytest.mark.fault_full  # only in `make test-faults`
@@ -168,3 +182,86 @@ def test_killing_a_minio_server_during_uploads_keeps_reads_and_writes_going_and_
     )
     print(f"\nMinIO server {victim} healed {len(keys)} originals in {time.monotonic() - healed_at:.0f}s", flush=True)
     assert all(Path(cluster.local.home / f"minio-{n}" / "drive").exists() for n in range(1, 5))
+
+
+def upload(cluster: ClusterStack, content: bytes, filename: str, mime: str, title: str) -> httpx.Response:
+    """One upload as a client sends it: to either ingest replica, again on a 503, until it is answered."""
+    urls = replica_urls(cluster.settings, "ingest")
+    last: httpx.Response | None = None
+    for attempt in range(40):
+        try:
+            last = httpx.post(
+                f"{urls[attempt % 2]}/v1/assets",
+                headers=AUTH,
+                data={"title": title, "activity_type": "ky-hop", "recorded_at": "2024-07-10"},
+                files={"file": (filename, content, mime)},
+                timeout=120,
+            )
+        except httpx.HTTPError:
+            time.sleep(1)
+            continue
+        if last.status_code not in (502, 503, 504):
+            return last
+        time.sleep(1)
+    assert last is not None, "no ingest replica answered"
+    return last
+
+
+@full
+def test_a_poison_event_is_failed_or_parked_with_its_reason_and_the_uploads_flow_past_it(
+    cluster: ClusterStack,
+) -> None:
+    s = cluster.settings
+    load = Load(s, uploads=12, workers=2, pace_s=0.3).start()
+    wait_for(lambda: load.acknowledged_count() >= 3, timeout=180, what="the load to be under way")
+    # An asset.ingested whose payload no model accepts, appended raw (no service would write it).
+    poison_id = asset_id_for_sha256(hashlib.sha256(uuid.uuid4().bytes).hexdigest())
+    envelope = {
+        "event_id": str(uuid.uuid4()),
+        "type": "asset.ingested",
+        "schema_version": 1,
+        "aggregate_id": poison_id,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "actor": "fault-suite",
+        "correlation_id": str(uuid.uuid4()),
+        "payload": {"bucket": 7, "sha256": ["not", "a", "hash"], "unexpected": "☠"},
+    }
+    appended_at = time.monotonic()
+    sequence = publish_raw(
+        s, event_subject("asset", poison_id, "ingested"), json.dumps(envelope).encode(), envelope["event_id"]
+    )
+    load.join()
+    # The workers give up on it with a reason people can read, after their retries.
+    kinds = wait_for(
+        lambda: (lambda k: k if k["asset.processing_failed"] and k["asset.tagging_failed"] else None)(
+            event_types(s, poison_id)
+        ),
+        timeout=240,
+        what="the transcoder and the tagger to record their failure on the poison event",
+    )
+    failed_s = time.monotonic() - appended_at
+    events = {e.type: e.payload for e in history(s, poison_id)}
+    transcoder_reason = events["asset.processing_failed"]
+    tagger_reason = events["asset.tagging_failed"]
+    assert kinds == {"asset.ingested": 1, "asset.processing_failed": 1, "asset.tagging_failed": 1}, kinds
+    assert transcoder_reason["reason"] and transcoder_reason["reason_en"], transcoder_reason
+    assert tagger_reason["message"] and tagger_reason["message_en"], tagger_reason
+    # The projector cannot fold any of its events: each is parked with its reason, listed for operators.
+    parked = wait_for(
+        lambda: (lambda f: f if len(f) == 3 else None)(projection_failures_of(s, poison_id)),
+        timeout=120,
+        what="the projector to park the poison asset's three events with their reasons",
+    )
+    assert {p["sequence"] for p in parked} >= {sequence}
+    assert all("cannot fold" in p["reason"] for p in parked), parked
+    status = httpx.get(f"{s.search_url}/v1/projection", headers=ADMIN, timeout=10).json()
+    assert not status["healthy"] and poison_id in {f["asset_id"] for f in status["failures"]}
+    result = settle_and_reconcile(s, load.acknowledged)
+    print(
+        f"\npoison event at {sequence}: failed by transcoder and tagger within {failed_s:.0f}s "
+        f"(codes {transcoder_reason['code']!r}, {tagger_reason['code']!r}); "
+        f"projector parked {len(parked)} with reasons; answers {dict(load.statuses)}",
+        flush=True,
+    )
+    result.assert_exact()
+    assert result.acknowledged == 12 and result.parked >= 3  # this poison's, and any earlier run's (kept servers)
