@@ -149,3 +149,21 @@ def publish_raw(settings: Settings, subject: str, data: bytes, msg_id: str) -> i
 def projection_failures_of(settings: Settings, asset_id: str) -> list[dict[str, object]]:
     """The projector's parked writes (with reasons) of one asset."""
     return [f for f in asyncio.run(projection_failures(settings)) if f.get("asset_id") == asset_id]
+
+
+async def _sequences(settings: Settings, asset_ids: list[str]) -> tuple[int, dict[str, int]]:
+    store = await EventStore.connect(settings.resolved_nats_url, settings.event_stream, configure=False)
+    try:
+        first = {a: (await store.history("asset", a))[0].sequence for a in asset_ids}
+        return await store.last_sequence(), first
+    finally:
+        await store.close()
+
+
+def stream_last_sequence(settings: Settings) -> int:
+    return asyncio.run(_sequences(settings, []))[0]
+
+
+def creation_sequences(settings: Settings, asset_ids: list[str]) -> dict[str, int]:
+    """asset id → the stream sequence of its first event (its asset.ingested)."""
+    return asyncio.run(_sequences(settings, asset_ids))[1]

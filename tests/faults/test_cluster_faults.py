@@ -25,12 +25,16 @@ from shared.subjects import event_subject
 from tests.conftest import ADMIN, AUTH, wait_for
 from tests.faults.chaos import (
     event_types,
+    freeze,
     history,
     kill9,
     projection_failures_of,
     publish_raw,
     restart,
+    creation_sequences,
     settle_and_reconcile,
+    stream_last_sequence,
+    thaw,
 )
 from tests.faults.load import Load, replica_urls
 
@@ -265,3 +269,99 @@ def test_a_poison_event_is_failed_or_parked_with_its_reason_and_the_uploads_flow
     )
     result.assert_exact()
     assert result.acknowledged == 12 and result.parked >= 3  # this poison's, and any earlier run's (kept servers)
+
+
+def set_write_block(cluster: ClusterStack, index: str, blocked: bool) -> None:
+    """What Elasticsearch itself sets past its flood-stage disk watermark: reads go on, writes are refused."""
+    response = httpx.put(
+        f"{cluster.settings.es_hosts[0]}/{index}/_settings",
+        json={"index.blocks.read_only_allow_delete": True if blocked else None},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+
+
+def has_document(cluster: ClusterStack, index: str, asset_id: str) -> bool:
+    return httpx.get(f"{cluster.settings.es_hosts[0]}/{index}/_doc/{asset_id}", timeout=10).status_code == 200
+
+
+@full
+def test_elasticsearch_refusing_writes_holds_the_projection_back_and_it_converges_once_the_block_is_lifted(
+    cluster: ClusterStack,
+) -> None:
+    s = cluster.settings
+    index = f"{s.es_index_prefix}-assets"
+    load = Load(s, uploads=16, workers=2, pace_s=0.4).start()
+    wait_for(lambda: load.acknowledged_count() >= 3, timeout=180, what="the load to be under way")
+    set_write_block(cluster, index, True)
+    blocked_at = time.monotonic()
+    blocked_after = stream_last_sequence(s)  # events appended later can only meet the block
+    try:
+        wait_for(lambda: load.acks_since(blocked_at) >= 4, timeout=180, what="uploads acknowledged while blocked")
+        # Every _bulk item is refused (cluster_block_exception, 429): the projector retries and hands
+        # the events back, acknowledging none, so their documents wait; queries go on meanwhile.
+        during = [a for a, n in creation_sequences(s, list(load.acknowledged)).items() if n > blocked_after]
+        time.sleep(15)  # several retry rounds (search_redelivery_delay_s = 5 s) against the block
+        assert not any(has_document(cluster, index, a) for a in during), "a write went through the block"
+        status = httpx.get(f"{s.search_url}/v1/projection", headers=ADMIN, timeout=10).json()
+        # Held back (not acknowledged), and retried rather than parked: a block lifts by itself.
+        assert status["pending"] + status["awaiting_ack"] > 0, status
+        assert not {f["asset_id"] for f in status["failures"]} & set(load.acknowledged), status["failures"]
+        assert load.statuses["search 200"] >= 1
+    finally:
+        set_write_block(cluster, index, False)
+    lifted_at = time.monotonic()
+    load.join()
+    result = settle_and_reconcile(s, load.acknowledged)
+    print(
+        f"\nES index {index} read-only for {lifted_at - blocked_at:.0f}s ({len(during)} uploads acknowledged "
+        f"meanwhile, none indexed); converged {time.monotonic() - lifted_at:.0f}s after the block was lifted; "
+        f"answers {dict(load.statuses)}",
+        flush=True,
+    )
+    result.assert_exact()
+    assert result.acknowledged == 16
+
+
+@full
+def test_a_nats_node_stopped_longer_than_its_election_timeout_loses_and_duplicates_nothing(
+    cluster: ClusterStack,
+) -> None:
+    s = cluster.settings
+    load = Load(s, uploads=24, workers=3, pace_s=0.3).start()
+    wait_for(lambda: load.acknowledged_count() >= 4, timeout=180, what="the load to be under way")
+    leader = wait_for(lambda: stream_leader(cluster), timeout=30, what="a stream leader")
+    frozen_at = time.monotonic()
+    pid = freeze(cluster, leader)  # SIGSTOP: its peers and clients see silence, not a closed socket
+    try:
+        new_leader = wait_for(
+            lambda: (lambda n: n if n and n != leader else None)(stream_leader(cluster)),
+            timeout=90,
+            what="another node to lead the stream",
+        )
+        elected_s = time.monotonic() - frozen_at
+        wait_for(lambda: load.acks_since(frozen_at) >= 1, timeout=180, what="an upload acknowledged meanwhile")
+        ack_s = time.monotonic() - frozen_at
+        # Longer than any election timeout (JetStream's Raft: at most a few seconds).
+        wait_for(lambda: time.monotonic() - frozen_at >= 20, timeout=30, what="20 s stopped")
+    finally:
+        thaw(pid)
+    thawed_at = time.monotonic()
+    wait_for(
+        lambda: any(
+            r.get("name") == f"mam-{leader}" and r.get("current") for r in stream_view(cluster).get("replicas") or []
+        ),
+        timeout=120,
+        what=f"{leader} to be a current follower again",
+    )
+    caught_up_s = time.monotonic() - thawed_at
+    load.join()
+    print(
+        f"\nNATS {leader} (stream leader) stopped {thawed_at - frozen_at:.0f}s: {new_leader} led after "
+        f"{elected_s:.1f}s, first upload acknowledged after {ack_s:.1f}s; caught up {caught_up_s:.1f}s after "
+        f"SIGCONT; answers {dict(load.statuses)}",
+        flush=True,
+    )
+    result = settle_and_reconcile(s, load.acknowledged)
+    result.assert_exact()
+    assert result.acknowledged == 24
