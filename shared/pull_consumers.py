@@ -22,6 +22,8 @@ from typing import Any
 
 from faststream.nats import NatsBroker, NatsMessage
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from shared.events.envelope import EventEnvelope
 from shared.outcomes import Outcome, Retry, apply_outcome
@@ -55,6 +57,22 @@ async def start_broker(broker: NatsBroker) -> None:
         subscription = getattr(subscriber, "subscription", None)
         if subscription is not None and hasattr(subscription, "fetch"):
             subscription.fetch = tolerate_plain_timeouts(subscription.fetch)
+
+
+async def align_ack_wait(js: JetStreamContext, stream: str, durable: str, ack_wait_s: float) -> None:
+    """Give an existing durable the configured ack wait before subscribing to it.
+
+    nats-py binds to an existing durable as it is, so a changed ack wait setting
+    would never reach it; the server updates this field of a durable in place.
+    """
+    try:
+        info = await js.consumer_info(stream, durable)
+    except NotFoundError:
+        return  # the subscriber makes it, with the setting
+    if info.config.ack_wait != ack_wait_s:
+        log.info("durable %s: ack wait %s s → %s s", durable, info.config.ack_wait, ack_wait_s)
+        info.config.ack_wait = ack_wait_s
+        await js.add_consumer(stream, info.config)
 
 
 @asynccontextmanager

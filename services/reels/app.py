@@ -27,7 +27,7 @@ from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.kv import open_bucket
 from shared.objectstore import ObjectStore
-from shared.pull_consumers import run_long_job, start_broker
+from shared.pull_consumers import align_ack_wait, run_long_job, start_broker
 from shared.settings import Settings
 from shared.subjects import event_type_filter
 from shared.workdirs import fresh_work_dir
@@ -93,6 +93,7 @@ async def build_deps(settings: Settings) -> ReelsDeps:
     )
     broker = build_broker(settings, renderer)
     deps = ReelsDeps(settings, events, objects, board, broker)
+    await align_ack_wait(await events.jetstream(), settings.event_stream, RENDERER_DURABLE, settings.reels_ack_wait_s)
     await start_broker(broker)
     return deps
 

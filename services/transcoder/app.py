@@ -23,7 +23,7 @@ from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.media.probe import Limits
 from shared.objectstore import ObjectStore
-from shared.pull_consumers import run_long_job, start_broker
+from shared.pull_consumers import align_ack_wait, run_long_job, start_broker
 from shared.settings import Settings
 from shared.subjects import event_type_filter
 from shared.workdirs import fresh_work_dir
@@ -105,6 +105,9 @@ async def build_deps(settings: Settings) -> TranscoderDeps:
         retry_delay_s=settings.transcoder_retry_delay_s,
     )
     broker = build_broker(settings, worker)
+    await align_ack_wait(
+        await events.jetstream(), settings.event_stream, TRANSCODER_DURABLE, settings.transcoder_ack_wait_s
+    )
     await start_broker(broker)
     return TranscoderDeps(settings, events, worker, broker)
 

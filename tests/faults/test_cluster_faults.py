@@ -24,6 +24,8 @@ from shared.ids import asset_id_for_sha256
 from shared.subjects import event_subject
 from tests.conftest import ADMIN, AUTH, wait_for
 from tests.faults.chaos import (
+    consumer,
+    creation_sequences,
     event_types,
     freeze,
     history,
@@ -31,12 +33,13 @@ from tests.faults.chaos import (
     projection_failures_of,
     publish_raw,
     restart,
-    creation_sequences,
+    restart_with,
     settle_and_reconcile,
     stream_last_sequence,
     thaw,
 )
 from tests.faults.load import Load, replica_urls
+from tests.media import make_clip
 
 pytestmark = pytest.mark.integration
 full = pytest.mark.fault_full  # only in `make test-faults`
@@ -365,3 +368,48 @@ def test_a_nats_node_stopped_longer_than_its_election_timeout_loses_and_duplicat
     result = settle_and_reconcile(s, load.acknowledged)
     result.assert_exact()
     assert result.acknowledged == 24
+
+
+@full
+def test_a_job_longer_than_its_ack_wait_is_kept_by_in_progress_acks_and_delivered_once(
+    cluster: ClusterStack, tmp_path: Path
+) -> None:
+    s = cluster.settings
+    ack_wait_s = 3.0
+    transcoders = cluster.service_names(("transcoder",))
+    # Both replicas restarted with a 3 s ack wait (in-progress acks every second): the durable takes it.
+    restart_with(cluster, transcoders, transcoder_ack_wait_s=ack_wait_s)
+    try:
+        assert consumer(s, "transcoder").config.ack_wait == ack_wait_s
+        redelivered_before = consumer(s, "transcoder").num_redelivered
+        load = Load(s, uploads=8, workers=2, pace_s=0.5).start()
+        clip = make_clip(tmp_path / "phien-hop.mp4", seconds=40, size="1280x720")
+        content = clip.read_bytes()
+        response = upload(cluster, content, "phien-hop.mp4", "video/mp4", "Phiên họp thường lệ — bản ghi dài")
+        assert response.status_code == 201, response.text
+        clip_id = str(response.json()["asset_id"])
+        uploaded_at = time.monotonic()
+        ready = wait_for(
+            lambda: next((e for e in history(s, clip_id) if e.type == "asset.renditions_ready"), None),
+            timeout=600,
+            what="the long clip's renditions",
+        )
+        done_s = time.monotonic() - uploaded_at
+        load.join()
+        result = settle_and_reconcile(s, {**load.acknowledged, clip_id: hashlib.sha256(content).hexdigest()})
+        kinds = event_types(s, clip_id)
+        redelivered = consumer(s, "transcoder").num_redelivered - redelivered_before
+        print(
+            f"\nclip transcoded in {ready.payload['elapsed_s']:.0f}s with a {ack_wait_s:.0f}s ack wait "
+            f"(renditions {done_s:.0f}s after upload): redeliveries {redelivered}, {dict(kinds)}",
+            flush=True,
+        )
+        result.assert_exact()
+        # Longer than its ack wait many times over, yet never delivered twice.
+        assert ready.payload["elapsed_s"] > 3 * ack_wait_s
+        assert redelivered == 0
+        assert kinds["asset.probed"] == 1 and kinds["asset.renditions_ready"] == 1
+        assert kinds["asset.processing_failed"] == 0
+    finally:
+        restart_with(cluster, transcoders)
+    assert consumer(s, "transcoder").config.ack_wait == s.transcoder_ack_wait_s
