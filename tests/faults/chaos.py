@@ -9,6 +9,8 @@ import time
 from collections import Counter
 
 import nats
+from minio.credentials.providers import StaticProvider
+from minio.minioadmin import MinioAdmin
 from nats.js.api import ConsumerInfo
 
 from deploy.local.cluster import ClusterStack
@@ -167,3 +169,12 @@ def stream_last_sequence(settings: Settings) -> int:
 def creation_sequences(settings: Settings, asset_ids: list[str]) -> dict[str, int]:
     """asset id → the stream sequence of its first event (its asset.ingested)."""
     return asyncio.run(_sequences(settings, asset_ids))[1]
+
+
+def minio_admin(settings: Settings) -> MinioAdmin:
+    """MinIO's admin API (the SDK's MinioAdmin) through the S3 balancer."""
+    return MinioAdmin(
+        endpoint=settings.resolved_s3_endpoint,
+        credentials=StaticProvider(settings.s3_access_key, settings.s3_secret_key.get_secret_value()),
+        secure=False,
+    )

@@ -6,6 +6,7 @@ each ending in the exact reconciliation (tests/faults/reconcile.py).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sys
@@ -21,8 +22,9 @@ import pytest
 from deploy.local.cluster import ClusterStack, _get_json
 from deploy.local.stack import SERVICES
 from shared.ids import asset_id_for_sha256
+from shared.objectstore import ObjectStore, content_key
 from shared.subjects import event_subject
-from tests.conftest import ADMIN, AUTH, wait_for
+from tests.conftest import ADMIN, ARCHIVIST, AUTH, wait_for
 from tests.faults.chaos import (
     consumer,
     creation_sequences,
@@ -30,6 +32,7 @@ from tests.faults.chaos import (
     freeze,
     history,
     kill9,
+    minio_admin,
     projection_failures_of,
     publish_raw,
     restart,
@@ -38,7 +41,7 @@ from tests.faults.chaos import (
     stream_last_sequence,
     thaw,
 )
-from tests.faults.load import Load, replica_urls
+from tests.faults.load import RETRYABLE, Load, replica_urls, unique_jpeg
 from tests.media import make_clip
 
 pytestmark = pytest.mark.integration
@@ -413,3 +416,69 @@ def test_a_job_longer_than_its_ack_wait_is_kept_by_in_progress_acks_and_delivere
     finally:
         restart_with(cluster, transcoders)
     assert consumer(s, "transcoder").config.ack_wait == s.transcoder_ack_wait_s
+
+
+@full
+def test_a_full_object_store_refuses_uploads_clearly_and_stores_nothing_half(cluster: ClusterStack) -> None:
+    s = cluster.settings
+    admin = minio_admin(s)
+    # A client that sends again on 507 once an administrator has made room (as on a 503).
+    load = Load(s, uploads=12, workers=2, pace_s=0.5, retry_on=frozenset(RETRYABLE | {507})).start()
+    wait_for(lambda: load.acknowledged_count() >= 3, timeout=180, what="the load to be under way")
+    probe = unique_jpeg(load.seed, 10_000)  # bytes no other upload sends
+    probe_sha = hashlib.sha256(probe).hexdigest()
+    admin.bucket_quota_set(s.bucket_originals, 1)  # a hard quota of one byte: the originals bucket is full
+    full_at = time.monotonic()
+    try:
+        refused = wait_for(
+            lambda: (lambda r: r if r.status_code == 507 else None)(
+                upload(cluster, probe, "anh-day.jpg", "image/jpeg", "Ảnh gửi khi kho đầy")
+            ),
+            timeout=60,
+            what="an upload refused with 507 while the store is full",
+        )
+        error = refused.json()["error"]
+        assert error["code"] == "storage_full" and "đầy" in error["message"] and "full" in error["message_en"]
+        wait_for(lambda: load.statuses["upload 507"] >= 2, timeout=120, what="the load's uploads refused too")
+        # Edits do not need the object store: they go on (a 409 is a race with the tagger: again).
+        edited = next(iter(load.acknowledged))
+        wait_for(
+            lambda: (
+                httpx.patch(
+                    f"{s.catalogue_url}/v1/assets/{edited}/metadata",
+                    headers=ARCHIVIST,
+                    json={"title": "Tiếp xúc cử tri — sửa khi kho đầy"},
+                    timeout=30,
+                ).status_code
+                == 200
+            ),
+            timeout=60,
+            what="an edit while the store is full",
+        )
+        # Nothing half-stored: no object, no event for the refused bytes.
+        probe_id = asset_id_for_sha256(probe_sha)
+        assert not history(s, probe_id)
+        objects = ObjectStore.from_settings(s)
+        assert asyncio.run(objects.stat(s.bucket_originals, content_key(probe_sha))) is None
+    finally:
+        admin.bucket_quota_clear(s.bucket_originals)
+    cleared_at = time.monotonic()
+    accepted = wait_for(
+        lambda: (lambda r: r if r.status_code == 201 else None)(
+            upload(cluster, probe, "anh-day.jpg", "image/jpeg", "Ảnh gửi lại khi kho đã có chỗ")
+        ),
+        timeout=120,
+        what="the same bytes accepted once there is room",
+    )
+    room_s = time.monotonic() - cleared_at
+    load.join()
+    acknowledged = {**load.acknowledged, str(accepted.json()["asset_id"]): probe_sha}
+    result = settle_and_reconcile(s, acknowledged)
+    print(
+        f"\noriginals bucket full for {cleared_at - full_at:.0f}s: uploads refused 507 "
+        f"({load.statuses['upload 507']} in the load), accepted again {room_s:.1f}s after the quota was "
+        f"cleared; answers {dict(load.statuses)}",
+        flush=True,
+    )
+    result.assert_exact()
+    assert result.acknowledged == 13
