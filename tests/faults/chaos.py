@@ -7,12 +7,14 @@ import os
 import signal
 import time
 from collections import Counter
+from pathlib import Path
 
 import nats
 from minio.credentials.providers import StaticProvider
 from minio.minioadmin import MinioAdmin
 from nats.js.api import ConsumerInfo
 
+from deploy.local import installers
 from deploy.local.cluster import ClusterStack
 from deploy.local.processes import running_pid, start, stop
 from shared.events.envelope import EventEnvelope
@@ -178,3 +180,18 @@ def minio_admin(settings: Settings) -> MinioAdmin:
         credentials=StaticProvider(settings.s3_access_key, settings.s3_secret_key.get_secret_value()),
         secure=False,
     )
+
+
+def restart_skewed(stack: ClusterStack, name: str, offset_s: int) -> None:
+    """Restart ``name`` with its clock ``offset_s`` off (libfaketime, Debian's package, preloaded):
+    every time it reads — the wall clock and the monotonic one — is shifted. ``restart_with``
+    puts it back."""
+    faketime = installers.debian_tool("faketime")  # the package that brings libfaketime
+    libraries = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    assert faketime and libraries, "libfaketime is not installed"
+    spec = stack.spec(name)
+    spec.env = {**spec.env, "LD_PRELOAD": str(libraries[0]), "FAKETIME": f"{offset_s:+d}"}
+    known = stack.known(name)
+    if known is not None:
+        stop(known)
+    start(spec)

@@ -12,7 +12,8 @@ import json
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from tests.faults.chaos import (
     projection_failures_of,
     publish_raw,
     restart,
+    restart_skewed,
     restart_with,
     settle_and_reconcile,
     stream_last_sequence,
@@ -482,3 +484,98 @@ def test_a_full_object_store_refuses_uploads_clearly_and_stores_nothing_half(clu
     )
     result.assert_exact()
     assert result.acknowledged == 13
+
+
+def clock_of(url: str) -> datetime:
+    """A service's own clock, as its HTTP ``Date`` header tells it."""
+    return parsedate_to_datetime(httpx.get(f"{url}/healthz", timeout=10).headers["date"])
+
+
+def in_public_feed(url: str, asset_id: str) -> bool:
+    feed = httpx.get(f"{url}/v1/feed", timeout=30)
+    assert feed.status_code == 200, feed.text
+    return f"urn:hdnd-mam:asset:{asset_id}" in {item["id"] for item in feed.json()["items"]}
+
+
+def edit_title(url: str, asset_id: str, title: str) -> None:
+    def sent() -> bool:  # a 409 races the tagger's asset.tagged: send again on fresh history
+        response = httpx.patch(
+            f"{url}/v1/assets/{asset_id}/metadata", headers=ARCHIVIST, json={"title": title}, timeout=30
+        )
+        assert response.status_code in (200, 409), response.text
+        return response.status_code == 200
+
+    wait_for(sent, timeout=60, what=f"the edit {title!r}")
+
+
+@full
+def test_a_service_two_minutes_off_leaves_embargo_and_ordering_unaffected(cluster: ClusterStack) -> None:
+    s = cluster.settings
+    skew = {"ingest-2": -120, "catalogue-2": +120, "search-2": +120}
+    _, ingest_skewed = replica_urls(s, "ingest")
+    catalogue, catalogue_skewed = replica_urls(s, "catalogue")
+    _, search_skewed = replica_urls(s, "search")
+    try:
+        for name, offset in skew.items():
+            restart_skewed(cluster, name, offset)
+        now = datetime.now(UTC)
+        for url, offset in ((ingest_skewed, -120), (catalogue_skewed, 120), (search_skewed, 120)):
+            assert abs((clock_of(url) - now).total_seconds() - offset) < 15, f"{url} is not {offset:+d}s off"
+        load = Load(s, uploads=10, workers=2, pace_s=0.4).start()
+        # An upload through the replica whose clock is behind.
+        content = unique_jpeg(load.seed, 20_000)
+        response = httpx.post(
+            f"{ingest_skewed}/v1/assets",
+            headers=AUTH,
+            data={
+                "title": "Kỳ họp thứ 9 — ảnh từ máy lệch giờ",
+                "activity_type": "ky-hop",
+                "recorded_at": "2024-07-10",
+            },
+            files={"file": ("ky-hop.jpg", content, "image/jpeg")},
+            timeout=60,
+        )
+        assert response.status_code == 201, response.text
+        asset_id = str(response.json()["asset_id"])
+        # Ordering: three edits alternating between a replica 2 min ahead and one on time. Their
+        # occurred_at disagree with their order; the stream's order decides.
+        titles = ["Bản 1 (máy nhanh 2 phút)", "Bản 2 (máy đúng giờ)", "Bản 3 (máy nhanh 2 phút)"]
+        for title, url in zip(titles, (catalogue_skewed, catalogue, catalogue_skewed), strict=True):
+            edit_title(url, asset_id, title)
+        edits = [e for e in history(s, asset_id) if e.type == "asset.metadata_edited"]
+        assert [e.payload.get("title") for e in edits] == titles
+        assert edits[1].occurred_at < edits[0].occurred_at  # the clocks did disagree
+        # Embargo: published through the replica 2 min ahead, from 40 s from now (true time).
+        publish_at = datetime.now(UTC) + timedelta(seconds=40)
+        published = httpx.put(
+            f"{catalogue_skewed}/v1/assets/{asset_id}/publication",
+            headers=ARCHIVIST,
+            json={"publish_at": publish_at.isoformat(), "restriction": "public"},
+            timeout=30,
+        )
+        assert published.status_code == 200, published.text
+        wait_for(lambda: any(e.type == "asset.published" for e in history(s, asset_id)), timeout=30, what="published")
+        # Before its time, no replica's feed shows it — not even the one whose clock says it is time.
+        while datetime.now(UTC) < publish_at - timedelta(seconds=1):
+            assert not in_public_feed(search_skewed, asset_id), "shown early by the replica 2 min ahead"
+            assert not in_public_feed(s.search_url, asset_id), "shown early"
+            time.sleep(1)
+        shown = wait_for(
+            lambda: in_public_feed(s.search_url, asset_id) and in_public_feed(search_skewed, asset_id),
+            timeout=90,
+            what="the asset in the public feed once its embargo ended",
+        )
+        late_s = (datetime.now(UTC) - publish_at).total_seconds()
+        load.join()
+        result = settle_and_reconcile(s, {**load.acknowledged, asset_id: hashlib.sha256(content).hexdigest()})
+        document = httpx.get(f"{s.es_hosts[0]}/{s.es_index_prefix}-assets/_doc/{asset_id}", timeout=30)
+        print(
+            f"\nclocks {skew}: edits kept stream order; embargo ended {late_s:.1f}s after its time "
+            f"on every replica (feed polled every second); answers {dict(load.statuses)}",
+            flush=True,
+        )
+        result.assert_exact()
+        assert shown and late_s > -1.0  # Elasticsearch's clock (this machine's) decides, not a replica's
+        assert document.json()["_source"]["title"] == titles[-1], document.text
+    finally:
+        restart_with(cluster, list(skew))

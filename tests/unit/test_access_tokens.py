@@ -105,6 +105,14 @@ def test_an_expired_token_is_refused_beyond_the_leeway() -> None:
     assert refused(old)
 
 
+def test_a_token_issued_by_a_clock_two_minutes_ahead_is_honoured_but_not_one_far_in_the_future() -> None:
+    # What a service whose clock is 2 minutes behind the accounts service's sees.
+    assert not refused(genuine(now=datetime.now(UTC) + timedelta(minutes=2)))
+    assert refused(genuine(now=datetime.now(UTC) + timedelta(minutes=10)))
+    claims = claims_of(genuine())
+    assert refused(jwt.encode({**claims, "nbf": claims["nbf"] + 3600}, KEY, algorithm="EdDSA"))
+
+
 def test_a_token_for_another_audience_or_issuer_is_refused() -> None:
     claims = claims_of(genuine())
     for change in ({"aud": "another-app"}, {"iss": "someone-else"}):
