@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -579,3 +580,68 @@ def test_a_service_two_minutes_off_leaves_embargo_and_ordering_unaffected(cluste
         assert document.json()["_source"]["title"] == titles[-1], document.text
     finally:
         restart_with(cluster, list(skew))
+
+
+def replica_holding_a_job(cluster: ClusterStack, service: str) -> str | None:
+    """A replica of ``service`` with a job under way: something in its scratch folder
+    (``<work>/<service>-<port>``, shared/workdirs.py), where a job keeps its files while it runs."""
+    s = cluster.settings
+    port = int(getattr(s, f"{service}_port"))
+    for replica, name in enumerate(cluster.service_names((service,))):
+        folder = s.home / "work" / f"{service}-{port + s.cluster_replica_port_shift * replica}"
+        if folder.is_dir() and any(folder.iterdir()):
+            return name
+    return None
+
+
+@full
+def test_killing_each_worker_twice_while_it_holds_a_job_loses_and_duplicates_nothing(
+    cluster: ClusterStack, tmp_path: Path
+) -> None:
+    s = cluster.settings
+    clips = [make_clip(tmp_path / f"clip-{i}.mp4", seconds=6 + i * 0.5, size="640x360") for i in range(10)]
+    load = Load(s, uploads=sys.maxsize, workers=1, pace_s=1.0).start()
+    acknowledged_clips: dict[str, str] = {}
+    kills: list[str] = []
+
+    def upload_clips() -> None:
+        for i, clip in enumerate(clips):
+            content = clip.read_bytes()
+            response = upload(cluster, content, clip.name, "video/mp4", f"Phiên chất vấn số {i}")
+            if response.status_code in (200, 201):
+                acknowledged_clips[str(response.json()["asset_id"])] = hashlib.sha256(content).hexdigest()
+            else:
+                load.failures.append(f"clip {i}: {response.status_code} {response.text[:200]}")
+
+    workers = {"transcoder": "transcoder", "tagger": "tagger"}  # service → its durable
+    redelivered = {svc: consumer(s, durable).num_redelivered for svc, durable in workers.items()}
+    uploader = threading.Thread(target=upload_clips, daemon=True)
+    uploader.start()
+    try:
+        for service in workers:
+            for _ in range(2):
+                holder = wait_for(
+                    lambda svc=service: replica_holding_a_job(cluster, svc),
+                    timeout=300,
+                    interval=0.05,
+                    what=f"a {service} replica holding a job",
+                )
+                kill9(cluster, holder)
+                kills.append(f"{holder} {restart(cluster, holder):.1f}s")
+    finally:
+        uploader.join(600)
+        load.stop.set()
+        load.join()
+    assert not uploader.is_alive(), "the clip uploads did not finish"
+    acknowledged = {**load.acknowledged, **acknowledged_clips}
+    result = settle_and_reconcile(s, acknowledged, within_s=600)
+    redelivered = {svc: consumer(s, d).num_redelivered - redelivered[svc] for svc, d in workers.items()}
+    print(
+        f"\nkilled mid-job (restart to healthy): {kills}; jobs redelivered {redelivered}; "
+        f"answers {dict(load.statuses)}",
+        flush=True,
+    )
+    result.assert_exact()
+    # The jobs the kills interrupted came back (to the other replica or the restarted one).
+    assert all(n >= 1 for n in redelivered.values()), redelivered
+    assert len(acknowledged_clips) == len(clips)
