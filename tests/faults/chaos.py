@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import nats
 from minio.credentials.providers import StaticProvider
@@ -195,3 +197,30 @@ def restart_skewed(stack: ClusterStack, name: str, offset_s: int) -> None:
     if known is not None:
         stop(known)
     start(spec)
+
+
+def log_sizes(stack: ClusterStack, names: list[str]) -> dict[str, int]:
+    """Where each process's log ends now (``logged_since`` reads on from there)."""
+    return {n: (stack.local.log_dir / f"{n}.log").stat().st_size for n in names}
+
+
+def logged_since(stack: ClusterStack, sizes: dict[str, int]) -> str:
+    """What the processes of ``sizes`` logged since (a restarted process appends to the same file)."""
+    text = []
+    for name, size in sizes.items():
+        with (stack.local.log_dir / f"{name}.log").open("rb") as log:
+            log.seek(size)
+            text.append(log.read().decode(errors="replace"))
+    return "\n".join(text)
+
+
+def start_heal(settings: Settings, bucket: str) -> str:
+    """Ask MinIO to heal ``bucket`` now, recursively (the admin API's heal call, which the SDK's
+    MinioAdmin signs but does not name); MinIO's answer (a heal sequence's token)."""
+    admin = minio_admin(settings)
+    response = admin._url_open(  # the SDK's signed admin request, for a call it lacks
+        method="POST",
+        command=SimpleNamespace(value=f"heal/{bucket}"),  # type: ignore[arg-type]
+        body=json.dumps({"recursive": True, "dryRun": False, "remove": False, "scanMode": 1}).encode(),
+    )
+    return str(response.data.decode())

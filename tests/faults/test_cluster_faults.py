@@ -1,7 +1,8 @@
 """Faults against the real cluster, one at a time, each under a load of uploads and edits,
 each ending in the exact reconciliation (tests/faults/reconcile.py).
 
-`make test` runs the first (the NATS stream leader killed); `make test-faults` runs all.
+`make test` runs the quick ones (the NATS stream leader killed, a poison event, a read-only
+index: about 4 minutes with the cluster's start); `make test-faults` runs all.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import sys
 import threading
 import time
@@ -23,6 +25,7 @@ import pytest
 
 from deploy.local.cluster import ClusterStack, _get_json
 from deploy.local.stack import SERVICES
+from shared.events.envelope import EventEnvelope
 from shared.ids import asset_id_for_sha256
 from shared.objectstore import ObjectStore, content_key
 from shared.subjects import event_subject
@@ -34,6 +37,8 @@ from tests.faults.chaos import (
     freeze,
     history,
     kill9,
+    log_sizes,
+    logged_since,
     minio_admin,
     projection_failures_of,
     publish_raw,
@@ -41,10 +46,12 @@ from tests.faults.chaos import (
     restart_skewed,
     restart_with,
     settle_and_reconcile,
+    start_heal,
     stream_last_sequence,
     thaw,
 )
 from tests.faults.load import RETRYABLE, Load, replica_urls, unique_jpeg
+from tests.faults.reconcile import read_all_events
 from tests.media import make_clip
 
 pytestmark = pytest.mark.integration
@@ -174,26 +181,37 @@ def test_killing_a_minio_server_during_uploads_keeps_reads_and_writes_going_and_
     wait_for(lambda: load.acks_since(killed_at) >= 5, timeout=180, what="uploads acknowledged with a server down")
     during = set(load.acknowledged)
     restart(cluster, f"minio-{victim}")
+    returned_at = time.monotonic()
     load.join()
     result = settle_and_reconcile(s, load.acknowledged)
     result.assert_exact()
     # Healing: every original written while the server was away reaches its drive again.
-    import asyncio
-
-    from tests.faults.reconcile import read_all_events
-
     keys = [
         (e.payload["bucket"], e.payload["object_key"])
         for e, _ in asyncio.run(read_all_events(s))
         if e.type == "asset.ingested" and e.aggregate_id in during
     ]
-    healed_at = time.monotonic()
-    wait_for(
-        lambda: all(drive_has(cluster, victim, b, k) for b, k in keys),
-        timeout=300,
-        what=f"minio-{victim}'s drive to hold every object written while it was away",
-    )
-    print(f"\nMinIO server {victim} healed {len(keys)} originals in {time.monotonic() - healed_at:.0f}s", flush=True)
+
+    def healed() -> bool:
+        return all(drive_has(cluster, victim, b, k) for b, k in keys)
+
+    # MinIO heals what a write left short (its "most recently failed" list) once the server is back.
+    # If that has not happened in two minutes, an admin heal is asked for, and the report says so.
+    began = time.monotonic()
+    try:
+        wait_for(healed, timeout=120, interval=1, what="the drive healed by MinIO itself")
+        how = f"by itself, {time.monotonic() - returned_at:.0f}s after the server returned"
+    except AssertionError:
+        missing = sum(1 for b, k in keys if not drive_has(cluster, victim, b, k))
+        asked = time.monotonic()
+        for bucket in {b for b, _ in keys}:
+            start_heal(s, bucket)
+        wait_for(healed, timeout=300, interval=1, what=f"minio-{victim}'s drive healed after an admin heal")
+        how = (
+            f"NOT by itself within {began + 120 - returned_at:.0f}s of its return ({missing} missing); "
+            f"after an admin heal in {time.monotonic() - asked:.0f}s"
+        )
+    print(f"\nMinIO server {victim}: {len(keys)} originals written while it was away reached its drive {how}")
     assert all(Path(cluster.local.home / f"minio-{n}" / "drive").exists() for n in range(1, 5))
 
 
@@ -220,7 +238,6 @@ def upload(cluster: ClusterStack, content: bytes, filename: str, mime: str, titl
     return last
 
 
-@full
 def test_a_poison_event_is_failed_or_parked_with_its_reason_and_the_uploads_flow_past_it(
     cluster: ClusterStack,
 ) -> None:
@@ -294,7 +311,6 @@ def has_document(cluster: ClusterStack, index: str, asset_id: str) -> bool:
     return httpx.get(f"{cluster.settings.es_hosts[0]}/{index}/_doc/{asset_id}", timeout=10).status_code == 200
 
 
-@full
 def test_elasticsearch_refusing_writes_holds_the_projection_back_and_it_converges_once_the_block_is_lifted(
     cluster: ClusterStack,
 ) -> None:
@@ -387,33 +403,39 @@ def test_a_job_longer_than_its_ack_wait_is_kept_by_in_progress_acks_and_delivere
     restart_with(cluster, transcoders, transcoder_ack_wait_s=ack_wait_s)
     try:
         assert consumer(s, "transcoder").config.ack_wait == ack_wait_s
-        redelivered_before = consumer(s, "transcoder").num_redelivered
+        logs = log_sizes(cluster, transcoders)
+        redeliveries_seen = 0  # messages handed out again and not yet acknowledged, sampled throughout
+
+        def renditions_ready() -> EventEnvelope | None:
+            nonlocal redeliveries_seen
+            redeliveries_seen = max(redeliveries_seen, consumer(s, "transcoder").num_redelivered)
+            return next((e for e in history(s, clip_id) if e.type == "asset.renditions_ready"), None)
+
         load = Load(s, uploads=8, workers=2, pace_s=0.5).start()
-        clip = make_clip(tmp_path / "phien-hop.mp4", seconds=40, size="1280x720")
+        clip = make_clip(
+            tmp_path / "phien-hop.mp4", seconds=40, size="1280x720", extra=["-metadata", f"comment={uuid.uuid4()}"]
+        )
         content = clip.read_bytes()
         response = upload(cluster, content, "phien-hop.mp4", "video/mp4", "Phiên họp thường lệ — bản ghi dài")
         assert response.status_code == 201, response.text
         clip_id = str(response.json()["asset_id"])
         uploaded_at = time.monotonic()
-        ready = wait_for(
-            lambda: next((e for e in history(s, clip_id) if e.type == "asset.renditions_ready"), None),
-            timeout=600,
-            what="the long clip's renditions",
-        )
+        ready = wait_for(renditions_ready, timeout=600, interval=0.5, what="the long clip's renditions")
         done_s = time.monotonic() - uploaded_at
         load.join()
         result = settle_and_reconcile(s, {**load.acknowledged, clip_id: hashlib.sha256(content).hexdigest()})
         kinds = event_types(s, clip_id)
-        redelivered = consumer(s, "transcoder").num_redelivered - redelivered_before
+        deliveries = re.findall(rf"{clip_id} attempt (\d+)", logged_since(cluster, logs))
         print(
             f"\nclip transcoded in {ready.payload['elapsed_s']:.0f}s with a {ack_wait_s:.0f}s ack wait "
-            f"(renditions {done_s:.0f}s after upload): redeliveries {redelivered}, {dict(kinds)}",
+            f"(renditions {done_s:.0f}s after upload): deliveries {deliveries}, redeliveries seen "
+            f"{redeliveries_seen}, {dict(kinds)}",
             flush=True,
         )
         result.assert_exact()
         # Longer than its ack wait many times over, yet never delivered twice.
         assert ready.payload["elapsed_s"] > 3 * ack_wait_s
-        assert redelivered == 0
+        assert deliveries == ["1"] and redeliveries_seen == 0
         assert kinds["asset.probed"] == 1 and kinds["asset.renditions_ready"] == 1
         assert kinds["asset.processing_failed"] == 0
     finally:
@@ -599,7 +621,13 @@ def test_killing_each_worker_twice_while_it_holds_a_job_loses_and_duplicates_not
     cluster: ClusterStack, tmp_path: Path
 ) -> None:
     s = cluster.settings
-    clips = [make_clip(tmp_path / f"clip-{i}.mp4", seconds=6 + i * 0.5, size="640x360") for i in range(10)]
+    run = uuid.uuid4()  # bytes no earlier run uploaded: each clip a new asset, a new job
+    clips = [
+        make_clip(
+            tmp_path / f"clip-{i}.mp4", seconds=6 + i * 0.5, size="640x360", extra=["-metadata", f"comment={run}"]
+        )
+        for i in range(10)
+    ]
     load = Load(s, uploads=sys.maxsize, workers=1, pace_s=1.0).start()
     acknowledged_clips: dict[str, str] = {}
     kills: list[str] = []
@@ -608,13 +636,13 @@ def test_killing_each_worker_twice_while_it_holds_a_job_loses_and_duplicates_not
         for i, clip in enumerate(clips):
             content = clip.read_bytes()
             response = upload(cluster, content, clip.name, "video/mp4", f"Phiên chất vấn số {i}")
-            if response.status_code in (200, 201):
+            if response.status_code == 201:
                 acknowledged_clips[str(response.json()["asset_id"])] = hashlib.sha256(content).hexdigest()
             else:
                 load.failures.append(f"clip {i}: {response.status_code} {response.text[:200]}")
 
-    workers = {"transcoder": "transcoder", "tagger": "tagger"}  # service → its durable
-    redelivered = {svc: consumer(s, durable).num_redelivered for svc, durable in workers.items()}
+    workers = {"transcoder": r" attempt [2-9]", "tagger": r"\(delivery [2-9]\)"}  # service → a redelivery's log
+    logs = log_sizes(cluster, cluster.service_names(tuple(workers)))
     uploader = threading.Thread(target=upload_clips, daemon=True)
     uploader.start()
     try:
@@ -635,7 +663,8 @@ def test_killing_each_worker_twice_while_it_holds_a_job_loses_and_duplicates_not
     assert not uploader.is_alive(), "the clip uploads did not finish"
     acknowledged = {**load.acknowledged, **acknowledged_clips}
     result = settle_and_reconcile(s, acknowledged, within_s=600)
-    redelivered = {svc: consumer(s, d).num_redelivered - redelivered[svc] for svc, d in workers.items()}
+    logged = logged_since(cluster, logs)
+    redelivered = {svc: len(re.findall(pattern, logged)) for svc, pattern in workers.items()}
     print(
         f"\nkilled mid-job (restart to healthy): {kills}; jobs redelivered {redelivered}; "
         f"answers {dict(load.statuses)}",
