@@ -28,6 +28,7 @@ from deploy.local.stack import SERVICES
 from shared.events.envelope import EventEnvelope
 from shared.ids import asset_id_for_sha256
 from shared.objectstore import ObjectStore, content_key
+from shared.settings import Settings
 from shared.subjects import event_subject
 from tests.conftest import ADMIN, ARCHIVIST, AUTH, wait_for
 from tests.faults.chaos import (
@@ -77,33 +78,51 @@ def stream_leader(cluster: ClusterStack) -> str | None:
     return str(leader).removeprefix("mam-") if leader else None
 
 
+def another_stream_leader(cluster: ClusterStack, than: str, timeout: float) -> str:
+    """Wait until a node other than ``than`` leads the event stream; its name."""
+    return str(
+        wait_for(
+            lambda: (lambda n: n if n and n != than else None)(stream_leader(cluster)),
+            timeout=timeout,
+            what="another node to lead the stream",
+        )
+    )
+
+
+def wait_until_a_current_follower(cluster: ClusterStack, node: str) -> None:
+    """``node`` is back in the stream's replica set and has caught up with it."""
+    wait_for(
+        lambda: any(
+            r.get("name") == f"mam-{node}" and r.get("current") for r in stream_view(cluster).get("replicas") or []
+        ),
+        timeout=120,
+        what=f"{node} to be a current follower again",
+    )
+
+
+def load_under_way(settings: Settings, at_least: int, **load: Any) -> Load:
+    """A Load started, once ``at_least`` of its uploads are acknowledged (the fault comes next)."""
+    started = Load(settings, **load).start()
+    wait_for(lambda: started.acknowledged_count() >= at_least, timeout=180, what="the load to be under way")
+    return started
+
+
 def test_killing_the_nats_stream_leader_during_an_ingest_burst_loses_and_duplicates_nothing(
     cluster: ClusterStack,
 ) -> None:
     s = cluster.settings
-    load = Load(s, uploads=24, workers=3, pace_s=0.3).start()
-    wait_for(lambda: load.acknowledged_count() >= 4, timeout=180, what="the burst to be under way")
+    load = load_under_way(s, uploads=24, workers=3, pace_s=0.3, at_least=4)
     leader = wait_for(lambda: stream_leader(cluster), timeout=30, what="a stream leader")
     killed_at = time.monotonic()
     kill9(cluster, leader)
-    new_leader = wait_for(
-        lambda: (lambda n: n if n and n != leader else None)(stream_leader(cluster)),
-        timeout=60,
-        what="another node to lead the stream",
-    )
+    new_leader = another_stream_leader(cluster, leader, timeout=60)
     elected_s = time.monotonic() - killed_at
     wait_for(lambda: load.acks_since(killed_at) >= 1, timeout=120, what="an upload acknowledged after the kill")
     ack_s = time.monotonic() - killed_at
     restart(cluster, leader)
     load.join()
     # The killed node is back as a follower and has caught up with the stream.
-    wait_for(
-        lambda: any(
-            r.get("name") == f"mam-{leader}" and r.get("current") for r in stream_view(cluster).get("replicas") or []
-        ),
-        timeout=120,
-        what=f"{leader} to be a current follower again",
-    )
+    wait_until_a_current_follower(cluster, leader)
     print(
         f"\nNATS leader {leader} killed: {new_leader} led after {elected_s:.1f}s, first upload acknowledged "
         f"after {ack_s:.1f}s; answers {dict(load.statuses)}",
@@ -147,8 +166,7 @@ def es_health(cluster: ClusterStack) -> dict[str, Any]:
 @full
 def test_killing_an_elasticsearch_node_during_projection_converges_to_a_replay(cluster: ClusterStack) -> None:
     s = cluster.settings
-    load = Load(s, uploads=30, workers=3, pace_s=0.2).start()
-    wait_for(lambda: load.acknowledged_count() >= 5, timeout=180, what="the load to be under way")
+    load = load_under_way(s, uploads=30, workers=3, pace_s=0.2, at_least=5)
     # The node holding the index's primary shard, so the projection's writes must move.
     shards = httpx.get(f"{s.es_hosts[0]}/_cat/shards/{s.es_index_prefix}-assets?format=json", timeout=5).json()
     primary = next(sh["node"] for sh in shards if sh["prirep"] == "p")
@@ -174,8 +192,7 @@ def test_killing_a_minio_server_during_uploads_keeps_reads_and_writes_going_and_
 ) -> None:
     s = cluster.settings
     victim = 3
-    load = Load(s, uploads=30, workers=3, pace_s=0.2).start()
-    wait_for(lambda: load.acknowledged_count() >= 5, timeout=180, what="the load to be under way")
+    load = load_under_way(s, uploads=30, workers=3, pace_s=0.2, at_least=5)
     kill9(cluster, f"minio-{victim}")
     killed_at = time.monotonic()
     wait_for(lambda: load.acks_since(killed_at) >= 5, timeout=180, what="uploads acknowledged with a server down")
@@ -242,8 +259,7 @@ def test_a_poison_event_is_failed_or_parked_with_its_reason_and_the_uploads_flow
     cluster: ClusterStack,
 ) -> None:
     s = cluster.settings
-    load = Load(s, uploads=12, workers=2, pace_s=0.3).start()
-    wait_for(lambda: load.acknowledged_count() >= 3, timeout=180, what="the load to be under way")
+    load = load_under_way(s, uploads=12, workers=2, pace_s=0.3, at_least=3)
     # An asset.ingested whose payload no model accepts, appended raw (no service would write it).
     poison_id = asset_id_for_sha256(hashlib.sha256(uuid.uuid4().bytes).hexdigest())
     envelope = {
@@ -316,8 +332,7 @@ def test_elasticsearch_refusing_writes_holds_the_projection_back_and_it_converge
 ) -> None:
     s = cluster.settings
     index = f"{s.es_index_prefix}-assets"
-    load = Load(s, uploads=16, workers=2, pace_s=0.4).start()
-    wait_for(lambda: load.acknowledged_count() >= 3, timeout=180, what="the load to be under way")
+    load = load_under_way(s, uploads=16, workers=2, pace_s=0.4, at_least=3)
     set_write_block(cluster, index, True)
     blocked_at = time.monotonic()
     blocked_after = stream_last_sequence(s)  # events appended later can only meet the block
@@ -353,17 +368,12 @@ def test_a_nats_node_stopped_longer_than_its_election_timeout_loses_and_duplicat
     cluster: ClusterStack,
 ) -> None:
     s = cluster.settings
-    load = Load(s, uploads=24, workers=3, pace_s=0.3).start()
-    wait_for(lambda: load.acknowledged_count() >= 4, timeout=180, what="the load to be under way")
+    load = load_under_way(s, uploads=24, workers=3, pace_s=0.3, at_least=4)
     leader = wait_for(lambda: stream_leader(cluster), timeout=30, what="a stream leader")
     frozen_at = time.monotonic()
     pid = freeze(cluster, leader)  # SIGSTOP: its peers and clients see silence, not a closed socket
     try:
-        new_leader = wait_for(
-            lambda: (lambda n: n if n and n != leader else None)(stream_leader(cluster)),
-            timeout=90,
-            what="another node to lead the stream",
-        )
+        new_leader = another_stream_leader(cluster, leader, timeout=90)
         elected_s = time.monotonic() - frozen_at
         wait_for(lambda: load.acks_since(frozen_at) >= 1, timeout=180, what="an upload acknowledged meanwhile")
         ack_s = time.monotonic() - frozen_at
@@ -372,13 +382,7 @@ def test_a_nats_node_stopped_longer_than_its_election_timeout_loses_and_duplicat
     finally:
         thaw(pid)
     thawed_at = time.monotonic()
-    wait_for(
-        lambda: any(
-            r.get("name") == f"mam-{leader}" and r.get("current") for r in stream_view(cluster).get("replicas") or []
-        ),
-        timeout=120,
-        what=f"{leader} to be a current follower again",
-    )
+    wait_until_a_current_follower(cluster, leader)
     caught_up_s = time.monotonic() - thawed_at
     load.join()
     print(
@@ -448,8 +452,7 @@ def test_a_full_object_store_refuses_uploads_clearly_and_stores_nothing_half(clu
     s = cluster.settings
     admin = minio_admin(s)
     # A client that sends again on 507 once an administrator has made room (as on a 503).
-    load = Load(s, uploads=12, workers=2, pace_s=0.5, retry_on=frozenset(RETRYABLE | {507})).start()
-    wait_for(lambda: load.acknowledged_count() >= 3, timeout=180, what="the load to be under way")
+    load = load_under_way(s, uploads=12, workers=2, pace_s=0.5, retry_on=frozenset(RETRYABLE | {507}), at_least=3)
     probe = unique_jpeg(load.seed, 10_000)  # bytes no other upload sends
     probe_sha = hashlib.sha256(probe).hexdigest()
     admin.bucket_quota_set(s.bucket_originals, 1)  # a hard quota of one byte: the originals bucket is full
