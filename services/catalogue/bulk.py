@@ -77,15 +77,17 @@ def changed_since(asset: AssetState, asset_id: str, expected: int | None) -> Non
 
 
 def decide_bulk_edit(asset: AssetState | None, asset_id: str, edit: BulkEdit, expected: int | None) -> Decision:
-    """One asset's share of a bulk edit: the shared fields set by hand, the names added to
-    its people. Nothing to change for this asset (it already has all of it) is no event."""
+    """One asset's share of a bulk edit: the shared fields set by hand (an automatic value
+    equal to it is still set by hand, so a later re-tag cannot change it), the names added
+    to its people. Nothing to change (the asset has all of it by hand) is no event."""
     if asset is None:
         raise asset_not_found(asset_id)
     changed_since(asset, asset_id, expected)
+    by_hand: dict[str, Any] = asset.tags.get("manual") or {}
     data: dict[str, Any] = {"note": edit.note}
     for name in ("activity_type", "term"):
         value = getattr(edit, name)
-        if value is not None and value != asset.tags.get(name):
+        if value is not None and value != by_hand.get(name):
             data[name] = value
     if edit.people_add:
         people = list(asset.tags.get("people") or [])

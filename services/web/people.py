@@ -95,15 +95,15 @@ async def person_page(request: Request, person_id: str, who: PeopleReader) -> HT
     api = backend(request)
     user = current_user(request)
     found = await api.optional("search", "/v1/search", person=person["name"], sort="date", size=24)
-    reports = (
+    reports: list[Any] = (
         await asyncio.gather(
             *(api.optional("search", "/v1/delegates/report", term=s["term"], evidence=10) for s in seats)
         )
         if user.may(Action.DELEGATE_REPORT)
-        else []
+        else [None] * len(seats)
     )
     rows = []
-    for seat, report in zip(seats, reports, strict=False):
+    for seat, report in zip(seats, reports, strict=True):
         row = next((d for d in (report or {}).get("delegates", []) if d["person_id"] == person_id), None)
         rows.append({"seat": seat, "row": row, "term_label": (report or {}).get("term_label", seat["term"])})
     return page(
