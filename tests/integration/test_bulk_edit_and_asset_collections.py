@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from deploy.local.processes import ProcessSpec
+from shared.events.envelope import new_event
 from shared.events.tagging import AssetMetadataEditedV1
 from shared.eventstore import EventStore
 from shared.settings import Settings
@@ -190,3 +191,33 @@ def test_the_collections_of_an_asset_are_its_hand_and_saved_search_ones_minus_ex
     assert of(first, AUTH).status_code == 403
     missing = of("a" + uuid.uuid4().hex)
     assert missing.status_code == 404 and missing.json()["error"]["message"].startswith("Không tìm thấy")
+
+
+def test_uploader_me_finds_only_the_callers_own_uploads(
+    quiet_services: tuple[Settings, ProcessSpec], http: httpx.Client
+) -> None:
+    s, _ = quiet_services
+    token = uuid.uuid4().hex[:10]
+    ids = ["a" + uuid.uuid4().hex for _ in range(3)]
+    uploaders = ["luu-tru", "luu-tru", "phong-vien"]
+
+    async def append() -> None:
+        events = await EventStore.connect(s.resolved_nats_url, s.event_stream)
+        try:
+            for n, (asset_id, actor) in enumerate(zip(ids, uploaders, strict=True)):
+                payload = ingested(asset_id, f"Ảnh tiếp xúc cử tri {token} {n}").typed_payload()
+                await events.append(new_event(payload, aggregate_id=asset_id, actor=actor))
+        finally:
+            await events.close()
+
+    run(append())
+
+    def found(headers: dict[str, str], **params: str) -> set[str]:
+        answer = ok(http.get(f"{s.search_url}/v1/search", headers=headers, params={"q": token, **params}))
+        return {h["asset_id"] for h in answer["hits"]}
+
+    wait_for(lambda: len(found(ARCHIVIST)) == 3, timeout=60, what="the three uploads searchable")
+    assert found(ARCHIVIST, uploader="me") == set(ids[:2])
+    assert found(AUTH, uploader="me") == {ids[2]}
+    refused = http.get(f"{s.search_url}/v1/search", headers=ARCHIVIST, params={"q": token, "uploader": "everyone"})
+    assert refused.status_code == 422 and refused.json()["error"]["message"].startswith("Yêu cầu không hợp lệ")
