@@ -209,6 +209,8 @@ def test_a_broadcaster_uploads_resumably_through_a_dropped_connection_and_a_relo
     row = page.locator("section[aria-labelledby=uploads-title] tr", has_text=upload_title)
     expect(row).to_contain_text("Đã lưu")
     expect(row).to_contain_text("100%")
+    # And among "my uploads" (the search API's uploader=me): theirs, no one else's.
+    expect(page.locator("ul.mine")).to_contain_text(upload_title)
 
 
 def test_a_producer_builds_a_three_segment_reel_with_typed_timecodes_and_renders_it(
