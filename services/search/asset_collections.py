@@ -14,24 +14,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from services.search.api import Deps, SearchDeps, _visible_history
+from services.search.api import Deps, _visible_history
 from services.search.collection_scope import saved_search_clause
 from shared.access import requires
 from shared.auth import Principal
-from shared.collections import Collection, fold_collection
+from shared.collections import Collection, every_collection
 from shared.policy import Action, visibility_filter
-from shared.ports import StoredEvent
-from shared.subjects import aggregate_type_filter
 
 router = APIRouter(prefix="/v1")
 CollectionReader = Annotated[Principal, Depends(requires(Action.COLLECTION_READ))]
-
-
-async def every_collection(d: SearchDeps) -> list[Collection]:
-    by_id: dict[str, list[StoredEvent]] = {}
-    async for stored in d.events.read_subjects(aggregate_type_filter("collection")):
-        by_id.setdefault(stored.envelope.aggregate_id, []).append(stored)
-    return [c for c in (fold_collection(h) for h in by_id.values()) if c is not None]
 
 
 def matching_body(asset_id: str, searched: list[Collection], visible: dict[str, Any] | None) -> dict[str, Any]:
@@ -69,7 +60,7 @@ def collection_row(c: Collection, how: str, asset_id: str) -> dict[str, Any]:
 )
 async def collections_of_asset(asset_id: str, who: CollectionReader, d: Deps) -> dict[str, Any]:
     await _visible_history(d, asset_id, who)  # 404 for an asset the caller may not see
-    collections = await every_collection(d)
+    collections = await every_collection(d.events)
     rows = [collection_row(c, "hand", asset_id) for c in collections if asset_id in c.members]
     searched = [
         c
