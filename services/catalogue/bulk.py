@@ -6,15 +6,18 @@ sequence; an assignment to an activity is the single assignment's command. One
 asset refusing, or changed meanwhile, is that asset's result (its status and
 bilingual reason): the others go on, and the request itself answers 200.
 
-A caller may send, per asset, the stream sequence it saw (``expected``): an asset
-changed since then is not edited blindly but answered 409, so two archivists'
-bulk edits of overlapping selections never overwrite each other unseen.
+A caller may send, per asset, the stream sequence it saw (``expected``: the search
+hit's ``sequence``): an asset someone edited by hand since then (metadata or activity)
+is not edited blindly but answered 409, so two archivists' bulk edits of overlapping
+selections never overwrite each other unseen. The system's own events since (renditions,
+re-tags) do not count: hand-set values win over them anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -22,12 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.catalogue import decide
 from services.catalogue.api import ACTIVITIES, CatalogueDeps, Deps, resolve_activity
-from services.catalogue.decide import AssetState, asset_not_found
+from services.catalogue.decide import asset_not_found
 from shared.access import requires
 from shared.activities import Activity
 from shared.auth import Principal
 from shared.commands import Decision, Refused, run_command
-from shared.events.tagging import AssetMetadataEditedV1
+from shared.events.tagging import AssetActivityAssignedV1, AssetMetadataEditedV1
 from shared.fields import Names, Note
 from shared.http import UserError, checked_id
 from shared.policy import Action
@@ -64,25 +67,34 @@ class BulkEdit(BaseModel):
         return self
 
 
-def changed_since(asset: AssetState, asset_id: str, expected: int | None) -> None:
-    """Refuse an asset that changed after the caller looked at it."""
-    if expected is not None and asset.sequence != expected:
+# Someone's edit of what a bulk edit sets; the system's own events since (renditions, tags)
+# are no reason to refuse: hand-set values win over them anyway.
+HAND_EDITS = frozenset({AssetMetadataEditedV1.EVENT_TYPE, AssetActivityAssignedV1.EVENT_TYPE})
+
+
+def changed_since(history: Sequence[StoredEvent], asset_id: str, expected: int | None) -> None:
+    """Refuse an asset someone edited after the caller looked at it (at stream sequence ``expected``)."""
+    if expected is None:
+        return
+    edited = [e for e in history if e.sequence > expected and e.envelope.type in HAND_EDITS]
+    if edited:
+        who = edited[-1].envelope.actor
         raise Refused(
             "changed_meanwhile",
-            f"Tư liệu {asset_id} vừa được người khác sửa (phiên bản {asset.sequence}, bạn thấy {expected}); "
-            "hãy tải lại và thử lại.",
-            f"Asset {asset_id} was changed meanwhile (version {asset.sequence}, you saw {expected}); reload and retry.",
+            f"Tư liệu {asset_id} vừa được người khác sửa ({who}, sau khi bạn xem); hãy tải lại và thử lại.",
+            f"Asset {asset_id} was edited meanwhile ({who}, after you looked at it); reload and retry.",
             status=409,
         )
 
 
-def decide_bulk_edit(asset: AssetState | None, asset_id: str, edit: BulkEdit, expected: int | None) -> Decision:
+def decide_bulk_edit(history: Sequence[StoredEvent], asset_id: str, edit: BulkEdit, expected: int | None) -> Decision:
     """One asset's share of a bulk edit: the shared fields set by hand (an automatic value
     equal to it is still set by hand, so a later re-tag cannot change it), the names added
     to its people. Nothing to change (the asset has all of it by hand) is no event."""
+    asset = decide.fold_asset(history)
     if asset is None:
         raise asset_not_found(asset_id)
-    changed_since(asset, asset_id, expected)
+    changed_since(history, asset_id, expected)
     by_hand: dict[str, Any] = asset.tags.get("manual") or {}
     data: dict[str, Any] = {"note": edit.note}
     for name in ("activity_type", "term"):
@@ -110,7 +122,7 @@ async def _edit_one(d: CatalogueDeps, asset_id: str, edit: BulkEdit, actor: str)
                 d.events,
                 "asset",
                 asset_id,
-                lambda h: decide_bulk_edit(decide.fold_asset(h), asset_id, edit, expected),
+                lambda h: decide_bulk_edit(h, asset_id, edit, expected),
                 actor=actor,
             )
             if result.appended:
@@ -141,10 +153,9 @@ async def _assign(d: CatalogueDeps, asset_id: str, activity_id: str | None, expe
 
     async def assign_to(history: list[StoredEvent]) -> Decision:
         asset = decide.fold_asset(history)
-        if asset is not None:
-            changed_since(asset, asset_id, expected)
-            if asset.activity_id == activity_id:
-                return []  # already there
+        changed_since(history, asset_id, expected)
+        if asset is not None and asset.activity_id == activity_id:
+            return []  # already there
         target: Activity | None = await resolve_activity(d.events, activity_id) if activity_id else None
         return decide.decide_assign(asset, asset_id, activity_id, target)
 

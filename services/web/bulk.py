@@ -70,6 +70,9 @@ async def bulk_edit(request: Request, who: Editor) -> HTMLResponse:
     if not errors:
         if _form_text(form, "note"):
             body["note"] = _form_text(form, "note")
+        # The version of each asset the results showed: one changed since is refused (409), not overwritten.
+        seen = {a: _form_text(form, f"seen_{a}") for a in chosen}
+        body["expected"] = {a: int(v) for a, v in seen.items() if v.isdigit() and len(v) < 19}
         try:
             answer = await backend(request).json(
                 "catalogue", "POST", "/v1/assets/metadata/bulk", json={"asset_ids": chosen, **body}

@@ -17,10 +17,11 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from shared.auth import Role
 from shared.people import bundled_registry, person_id_for
 from shared.settings import Settings
 from tests.browser.conftest import axe_violations, describe, shot, sign_in
-from tests.conftest import ARCHIVIST, AUTH, wait_for
+from tests.conftest import ARCHIVIST, AUTH, role_headers, wait_for
 from tests.media import jpeg_bytes
 
 pytestmark = pytest.mark.integration
@@ -117,13 +118,13 @@ def test_an_archivist_bulk_edits_a_selection_decides_who_speaks_and_finds_the_de
     page.goto(f"/search?q={marker}&sort=date")
     expect(page.locator(".hit")).to_have_count(3)
 
-    # Tick the two photos where the delegate speaks, with the keyboard only.
-    for asset_id in speaking:
+    # Tick the three photos with the keyboard only.
+    for asset_id in speakers["assets"]:
         box = page.locator(f"input.pick[value='{asset_id}']")
         box.focus()
         page.keyboard.press("Space")
         expect(box).to_be_checked()
-    expect(page.locator("#bulk-count")).to_have_text("2")
+    expect(page.locator("#bulk-count")).to_have_text("3")
     page.locator("details.bulk summary").focus()
     page.keyboard.press("Enter")  # opens the panel; its fields load then
     page.select_option("#bulk_term", TERM)
@@ -133,6 +134,16 @@ def test_an_archivist_bulk_edits_a_selection_decides_who_speaks_and_finds_the_de
     checked(page)
     # One asset that is not there (removed meanwhile, say) is refused on its own.
     gone = "a" + "0" * 32
+    # Another archivist corrects the third photo while this page is open: it is not overwritten.
+    raced = speakers["assets"][2]
+    ok(
+        httpx.patch(
+            f"{s.catalogue_url}/v1/assets/{raced}/metadata",
+            headers=role_headers(Role.LUU_TRU, "luu-tru-2"),
+            json={"title": f"Kỳ họp {marker} ảnh 3 (đã sửa tên)"},
+            timeout=30,
+        )
+    )
     page.evaluate(
         """gone => { const box = document.createElement('input'); box.type = 'checkbox'; box.name = 'asset';
         box.value = gone; box.checked = true; box.setAttribute('form', 'bulk-form'); document.body.append(box); }""",
@@ -142,6 +153,7 @@ def test_an_archivist_bulk_edits_a_selection_decides_who_speaks_and_finds_the_de
     expect(page.locator("h1")).to_have_text("Kết quả sửa hàng loạt")
     expect(page.locator("tr[data-result='ok']")).to_have_count(2)
     expect(page.locator("tr[data-result='ok']").first).to_contain_text("đã sửa")
+    expect(page.locator(f"tr[data-asset='{raced}']")).to_contain_text("vừa được người khác sửa")
     refused = page.locator(f"tr[data-asset='{gone}']")
     expect(refused).to_contain_text("bị từ chối")
     expect(refused).to_contain_text(f"Không tìm thấy tư liệu {gone}")
@@ -153,7 +165,7 @@ def test_an_archivist_bulk_edits_a_selection_decides_who_speaks_and_finds_the_de
 
     for asset_id in speaking:  # set by hand, even where the tagger had guessed the same
         assert tags(asset_id)["manual"] | {"people": None} == {"term": TERM, "activity_type": "ky-hop", "people": None}
-    assert "activity_type" not in (tags(speakers["assets"][2]).get("manual") or {})  # not ticked: untouched
+    assert tags(raced)["manual"] == {"title": f"Kỳ họp {marker} ảnh 3 (đã sửa tên)"}  # the other edit only
 
     # Who speaks, on the first photo's page: the tagger's recognition with its evidence.
     page.get_by_role("link", name=f"Kỳ họp {marker} ảnh 1").click()
