@@ -289,7 +289,16 @@ def test_the_main_pages_have_no_serious_accessibility_violations_and_fit_a_phone
     page.goto("/sign-in")
     assert not (v := axe_violations(page)), describe(v)
     sign_in(page, "quan-tri")
-    for path in ("/search?q=cu+tri", "/activities", "/upload", "/admin/index", "/stats", "/delegates", "/collections", "/people"):
+    for path in (
+        "/search?q=cu+tri",
+        "/activities",
+        "/upload",
+        "/admin/index",
+        "/stats",
+        "/delegates",
+        "/collections",
+        "/people",
+    ):
         page.goto(path)
         violations = axe_violations(page)
         assert not violations, f"{path}: {describe(violations)}"
