@@ -194,7 +194,7 @@ async def search(
     filters: FiltersDep,
     in_collection: CollectionScope,
     q: Annotated[str, Query(max_length=500, description="từ khóa, có hoặc không dấu")] = "",
-    sort: Annotated[str | None, Query(description="relevance, date, duration")] = None,
+    sort: Annotated[str | None, Query(description="relevance, date, duration, uploaded")] = None,
     order: Annotated[str | None, Query(description="asc, desc")] = None,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,

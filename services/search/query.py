@@ -30,8 +30,9 @@ HL_PRE, HL_POST = "\ue000", "\ue001"
 
 FACETS = ("activity_type", "term", "year", "kind", "organisation", "person")
 KEYWORD_FILTERS = ("activity_type", "term", "activity", "person", "organisation", "kind")
-SortKey = Literal["relevance", "date", "duration"]
-SORT_KEYS: tuple[str, ...] = ("relevance", "date", "duration")
+# date: when recorded; uploaded: when ingested (a user's own uploads, newest first).
+SortKey = Literal["relevance", "date", "duration", "uploaded"]
+SORT_KEYS: tuple[str, ...] = ("relevance", "date", "duration", "uploaded")
 MAX_FROM = 10_000
 # The folded copies and the projector's bookkeeping are never shown: leaving them
 # out of ``_source`` halves the bytes Elasticsearch sends and the API parses.
@@ -177,6 +178,8 @@ def sort_spec(p: SearchParams) -> list[Any]:
         head: list[Any] = ["_score", {"recorded_at": {"order": "desc", "missing": "_last"}}]
     elif p.sort == "date":
         head = [{"recorded_at": {"order": p.order, "missing": "_last"}}]
+    elif p.sort == "uploaded":
+        head = [{"ingested_at": {"order": p.order, "missing": "_last"}}]
     else:
         head = [
             {"duration_s": {"order": p.order, "missing": "_last"}},

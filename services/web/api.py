@@ -532,7 +532,7 @@ async def activities_page(request: Request, who: ActivityReader) -> HTMLResponse
 async def upload_page(request: Request, who: Uploader) -> HTMLResponse:
     api = backend(request)
     newest, uploads = await asyncio.gather(
-        api.optional("search", "/v1/search", sort="date", size=20, uploader="me"),
+        api.optional("search", "/v1/search", sort="uploaded", size=20, uploader="me"),
         api.optional("ingest", "/v1/uploads"),
     )
     mine = (newest or {}).get("hits", [])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -205,19 +206,29 @@ def test_uploader_me_finds_only_the_callers_own_uploads(
         events = await EventStore.connect(s.resolved_nats_url, s.event_stream)
         try:
             for n, (asset_id, actor) in enumerate(zip(ids, uploaders, strict=True)):
-                payload = ingested(asset_id, f"Ảnh tiếp xúc cử tri {token} {n}").typed_payload()
-                await events.append(new_event(payload, aggregate_id=asset_id, actor=actor))
+                # Uploaded one after the other, each recorded a day before the one uploaded before it.
+                recorded = datetime(2020, 1, 10, tzinfo=UTC) - timedelta(days=n)
+                payload = ingested(asset_id, f"Ảnh tiếp xúc cử tri {token} {n}", recorded_at=recorded).typed_payload()
+                event = new_event(payload, aggregate_id=asset_id, actor=actor)
+                uploaded = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=n)
+                await events.append(event.model_copy(update={"occurred_at": uploaded}))
         finally:
             await events.close()
 
     run(append())
 
-    def found(headers: dict[str, str], **params: str) -> set[str]:
+    def listed(headers: dict[str, str], **params: str) -> list[str]:
         answer = ok(http.get(f"{s.search_url}/v1/search", headers=headers, params={"q": token, **params}))
-        return {h["asset_id"] for h in answer["hits"]}
+        return [h["asset_id"] for h in answer["hits"]]
+
+    def found(headers: dict[str, str], **params: str) -> set[str]:
+        return set(listed(headers, **params))
 
     wait_for(lambda: len(found(ARCHIVIST)) == 3, timeout=60, what="the three uploads searchable")
     assert found(ARCHIVIST, uploader="me") == set(ids[:2])
     assert found(AUTH, uploader="me") == {ids[2]}
+    # Newest upload first (what the upload page lists), not newest recording.
+    assert listed(ARCHIVIST, uploader="me", sort="uploaded") == [ids[1], ids[0]]
+    assert listed(ARCHIVIST, uploader="me", sort="date") == [ids[0], ids[1]]
     refused = http.get(f"{s.search_url}/v1/search", headers=ARCHIVIST, params={"q": token, "uploader": "everyone"})
     assert refused.status_code == 422 and refused.json()["error"]["message"].startswith("Yêu cầu không hợp lệ")
