@@ -18,7 +18,8 @@ from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, Pu
 from nats.js.api import DeliverPolicy
 
 from services.transcoder.render import RenderOptions
-from services.transcoder.worker import WorkerDeps, handle_ingested
+from services.transcoder.worker import WorkerDeps, handle_ingested, handle_retry_requested
+from shared.events.media import AssetProcessingRetryRequestedV1
 from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.media.probe import Limits
@@ -29,6 +30,9 @@ from shared.subjects import event_type_filter
 from shared.workdirs import fresh_work_dir
 
 TRANSCODER_DURABLE = "transcoder"
+# Archivists' retries of failed jobs: a durable of their own, so the ingest durable's
+# filter (and the position of every deployed one) stays as it is.
+RETRY_DURABLE = "transcoder-retry"
 log = logging.getLogger("mam.transcoder")
 
 
@@ -69,6 +73,28 @@ def build_broker(settings: Settings, worker: WorkerDeps) -> NatsBroker:
         await run_long_job(
             msg,
             lambda cause, attempt: handle_ingested(worker, cause, attempt),
+            worker.events,
+            beat_s=beat_s,
+            retry_delay_s=settings.transcoder_retry_delay_s,
+        )
+
+    @broker.subscriber(
+        event_type_filter(AssetProcessingRetryRequestedV1.EVENT_TYPE),
+        stream=JStream(name=settings.event_stream, declare=False),
+        durable=RETRY_DURABLE,
+        pull_sub=PullSub(batch_size=settings.transcoder_concurrency, timeout=5.0),
+        config=ConsumerConfig(
+            ack_wait=settings.transcoder_ack_wait_s,
+            max_deliver=-1,
+            deliver_policy=DeliverPolicy.ALL,
+            max_ack_pending=max(16, 4 * settings.transcoder_concurrency),
+        ),
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def on_retry_requested(msg: NatsMessage) -> None:
+        await run_long_job(
+            msg,
+            lambda cause, attempt: handle_retry_requested(worker, cause, attempt),
             worker.events,
             beat_s=beat_s,
             retry_delay_s=settings.transcoder_retry_delay_s,
