@@ -207,7 +207,7 @@ async def retag_one(asset_id: str, who: Editor, d: Deps, body: RequestRetag | No
         lambda h: decide.decide_retag(decide.fold_asset(h), asset_id, reason),
         actor=who.actor,
     )
-    return {"asset_id": asset_id, "retag_event_id": result.appended[0].event_id}
+    return {"asset_id": asset_id, "retag_event_id": result.appended[0].event_id, "sequence": result.last_sequence}
 
 
 @router.post(

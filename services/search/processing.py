@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from services.search.api import Deps, SearchDeps
+from services.search.api import Consistency, Deps, SearchDeps, _read_your_writes
 from services.search.index import AssetIndex, es_client
 from services.search.rebuild import RebuildError, rebuild_index
 from shared.access import requires
@@ -169,6 +169,7 @@ async def processing_queue(
     kind: Annotated[list[Literal["video", "photo", "audio"]] | None, Query(description="video, photo, audio")] = None,
     page: Annotated[int, Query(ge=1, le=MAX_QUEUE_WINDOW)] = 1,
     size: Annotated[int, Query(ge=1, le=MAX_QUEUE_PAGE)] = 25,
+    after_seq: Consistency = None,
 ) -> dict[str, Any]:
     offset = (page - 1) * size
     if offset + size > MAX_QUEUE_WINDOW:
@@ -179,6 +180,8 @@ async def processing_queue(
             f"Only the first {MAX_QUEUE_WINDOW:,} items can be paged; filter by state or kind.",
             field="page",
         )
+    # After a retry: answer once the request is projected, so the page shows it.
+    await _read_your_writes(d, after_seq, False)
     response = await d.es.search(index=d.index.alias, **queue_body(who, state, list(kind or []), offset, size))
     buckets = response["aggregations"]["counts"]["states"]["buckets"]
     total = int(response["hits"]["total"]["value"])

@@ -58,7 +58,13 @@ def _query(request: Request) -> dict[str, Any]:
 
 @router.get("/processing", response_class=HTMLResponse, include_in_schema=False)
 async def processing_page(request: Request, who: QueueReader) -> HTMLResponse:
-    return await _queue_view(request, _query(request), saved=SAVED.get(request.query_params.get("saved", "")))
+    after = request.query_params.get("after", "")
+    return await _queue_view(
+        request,
+        _query(request),
+        saved=SAVED.get(request.query_params.get("saved", "")),
+        after_seq=int(after) if after.isdigit() and len(after) < 19 else None,
+    )
 
 
 async def _queue_view(
@@ -67,11 +73,18 @@ async def _queue_view(
     status: int = 200,
     problem: tuple[str, str] | None = None,
     saved: tuple[str, str] | None = None,
+    after_seq: int | None = None,
 ) -> HTMLResponse:
     result: dict[str, Any] = {"items": [], "counts": {}, "total": 0, "pages": 0}
     try:
         result = await backend(request).get(
-            "search", "/v1/processing", state=query["state"], kind=query["kind"], page=query["page"], size=25
+            "search",
+            "/v1/processing",
+            state=query["state"],
+            kind=query["kind"],
+            page=query["page"],
+            size=25,
+            after_seq=after_seq,  # the command just sent is shown (read your writes)
         )
     except ApiRefused as refused:
         problem = problem or (refused.message_vi, refused.message_en)
@@ -81,8 +94,8 @@ async def _queue_view(
         "query": query,
         "result": result,
         "counts": counts,
-        # Refresh on its own while anything is still being transcoded or tagged.
-        "in_flight": bool(counts.get("transcoding") or counts.get("tagging")),
+        # Refresh on its own while anything is still being transcoded or tagged (or was just sent).
+        "in_flight": bool(counts.get("transcoding") or counts.get("tagging") or saved),
         "problem": problem,
         "saved": saved,
         "states": STATES,
@@ -105,11 +118,12 @@ async def _command(request: Request, call: Any, saved: str) -> Response:
         if isinstance(value, str) and value in (STATES if name == "state" else KINDS):
             query[name] = value
     try:
-        await call
+        answer = await call
     except ApiRefused as refused:
         return await _queue_view(request, query, refused.status, problem=(refused.message_vi, refused.message_en))
     filters = {k: v for k, v in query.items() if v and k != "page" and (k, v) != ("state", "all")}
-    return RedirectResponse("/processing?" + urlencode({**filters, "saved": saved}), status_code=303)
+    after = {"after": answer["sequence"]} if isinstance(answer.get("sequence"), int) else {}
+    return RedirectResponse("/processing?" + urlencode({**filters, "saved": saved, **after}), status_code=303)
 
 
 @router.post("/processing/{asset_id}/retry", include_in_schema=False)
