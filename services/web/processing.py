@@ -14,6 +14,7 @@ from services.web.api import backend, is_htmx, page
 from services.web.backend import ApiRefused
 from services.web.session import page_requires
 from shared.auth import Principal
+from shared.http import UserError
 from shared.policy import Action
 
 router = APIRouter()
@@ -76,16 +77,17 @@ async def _queue_view(
     after_seq: int | None = None,
 ) -> HTMLResponse:
     result: dict[str, Any] = {"items": [], "counts": {}, "total": 0, "pages": 0}
+    api = backend(request)
+    params = {"state": query["state"], "kind": query["kind"], "page": query["page"], "size": 25}
     try:
-        result = await backend(request).get(
-            "search",
-            "/v1/processing",
-            state=query["state"],
-            kind=query["kind"],
-            page=query["page"],
-            size=25,
-            after_seq=after_seq,  # the command just sent is shown (read your writes)
-        )
+        try:
+            # The command just sent is shown (read your writes) …
+            result = await api.get("search", "/v1/processing", **params, after_seq=after_seq)
+        except UserError:
+            if after_seq is None:
+                raise
+            # … unless the index is slow to catch up: then the queue as it is (the page refreshes).
+            result = await api.get("search", "/v1/processing", **params)
     except ApiRefused as refused:
         problem = problem or (refused.message_vi, refused.message_en)
     counts = result.get("counts", {})
