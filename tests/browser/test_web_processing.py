@@ -48,7 +48,7 @@ async def _unreadable_clip(settings: Settings) -> tuple[str, list[AssetProcessin
 
 
 def _history_types(settings: Settings, asset_id: str) -> list[str]:
-    answer = httpx.get(f"{settings.search_url}/v1/assets/{asset_id}/history", headers=ARCHIVIST, timeout=10)
+    answer = httpx.get(f"{settings.search_url}/v1/assets/{asset_id}/history", headers=ARCHIVIST, timeout=60)
     assert answer.status_code == 200, answer.text
     return [e["type"] for e in answer.json()["events"]]
 
@@ -60,11 +60,14 @@ def failed_clip(services: Settings) -> dict[str, Any]:
 
     def listed() -> bool:
         answer = httpx.get(
-            f"{services.search_url}/v1/processing", headers=ARCHIVIST, params={"state": "failed", "size": 100}
+            f"{services.search_url}/v1/processing",
+            headers=ARCHIVIST,
+            params={"state": "failed", "size": 100},
+            timeout=60,  # a loaded shared machine answers slowly; the wait below decides
         )
         return any(item["asset_id"] == asset_id for item in answer.json()["items"])
 
-    wait_for(listed, 60, 0.5, f"{asset_id} in the failed list")
+    wait_for(listed, 120, 0.5, f"{asset_id} in the failed list")
     return {"asset_id": asset_id, "reason": failure.reason}
 
 
