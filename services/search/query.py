@@ -232,6 +232,9 @@ def build_search_body(p: SearchParams, *, visible: Visible) -> dict[str, Any]:
         "track_total_hits": True,
         "highlight": highlight_spec(),
         "_source": HIDDEN_SOURCE,
+        # Each hit's version: the stream sequence of its asset's last projected event (what a
+        # bulk edit sends back as "expected", so an asset changed since is not overwritten).
+        "version": True,
     }
     if p.search_after is not None:
         body["search_after"] = list(p.search_after)
