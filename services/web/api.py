@@ -640,15 +640,3 @@ async def revoke_api_key(request: Request, key_id: str, who: AccountsAdmin) -> R
     except ApiRefused as refused:
         return await _users(request, 422, {}, (refused.message_vi, refused.message_en))
     return RedirectResponse("/admin/users?saved=key", status_code=303)
-
-
-@router.get("/admin/index", response_class=HTMLResponse, include_in_schema=False)
-async def projection_page(request: Request, who: Operator) -> HTMLResponse:
-    api = backend(request)
-    health: dict[str, Any] | None = None
-    problem: tuple[str, str] | None = None
-    try:
-        health = await api.get("search", "/v1/projection")
-    except ApiRefused as refused:
-        problem = (refused.message_vi, refused.message_en)
-    return page(request, "admin_index.html", health=health, problem=problem)
