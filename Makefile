@@ -33,7 +33,7 @@ status: install
 demo: install
 	$(BIN)/mam demo
 
-test: install         ## the whole suite against real servers (what CI runs); then the short fault test on the cluster
+test: install         ## the whole suite against real servers (what CI runs); then the quick fault tests on the cluster
 	$(BIN)/pytest
 	$(BIN)/pytest -s tests/faults -m "not fault_full"
 
