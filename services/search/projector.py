@@ -165,6 +165,10 @@ def settle_batch(
 
 # Log lookups one batch may have in flight at once (whole-base checks, histories).
 LOOKUP_CONCURRENCY = 32
+# Aggregates per ``mget`` + ``_bulk`` of a batch: a slice is indexed while the next is folded.
+WRITE_SLICE = 125
+# Aggregates folded between two turns of the event loop.
+FOLDS_BETWEEN_YIELDS = 25
 
 
 class AssetProjector:
@@ -211,15 +215,12 @@ class AssetProjector:
             if attempt:
                 await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
             try:
-                plans, broken = await self._plans({a: groups[a] for a in pending}, from_history, outcome)
+                plans, broken, writes, results = await self._plan_and_write(
+                    {a: groups[a] for a in pending}, from_history, outcome
+                )
                 for aggregate_id, reason in broken.items():
                     pending.discard(aggregate_id)
                     self._fail(outcome, groups[aggregate_id], reason)
-                writes = [p for p in plans if p.doc is not None]
-                results = await self.index.bulk_put(
-                    [(p.aggregate_id, p.doc or {}, p.version) for p in writes],
-                    gte={p.aggregate_id for p in writes if p.from_history},
-                )
             except Exception as exc:  # ES or NATS unreachable: the whole batch waits
                 why = bounded_reason(f"{type(exc).__name__}: {exc}")
                 log.warning("projection attempt %d failed: %s", attempt + 1, why)
@@ -254,6 +255,42 @@ class AssetProjector:
         await self._clear_parked(outcome.done, items)
         return outcome
 
+    async def _plan_and_write(
+        self, groups: dict[str, list[Delivered]], from_history: set[str], outcome: BatchOutcome
+    ) -> tuple[list[_Plan], dict[str, str], list[_Plan], list[BulkItemResult]]:
+        """Plan and write ``groups`` slice by slice, each slice's ``_bulk`` sent while the next
+        slice is read and folded: Elasticsearch indexes while this process folds. Returns
+        every plan, the aggregates that cannot be folded, the writes and their results (in
+        the order of the writes). A slice's failure fails the whole call: written slices
+        are then duplicates on the next attempt, which changes nothing."""
+        ids = list(groups)
+        plans: list[_Plan] = []
+        broken: dict[str, str] = {}
+        writes: list[_Plan] = []
+        writing: list[asyncio.Task[list[BulkItemResult]]] = []
+        try:
+            for start in range(0, len(ids), WRITE_SLICE):
+                part_plans, part_broken = await self._plans(
+                    {a: groups[a] for a in ids[start : start + WRITE_SLICE]}, from_history, outcome
+                )
+                plans.extend(part_plans)
+                broken.update(part_broken)
+                part_writes = [p for p in part_plans if p.doc is not None]
+                if part_writes:
+                    writes.extend(part_writes)
+                    bulk = self.index.bulk_put(
+                        [(p.aggregate_id, p.doc or {}, p.version) for p in part_writes],
+                        gte={p.aggregate_id for p in part_writes if p.from_history},
+                    )
+                    writing.append(asyncio.ensure_future(bulk))
+            results = [result for part in await asyncio.gather(*writing) for result in part]
+        except BaseException:
+            for task in writing:
+                task.cancel()
+            await asyncio.gather(*writing, return_exceptions=True)
+            raise
+        return plans, broken, writes, results
+
     async def _plans(
         self, groups: dict[str, list[Delivered]], from_history: set[str], outcome: BatchOutcome
     ) -> tuple[list[_Plan], dict[str, str]]:
@@ -268,7 +305,10 @@ class AssetProjector:
         current = await self.index.mget(wanted)
         folded: dict[str, _Plan | None] = {}
         broken: dict[str, str] = {}
-        for aggregate_id, items in groups.items():
+        for n, (aggregate_id, items) in enumerate(groups.items()):
+            if n % FOLDS_BETWEEN_YIELDS == FOLDS_BETWEEN_YIELDS - 1:
+                # Folding is CPU work: let the loop send the slice written meanwhile (and serve requests).
+                await asyncio.sleep(0)
             try:
                 folded[aggregate_id] = (
                     None if aggregate_id in from_history else plan_group(current.get(aggregate_id), items)

@@ -8,7 +8,15 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from services.search.projector import AssetProjector, BatchOutcome, Delivered, Redelivery, plan_group, settle_batch
+from services.search.projector import (
+    WRITE_SLICE,
+    AssetProjector,
+    BatchOutcome,
+    Delivered,
+    Redelivery,
+    plan_group,
+    settle_batch,
+)
 from shared.events.envelope import EventEnvelope
 from shared.outcomes import Ack, Park, Retry
 from shared.ports import BulkItemResult
@@ -229,3 +237,34 @@ async def test_a_sole_writer_reads_back_only_documents_it_wrote_and_never_checks
     outcome = await rebuilding.apply_batch([Delivered(a2, 3)])
     assert outcome.done == {3} and index.looked_up == ["a"] and events.lookups == 0
     assert index.docs["a"][0]["event_sequences"] == [1, 3] and index.docs["a"][0]["title"] == "Bản cuối"
+
+
+class _SlowWritingIndex(InMemorySearchIndex):
+    """An index whose ``_bulk`` answers only once the next slice has been read: a projector
+    that waited for each write before reading on would never get there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self._read_again = asyncio.Event()
+
+    async def mget(self, doc_ids: Iterable[str]) -> dict[str, tuple[dict[str, Any], int]]:
+        self.reads += 1
+        if self.reads > 1:
+            self._read_again.set()
+        return await super().mget(doc_ids)
+
+    async def bulk_put(
+        self, docs: list[tuple[str, dict[str, Any], int]], gte: set[str] | frozenset[str] = frozenset()
+    ) -> list[BulkItemResult]:
+        if self.reads == 1:
+            await asyncio.wait_for(self._read_again.wait(), timeout=5)
+        return await super().bulk_put(docs, gte)
+
+
+async def test_a_large_batch_is_written_slice_by_slice_each_sent_while_the_next_is_folded() -> None:
+    index = _SlowWritingIndex()
+    events = [_event(f"a{i}", f"Kỳ họp {i}") for i in range(WRITE_SLICE + 10)]
+    outcome = await projector(index).apply_batch([Delivered(e, i + 1) for i, e in enumerate(events)])
+    assert outcome.done == set(range(1, len(events) + 1)) and index.reads == 2
+    assert len(index.docs) == len(events) and index.docs["a0"][0]["title"] == "Kỳ họp 0"
