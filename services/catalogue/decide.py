@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from services.catalogue.commands import CreateActivity, EditActivity, EditMetadata, Publish, SetRestriction, Unpublish
 from shared.activities import Activity
+from shared.auth import Principal
 from shared.commands import Decision, Refused, not_found
 from shared.events.models import EventPayload
 from shared.events.publishing import (
@@ -37,7 +38,7 @@ from shared.events.tagging import (
 )
 from shared.fields import text_problem
 from shared.people import Person
-from shared.policy import Visibility
+from shared.policy import Visibility, may_see
 from shared.ports import StoredEvent
 from shared.publication import fold_visibility
 from shared.speeches import fold_speech_event
@@ -103,10 +104,40 @@ def payload_of(model: type[EventPayload], data: dict[str, Any]) -> EventPayload:
 # --- assets ------------------------------------------------------------------------------
 
 
-def decide_edit_metadata(asset: AssetState | None, asset_id: str, edit: EditMetadata) -> Decision:
-    """An archivist's correction of an existing asset; hand-set values win over automatic tags."""
+@dataclass(frozen=True)
+class Corrector:
+    """Who corrects an asset's details: an archivist any asset, anyone else (a broadcaster)
+    only their own upload, and only until it is published — from then on the archive
+    answers for what the public sees."""
+
+    principal: Principal
+    any_asset: bool
+    now: datetime
+
+
+def decide_edit_metadata(
+    asset: AssetState | None, asset_id: str, edit: EditMetadata, by: Corrector | None = None
+) -> Decision:
+    """A correction of an existing asset; hand-set values win over automatic tags."""
     if asset is None:
         raise asset_not_found(asset_id)
+    if by is not None and not by.any_asset:
+        if not may_see(by.principal, asset.visibility, by.now):
+            raise asset_not_found(asset_id)  # one the caller may not see is not there for them
+        if asset.visibility.uploaded_by != by.principal.subject:
+            raise Refused(
+                "not_your_upload",
+                "Bạn chỉ sửa được tư liệu do chính mình tải lên.",
+                "You may correct only the assets you uploaded.",
+                status=403,
+            )
+        if asset.visibility.published:
+            raise Refused(
+                "already_published",
+                "Tư liệu đã xuất bản: đề nghị lưu trữ viên sửa giúp.",
+                "The asset is published: ask an archivist to correct it.",
+                status=409,
+            )
     unknown = [f for f in edit.reset if f not in EDITABLE_FIELDS]
     if unknown:
         raise Refused(

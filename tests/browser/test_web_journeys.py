@@ -209,6 +209,13 @@ def test_a_broadcaster_uploads_resumably_through_a_dropped_connection_and_a_relo
     row = page.locator("section[aria-labelledby=uploads-title] tr", has_text=upload_title)
     expect(row).to_contain_text("Đã lưu")
     expect(row).to_contain_text("100%")
+    # A correction of their own upload (DESIGN §7), from the list of their uploads.
+    page.locator("ul.mine li", has_text=upload_title).get_by_role("link", name="Sửa thông tin").click()
+    expect(page.locator("#assign-title")).to_have_count(0)  # assigning to activities is the archivists'
+    page.fill("#title", f"{upload_title} (đã sửa)")
+    page.locator("section.edit").get_by_role("button", name="Lưu thay đổi").click()
+    expect(page.locator("h1")).to_have_text(f"{upload_title} (đã sửa)")
+    expect(page.locator("p.notice")).to_have_text("Đã lưu.")
 
 
 def test_a_producer_builds_a_three_segment_reel_with_typed_timecodes_and_renders_it(

@@ -33,6 +33,7 @@ EXPECTED: dict[Action, set[str]] = {
     Action.ASSET_UPLOAD: {"phong-vien", "luu-tru", "quan-tri"},
     Action.ASSET_READ: STAFF,
     Action.ASSET_EDIT: ARCHIVE,
+    Action.ASSET_CORRECT: {"phong-vien", *ARCHIVE},
     Action.ASSET_PUBLISH: ARCHIVE,
     Action.ARCHIVE_RETAG: ARCHIVE,
     Action.SEARCH: STAFF,
