@@ -42,6 +42,7 @@ class Action(StrEnum):
     COLLECTION_READ = "collection.read"  # collections, their pages and exports
     COLLECTION_EDIT = "collection.edit"  # create, add/remove/pin/exclude, saved search
     DELEGATE_REPORT = "delegate.report"  # delegate activity per term, the council's targets
+    PROCESSING_READ = "processing.read"  # the processing queue: what is transcoded/tagged, what failed and why
 
 
 STAFF = frozenset({Role.PHONG_VIEN, Role.LUU_TRU, Role.BIEN_TAP, Role.QUAN_TRI})
@@ -70,6 +71,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.COLLECTION_READ: PRODUCTION,
     Action.COLLECTION_EDIT: PRODUCTION,
     Action.DELEGATE_REPORT: STAFF,
+    Action.PROCESSING_READ: ARCHIVE,
 }
 
 

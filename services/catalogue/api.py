@@ -22,6 +22,7 @@ from services.catalogue.commands import (
     MergeActivity,
     Publish,
     RequestRetag,
+    RetryProcessing,
     SetRestriction,
     Unpublish,
 )
@@ -211,7 +212,26 @@ async def retag_one(asset_id: str, who: Editor, d: Deps, body: RequestRetag | No
         lambda h: decide.decide_retag(decide.fold_asset(h), asset_id, reason),
         actor=who.actor,
     )
-    return {"asset_id": asset_id, "retag_event_id": result.appended[0].event_id}
+    return {"asset_id": asset_id, "retag_event_id": result.appended[0].event_id, "sequence": result.last_sequence}
+
+
+@router.post(
+    "/assets/{asset_id}/processing/retry",
+    status_code=202,
+    summary="Xử lý lại tư liệu bị lỗi / retry a failed transcode",
+)
+async def retry_processing(asset_id: str, who: Editor, d: Deps, body: RetryProcessing | None = None) -> dict[str, Any]:
+    """Only a failed job: the transcoder runs it again and records exactly one new outcome."""
+    _asset_id(asset_id)
+    note = body.note if body else ""
+    result = await run_command(
+        d.events,
+        "asset",
+        asset_id,
+        lambda h: decide.decide_processing_retry(h, asset_id, note),
+        actor=who.actor,
+    )
+    return {"asset_id": asset_id, "retry_event_id": result.appended[0].event_id, "sequence": result.last_sequence}
 
 
 @router.post("/retag", status_code=202, summary="Gắn nhãn lại toàn bộ kho (đổi từ vựng) / re-tag all")

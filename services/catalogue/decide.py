@@ -19,6 +19,7 @@ from services.catalogue.commands import CreateActivity, EditActivity, EditMetada
 from shared.activities import Activity
 from shared.auth import Principal
 from shared.commands import Decision, Refused, not_found
+from shared.events.media import AssetProcessingFailedV1, AssetProcessingRetryRequestedV1, AssetRenditionsReadyV1
 from shared.events.models import EventPayload
 from shared.events.publishing import (
     ActivityPublishedV1,
@@ -157,6 +158,46 @@ def decide_retag(asset: AssetState | None, asset_id: str, reason: str) -> Decisi
     if asset is None:
         raise asset_not_found(asset_id)
     return [payload_of(AssetRetagRequestedV1, {"reason": reason})]
+
+
+def processing_outcome(history: Sequence[StoredEvent]) -> AssetProcessingFailedV1 | str:
+    """Where the asset's transcoding stands: the failure to retry, or ``"pending"`` /
+    ``"ready"`` (the last of ingest, renditions, failure, retry request decides)."""
+    state: AssetProcessingFailedV1 | str = "pending"
+    for stored in history:
+        kind = stored.envelope.type
+        if kind == AssetRenditionsReadyV1.EVENT_TYPE:
+            state = "ready"
+        elif kind == AssetProcessingRetryRequestedV1.EVENT_TYPE:
+            state = "pending"
+        elif kind == AssetProcessingFailedV1.EVENT_TYPE:
+            failed = stored.envelope.typed_payload()
+            assert isinstance(failed, AssetProcessingFailedV1)
+            state = failed
+    return state
+
+
+def decide_processing_retry(history: Sequence[StoredEvent], asset_id: str, note: str) -> Decision:
+    """Ask the transcoder to run a failed job again; only a failed one (one request at a time)."""
+    if not history:
+        raise asset_not_found(asset_id)
+    state = processing_outcome(history)
+    if state == "pending":
+        raise Refused(
+            "processing_in_progress",
+            "Tư liệu đang chờ hoặc đang được xử lý; chỉ thử lại được khi xử lý thất bại.",
+            "The asset is waiting for or undergoing processing; only a failed job can be retried.",
+            status=409,
+        )
+    if state == "ready":
+        raise Refused(
+            "processing_not_failed",
+            "Tư liệu đã xử lý xong, không cần thử lại.",
+            "The asset is already processed; there is nothing to retry.",
+            status=409,
+        )
+    assert isinstance(state, AssetProcessingFailedV1)
+    return [payload_of(AssetProcessingRetryRequestedV1, {"failure_code": state.code, "note": note})]
 
 
 def decide_assign(asset: AssetState | None, asset_id: str, requested: str | None, target: Activity | None) -> Decision:

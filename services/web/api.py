@@ -532,12 +532,10 @@ async def activities_page(request: Request, who: ActivityReader) -> HTMLResponse
 async def upload_page(request: Request, who: Uploader) -> HTMLResponse:
     api = backend(request)
     newest, uploads = await asyncio.gather(
-        api.optional("search", "/v1/search", sort="date", size=100),
+        api.optional("search", "/v1/search", sort="uploaded", size=20, uploader="me"),
         api.optional("ingest", "/v1/uploads"),
     )
-    # The search API has no uploader filter: the user's own among the newest they may see.
-    subject = current_user(request).principal.subject
-    mine = [hit for hit in (newest or {}).get("hits", []) if hit.get("ingested_by") == subject]
+    mine = (newest or {}).get("hits", [])
     # ``chunk_kib``: a smaller tus chunk (the browser tests' dropped connection and reload).
     chunk = request.query_params.get("chunk_kib", "")
     chunk_bytes = int(chunk) * 1024 if chunk.isdigit() and 64 <= int(chunk) <= 65536 else 8 * 1024 * 1024
@@ -642,15 +640,3 @@ async def revoke_api_key(request: Request, key_id: str, who: AccountsAdmin) -> R
     except ApiRefused as refused:
         return await _users(request, 422, {}, (refused.message_vi, refused.message_en))
     return RedirectResponse("/admin/users?saved=key", status_code=303)
-
-
-@router.get("/admin/index", response_class=HTMLResponse, include_in_schema=False)
-async def projection_page(request: Request, who: Operator) -> HTMLResponse:
-    api = backend(request)
-    health: dict[str, Any] | None = None
-    problem: tuple[str, str] | None = None
-    try:
-        health = await api.get("search", "/v1/projection")
-    except ApiRefused as refused:
-        problem = (refused.message_vi, refused.message_en)
-    return page(request, "admin_index.html", health=health, problem=problem)

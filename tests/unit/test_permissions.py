@@ -50,6 +50,7 @@ EXPECTED: dict[Action, set[str]] = {
     Action.COLLECTION_READ: {"bien-tap", *ARCHIVE},
     Action.COLLECTION_EDIT: {"bien-tap", *ARCHIVE},
     Action.DELEGATE_REPORT: STAFF,
+    Action.PROCESSING_READ: ARCHIVE,
 }
 UNGUARDED = {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 # Signing in, refreshing and out check the credentials in their bodies, and "who am I"
