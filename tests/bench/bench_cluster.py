@@ -21,7 +21,6 @@ so ``python -m tests.bench bench_cluster`` does not start the single-node stack.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 import statistics
@@ -40,9 +39,9 @@ from nats.js import api
 from deploy.local.cluster import ClusterStack
 from deploy.local.processes import start, stop
 from deploy.local.stack import LocalStack
-from shared.events import AssetIngestedV1
 from shared.events.envelope import new_event
 from shared.eventstore import EventStore
+from tests.bench.bench_eventstore import _payload as ingested_payload
 from tests.conftest import AUTH
 from tests.faults.chaos import cluster_under_test
 from tests.faults.load import replica_urls, unique_jpeg
@@ -172,18 +171,8 @@ def _throughput(cluster: ClusterStack) -> dict[str, dict[int, list[float]]]:
 
 # --- event appends, R3 vs R1 ------------------------------------------------------
 def _event_bytes(i: int, tag: str) -> tuple[str, bytes]:
-    payload = AssetIngestedV1(
-        sha256=hashlib.sha256(f"{tag}{i}".encode()).hexdigest(),
-        size_bytes=1000 + i,
-        kind="photo",
-        media_format="JPEG",
-        mime_type="image/jpeg",
-        bucket="b",
-        object_key=f"k{i}",
-        title=f"Tiếp xúc cử tri số {i}",
-        activity_type="tiep-xuc-cu-tri",
-    )
-    event = new_event(payload, aggregate_id=f"a{tag}{i}", actor="bench")
+    """The event bench_eventstore appends, as bytes with its id (for the dedup header)."""
+    event = new_event(ingested_payload(i), aggregate_id=f"a{tag}{i}", actor="bench")
     return event.event_id, event.to_bytes()
 
 
