@@ -44,7 +44,7 @@ from shared.eventstore import EventStore
 from tests.bench.bench_eventstore import _payload as ingested_payload
 from tests.conftest import AUTH
 from tests.faults.chaos import cluster_under_test
-from tests.faults.load import replica_urls, unique_jpeg
+from tests.faults.load import RETRYABLE, replica_urls, unique_jpeg
 from tests.transcoder_media import make_clip
 
 OWN_SERVERS = True  # tests/bench/__main__.py: this bench starts (and stops) the cluster itself
@@ -63,13 +63,18 @@ def _upload(urls: list[str], files: list[tuple[str, bytes, str]]) -> list[str]:
     def one(i: int) -> str:
         name, content, mime = files[i]
         url = urls[i % len(urls)]
+        deadline = time.monotonic() + 120
         with httpx.Client(timeout=120.0) as http:
-            response = http.post(
-                f"{url}/v1/assets",
-                headers=AUTH,
-                data={"title": f"Kỳ họp thứ Bảy — đo hiệu năng {name}", "activity_type": "ky-hop"},
-                files={"file": (name, content, mime)},
-            )
+            while True:  # as a client does: a 503 (a server briefly away) is sent again
+                response = http.post(
+                    f"{url}/v1/assets",
+                    headers=AUTH,
+                    data={"title": f"Kỳ họp thứ Bảy — đo hiệu năng {name}", "activity_type": "ky-hop"},
+                    files={"file": (name, content, mime)},
+                )
+                if response.status_code not in RETRYABLE or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
         assert response.status_code in (200, 201), response.text
         return str(response.json()["asset_id"])
 
