@@ -22,7 +22,8 @@ from shared.events.collections import (
     CollectionKind,
     SavedSearch,
 )
-from shared.ports import StoredEvent
+from shared.ports import EventLog, StoredEvent
+from shared.subjects import aggregate_type_filter
 
 # The fields ``collection.edited`` changes when given (None: unchanged).
 _EDITABLE = ("kind", "title", "term", "year", "description")
@@ -117,3 +118,11 @@ def fold_collection(history: Sequence[StoredEvent]) -> Collection | None:
             state = replace(state, excluded={a: n for a, n in state.excluded.items() if a != p.asset_id})
         state = replace(state, sequence=stored.sequence)
     return state
+
+
+async def every_collection(events: EventLog) -> list[Collection]:
+    """Every collection, each folded from its own events (one read of the collection subjects)."""
+    by_id: dict[str, list[StoredEvent]] = {}
+    async for stored in events.read_subjects(aggregate_type_filter("collection")):
+        by_id.setdefault(stored.envelope.aggregate_id, []).append(stored)
+    return [c for c in (fold_collection(h) for h in by_id.values()) if c is not None]

@@ -22,6 +22,10 @@ class Action(StrEnum):
     ASSET_UPLOAD = "asset.upload"
     ASSET_READ = "asset.read"  # one asset, its renditions, its history (then visibility decides)
     ASSET_EDIT = "asset.edit"  # tags, metadata, activity, re-tag
+    # Correct the details of an asset: any asset with ASSET_EDIT, else only one's own
+    # upload while it is unpublished (the command decides; DESIGN §7: a broadcaster
+    # "sees and corrects own uploads").
+    ASSET_CORRECT = "asset.correct"
     ASSET_PUBLISH = "asset.publish"
     ARCHIVE_RETAG = "archive.retag"  # re-tag the whole archive
     SEARCH = "search"  # search, similar, statistics (visibility applies)
@@ -38,6 +42,7 @@ class Action(StrEnum):
     COLLECTION_READ = "collection.read"  # collections, their pages and exports
     COLLECTION_EDIT = "collection.edit"  # create, add/remove/pin/exclude, saved search
     DELEGATE_REPORT = "delegate.report"  # delegate activity per term, the council's targets
+    PROCESSING_READ = "processing.read"  # the processing queue: what is transcoded/tagged, what failed and why
 
 
 STAFF = frozenset({Role.PHONG_VIEN, Role.LUU_TRU, Role.BIEN_TAP, Role.QUAN_TRI})
@@ -49,6 +54,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.ASSET_UPLOAD: frozenset({Role.PHONG_VIEN, Role.LUU_TRU, Role.QUAN_TRI}),
     Action.ASSET_READ: STAFF,
     Action.ASSET_EDIT: ARCHIVE,
+    Action.ASSET_CORRECT: frozenset({Role.PHONG_VIEN, *ARCHIVE}),
     Action.ASSET_PUBLISH: ARCHIVE,
     Action.ARCHIVE_RETAG: ARCHIVE,
     Action.SEARCH: STAFF,
@@ -65,6 +71,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.COLLECTION_READ: PRODUCTION,
     Action.COLLECTION_EDIT: PRODUCTION,
     Action.DELEGATE_REPORT: STAFF,
+    Action.PROCESSING_READ: ARCHIVE,
 }
 
 

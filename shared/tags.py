@@ -17,6 +17,7 @@ from shared.events.tagging import (
     EDITABLE_FIELDS,
     AssetActivityAssignedV1,
     AssetMetadataEditedV1,
+    AssetRetagRequestedV1,
     AssetTaggedV1,
     AssetTaggingFailedV1,
 )
@@ -30,6 +31,7 @@ TAG_EVENT_TYPES = frozenset(
         AssetMetadataEditedV1.EVENT_TYPE,
         AssetActivityAssignedV1.EVENT_TYPE,
         AssetTaggingFailedV1.EVENT_TYPE,
+        AssetRetagRequestedV1.EVENT_TYPE,
     }
 )
 
@@ -45,6 +47,7 @@ def fold_tag_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
     if isinstance(p, AssetIngestedV1):
         term = term_for_instant(p.recorded_at) if p.recorded_at else None
         auto.update(title=p.title, caption=p.caption, activity_type=p.activity_type, term=term.code if term else None)
+        out.setdefault("tagging_status", "pending")  # the tagger has not answered yet
     elif isinstance(p, AssetTaggedV1):
         auto.update(
             activity_type=p.activity_type,
@@ -65,6 +68,8 @@ def fold_tag_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
             vocabulary_version=p.vocabulary_version,
             tagged_at=event.occurred_at.isoformat(),
             tagging_error=None,
+            tagging_error_en=None,
+            tagging_status="tagged",
         )
     elif isinstance(p, AssetMetadataEditedV1):
         for name in p.changed_fields():
@@ -80,7 +85,9 @@ def fold_tag_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
             activity_title_folded=fold(p.activity_title) if p.activity_title else None,
         )
     elif isinstance(p, AssetTaggingFailedV1):
-        out.update(tagging_error=f"{p.code}: {p.message}")
+        out.update(tagging_error=f"{p.code}: {p.message}", tagging_error_en=p.message_en, tagging_status="failed")
+    elif isinstance(p, AssetRetagRequestedV1):
+        out.update(tagging_status="pending")  # the tagger answers with asset.tagged or asset.tagging_failed
     for name in EDITABLE_FIELDS:
         if name in manual:
             out[name] = manual[name]
@@ -118,6 +125,9 @@ TAG_MAPPINGS: dict[str, Any] = {
     "vocabulary_version": {"type": "keyword"},
     "tagged_at": {"type": "date"},
     "tagging_error": {"type": "keyword", "ignore_above": 2048},
+    "tagging_error_en": {"type": "keyword", "ignore_above": 2048},
+    # pending (ingested or re-tag requested) → tagged | failed: the processing queue reads it.
+    "tagging_status": {"type": "keyword"},
     "manual_fields": {"type": "keyword"},
     "edited_by": {"type": "keyword"},
     "edited_at": {"type": "date"},

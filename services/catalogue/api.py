@@ -22,6 +22,7 @@ from services.catalogue.commands import (
     MergeActivity,
     Publish,
     RequestRetag,
+    RetryProcessing,
     SetRestriction,
     Unpublish,
 )
@@ -38,7 +39,7 @@ from shared.events.tagging import AssetRetagRequestedV1
 from shared.http import UserError, app_deps, checked_id
 from shared.ids import uuid7
 from shared.people import Person, parse_people_csv
-from shared.policy import Action, Visibility, may_see, visibility_filter
+from shared.policy import Action, Visibility, allowed, may_see, visibility_filter
 from shared.ports import EventLog, StoredEvent
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter, event_type_filter
@@ -79,6 +80,7 @@ router = APIRouter(prefix="/v1")
 Classifier = Annotated[Principal, Depends(requires(Action.CLASSIFY))]
 Reader = Annotated[Principal, Depends(requires(Action.ASSET_READ))]
 Editor = Annotated[Principal, Depends(requires(Action.ASSET_EDIT))]
+Corrector = Annotated[Principal, Depends(requires(Action.ASSET_CORRECT))]
 Retagger = Annotated[Principal, Depends(requires(Action.ARCHIVE_RETAG))]
 ActivityReader = Annotated[Principal, Depends(requires(Action.ACTIVITY_READ))]
 ActivityEditor = Annotated[Principal, Depends(requires(Action.ACTIVITY_EDIT))]
@@ -182,14 +184,18 @@ async def get_tags(asset_id: str, who: Reader, d: Deps) -> dict[str, Any]:
     return tags_view(asset_id, history)
 
 
-@router.patch("/assets/{asset_id}/metadata", summary="Lưu trữ viên sửa thông tin / archivist's edit")
-async def edit_metadata(asset_id: str, body: EditMetadata, who: Editor, d: Deps) -> dict[str, Any]:
+@router.patch(
+    "/assets/{asset_id}/metadata",
+    summary="Sửa thông tin (phóng viên: tư liệu mình tải lên, chưa xuất bản) / correct details",
+)
+async def edit_metadata(asset_id: str, body: EditMetadata, who: Corrector, d: Deps) -> dict[str, Any]:
     _asset_id(asset_id)
+    by = decide.Corrector(who, allowed(who, Action.ASSET_EDIT), datetime.now(UTC))
     await run_command(
         d.events,
         "asset",
         asset_id,
-        lambda h: decide.decide_edit_metadata(decide.fold_asset(h), asset_id, body),
+        lambda h: decide.decide_edit_metadata(decide.fold_asset(h), asset_id, body, by),
         actor=who.actor,
     )
     return tags_view(asset_id, await d.events.history("asset", asset_id))
@@ -206,7 +212,26 @@ async def retag_one(asset_id: str, who: Editor, d: Deps, body: RequestRetag | No
         lambda h: decide.decide_retag(decide.fold_asset(h), asset_id, reason),
         actor=who.actor,
     )
-    return {"asset_id": asset_id, "retag_event_id": result.appended[0].event_id}
+    return {"asset_id": asset_id, "retag_event_id": result.appended[0].event_id, "sequence": result.last_sequence}
+
+
+@router.post(
+    "/assets/{asset_id}/processing/retry",
+    status_code=202,
+    summary="Xử lý lại tư liệu bị lỗi / retry a failed transcode",
+)
+async def retry_processing(asset_id: str, who: Editor, d: Deps, body: RetryProcessing | None = None) -> dict[str, Any]:
+    """Only a failed job: the transcoder runs it again and records exactly one new outcome."""
+    _asset_id(asset_id)
+    note = body.note if body else ""
+    result = await run_command(
+        d.events,
+        "asset",
+        asset_id,
+        lambda h: decide.decide_processing_retry(h, asset_id, note),
+        actor=who.actor,
+    )
+    return {"asset_id": asset_id, "retry_event_id": result.appended[0].event_id, "sequence": result.last_sequence}
 
 
 @router.post("/retag", status_code=202, summary="Gắn nhãn lại toàn bộ kho (đổi từ vựng) / re-tag all")

@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from services.catalogue import collections
+from services.catalogue import bulk, collections
 from services.catalogue.api import CatalogueDeps, router
 from services.catalogue.delegates_api import router as delegates_router
 from shared.eventstore import EventStore
@@ -16,4 +16,4 @@ async def build_deps(settings: Settings) -> CatalogueDeps:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    return service_app("catalogue", settings, build_deps, [router, collections.router, delegates_router])
+    return service_app("catalogue", settings, build_deps, [router, bulk.router, collections.router, delegates_router])

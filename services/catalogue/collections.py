@@ -22,7 +22,7 @@ from services.catalogue.api import Deps, _asset_id
 from services.catalogue.decide import asset_not_found, payload_of
 from shared.access import requires
 from shared.auth import Principal
-from shared.collections import Collection, fold_collection
+from shared.collections import Collection, every_collection, fold_collection
 from shared.commands import Decision, Refused, conflict, not_found, run_command
 from shared.events.collections import (
     CollectionAssetAddedV1,
@@ -39,7 +39,6 @@ from shared.http import checked_id
 from shared.ids import uuid7
 from shared.policy import Action
 from shared.ports import EventLog, StoredEvent
-from shared.subjects import aggregate_type_filter
 
 router = APIRouter(prefix="/v1")
 Reader = Annotated[Principal, Depends(requires(Action.COLLECTION_READ))]
@@ -254,10 +253,7 @@ async def create_collection(body: CreateCollection, who: Editor, d: Deps) -> dic
 
 @router.get("/collections", summary="Danh sách bộ sưu tập / list collections")
 async def list_collections(who: Reader, d: Deps, kind: CollectionKind | None = None) -> dict[str, Any]:
-    by_id: dict[str, list[StoredEvent]] = {}
-    async for stored in d.events.read_subjects(aggregate_type_filter("collection")):
-        by_id.setdefault(stored.envelope.aggregate_id, []).append(stored)
-    found = [c for c in (fold_collection(h) for h in by_id.values()) if c is not None]
+    found = await every_collection(d.events)
     views = [
         {k: v for k, v in c.view().items() if k not in ("members", "excluded")}
         | {"member_count": len(c.members), "excluded_count": len(c.excluded)}

@@ -63,6 +63,10 @@ class RequestRetag(_Command):
     reason: Note = ""
 
 
+class RetryProcessing(_Command):
+    note: Note = ""
+
+
 # Publishing (xuất bản). Moments are ISO 8601, with an offset or without one in
 # Vietnam time (Asia/Ho_Chi_Minh); they are held in UTC.
 

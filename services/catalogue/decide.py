@@ -17,7 +17,9 @@ from pydantic import ValidationError
 
 from services.catalogue.commands import CreateActivity, EditActivity, EditMetadata, Publish, SetRestriction, Unpublish
 from shared.activities import Activity
+from shared.auth import Principal
 from shared.commands import Decision, Refused, not_found
+from shared.events.media import AssetProcessingFailedV1, AssetProcessingRetryRequestedV1, AssetRenditionsReadyV1
 from shared.events.models import EventPayload
 from shared.events.publishing import (
     ActivityPublishedV1,
@@ -37,7 +39,7 @@ from shared.events.tagging import (
 )
 from shared.fields import text_problem
 from shared.people import Person
-from shared.policy import Visibility
+from shared.policy import Visibility, may_see
 from shared.ports import StoredEvent
 from shared.publication import fold_visibility
 from shared.speeches import fold_speech_event
@@ -103,10 +105,40 @@ def payload_of(model: type[EventPayload], data: dict[str, Any]) -> EventPayload:
 # --- assets ------------------------------------------------------------------------------
 
 
-def decide_edit_metadata(asset: AssetState | None, asset_id: str, edit: EditMetadata) -> Decision:
-    """An archivist's correction of an existing asset; hand-set values win over automatic tags."""
+@dataclass(frozen=True)
+class Corrector:
+    """Who corrects an asset's details: an archivist any asset, anyone else (a broadcaster)
+    only their own upload, and only until it is published — from then on the archive
+    answers for what the public sees."""
+
+    principal: Principal
+    any_asset: bool
+    now: datetime
+
+
+def decide_edit_metadata(
+    asset: AssetState | None, asset_id: str, edit: EditMetadata, by: Corrector | None = None
+) -> Decision:
+    """A correction of an existing asset; hand-set values win over automatic tags."""
     if asset is None:
         raise asset_not_found(asset_id)
+    if by is not None and not by.any_asset:
+        if not may_see(by.principal, asset.visibility, by.now):
+            raise asset_not_found(asset_id)  # one the caller may not see is not there for them
+        if asset.visibility.uploaded_by != by.principal.subject:
+            raise Refused(
+                "not_your_upload",
+                "Bạn chỉ sửa được tư liệu do chính mình tải lên.",
+                "You may correct only the assets you uploaded.",
+                status=403,
+            )
+        if asset.visibility.published:
+            raise Refused(
+                "already_published",
+                "Tư liệu đã xuất bản: đề nghị lưu trữ viên sửa giúp.",
+                "The asset is published: ask an archivist to correct it.",
+                status=409,
+            )
     unknown = [f for f in edit.reset if f not in EDITABLE_FIELDS]
     if unknown:
         raise Refused(
@@ -126,6 +158,46 @@ def decide_retag(asset: AssetState | None, asset_id: str, reason: str) -> Decisi
     if asset is None:
         raise asset_not_found(asset_id)
     return [payload_of(AssetRetagRequestedV1, {"reason": reason})]
+
+
+def processing_outcome(history: Sequence[StoredEvent]) -> AssetProcessingFailedV1 | str:
+    """Where the asset's transcoding stands: the failure to retry, or ``"pending"`` /
+    ``"ready"`` (the last of ingest, renditions, failure, retry request decides)."""
+    state: AssetProcessingFailedV1 | str = "pending"
+    for stored in history:
+        kind = stored.envelope.type
+        if kind == AssetRenditionsReadyV1.EVENT_TYPE:
+            state = "ready"
+        elif kind == AssetProcessingRetryRequestedV1.EVENT_TYPE:
+            state = "pending"
+        elif kind == AssetProcessingFailedV1.EVENT_TYPE:
+            failed = stored.envelope.typed_payload()
+            assert isinstance(failed, AssetProcessingFailedV1)
+            state = failed
+    return state
+
+
+def decide_processing_retry(history: Sequence[StoredEvent], asset_id: str, note: str) -> Decision:
+    """Ask the transcoder to run a failed job again; only a failed one (one request at a time)."""
+    if not history:
+        raise asset_not_found(asset_id)
+    state = processing_outcome(history)
+    if state == "pending":
+        raise Refused(
+            "processing_in_progress",
+            "Tư liệu đang chờ hoặc đang được xử lý; chỉ thử lại được khi xử lý thất bại.",
+            "The asset is waiting for or undergoing processing; only a failed job can be retried.",
+            status=409,
+        )
+    if state == "ready":
+        raise Refused(
+            "processing_not_failed",
+            "Tư liệu đã xử lý xong, không cần thử lại.",
+            "The asset is already processed; there is nothing to retry.",
+            status=409,
+        )
+    assert isinstance(state, AssetProcessingFailedV1)
+    return [payload_of(AssetProcessingRetryRequestedV1, {"failure_code": state.code, "note": note})]
 
 
 def decide_assign(asset: AssetState | None, asset_id: str, requested: str | None, target: Activity | None) -> Decision:

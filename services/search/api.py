@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -194,7 +194,7 @@ async def search(
     filters: FiltersDep,
     in_collection: CollectionScope,
     q: Annotated[str, Query(max_length=500, description="từ khóa, có hoặc không dấu")] = "",
-    sort: Annotated[str | None, Query(description="relevance, date, duration")] = None,
+    sort: Annotated[str | None, Query(description="relevance, date, duration, uploaded")] = None,
     order: Annotated[str | None, Query(description="asc, desc")] = None,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
@@ -202,6 +202,7 @@ async def search(
     facets: Annotated[list[str] | None, Query()] = None,
     after_seq: Consistency = None,
     refresh: bool = False,
+    uploader: Annotated[Literal["me"] | None, Query(description="me: chỉ tư liệu tôi tải lên / my uploads")] = None,
 ) -> dict[str, Any]:
     cursor_key = d.settings.search_cursor_key.get_secret_value().encode()
     params = parse_search(
@@ -216,7 +217,10 @@ async def search(
         cursor_key=cursor_key,
     )
     await _read_your_writes(d, after_seq, refresh)
-    result = await d.index.search(build_search_body(params, visible=scoped(visibility_filter(who), in_collection)))
+    visible = scoped(visibility_filter(who), in_collection)
+    if uploader == "me":  # the uploader is the ingest event's actor, which the document keeps
+        visible = scoped(visible, {"term": {"ingested_by": who.actor}})
+    result = await d.index.search(build_search_body(params, visible=visible))
     hits = result["hits"]["hits"]
     return {
         "total": result["hits"]["total"]["value"],

@@ -9,7 +9,7 @@ from faststream import AckPolicy, Context
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsBatchMessage
 
-from services.search import collections, review_stats
+from services.search import asset_collections, collections, processing, review_stats
 from services.search.api import SearchDeps, router
 from services.search.consistency import ProjectionProgress
 from services.search.delegates_api import router as delegates_router
@@ -131,5 +131,13 @@ def create_app(settings: Settings) -> FastAPI:
         "search",
         settings,
         build_deps,
-        [router, collections.router, review_stats.router, delegates_router, reels_router],
+        [
+            router,
+            collections.router,
+            review_stats.router,
+            delegates_router,
+            reels_router,
+            asset_collections.router,
+            processing.router,
+        ],
     )

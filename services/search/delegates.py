@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from shared.activities import Activity
@@ -144,7 +144,12 @@ def _kinds(bucket: dict[str, Any]) -> dict[str, int]:
 
 
 def _day(value: str | None) -> str | None:
-    return value[:10] if value else None
+    """The day in Vietnam of an aggregated moment (Elasticsearch answers it in UTC: a recording
+    before 07:00 Vietnam time is the day before in UTC)."""
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (moment.astimezone(LOCAL_TZ) if moment.tzinfo else moment).date().isoformat()
 
 
 def shape_report(

@@ -11,8 +11,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from shared.events.envelope import EventEnvelope
-from shared.events.media import AssetProbedV1, AssetProcessingFailedV1, AssetRenditionsReadyV1
+from shared.events.media import (
+    AssetProbedV1,
+    AssetProcessingFailedV1,
+    AssetProcessingRetryRequestedV1,
+    AssetRenditionsReadyV1,
+)
 from shared.events.models import AssetIngestedV1
+from shared.events.tagging import AssetRetagRequestedV1, AssetTaggedV1, AssetTaggingFailedV1
 from shared.policy import PUBLISH_AT, PUBLISHED, RESTRICTION, UNPUBLISH_AT, UPLOADED_BY, Visibility
 from shared.publication import VISIBILITY_EVENT_TYPES, fold_visibility, index_fields, visibility_from_fields
 from shared.speeches import SPEECH_MAPPINGS, fold_speech_event
@@ -75,7 +81,24 @@ MEDIA_MAPPINGS: dict[str, Any] = {
     # search API turns keys into presigned URLs. Stored, not searched.
     "renditions": {"type": "object", "enabled": False},
     "poster_key": {"type": "keyword"},
+    # Retries an archivist asked for (asset.processing_retry_requested), for the processing queue.
+    "processing_retries": {"type": "integer"},
+    # When the transcoder's or the tagger's state last changed: the processing queue's order.
+    "pipeline_changed_at": {"type": "date"},
 }
+
+# Events that change what the processing queue shows (transcoding and tagging states).
+PIPELINE_EVENT_TYPES = frozenset(
+    {
+        AssetIngestedV1.EVENT_TYPE,
+        AssetRenditionsReadyV1.EVENT_TYPE,
+        AssetProcessingFailedV1.EVENT_TYPE,
+        AssetProcessingRetryRequestedV1.EVENT_TYPE,
+        AssetTaggedV1.EVENT_TYPE,
+        AssetTaggingFailedV1.EVENT_TYPE,
+        AssetRetagRequestedV1.EVENT_TYPE,
+    }
+)
 
 
 def with_keyword_limits(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,6 +204,8 @@ def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
     out = fold_media_event(out, event)
     out = fold_tag_event(out, event)  # tags, edits, activity: manual values win
     out = fold_speech_event(out, event)  # who speaks: the archivist's decision wins
+    if event.type in PIPELINE_EVENT_TYPES:
+        out["pipeline_changed_at"] = event.occurred_at.isoformat()
     if event.type in VISIBILITY_EVENT_TYPES:
         out.update(index_fields(fold_visibility(document_visibility(out), event) or Visibility(uploaded_by="")))
     for name in TEXT_FIELDS:
@@ -381,6 +406,13 @@ def fold_media_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any
                 "reason_en": f.reason_en,
                 "retryable": f.retryable,
             },
+        )
+    elif event.type == AssetProcessingRetryRequestedV1.EVENT_TYPE:
+        # Back in the queue; the failure it retries stays in the history, not on the document.
+        out.update(
+            processing_status="pending",
+            processing_error=None,
+            processing_retries=int(out.get("processing_retries") or 0) + 1,
         )
     return out
 

@@ -30,8 +30,9 @@ HL_PRE, HL_POST = "\ue000", "\ue001"
 
 FACETS = ("activity_type", "term", "year", "kind", "organisation", "person")
 KEYWORD_FILTERS = ("activity_type", "term", "activity", "person", "organisation", "kind")
-SortKey = Literal["relevance", "date", "duration"]
-SORT_KEYS: tuple[str, ...] = ("relevance", "date", "duration")
+# date: when recorded; uploaded: when ingested (a user's own uploads, newest first).
+SortKey = Literal["relevance", "date", "duration", "uploaded"]
+SORT_KEYS: tuple[str, ...] = ("relevance", "date", "duration", "uploaded")
 MAX_FROM = 10_000
 # The folded copies and the projector's bookkeeping are never shown: leaving them
 # out of ``_source`` halves the bytes Elasticsearch sends and the API parses.
@@ -177,6 +178,8 @@ def sort_spec(p: SearchParams) -> list[Any]:
         head: list[Any] = ["_score", {"recorded_at": {"order": "desc", "missing": "_last"}}]
     elif p.sort == "date":
         head = [{"recorded_at": {"order": p.order, "missing": "_last"}}]
+    elif p.sort == "uploaded":
+        head = [{"ingested_at": {"order": p.order, "missing": "_last"}}]
     else:
         head = [
             {"duration_s": {"order": p.order, "missing": "_last"}},
@@ -232,6 +235,9 @@ def build_search_body(p: SearchParams, *, visible: Visible) -> dict[str, Any]:
         "track_total_hits": True,
         "highlight": highlight_spec(),
         "_source": HIDDEN_SOURCE,
+        # Each hit's version: the stream sequence of its asset's last projected event (what a
+        # bulk edit sends back as "expected", so an asset changed since is not overwritten).
+        "version": True,
     }
     if p.search_after is not None:
         body["search_after"] = list(p.search_after)

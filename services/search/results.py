@@ -77,7 +77,8 @@ def shape_hit(hit: dict[str, Any]) -> dict[str, Any]:
     # The query bodies already leave these out of _source (query.HIDDEN_SOURCE); filtering
     # again keeps a hit's shape independent of the body that produced it.
     body = {k: v for k, v in src.items() if k not in _HIDDEN and not k.endswith("_folded")}
-    return {**body, "score": hit.get("_score"), "highlight": highlights}
+    seen = {"sequence": hit["_version"]} if "_version" in hit else {}  # asked for by the search body
+    return {**body, **seen, "score": hit.get("_score"), "highlight": highlights}
 
 
 def shape_facets(aggs: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -18,17 +19,24 @@ from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, Pu
 from nats.js.api import DeliverPolicy
 
 from services.transcoder.render import RenderOptions
-from services.transcoder.worker import WorkerDeps, handle_ingested
+from services.transcoder.worker import WorkerDeps, handle_ingested, handle_retry_requested
+from shared.events.envelope import EventEnvelope
+from shared.events.media import AssetProcessingRetryRequestedV1
+from shared.events.models import AssetIngestedV1
 from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.media.probe import Limits
 from shared.objectstore import ObjectStore
+from shared.outcomes import Outcome
 from shared.pull_consumers import run_long_job, start_broker
 from shared.settings import Settings
 from shared.subjects import event_type_filter
 from shared.workdirs import fresh_work_dir
 
 TRANSCODER_DURABLE = "transcoder"
+# Archivists' retries of failed jobs: a durable of their own, so the ingest durable's
+# filter (and the position of every deployed one) stays as it is.
+RETRY_DURABLE = "transcoder-retry"
 log = logging.getLogger("mam.transcoder")
 
 
@@ -51,29 +59,36 @@ def build_broker(settings: Settings, worker: WorkerDeps) -> NatsBroker:
     broker = NatsBroker(settings.nats_servers)
     beat_s = max(1.0, settings.transcoder_ack_wait_s / 3)
 
-    @broker.subscriber(
-        event_type_filter("asset.ingested"),
-        stream=JStream(name=settings.event_stream, declare=False),
-        durable=TRANSCODER_DURABLE,
-        # One fetch = the jobs this replica runs at once: bounded concurrency.
-        pull_sub=PullSub(batch_size=settings.transcoder_concurrency, timeout=5.0),
-        config=ConsumerConfig(
-            ack_wait=settings.transcoder_ack_wait_s,
-            max_deliver=-1,
-            deliver_policy=DeliverPolicy.ALL,
-            max_ack_pending=max(16, 4 * settings.transcoder_concurrency),
-        ),
-        ack_policy=AckPolicy.MANUAL,
-    )
-    async def on_ingested(msg: NatsMessage) -> None:
-        await run_long_job(
-            msg,
-            lambda cause, attempt: handle_ingested(worker, cause, attempt),
-            worker.events,
-            beat_s=beat_s,
-            retry_delay_s=settings.transcoder_retry_delay_s,
-        )
+    def jobs(
+        event_type: str, durable: str, handle: Callable[[WorkerDeps, EventEnvelope, int], Awaitable[Outcome]]
+    ) -> None:
+        """A durable pull consumer running ``handle`` for each ``event_type`` as a long job."""
 
+        @broker.subscriber(
+            event_type_filter(event_type),
+            stream=JStream(name=settings.event_stream, declare=False),
+            durable=durable,
+            # One fetch = the jobs this replica runs at once: bounded concurrency.
+            pull_sub=PullSub(batch_size=settings.transcoder_concurrency, timeout=5.0),
+            config=ConsumerConfig(
+                ack_wait=settings.transcoder_ack_wait_s,
+                max_deliver=-1,
+                deliver_policy=DeliverPolicy.ALL,
+                max_ack_pending=max(16, 4 * settings.transcoder_concurrency),
+            ),
+            ack_policy=AckPolicy.MANUAL,
+        )
+        async def on_job(msg: NatsMessage) -> None:
+            await run_long_job(
+                msg,
+                lambda cause, attempt: handle(worker, cause, attempt),
+                worker.events,
+                beat_s=beat_s,
+                retry_delay_s=settings.transcoder_retry_delay_s,
+            )
+
+    jobs(AssetIngestedV1.EVENT_TYPE, TRANSCODER_DURABLE, handle_ingested)
+    jobs(AssetProcessingRetryRequestedV1.EVENT_TYPE, RETRY_DURABLE, handle_retry_requested)
     return broker
 
 

@@ -31,7 +31,7 @@ from shared.events.media import (
     Rendition,
 )
 from shared.events.models import AssetIngestedV1, EventPayload
-from shared.eventstore import EventStore
+from shared.eventstore import EventStore, StoredEvent
 from shared.ids import deterministic_event_id
 from shared.media.facts import media_facts
 from shared.media.ffmpeg import FfmpegError
@@ -112,7 +112,24 @@ def _classify(exc: BaseException, stage: ProcessingStage) -> domain.JobFailure:
 
 async def handle_ingested(deps: WorkerDeps, cause: EventEnvelope, attempt: int) -> Outcome:
     """Run or finish the job for one ``asset.ingested`` delivery (``attempt`` ≥ 1)."""
+    return await _run_job(deps, cause, cause, await deps.events.history("asset", cause.aggregate_id), attempt)
+
+
+async def handle_retry_requested(deps: WorkerDeps, cause: EventEnvelope, attempt: int) -> Outcome:
+    """Run the job again for one ``asset.processing_retry_requested`` delivery: the outcome's
+    event ids derive from the request, so each request gets exactly one new outcome."""
     history = await deps.events.history("asset", cause.aggregate_id)
+    ingested = next((e.envelope for e in history if e.envelope.type == AssetIngestedV1.EVENT_TYPE), None)
+    if ingested is None:  # the catalogue refuses this; an event appended by hand is dropped, loudly
+        log.error("%s: retry requested for an asset never ingested; ignored", cause.aggregate_id)
+        return Ack("no_asset")
+    return await _run_job(deps, cause, ingested, history, attempt)
+
+
+async def _run_job(
+    deps: WorkerDeps, cause: EventEnvelope, ingested: EventEnvelope, history: list[StoredEvent], attempt: int
+) -> Outcome:
+    """The job for ``ingested``'s original, its outcome caused by ``cause`` (the ingest itself or a retry)."""
     seen = {stored.envelope.event_id for stored in history}
     final_ids = {event_id_for(cause, AssetRenditionsReadyV1), event_id_for(cause, AssetProcessingFailedV1)}
     if seen & final_ids:
@@ -120,12 +137,13 @@ async def handle_ingested(deps: WorkerDeps, cause: EventEnvelope, attempt: int) 
     if attempt > deps.max_attempts:
         await _append(deps, cause, domain.failed_payload(domain.gave_up_after_crashes(attempt), attempt))
         return Ack("failed")
-    probed_recorded = event_id_for(cause, AssetProbedV1) in seen
+    # The facts of the original do not change on a retry: probed once, by whichever job got there.
+    probed_recorded = any(stored.envelope.type == AssetProbedV1.EVENT_TYPE for stored in history)
     jobdir = deps.work_dir / f"{cause.aggregate_id}-{uuid.uuid4().hex[:8]}"
     jobdir.mkdir(parents=True)
     stage = ProcessingStage.FETCH
     try:
-        payload = cause.typed_payload()
+        payload = ingested.typed_payload()
         assert isinstance(payload, AssetIngestedV1)
         began = time.perf_counter()
         original = jobdir / "original"  # our name: the upload's file name is metadata only

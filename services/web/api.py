@@ -36,7 +36,7 @@ from services.web.session import (
 )
 from shared.auth import ROLE_LABELS_VI, Principal, Role
 from shared.http import UserError
-from shared.policy import Action, Restriction
+from shared.policy import Action, Restriction, allowed
 from shared.settings import Settings
 from shared.taxonomy import activity_label, activity_types, terms
 
@@ -206,6 +206,7 @@ async def choose_language(request: Request) -> Response:
 Searcher = Annotated[Principal, Depends(page_requires(Action.SEARCH))]
 Reader = Annotated[Principal, Depends(page_requires(Action.ASSET_READ))]
 Editor = Annotated[Principal, Depends(page_requires(Action.ASSET_EDIT))]
+Corrector = Annotated[Principal, Depends(page_requires(Action.ASSET_CORRECT))]
 Publisher = Annotated[Principal, Depends(page_requires(Action.ASSET_PUBLISH))]
 ActivityReader = Annotated[Principal, Depends(page_requires(Action.ACTIVITY_READ))]
 Uploader = Annotated[Principal, Depends(page_requires(Action.ASSET_UPLOAD))]
@@ -352,8 +353,10 @@ async def _asset_view(request: Request, asset_id: str, status: int = 200, **extr
         api.optional("catalogue", "/v1/collections") if user.may(Action.COLLECTION_EDIT) else asyncio.sleep(0, None),
     )
     events = (history or {}).get("events", [])
+    publication = publication_of(events)
     context: dict[str, Any] = {
-        "publication": publication_of(events),
+        "may_correct": may_correct(user.principal, asset, publication),
+        "publication": publication,
         "asset": asset,
         "asset_id": asset_id,
         "tags": tags or {},
@@ -369,6 +372,15 @@ async def _asset_view(request: Request, asset_id: str, status: int = 200, **extr
         "restrictions": [r.value for r in Restriction],
     }
     return page(request, "asset.html", status, **{**context, **extra})
+
+
+def may_correct(who: Principal, asset: dict[str, Any], publication: dict[str, Any]) -> bool:
+    """Whether the edit form is offered: to archivists, and to a broadcaster on their own
+    upload until it is published (the catalogue decides again on every edit)."""
+    if allowed(who, Action.ASSET_EDIT):
+        return True
+    own = asset.get("ingested_by") == who.subject
+    return allowed(who, Action.ASSET_CORRECT) and own and not publication.get("published")
 
 
 def publication_of(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -435,11 +447,12 @@ async def _asset_action(request: Request, asset_id: str, call: Any, saved: str) 
 
 
 @router.post("/assets/{asset_id}/metadata", include_in_schema=False)
-async def edit_metadata(request: Request, asset_id: str, who: Editor) -> Response:
+async def edit_metadata(request: Request, asset_id: str, who: Corrector) -> Response:
     form = await request.form()
     body: dict[str, Any] = {}
-    # Only what the archivist changed (each form field carries the value it was shown with):
-    # an untouched field stays automatic, free to follow a later re-tag.
+    # Only what the archivist (or the broadcaster, on their own upload) changed — each form
+    # field carries the value it was shown with: an untouched field stays automatic, free
+    # to follow a later re-tag.
     for name in ("title", "caption", "activity_type", "people"):
         value = _form_text(form, name)
         if value == _form_text(form, f"shown_{name}"):
@@ -519,12 +532,10 @@ async def activities_page(request: Request, who: ActivityReader) -> HTMLResponse
 async def upload_page(request: Request, who: Uploader) -> HTMLResponse:
     api = backend(request)
     newest, uploads = await asyncio.gather(
-        api.optional("search", "/v1/search", sort="date", size=100),
+        api.optional("search", "/v1/search", sort="uploaded", size=20, uploader="me"),
         api.optional("ingest", "/v1/uploads"),
     )
-    # The search API has no uploader filter: the user's own among the newest they may see.
-    subject = current_user(request).principal.subject
-    mine = [hit for hit in (newest or {}).get("hits", []) if hit.get("ingested_by") == subject]
+    mine = (newest or {}).get("hits", [])
     # ``chunk_kib``: a smaller tus chunk (the browser tests' dropped connection and reload).
     chunk = request.query_params.get("chunk_kib", "")
     chunk_bytes = int(chunk) * 1024 if chunk.isdigit() and 64 <= int(chunk) <= 65536 else 8 * 1024 * 1024
@@ -629,15 +640,3 @@ async def revoke_api_key(request: Request, key_id: str, who: AccountsAdmin) -> R
     except ApiRefused as refused:
         return await _users(request, 422, {}, (refused.message_vi, refused.message_en))
     return RedirectResponse("/admin/users?saved=key", status_code=303)
-
-
-@router.get("/admin/index", response_class=HTMLResponse, include_in_schema=False)
-async def projection_page(request: Request, who: Operator) -> HTMLResponse:
-    api = backend(request)
-    health: dict[str, Any] | None = None
-    problem: tuple[str, str] | None = None
-    try:
-        health = await api.get("search", "/v1/projection")
-    except ApiRefused as refused:
-        problem = (refused.message_vi, refused.message_en)
-    return page(request, "admin_index.html", health=health, problem=problem)

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from services.web import collections, reels, reports, uploads
+from services.web import bulk, collections, people, processing, reels, reports, uploads
 from services.web.api import WebDeps, open_router, page, router
 from services.web.backend import ApiRefused
 from services.web.session import CSRF_COOKIE, clear_session, secure_cookies, set_session
@@ -91,7 +91,17 @@ def create_app(settings: Settings) -> FastAPI:
         "web",
         settings,
         build_deps,
-        [open_router, router, reels.router, uploads.router, collections.router, reports.router],
+        [
+            open_router,
+            router,
+            reels.router,
+            uploads.router,
+            collections.router,
+            reports.router,
+            people.router,
+            bulk.router,
+            processing.router,
+        ],
     )
     install_page_errors(app)
     install_session_cookies(app)

@@ -18,6 +18,7 @@ from shared.taxonomy import terms
 router = APIRouter()
 Searcher = Annotated[Principal, Depends(page_requires(Action.SEARCH))]
 Reporter = Annotated[Principal, Depends(page_requires(Action.DELEGATE_REPORT))]
+MIN_YEAR, MAX_YEAR = 1945, 2100  # the dates the archive accepts (shared.fields)
 GROUPS = {"month": ("Theo tháng", "By month"), "year": ("Theo năm", "By year"), "term": ("Theo nhiệm kỳ", "By term")}
 
 
@@ -32,6 +33,28 @@ def bars(values: list[float], width: int = 640, height: int = 180) -> list[dict[
     ]
 
 
+def years_with_material(periods: list[dict[str, Any]]) -> list[int]:
+    """The years the archive holds material from (the year-grouped statistics' periods)."""
+    found = {int(str(p.get("period", ""))[:4]) for p in periods if str(p.get("period", ""))[:4].isdigit()}
+    return sorted(y for y in found if MIN_YEAR <= y <= MAX_YEAR)
+
+
+def compared_years(request: Request, years: list[int]) -> tuple[int, int] | None:
+    """The two years to compare: those asked for, else the latest year with material and the
+    one before it (an archive of older material would otherwise open on two empty years);
+    None: the API's default (this year and last)."""
+
+    def asked(name: str) -> int | None:
+        value = request.query_params.get(name, "")
+        return int(value) if value.isdigit() and MIN_YEAR <= int(value) <= MAX_YEAR else None
+
+    current, previous = asked("current_year"), asked("previous_year")
+    if current is None and not years:
+        return None
+    current = current if current is not None else years[-1]
+    return current, previous if previous is not None else current - 1
+
+
 @router.get("/stats", response_class=HTMLResponse, include_in_schema=False)
 async def stats_page(request: Request, who: Searcher) -> HTMLResponse:
     api = backend(request)
@@ -40,9 +63,23 @@ async def stats_page(request: Request, who: Searcher) -> HTMLResponse:
     problem: tuple[str, str] | None = None
     stats: dict[str, Any] = {"periods": [], "total": 0, "total_duration_s": 0}
     compare: dict[str, Any] | None = None
+    years: list[int] = []
+    chosen: tuple[int, int] | None = None
     try:
         stats = await api.get("search", "/v1/stats", group_by=group)
-        compare = await api.get("search", "/v1/stats/compare", by="activity_type")
+        by_year = stats if group == "year" else await api.get("search", "/v1/stats", group_by="year")
+        years = years_with_material(by_year.get("periods", []))
+        chosen = compared_years(request, years)
+        spans = {}
+        if chosen is not None:
+            (current, previous) = chosen
+            spans = {
+                "current_from": f"{current}-01-01",
+                "current_to": f"{current}-12-31",
+                "previous_from": f"{previous}-01-01",
+                "previous_to": f"{previous}-12-31",
+            }
+        compare = await api.get("search", "/v1/stats/compare", by="activity_type", **spans)
     except ApiRefused as refused:
         problem = (refused.message_vi, refused.message_en)
     periods = stats.get("periods", [])
@@ -64,6 +101,8 @@ async def stats_page(request: Request, who: Searcher) -> HTMLResponse:
         period_bars=bars([float(p["count"]) for p in periods]),
         compare=compare,
         pairs=pairs,
+        years=sorted(set(years) | set(chosen or ()), reverse=True),
+        chosen=chosen,
         problem=problem,
     )
 

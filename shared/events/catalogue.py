@@ -41,6 +41,10 @@ EVENT_ROUTES: dict[str, EventRoute] = {
     "asset.probed": EventRoute(emitted_by=("transcoder",), consumed_by=("search",)),
     "asset.renditions_ready": EventRoute(emitted_by=("transcoder",), consumed_by=("search",)),
     "asset.processing_failed": EventRoute(emitted_by=("transcoder",), consumed_by=("search",), read_by=("tagger",)),
+    # An archivist's retry of a failed transcode (catalogue API); the transcoder runs the job again.
+    "asset.processing_retry_requested": EventRoute(
+        emitted_by=("catalogue",), consumed_by=("transcoder", "search"), read_by=("catalogue",)
+    ),
     "asset.tagged": EventRoute(emitted_by=("tagger",), consumed_by=("search",), read_by=("catalogue",)),
     "asset.tagging_failed": EventRoute(emitted_by=("tagger",), consumed_by=("search",), read_by=("catalogue",)),
     "asset.retag_requested": EventRoute(emitted_by=("catalogue",), consumed_by=("tagger", "search")),

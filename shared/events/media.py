@@ -9,6 +9,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.events.models import AssetKind, EventPayload, register_payload
+from shared.fields import Note
 from shared.text import clean_text
 
 
@@ -120,5 +121,17 @@ class AssetProcessingFailedV1(EventPayload):
         return clean_text(value)
 
 
-for _model in (AssetProbedV1, AssetRenditionsReadyV1, AssetProcessingFailedV1):
+class AssetProcessingRetryRequestedV1(EventPayload):
+    """An archivist asks the transcoder to run a failed asset's job again (e.g. storage was
+    down, or ffmpeg timed out on a busy machine); the transcoder answers with exactly one
+    ``asset.renditions_ready`` or ``asset.processing_failed`` caused by this event."""
+
+    EVENT_TYPE: ClassVar[str] = "asset.processing_retry_requested"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    failure_code: str = ""  # the failure being retried (the last asset.processing_failed's code)
+    note: Note = ""
+
+
+for _model in (AssetProbedV1, AssetRenditionsReadyV1, AssetProcessingFailedV1, AssetProcessingRetryRequestedV1):
     register_payload(_model)

@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+import nats
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_bulk
 
@@ -136,7 +137,13 @@ async def _append_all(url: str, stream: str, events: list[Any]) -> None:
     async def in_order(chain: list[Any]) -> None:  # one asset's events, in the order given
         for e in chain:
             async with sem:
-                await store.append(e)
+                for attempt in range(5):
+                    try:
+                        await store.append(e)  # a retry is deduplicated by the event id
+                        break
+                    except nats.errors.TimeoutError:
+                        if attempt == 4:  # a loaded machine answers late, not never
+                            raise
 
     try:
         await asyncio.gather(*(in_order(chain) for chain in by_asset.values()))

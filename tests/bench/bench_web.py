@@ -109,12 +109,13 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
     s = stack.settings
     bench_home = stack.home / "bench-web"
     shutil.rmtree(bench_home, ignore_errors=True)
-    # +80: ports no other test stack (offsets are multiples of 100) or bench uses.
+    # Ports no other test stack (offsets are multiples of 100) or bench uses: NATS's monitor
+    # at +80 was 28302, the search port of the stack 100 below (28402).
     bench = s.model_copy(
         update={
             "home": bench_home,
-            "nats_port": s.nats_port + 80,
-            "nats_monitor_port": s.nats_monitor_port + 80,
+            "nats_port": s.nats_port + 98,
+            "nats_monitor_port": s.nats_monitor_port + 98,
             "accounts_port": s.accounts_port + 80,
             "search_port": s.search_port + 80,
             "web_port": s.web_port + 80,

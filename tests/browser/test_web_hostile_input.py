@@ -30,6 +30,12 @@ ODD_PATHS = [
     "/delegates/report.pdf?term=2021-2026",
     "/stats?group_by=decade",
     "/sign-in?next=//evil.example/",
+    "/people?q=" + "ạ" * 600 + "&term=1999-2004",
+    "/people/p%00",
+    "/people/..%2F..%2Fv1%2Fusers",
+    "/assets/a0000000000000000000000000000000/collections",
+    "/assets/..%2F/collections",
+    "/search/bulk-form",
 ]
 
 
@@ -58,6 +64,9 @@ def test_odd_form_posts_are_refused_in_words_not_server_errors(web: str) -> None
         "/admin/users/nobody": {"active": "false"},
         "/admin/api-keys": {"name": "", "role": "god"},
         "/admin/api-keys/knope/revoke": {},
+        "/search/bulk": {"asset": "../x", "activity_type": "weird", "people_add": "\u0000, " + "x" * 400},
+        "/assets/a0000000000000000000000000000000/speeches": {"speech_action": "correct", "speech_name_0": "x" * 500},
+        "/assets/a0000000000000000000000000000000/speeches?": {"speech_action": "confirm"},
     }
     for path, form in posts.items():
         answer = client.post(path, data={**form, "csrf_token": token}, headers={"Accept": "text/html"})

@@ -209,6 +209,15 @@ def test_a_broadcaster_uploads_resumably_through_a_dropped_connection_and_a_relo
     row = page.locator("section[aria-labelledby=uploads-title] tr", has_text=upload_title)
     expect(row).to_contain_text("Đã lưu")
     expect(row).to_contain_text("100%")
+    # And among "my uploads" (the search API's uploader=me): theirs, no one else's.
+    expect(page.locator("ul.mine")).to_contain_text(upload_title)
+    # A correction of their own upload (DESIGN §7), from the list of their uploads.
+    page.locator("ul.mine li", has_text=upload_title).get_by_role("link", name="Sửa thông tin").click()
+    expect(page.locator("#assign-title")).to_have_count(0)  # assigning to activities is the archivists'
+    page.fill("#title", f"{upload_title} (đã sửa)")
+    page.locator("section.edit").get_by_role("button", name="Lưu thay đổi").click()
+    expect(page.locator("h1")).to_have_text(f"{upload_title} (đã sửa)")
+    expect(page.locator("p.notice")).to_have_text("Đã lưu.")
 
 
 def test_a_producer_builds_a_three_segment_reel_with_typed_timecodes_and_renders_it(
@@ -287,7 +296,16 @@ def test_the_main_pages_have_no_serious_accessibility_violations_and_fit_a_phone
     page.goto("/sign-in")
     assert not (v := axe_violations(page)), describe(v)
     sign_in(page, "quan-tri")
-    for path in ("/search?q=cu+tri", "/activities", "/upload", "/admin/index", "/stats", "/delegates", "/collections"):
+    for path in (
+        "/search?q=cu+tri",
+        "/activities",
+        "/upload",
+        "/admin/index",
+        "/stats",
+        "/delegates",
+        "/collections",
+        "/people",
+    ):
         page.goto(path)
         violations = axe_violations(page)
         assert not violations, f"{path}: {describe(violations)}"

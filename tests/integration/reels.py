@@ -92,3 +92,12 @@ async def reel_sources(
     folder = tmp_path_factory.mktemp("reel-sources")
     with httpx.Client(timeout=60.0) as http:
         return await sources(http, services, event_store, folder, f"reels-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def assets(reel_sources: dict[str, str]) -> dict[str, str]:
+    """The reels tests' name for :func:`reel_sources`."""
+    return reel_sources
+
+
+TITLE = "Tổng kết hoạt động HĐND tỉnh năm 2023"

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.auth import Role
 from shared.settings import Settings
-from tests.conftest import ARCHIVIST, AUTH, wait_for
+from tests.conftest import ARCHIVIST, AUTH, PRODUCER, role_headers, wait_for
 from tests.integration.archive import banner_jpeg, search, tagged_count, tags, upload
 
 pytestmark = pytest.mark.integration
@@ -62,6 +63,31 @@ def test_a_bad_edit_is_refused_in_vietnamese_and_english(services: Settings, htt
     )
     assert response.status_code == 404 and response.json()["error"]["message"].startswith("Không tìm thấy")
     assert http.get(f"{services.catalogue_url}/v1/activities").status_code == 401
+
+
+def test_a_broadcaster_corrects_their_own_upload_until_it_is_published_and_no_one_elses(
+    services: Settings, http: httpx.Client, unique: str
+) -> None:
+    s = services
+    asset_id = upload(
+        http, s, banner_jpeg(["TIẾP XÚC CỬ TRI"], unique), title=f"Ảnh sai tên {unique}", activity_type="khac"
+    )
+    url = f"{s.catalogue_url}/v1/assets/{asset_id}/metadata"
+    other_broadcaster = role_headers(Role.PHONG_VIEN, f"pv-{unique}")
+    assert http.patch(url, headers=other_broadcaster, json={"title": "x"}).status_code == 404  # unpublished: unseen
+    assert http.patch(url, headers=PRODUCER, json={"title": "x"}).status_code == 403  # producers do not edit
+
+    corrected = http.patch(url, headers=AUTH, json={"title": f"Ảnh đúng tên {unique}", "note": "gõ nhầm"})
+    assert corrected.status_code == 200, corrected.text
+    edited = [e for e in corrected.json()["events"] if e["type"] == "asset.metadata_edited"]
+    assert edited[-1]["actor"] == "phong-vien" and edited[-1]["payload"]["title"] == f"Ảnh đúng tên {unique}"
+
+    published = http.put(f"{s.catalogue_url}/v1/assets/{asset_id}/publication", headers=ARCHIVIST, json={})
+    assert published.status_code == 200, published.text
+    assert http.patch(url, headers=other_broadcaster, json={"title": "x"}).json()["error"]["code"] == "not_your_upload"
+    late = http.patch(url, headers=AUTH, json={"title": "sửa sau khi xuất bản"})
+    assert late.status_code == 409 and late.json()["error"]["code"] == "already_published"
+    assert tags(http, s, asset_id)["title"] == f"Ảnh đúng tên {unique}"
 
 
 def test_activities_are_created_suggested_assigned_merged_and_searchable(

@@ -23,17 +23,11 @@ from shared.events.reels import ReelRenderedV1
 from shared.eventstore import EventStore
 from shared.settings import Settings
 from tests.conftest import PRODUCER, REPO, async_wait_for, consumer_settled, object_store_for, wait_for
-from tests.integration.reels import create_reel, get_reel, put_items, reel_sources, request
+from tests.integration.reels import TITLE, assets, create_reel, get_reel, put_items, reel_sources, request
 from tests.processes import alive
 
 pytestmark = pytest.mark.integration
-__all__ = ["reel_sources"]  # the session fixture both reels test modules share
-TITLE = "Tổng kết hoạt động HĐND tỉnh năm 2023"
-
-
-@pytest.fixture
-def assets(reel_sources: dict[str, str]) -> dict[str, str]:
-    return reel_sources
+__all__ = ["assets", "reel_sources"]  # the fixtures both reels test modules share (tests/integration/reels.py)
 
 
 def three_items(assets: dict[str, str]) -> list[dict[str, Any]]:

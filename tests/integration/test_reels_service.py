@@ -17,16 +17,19 @@ from shared.events.media import AssetProcessingFailedV1, ProcessingStage
 from shared.eventstore import EventStore
 from shared.settings import Settings
 from tests.conftest import ADMIN, ARCHIVIST, AUTH, PRODUCER, role_headers, wait_for
-from tests.integration.reels import assert_bilingual, create_reel, get_reel, put_items, reel_sources, request
+from tests.integration.reels import (
+    TITLE,
+    assert_bilingual,
+    assets,
+    create_reel,
+    get_reel,
+    put_items,
+    reel_sources,
+    request,
+)
 
 pytestmark = pytest.mark.integration
-__all__ = ["reel_sources"]  # the session fixture both reels test modules share
-TITLE = "Tổng kết hoạt động HĐND tỉnh năm 2023"
-
-
-@pytest.fixture
-def assets(reel_sources: dict[str, str]) -> dict[str, str]:
-    return reel_sources
+__all__ = ["assets", "reel_sources"]  # the fixtures both reels test modules share (tests/integration/reels.py)
 
 
 def items(assets: dict[str, str]) -> list[dict[str, Any]]:
@@ -159,7 +162,7 @@ async def test_only_production_roles_use_reels_and_a_producer_edits_only_their_o
 async def test_a_producer_cannot_put_a_restricted_asset_in_a_reel_that_an_archivist_can(
     services: Settings, http: httpx.Client, tmp_path: Path, event_store: EventStore, unique: str
 ) -> None:
-    from tests.integration.reels import upload, wait_processed
+    from tests.integration.reels import TITLE, upload, wait_processed
     from tests.transcoder_media import make_photo
 
     secret = upload(http, services, "kin.jpg", make_photo(f"kin-{unique}", size=(320, 240)), "image/jpeg", "Họp kín")

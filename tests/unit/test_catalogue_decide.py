@@ -3,7 +3,7 @@ and every refusal, named as a sentence; and the load → decide → append loop.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from services.catalogue.commands import CreateActivity, EditActivity, EditMetadata
 from services.catalogue.decide import (
     AssetState,
+    Corrector,
     decide_assign,
     decide_create_activity,
     decide_edit_activity,
@@ -21,6 +22,7 @@ from services.catalogue.decide import (
     fold_asset,
 )
 from shared.activities import Activity, fold_activity
+from shared.auth import Principal, Role
 from shared.commands import Refused, run_command
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.tagging import (
@@ -34,6 +36,7 @@ from shared.events.tagging import (
 )
 from shared.http import UserError
 from shared.people import Person
+from shared.policy import Visibility
 from shared.ports import AppendResult, StoredEvent
 from tests.conftest import refusal
 from tests.fakes import InMemoryEventLog
@@ -72,6 +75,40 @@ def test_an_edit_with_an_unknown_activity_type_is_refused_as_an_invalid_value() 
 def test_an_edit_that_changes_nothing_is_refused() -> None:
     refused = refusal(lambda: decide_edit_metadata(ASSET_STATE, ASSET, EditMetadata(note="chỉ ghi chú")))
     assert refused.code == "nothing_to_change"
+
+
+def _broadcaster(name: str = "phong-vien") -> Corrector:
+    return Corrector(Principal(name, name, Role.PHONG_VIEN), any_asset=False, now=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def _uploaded_by(who: str, *, published: bool = False) -> AssetState:
+    return AssetState(ASSET, {}, 1, Visibility(uploaded_by=who, published=published))
+
+
+def test_a_broadcaster_corrects_their_own_unpublished_upload() -> None:
+    [event] = decide_edit_metadata(_uploaded_by("phong-vien"), ASSET, EditMetadata(title="Tên đúng"), _broadcaster())
+    assert isinstance(event, AssetMetadataEditedV1) and event.title == "Tên đúng"
+
+
+def test_a_broadcaster_may_not_correct_someone_elses_upload_they_can_see() -> None:
+    other = _uploaded_by("phong-vien-2", published=True)  # on air: the broadcaster sees it
+    refused = refusal(lambda: decide_edit_metadata(other, ASSET, EditMetadata(title="x"), _broadcaster()))
+    assert refused.status == 403 and refused.code == "not_your_upload"
+
+
+def test_someone_elses_unpublished_upload_is_not_found_for_a_broadcaster() -> None:
+    hidden = _uploaded_by("phong-vien-2")
+    refused = refusal(lambda: decide_edit_metadata(hidden, ASSET, EditMetadata(title="x"), _broadcaster()))
+    assert refused.status == 404 and refused.code == "asset_not_found"
+
+
+def test_a_broadcasters_own_upload_once_published_is_corrected_by_an_archivist_only() -> None:
+    mine = _uploaded_by("phong-vien", published=True)
+    refused = refusal(lambda: decide_edit_metadata(mine, ASSET, EditMetadata(title="x"), _broadcaster()))
+    assert refused.status == 409 and refused.code == "already_published"
+    archivist = Corrector(Principal("luu-tru", "luu-tru", Role.LUU_TRU), any_asset=True, now=datetime.now(UTC))
+    [event] = decide_edit_metadata(mine, ASSET, EditMetadata(title="x"), archivist)
+    assert isinstance(event, AssetMetadataEditedV1)
 
 
 # --- re-tag and assignment -------------------------------------------------------------------------

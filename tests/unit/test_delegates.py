@@ -150,7 +150,7 @@ def test_the_report_joins_buckets_with_delegates_and_sessions_into_the_checklist
             },
             "appearances": {
                 "buckets": [
-                    _bucket("p2", 3, last={"value_as_string": "2023-05-02T00:00:00.000Z"}, evidence=_hits("a9"))
+                    _bucket("p2", 3, last={"value_as_string": "2023-05-01T18:00:00.000Z"}, evidence=_hits("a9"))
                 ]
             },
         }

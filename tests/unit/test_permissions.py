@@ -33,6 +33,7 @@ EXPECTED: dict[Action, set[str]] = {
     Action.ASSET_UPLOAD: {"phong-vien", "luu-tru", "quan-tri"},
     Action.ASSET_READ: STAFF,
     Action.ASSET_EDIT: ARCHIVE,
+    Action.ASSET_CORRECT: {"phong-vien", *ARCHIVE},
     Action.ASSET_PUBLISH: ARCHIVE,
     Action.ARCHIVE_RETAG: ARCHIVE,
     Action.SEARCH: STAFF,
@@ -49,6 +50,7 @@ EXPECTED: dict[Action, set[str]] = {
     Action.COLLECTION_READ: {"bien-tap", *ARCHIVE},
     Action.COLLECTION_EDIT: {"bien-tap", *ARCHIVE},
     Action.DELEGATE_REPORT: STAFF,
+    Action.PROCESSING_READ: ARCHIVE,
 }
 UNGUARDED = {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 # Signing in, refreshing and out check the credentials in their bodies, and "who am I"

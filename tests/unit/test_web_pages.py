@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 
 from services.web import i18n
-from services.web.api import MAX_OFFSET, _link, _safe_next, _search_params
+from services.web.api import MAX_OFFSET, _link, _safe_next, _search_params, may_correct
+from services.web.reports import compared_years, years_with_material
 from services.web.session import csrf_signature
+from shared.auth import Principal, Role
 from shared.settings import Settings
 
 
@@ -60,3 +62,29 @@ def test_csrf_tokens_are_signed_with_the_web_key() -> None:
     assert csrf_signature(a, "v" * 32) == csrf_signature(a, "v" * 32)
     assert csrf_signature(a, "v" * 32) != csrf_signature(b, "v" * 32)
     assert csrf_signature(a, "v" * 32) != csrf_signature(a, "w" * 32)
+
+
+def test_the_edit_form_is_offered_to_archivists_and_to_a_broadcaster_on_their_own_unpublished_upload() -> None:
+    archivist = Principal("luu-tru", "Lưu trữ", Role.LUU_TRU)
+    broadcaster = Principal("phong-vien", "Phóng viên", Role.PHONG_VIEN)
+    producer = Principal("bien-tap", "Biên tập", Role.BIEN_TAP)
+    mine, theirs = {"ingested_by": "phong-vien"}, {"ingested_by": "phong-vien-2"}
+    unpublished, published = {"published": False}, {"published": True}
+    assert may_correct(archivist, theirs, published)
+    assert may_correct(broadcaster, mine, unpublished)
+    assert not may_correct(broadcaster, mine, published)
+    assert not may_correct(broadcaster, theirs, unpublished)
+    assert not may_correct(producer, {"ingested_by": "bien-tap"}, unpublished)
+
+
+def _stats_request(query: bytes) -> Request:
+    return Request({"type": "http", "method": "GET", "path": "/stats", "query_string": query, "headers": []})
+
+
+def test_two_periods_compared_default_to_the_latest_year_with_material_and_the_one_before() -> None:
+    years = years_with_material([{"period": "2019"}, {"period": "2021"}, {"period": "khác"}, {"period": "3000"}])
+    assert years == [2019, 2021]
+    assert compared_years(_stats_request(b""), years) == (2021, 2020)
+    assert compared_years(_stats_request(b""), []) is None  # nothing yet: the API's default (this year and last)
+    assert compared_years(_stats_request(b"current_year=2019&previous_year=2015"), years) == (2019, 2015)
+    assert compared_years(_stats_request(b"current_year=99999&previous_year=-1"), years) == (2021, 2020)
