@@ -17,8 +17,9 @@ from contextlib import aclosing
 
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.errors import NoRespondersError
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from shared.events.envelope import EventEnvelope
 from shared.ports import AppendResult, ConcurrencyConflict, StoredEvent
@@ -30,6 +31,8 @@ __all__ = ["AppendResult", "ConcurrencyConflict", "EventStore", "StoredEvent"]
 log = logging.getLogger("mam.eventstore")
 _READY_TIMEOUT_S = 2.0
 _READER_IDLE_S = 10.0
+# Times in a row a reader whose consumer went away is given a new one before the read fails.
+_READER_REPLACEMENTS = 3
 
 
 async def _connect(url: str) -> NatsClient:
@@ -178,25 +181,28 @@ class EventStore:
         (1000 by default since NATS 2.15), and a busy service reads histories far
         faster than an idle ephemeral consumer would expire.
         """
-        config = api.ConsumerConfig(
-            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=max(1, start_sequence),
-            ack_policy=api.AckPolicy.NONE,
-            inactive_threshold=_READER_IDLE_S,  # a backstop: a crashed reader's consumer goes soon
-            mem_storage=True,
-            filter_subject=subject_filter,
-        )
         js = await self._jetstream()
-        sub = await js.pull_subscribe(subject_filter, durable=None, stream=self.stream, config=config)
-        name = ""
+        next_start = max(1, start_sequence)
+        sub, name, remaining = await self._reader(js, subject_filter, next_start)
+        replaced = 0
         try:
-            info = await sub.consumer_info()
-            name = info.name
-            remaining = info.num_pending or 0
             while remaining > 0:
-                msgs = await sub.fetch(min(batch, remaining), timeout=10.0)
+                try:
+                    msgs = await sub.fetch(min(batch, remaining), timeout=10.0)
+                except (ServiceUnavailableError, NoRespondersError, NotFoundError):
+                    # The consumer is gone: a reader whose caller kept it waiting past the
+                    # idle threshold (a rebuild on a busy machine), or a server restart.
+                    # Reading goes on from the next event, up to the end as of the call.
+                    replaced += 1
+                    if replaced > _READER_REPLACEMENTS:
+                        raise
+                    log.info("stream reader %s went away at sequence %d; reading on", name, next_start)
+                    await self._drop_reader(js, sub, name)
+                    sub, name, _ = await self._reader(js, subject_filter, next_start)
+                    continue
+                replaced = 0
                 remaining -= len(msgs)
-                yield [
+                chunk = [
                     StoredEvent(
                         sequence=msg.metadata.sequence.stream,
                         subject=msg.subject,
@@ -204,11 +210,36 @@ class EventStore:
                     )
                     for msg in msgs
                 ]
+                if chunk:
+                    next_start = chunk[-1].sequence + 1
+                yield chunk
         finally:
+            await self._drop_reader(js, sub, name)
+
+    async def _reader(
+        self, js: JetStreamContext, subject_filter: str, start_sequence: int
+    ) -> tuple[JetStreamContext.PullSubscription, str, int]:
+        """An ephemeral pull consumer from ``start_sequence``: (subscription, name, events it has)."""
+        config = api.ConsumerConfig(
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start_sequence,
+            ack_policy=api.AckPolicy.NONE,
+            inactive_threshold=_READER_IDLE_S,  # a backstop: a crashed reader's consumer goes soon
+            mem_storage=True,
+            filter_subject=subject_filter,
+        )
+        sub = await js.pull_subscribe(subject_filter, durable=None, stream=self.stream, config=config)
+        try:
+            info = await sub.consumer_info()
+        except BaseException:
             await sub.unsubscribe()
-            if name:
-                with contextlib.suppress(NotFoundError):
-                    await js.delete_consumer(self.stream, name)
+            raise
+        return sub, info.name, info.num_pending or 0
+
+    async def _drop_reader(self, js: JetStreamContext, sub: JetStreamContext.PullSubscription, name: str) -> None:
+        await sub.unsubscribe()
+        with contextlib.suppress(NotFoundError):
+            await js.delete_consumer(self.stream, name)
 
     async def read_subjects(
         self, subject_filter: str, batch: int = 256, start_sequence: int = 1

@@ -36,10 +36,14 @@ def _data() -> dict[str, Any]:
     return loaded
 
 
+# Cached: folds ask for labels and terms for every event they index (the data never changes
+# in a running process, and the items are frozen).
+@cache
 def activity_types() -> tuple[ActivityType, ...]:
     return tuple(ActivityType(item["code"], item["label_vi"], item["label_en"]) for item in _data()["activity_types"])
 
 
+@cache
 def terms() -> tuple[Term, ...]:
     return tuple(
         Term(t["code"], t["label_vi"], date.fromisoformat(t["start"]), date.fromisoformat(t["end"]))
@@ -50,11 +54,13 @@ def terms() -> tuple[Term, ...]:
 ACTIVITY_TYPE_CODES: frozenset[str] = frozenset(a.code for a in activity_types())
 
 
+@cache
+def _labels() -> dict[str, str]:
+    return {item.code: item.label_vi for item in activity_types()}
+
+
 def activity_label(code: str) -> str:
-    for item in activity_types():
-        if item.code == code:
-            return item.label_vi
-    raise KeyError(code)
+    return _labels()[code]
 
 
 def term_for(day: date) -> Term | None:

@@ -163,14 +163,38 @@ def settle_batch(
     return settled
 
 
+# Log lookups one batch may have in flight at once (whole-base checks, histories).
+LOOKUP_CONCURRENCY = 32
+# Aggregates per ``mget`` + ``_bulk`` of a batch: a slice is indexed while the next is folded.
+WRITE_SLICE = 125
+# Aggregates folded between two turns of the event loop.
+FOLDS_BETWEEN_YIELDS = 25
+
+
 class AssetProjector:
+    """Folds delivered events into the index; see the module doc.
+
+    ``sole_writer``: this projector alone writes the index, which started empty, and it
+    is handed every event in stream order, each batch written before the next (a
+    rebuild before its alias swap). Then a document it wrote holds every event of its
+    asset up to the batch, so no base needs checking against the log, and a document
+    it never wrote does not exist, so it is not looked up.
+    """
+
     def __init__(
-        self, index: SearchIndex, events: EventLog | None, *, attempts: int = 3, backoff_s: float = 0.5
+        self,
+        index: SearchIndex,
+        events: EventLog | None,
+        *,
+        attempts: int = 3,
+        backoff_s: float = 0.5,
+        sole_writer: bool = False,
     ) -> None:
         self.index = index
         self.events = events
         self.attempts = attempts
         self.backoff_s = backoff_s
+        self._written: set[str] | None = set() if sole_writer else None
 
     async def apply(self, event: EventEnvelope, sequence: int) -> BatchOutcome:
         """Fold one event (a batch of one)."""
@@ -191,15 +215,12 @@ class AssetProjector:
             if attempt:
                 await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
             try:
-                plans, broken = await self._plans({a: groups[a] for a in pending}, from_history, outcome)
+                plans, broken, writes, results = await self._plan_and_write(
+                    {a: groups[a] for a in pending}, from_history, outcome
+                )
                 for aggregate_id, reason in broken.items():
                     pending.discard(aggregate_id)
                     self._fail(outcome, groups[aggregate_id], reason)
-                writes = [p for p in plans if p.doc is not None]
-                results = await self.index.bulk_put(
-                    [(p.aggregate_id, p.doc or {}, p.version) for p in writes],
-                    gte={p.aggregate_id for p in writes if p.from_history},
-                )
             except Exception as exc:  # ES or NATS unreachable: the whole batch waits
                 why = bounded_reason(f"{type(exc).__name__}: {exc}")
                 log.warning("projection attempt %d failed: %s", attempt + 1, why)
@@ -214,6 +235,8 @@ class AssetProjector:
                 if verdict == "ok":
                     outcome.done.update(d.sequence for d in groups[plan.aggregate_id])
                     pending.discard(plan.aggregate_id)
+                    if self._written is not None:
+                        self._written.add(plan.aggregate_id)
                 elif verdict == "conflict":
                     from_history.add(plan.aggregate_id)  # lost a race: rebuild from history
                     reasons[plan.aggregate_id] = bounded_reason(f"version conflict: {result.reason}")
@@ -232,38 +255,98 @@ class AssetProjector:
         await self._clear_parked(outcome.done, items)
         return outcome
 
+    async def _plan_and_write(
+        self, groups: dict[str, list[Delivered]], from_history: set[str], outcome: BatchOutcome
+    ) -> tuple[list[_Plan], dict[str, str], list[_Plan], list[BulkItemResult]]:
+        """Plan and write ``groups`` slice by slice, each slice's ``_bulk`` sent while the next
+        slice is read and folded: Elasticsearch indexes while this process folds. Returns
+        every plan, the aggregates that cannot be folded, the writes and their results (in
+        the order of the writes). A slice's failure fails the whole call: written slices
+        are then duplicates on the next attempt, which changes nothing."""
+        ids = list(groups)
+        plans: list[_Plan] = []
+        broken: dict[str, str] = {}
+        writes: list[_Plan] = []
+        writing: list[asyncio.Task[list[BulkItemResult]]] = []
+        try:
+            for start in range(0, len(ids), WRITE_SLICE):
+                part_plans, part_broken = await self._plans(
+                    {a: groups[a] for a in ids[start : start + WRITE_SLICE]}, from_history, outcome
+                )
+                plans.extend(part_plans)
+                broken.update(part_broken)
+                part_writes = [p for p in part_plans if p.doc is not None]
+                if part_writes:
+                    writes.extend(part_writes)
+                    bulk = self.index.bulk_put(
+                        [(p.aggregate_id, p.doc or {}, p.version) for p in part_writes],
+                        gte={p.aggregate_id for p in part_writes if p.from_history},
+                    )
+                    writing.append(asyncio.ensure_future(bulk))
+            results = [result for part in await asyncio.gather(*writing) for result in part]
+        except BaseException:
+            for task in writing:
+                task.cancel()
+            await asyncio.gather(*writing, return_exceptions=True)
+            raise
+        return plans, broken, writes, results
+
     async def _plans(
         self, groups: dict[str, list[Delivered]], from_history: set[str], outcome: BatchOutcome
     ) -> tuple[list[_Plan], dict[str, str]]:
-        """A write plan per aggregate, and the aggregates whose events cannot be folded (with why)."""
-        current = await self.index.mget(a for a in groups if a not in from_history)
-        plans: list[_Plan] = []
+        """A write plan per aggregate, and the aggregates whose events cannot be folded (with why).
+
+        The log lookups (whole-base checks, then histories) run concurrently: a batch
+        waits for the slowest of them, not for their sum.
+        """
+        wanted = [a for a in groups if a not in from_history]
+        if self._written is not None:
+            wanted = [a for a in wanted if a in self._written]
+        current = await self.index.mget(wanted)
+        folded: dict[str, _Plan | None] = {}
         broken: dict[str, str] = {}
-        for aggregate_id, items in groups.items():
+        for n, (aggregate_id, items) in enumerate(groups.items()):
+            if n % FOLDS_BETWEEN_YIELDS == FOLDS_BETWEEN_YIELDS - 1:
+                # Folding is CPU work: let the loop send the slice written meanwhile (and serve requests).
+                await asyncio.sleep(0)
             try:
-                plan = None if aggregate_id in from_history else plan_group(current.get(aggregate_id), items)
+                folded[aggregate_id] = (
+                    None if aggregate_id in from_history else plan_group(current.get(aggregate_id), items)
+                )
             except Exception as exc:  # a bug or a poison event, not a passing fault
                 broken[aggregate_id] = f"cannot fold events: {type(exc).__name__}: {exc}"
+        limit = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+        async def whole(plan: _Plan) -> bool:
+            async with limit:
+                return await self._folds_onto_a_whole_base(plan, current, groups[plan.aggregate_id])
+
+        checked = [p for p in folded.values() if p is not None and p.doc is not None]
+        for plan, ok in zip(checked, await asyncio.gather(*(whole(p) for p in checked)), strict=True):
+            if not ok:
+                folded[plan.aggregate_id] = None  # another replica's event is missing from the base: rebuild
+        again = [a for a, plan in folded.items() if plan is None]
+        if again and self.events is None:
+            for aggregate_id in again:
+                broken[aggregate_id] = "out-of-order event and no event store to rebuild from"
+            again = []
+        log_ = self.events
+
+        async def history(aggregate_id: str) -> list[tuple[EventEnvelope, int]]:
+            assert log_ is not None
+            async with limit:
+                return [(s.envelope, s.sequence) for s in await log_.history("asset", aggregate_id)]
+
+        histories = await asyncio.gather(*(history(a) for a in again))  # NATS faults propagate
+        for aggregate_id, past in zip(again, histories, strict=True):
+            try:
+                folded[aggregate_id] = fold_history(aggregate_id, past)
+            except Exception as exc:
+                broken[aggregate_id] = f"cannot fold history: {type(exc).__name__}: {exc}"
                 continue
-            if (
-                plan is not None
-                and plan.doc is not None
-                and not await self._folds_onto_a_whole_base(plan, current, items)
-            ):
-                plan = None  # another replica's event is missing from the base: rebuild instead
-            if plan is None:
-                if self.events is None:
-                    broken[aggregate_id] = "out-of-order event and no event store to rebuild from"
-                    continue
-                history = await self.events.history("asset", aggregate_id)  # NATS faults propagate
-                try:
-                    plan = fold_history(aggregate_id, [(s.envelope, s.sequence) for s in history])
-                except Exception as exc:
-                    broken[aggregate_id] = f"cannot fold history: {type(exc).__name__}: {exc}"
-                    continue
-                from_history.add(aggregate_id)
-                outcome.rebuilt.add(aggregate_id)
-            plans.append(plan)
+            from_history.add(aggregate_id)
+            outcome.rebuilt.add(aggregate_id)
+        plans = [plan for a, plan in folded.items() if plan is not None and a not in broken]
         return plans, broken
 
     async def _folds_onto_a_whole_base(
@@ -273,12 +356,15 @@ class AssetProjector:
         first one folded now. With several projector replicas, one may fold event n+1 onto
         the version n-1 it read while another is writing event n: external versioning would
         accept n+1 over n and event n would vanish from the index (the cluster fault suite's
-        reconciliation found exactly that). The log says which event comes next."""
+        reconciliation found exactly that). The log says which event comes next, unless no
+        event can lie between (the next stream sequence) or this projector is the sole writer."""
         base = current.get(plan.aggregate_id)
-        if base is None or self.events is None:
+        if base is None or self.events is None or self._written is not None:
             return True  # a new document starts at the asset's creation event (plan_group checks)
         seen = set(base[0].get("event_sequences", []))
         first_new = min(d.sequence for d in items if d.sequence not in seen)
+        if first_new == base[1] + 1:
+            return True
         following = await self.events.next_sequence(aggregate_filter("asset", plan.aggregate_id), base[1])
         return following in (0, first_new)
 

@@ -12,10 +12,12 @@ previous index is kept (for rollback); older ones are deleted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from nats.aio.client import Client as NatsClient
 
@@ -59,6 +61,44 @@ async def read_stream(
             yield chunk
 
 
+# Batches read from the stream while the projector writes the ones before them (the reader
+# and Elasticsearch then work at the same time); bounded, so memory stays a few batches.
+READ_AHEAD_BATCHES = 2
+_T = TypeVar("_T")
+
+
+async def read_ahead(source: AsyncGenerator[_T, None], depth: int) -> AsyncGenerator[_T, None]:
+    """``source``'s items in order, with up to ``depth`` of them fetched ahead by a task of
+    its own; an error of ``source`` is raised where its item would have come, and closing
+    this generator stops the task and closes ``source``."""
+    queue: asyncio.Queue[tuple[_T | None, BaseException | None, bool]] = asyncio.Queue(depth)
+
+    async def fill() -> None:
+        try:
+            async for item in source:
+                await queue.put((item, None, False))
+        except Exception as exc:
+            await queue.put((None, exc, True))
+        else:
+            await queue.put((None, None, True))
+        finally:
+            await source.aclose()
+
+    task = asyncio.create_task(fill())
+    try:
+        while True:
+            item, error, finished = await queue.get()
+            if error is not None:
+                raise error
+            if finished:
+                return
+            yield cast(_T, item)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def replay(
     events: EventStore,
     projector: AssetProjector,
@@ -74,7 +114,8 @@ async def replay(
     it at once: a rebuild never skips an event.
     """
     count, last = 0, start_sequence - 1
-    async with aclosing(events.read_batches(aggregate_type_filter("asset"), start_sequence, batch)) as batches:
+    reading = events.read_batches(aggregate_type_filter("asset"), start_sequence, batch)
+    async with aclosing(read_ahead(reading, READ_AHEAD_BATCHES)) as batches:
         async for chunk in batches:
             items = [Delivered(stored.envelope, stored.sequence) for stored in chunk]
             outcome = await projector.apply_batch(items, record_failures=False)
@@ -123,7 +164,8 @@ async def rebuild_index(
     try:
         new_index = await index.create_rebuild_index()
         known = await events.last_sequence()
-        projector = AssetProjector(index.writing_to(new_index), events, attempts=4)
+        # Until the swap nothing else writes the new index, and replay folds in stream order.
+        rebuilding = AssetProjector(index.writing_to(new_index), events, attempts=4, sole_writer=True)
         done = 0
 
         def tell(phase: str, count: int = 0) -> None:
@@ -134,10 +176,10 @@ async def rebuild_index(
         def report(phase: str) -> Callable[[int, int], None]:
             return lambda count, last: tell(phase, count)
 
-        count, last = await replay(events, projector, 1, report("replay"), batch)
+        count, last = await replay(events, rebuilding, 1, report("replay"), batch)
         done += count
         for _ in range(catch_up_rounds):  # shrink the gap before swapping
-            count, last = await replay(events, projector, last + 1, report("catch-up"), batch)
+            count, last = await replay(events, rebuilding, last + 1, report("catch-up"), batch)
             done += count
             if count < batch:
                 break
@@ -145,6 +187,8 @@ async def rebuild_index(
         previous = await index.swap_alias(new_index)
         swapped = True
         tell("swapped")
+        # From the swap on the live projector writes here too: fold as it does.
+        projector = AssetProjector(index.writing_to(new_index), events, attempts=4)
         count, last = await replay(events, projector, last + 1, report("after-swap"), batch)
         done += count
     except BaseException as exc:

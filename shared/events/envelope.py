@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -11,6 +11,9 @@ from shared.events.models import EventPayload, payload_type_for, upcast
 from shared.fields import STORED
 from shared.ids import uuid7
 from shared.subjects import event_subject
+
+# Where an envelope keeps its validated payload (see EventEnvelope.typed_payload).
+_TYPED_PAYLOAD = "_typed_payload"
 
 
 class EventEnvelope(BaseModel):
@@ -52,10 +55,21 @@ class EventEnvelope(BaseModel):
         return event_subject(self.aggregate, self.aggregate_id, self.event_name)
 
     def typed_payload(self) -> EventPayload:
-        """The payload as its current model, upcast from older versions."""
+        """The payload as its current model, upcast from older versions.
+
+        Validated once per envelope (the search fold asks for it several times per
+        event): the result is kept beside the fields, for this very payload, type and
+        version only, so a ``model_copy`` with another of them validates afresh.
+        """
+        key = (self.type, self.schema_version)
+        kept = self.__dict__.get(_TYPED_PAYLOAD)
+        if kept is not None and kept[0] is self.payload and kept[1] == key:
+            return cast(EventPayload, kept[2])
         version, data = upcast(self.type, self.schema_version, self.payload)
         # Read leniently: an event stored before today's input contract is brought within it.
-        return payload_type_for(self.type, version).model_validate(data, context=STORED)
+        typed = payload_type_for(self.type, version).model_validate(data, context=STORED)
+        self.__dict__[_TYPED_PAYLOAD] = (self.payload, key, typed)  # not a field: never dumped or compared
+        return typed
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode("utf-8")

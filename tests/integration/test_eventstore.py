@@ -1,13 +1,16 @@
 """The event store against a real NATS JetStream server (the quiet one: no service appends to it)."""
 
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
 import pytest
 from nats.js.errors import APIError
 
+from shared import eventstore
 from shared.events.envelope import new_event
 from shared.eventstore import ConcurrencyConflict, EventStore
 from shared.subjects import aggregate_filter
+from tests.conftest import async_wait_for
 from tests.unit.test_events import ingested
 
 pytestmark = pytest.mark.integration
@@ -113,3 +116,33 @@ async def test_reading_in_batches_starts_at_the_given_sequence_and_stops_at_the_
 
     one_by_one = [e.sequence async for e in quiet_event_store.read_subjects(subjects, start_sequence=sequences[5])]
     assert one_by_one == [*sequences[5:], late.sequence]
+
+
+async def test_a_reader_kept_waiting_until_its_consumer_expired_reads_on_from_where_it_stopped(
+    quiet_event_store: EventStore, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rebuild on a busy machine may hold a batch longer than the reader's idle threshold:
+    # the server then deletes the reader's consumer, and the read must go on, not fail.
+    monkeypatch.setattr(eventstore, "_READER_IDLE_S", 1.0)
+    agg = f"a{unique}"
+    sequences = [
+        (await quiet_event_store.append(new_event(ingested(), aggregate_id=agg, actor="x"))).sequence for _ in range(5)
+    ]
+    subjects = aggregate_filter("asset", agg)
+    js = await quiet_event_store.jetstream()
+
+    async def readers() -> int:
+        return sum(1 for c in await js.consumers_info(quiet_event_store.stream) if c.config.filter_subject == subjects)
+
+    chunks = []
+    async with aclosing(quiet_event_store.read_batches(subjects, batch=2)) as batches:
+        async for chunk in batches:
+            chunks.append([e.sequence for e in chunk])
+            if len(chunks) == 1:
+                await async_wait_for(lambda: _none(readers), within=30, what="the idle reader's consumer expired")
+    assert [s for chunk in chunks for s in chunk] == sequences
+    assert await readers() == 0  # the replacement is deleted too
+
+
+async def _none(count: Callable[[], Awaitable[int]]) -> bool:
+    return await count() == 0

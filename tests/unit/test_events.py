@@ -115,3 +115,15 @@ def test_old_payload_versions_are_upcast_on_read_not_rewritten() -> None:
 def test_unknown_event_types_raise_a_clear_error() -> None:
     with pytest.raises(UnknownEventType):
         decode_payload("asset.never_heard_of", 1, {})
+
+
+def test_a_payload_is_validated_once_per_envelope_and_afresh_for_a_copy_with_another_payload_or_type() -> None:
+    event = new_event(ingested(), aggregate_id="a1", actor="phong-vien")
+    typed = event.typed_payload()
+    assert event.typed_payload() is typed  # kept
+    assert event == EventEnvelope.from_bytes(event.to_bytes())  # what is kept is not a field
+    assert "_typed_payload" not in event.model_dump() and "_typed_payload" not in event.model_dump_json()
+    retitled = event.model_copy(update={"payload": {**event.payload, "title": "Phiên chất vấn"}})
+    assert retitled.typed_payload().title == "Phiên chất vấn"  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError):  # the same payload read as another type is validated as that type
+        event.model_copy(update={"type": "asset.processing_failed"}).typed_payload()

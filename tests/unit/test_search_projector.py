@@ -3,10 +3,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from services.search.projector import AssetProjector, BatchOutcome, Delivered, Redelivery, plan_group, settle_batch
+from services.search.projector import (
+    WRITE_SLICE,
+    AssetProjector,
+    BatchOutcome,
+    Delivered,
+    Redelivery,
+    plan_group,
+    settle_batch,
+)
 from shared.events.envelope import EventEnvelope
 from shared.outcomes import Ack, Park, Retry
 from shared.ports import BulkItemResult
@@ -165,3 +175,96 @@ async def test_a_parked_write_keeps_a_short_reason_however_much_of_the_value_the
     assert reason == outcome.failed[7]
     [settled] = settle_batch(outcome, [7], [], Redelivery(1, 2, 3)).values()
     assert isinstance(settled, Park) and len(settled.reason) <= 500
+
+
+class _CountingLog(InMemoryEventLog):
+    """The log, counting the lookups the projector makes; ``together`` lookups must be in
+    flight at once before any of them answers (a sequential projector never gets there)."""
+
+    def __init__(self, events: list[EventEnvelope], together: int = 1) -> None:
+        super().__init__(events)
+        self.lookups = 0
+        self._together = together
+        self._all_in = asyncio.Event()
+
+    async def next_sequence(self, subject_filter: str, after: int) -> int:
+        self.lookups += 1
+        if self.lookups >= self._together:
+            self._all_in.set()
+        await asyncio.wait_for(self._all_in.wait(), timeout=5)
+        return await super().next_sequence(subject_filter, after)
+
+
+async def test_the_log_lookups_of_a_batch_are_in_flight_together() -> None:
+    # Three assets, each with another asset's event between its base and its new event.
+    firsts = [_event(a, "Bản nháp") for a in "abc"]
+    seconds = [_event(a, "Bản cuối") for a in "abc"]
+    events = _CountingLog([*firsts, *seconds], together=3)  # sequences 1-3, then 4-6
+    index = InMemorySearchIndex()
+    await projector(index, events).apply_batch([Delivered(e, i + 1) for i, e in enumerate(firsts)])
+    outcome = await projector(index, events).apply_batch([Delivered(e, i + 4) for i, e in enumerate(seconds)])
+    assert outcome.done == {4, 5, 6} and not outcome.rebuilt and events.lookups == 3
+    assert all(index.docs[a][0]["title"] == "Bản cuối" for a in "abc")
+
+
+async def test_an_event_right_after_the_documents_version_needs_no_lookup() -> None:
+    first, second = _event("a", "Bản nháp"), _event("a", "Bản cuối")
+    events = _CountingLog([first, second])
+    index = InMemorySearchIndex()
+    await projector(index, events).apply_batch([Delivered(first, 1)])
+    outcome = await projector(index, events).apply_batch([Delivered(second, 2)])
+    assert outcome.done == {2} and events.lookups == 0 and index.docs["a"][0]["event_sequences"] == [1, 2]
+
+
+class _CountingIndex(InMemorySearchIndex):
+    def __init__(self) -> None:
+        super().__init__()
+        self.looked_up: list[str] = []
+
+    async def mget(self, doc_ids: Iterable[str]) -> dict[str, tuple[dict[str, Any], int]]:
+        ids = list(doc_ids)
+        self.looked_up.extend(ids)
+        return await super().mget(ids)
+
+
+async def test_a_sole_writer_reads_back_only_documents_it_wrote_and_never_checks_the_log() -> None:
+    a1, b1, a2 = _event("a", "Bản nháp"), _event("b", "Giám sát"), _event("a", "Bản cuối")
+    events = _CountingLog([a1, b1, a2])
+    index = _CountingIndex()
+    rebuilding = AssetProjector(index, events, backoff_s=0.0, sole_writer=True)
+    await rebuilding.apply_batch([Delivered(a1, 1), Delivered(b1, 2)])
+    assert index.looked_up == []  # a fresh index holds nothing it did not write
+    outcome = await rebuilding.apply_batch([Delivered(a2, 3)])
+    assert outcome.done == {3} and index.looked_up == ["a"] and events.lookups == 0
+    assert index.docs["a"][0]["event_sequences"] == [1, 3] and index.docs["a"][0]["title"] == "Bản cuối"
+
+
+class _SlowWritingIndex(InMemorySearchIndex):
+    """An index whose ``_bulk`` answers only once the next slice has been read: a projector
+    that waited for each write before reading on would never get there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self._read_again = asyncio.Event()
+
+    async def mget(self, doc_ids: Iterable[str]) -> dict[str, tuple[dict[str, Any], int]]:
+        self.reads += 1
+        if self.reads > 1:
+            self._read_again.set()
+        return await super().mget(doc_ids)
+
+    async def bulk_put(
+        self, docs: list[tuple[str, dict[str, Any], int]], gte: set[str] | frozenset[str] = frozenset()
+    ) -> list[BulkItemResult]:
+        if self.reads == 1:
+            await asyncio.wait_for(self._read_again.wait(), timeout=5)
+        return await super().bulk_put(docs, gte)
+
+
+async def test_a_large_batch_is_written_slice_by_slice_each_sent_while_the_next_is_folded() -> None:
+    index = _SlowWritingIndex()
+    events = [_event(f"a{i}", f"Kỳ họp {i}") for i in range(WRITE_SLICE + 10)]
+    outcome = await projector(index).apply_batch([Delivered(e, i + 1) for i, e in enumerate(events)])
+    assert outcome.done == set(range(1, len(events) + 1)) and index.reads == 2
+    assert len(index.docs) == len(events) and index.docs["a0"][0]["title"] == "Kỳ họp 0"

@@ -64,3 +64,16 @@ def test_fold_by_table_matches_folding_each_character_and_keeps_every_offset() -
     )
     expected = "".join(_fold_char(ch) for ch in nfc(sample))
     assert fold(sample) == expected and len(fold(sample)) == len(nfc(sample))
+
+
+def test_the_refused_characters_are_exactly_the_controls_surrogates_and_bidi_overrides() -> None:
+    # The compiled class must say what the Unicode categories say, for every code point.
+    from shared.text import _BIDI_CONTROLS, _refused_char
+
+    def refused_by_category(ch: str) -> bool:
+        category = unicodedata.category(ch)
+        return (category == "Cc" and ch not in "\t\n\r") or category == "Cs" or ch in _BIDI_CONTROLS
+
+    mismatches = [hex(c) for c in range(0x110000) if (_refused_char(chr(c)) is not None) != refused_by_category(chr(c))]
+    assert mismatches == []
+    assert _refused_char("Kỳ họp\u202ethứ") == "\u202e" and _refused_char("Kỳ họp\tthứ\n") is None
