@@ -59,7 +59,9 @@ def render(records: list[UploadRecord], now: datetime) -> list[str]:
 async def _records(settings: Settings) -> list[UploadRecord]:
     nc = await nats.connect(settings.nats_servers, name="mam-cli", connect_timeout=5, max_reconnect_attempts=1)
     try:
-        store = await UploadStore.open(nc.jetstream(), settings.upload_lock_lease_s, settings.upload_state_bucket)
+        store = await UploadStore.open(
+            nc.jetstream(), settings.upload_lock_lease_s, settings.upload_state_bucket, settings.nats_replicas
+        )
         return await store.all()
     finally:
         await nc.close()

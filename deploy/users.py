@@ -65,6 +65,7 @@ async def _run(settings: Settings, args: argparse.Namespace, password: Callable[
             session_max_s=settings.refresh_session_max_s,
             guard_ttl_s=settings.signin_failure_window_s + settings.signin_lockout_s,
             api_key_cache_ttl_s=0,
+            replicas=settings.nats_replicas,
         )
         accounts = Accounts(buckets, events, settings)
         actor = f"mam-cli:{getpass.getuser()}"

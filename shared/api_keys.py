@@ -162,10 +162,10 @@ async def verify_api_key(kv_or_store: KvApiKeyStore | KeyValueReader, presented:
     return record.principal()
 
 
-async def open_api_key_store(js: JetStreamContext, cache_ttl_s: float = 15.0) -> KvApiKeyStore:
+async def open_api_key_store(js: JetStreamContext, cache_ttl_s: float = 15.0, replicas: int = 1) -> KvApiKeyStore:
     """The store a service verifies keys with: the ``MAM_API_KEYS`` bucket (made if missing)
     on the service's NATS connection, e.g. ``await open_api_key_store(nc.jetstream(),
     settings.api_key_cache_ttl_s)``; then ``app.state.api_key_verifier = lambda key:
     verify_api_key(store, key)`` lets ``shared.access`` accept API keys."""
-    kv = await open_bucket(js, API_KEYS_BUCKET, API_KEYS_DESCRIPTION)
+    kv = await open_bucket(js, API_KEYS_BUCKET, API_KEYS_DESCRIPTION, replicas=replicas)
     return KvApiKeyStore(kv, cache_ttl_s)

@@ -315,7 +315,7 @@ async def _accept_api_keys(app: FastAPI, deps: ServiceDeps, settings: Settings) 
     revoked key stops working within ``api_key_cache_ttl_s``."""
     events = getattr(deps, "events", None)
     if isinstance(events, EventStore):
-        store = await open_api_key_store(await events.jetstream(), settings.api_key_cache_ttl_s)
+        store = await open_api_key_store(await events.jetstream(), settings.api_key_cache_ttl_s, settings.nats_replicas)
         app.state.api_key_verifier = functools.partial(verify_api_key, store)
 
 

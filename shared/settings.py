@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     event_stream: str = "MAM_EVENTS"
     # Dedup window for Nats-Msg-Id; long enough to cover a worker's retry cycle.
     event_dedup_window_s: float = 3600.0
+    # Servers holding each KV bucket a service makes (shared/kv.py): 1 on one node, 3 on the
+    # cluster (`mam up --cluster` sets it), so a bucket survives a node's loss like the stream.
+    nats_replicas: int = Field(default=1, ge=1, le=5)
 
     # --- S3 object storage
     s3_backend: str = "minio"  # "minio" or "seaweedfs": which server the launcher starts

@@ -1,8 +1,9 @@
 """The cluster profile on loopback: the engines' own clustering, started by the launcher.
 
 - NATS: three servers in one cluster (JetStream, ``sync_interval: always``); the
-  event stream and every KV bucket are scaled to three replicas once the
-  services have made them (a bucket made later keeps one until the next ``up``).
+  event stream is scaled to three replicas once the services have made it, and
+  every KV bucket is made (or scaled) on three by the service that opens it
+  (``nats_replicas``), also one a service makes long after ``up``.
 - MinIO: four server processes with one drive each, one erasure set (EC:2 —
   reads and writes go on with one server down). The ``minio`` SDK talks to one
   endpoint, so HAProxy (Debian's package) listens on ``minio_port`` in front of the
@@ -91,7 +92,15 @@ def cluster_settings(settings: Settings) -> Settings:
     ports = ClusterPorts(settings.cluster_port_base)
     nats = ",".join(f"nats://127.0.0.1:{ports.nats_client(settings, n)}" for n in range(1, NATS_NODES + 1))
     es = ",".join(f"http://127.0.0.1:{ports.es_http(settings, n)}" for n in range(1, ES_NODES + 1))
-    return settings.model_copy(update={"nats_url": nats, "es_url": es, "s3_backend": "minio", "s3_endpoint": ""})
+    return settings.model_copy(
+        update={
+            "nats_url": nats,
+            "es_url": es,
+            "s3_backend": "minio",
+            "s3_endpoint": "",
+            "nats_replicas": STREAM_REPLICAS,
+        }
+    )
 
 
 def _kind(name: str) -> str:

@@ -30,6 +30,7 @@ async def build_deps(settings: Settings) -> AccountsDeps:
         session_max_s=settings.refresh_session_max_s,
         guard_ttl_s=settings.signin_failure_window_s + settings.signin_lockout_s,
         api_key_cache_ttl_s=settings.api_key_cache_ttl_s,
+        replicas=settings.nats_replicas,
     )
     accounts = Accounts(buckets, events, settings, signing_key=load_private_key(private_file))
     if settings.creates_demo_accounts:

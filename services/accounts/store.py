@@ -109,16 +109,28 @@ class AccountBuckets:
 
     @classmethod
     async def open(
-        cls, js: JetStreamContext, *, session_max_s: float, guard_ttl_s: float, api_key_cache_ttl_s: float
+        cls,
+        js: JetStreamContext,
+        *,
+        session_max_s: float,
+        guard_ttl_s: float,
+        api_key_cache_ttl_s: float,
+        replicas: int = 1,
     ) -> AccountBuckets:
-        users = await open_bucket(js, USERS_BUCKET, "HĐND media archive: user accounts (argon2 hashes)")
+        users = await open_bucket(
+            js, USERS_BUCKET, "HĐND media archive: user accounts (argon2 hashes)", replicas=replicas
+        )
         sessions = await open_bucket(
-            js, SESSIONS_BUCKET, "HĐND media archive: refresh tokens (hashes)", ttl_s=session_max_s
+            js, SESSIONS_BUCKET, "HĐND media archive: refresh tokens (hashes)", ttl_s=session_max_s, replicas=replicas
         )
         unknown = await open_bucket(
-            js, UNKNOWN_NAMES_BUCKET, "HĐND media archive: failed sign-ins of unknown names", ttl_s=guard_ttl_s
+            js,
+            UNKNOWN_NAMES_BUCKET,
+            "HĐND media archive: failed sign-ins of unknown names",
+            ttl_s=guard_ttl_s,
+            replicas=replicas,
         )
-        keys = await open_bucket(js, API_KEYS_BUCKET, API_KEYS_DESCRIPTION)
+        keys = await open_bucket(js, API_KEYS_BUCKET, API_KEYS_DESCRIPTION, replicas=replicas)
         return cls(
             users=Records(users, UserRecord),
             sessions=Records(sessions, RefreshFamily),

@@ -27,7 +27,7 @@ async def build_deps(settings: Settings) -> IngestDeps:
     await objects.ensure_buckets(settings.bucket_originals, settings.bucket_uploads)
     limits = Limits(max_pixels=settings.max_photo_pixels, probe_timeout_s=settings.ffprobe_timeout_s)
     uploads = await UploadStore.open(
-        await events.jetstream(), settings.upload_lock_lease_s, settings.upload_state_bucket
+        await events.jetstream(), settings.upload_lock_lease_s, settings.upload_state_bucket, settings.nats_replicas
     )
     finaliser = Finaliser(settings, events, objects, uploads, limits, spool_dir)
     sweeper = Sweeper(settings, objects, uploads, finaliser)

@@ -64,9 +64,11 @@ class UploadStore:
         self.lease_s = lease_s
 
     @classmethod
-    async def open(cls, js: JetStreamContext, lease_s: float, bucket: str = RECORDS_BUCKET) -> UploadStore:
-        records = await open_bucket(js, bucket, "resumable uploads in flight (tus), one record each")
-        locks = await open_bucket(js, f"{bucket}_LOCKS", "one writer per resumable upload: leases")
+    async def open(
+        cls, js: JetStreamContext, lease_s: float, bucket: str = RECORDS_BUCKET, replicas: int = 1
+    ) -> UploadStore:
+        records = await open_bucket(js, bucket, "resumable uploads in flight (tus), one record each", replicas=replicas)
+        locks = await open_bucket(js, f"{bucket}_LOCKS", "one writer per resumable upload: leases", replicas=replicas)
         return cls(records, locks, lease_s)
 
     # --- records ---------------------------------------------------------------------

@@ -72,7 +72,13 @@ async def build_deps(settings: Settings) -> ReelsDeps:
     objects = ObjectStore.from_settings(settings)
     await objects.ensure_buckets(settings.bucket_reels, settings.bucket_reel_cache)
     board = ProgressBoard(
-        await open_bucket(await events.jetstream(), PROGRESS_BUCKET, "reel render progress", ttl_s=PROGRESS_TTL_S)
+        await open_bucket(
+            await events.jetstream(),
+            PROGRESS_BUCKET,
+            "reel render progress",
+            ttl_s=PROGRESS_TTL_S,
+            replicas=settings.nats_replicas,
+        )
     )
     # Leftovers of a crashed run of this replica are swept: no job of ours is running yet.
     work_dir = await asyncio.to_thread(fresh_work_dir, settings, "reels", settings.reels_work_dir)

@@ -244,7 +244,12 @@ class ExportRequest(BaseModel):
 
 
 async def _exports_kv(d: SearchDeps) -> KeyValue:
-    return await open_bucket(await d.events.jetstream(), EXPORTS_KV, "HĐND media archive: collection export progress")
+    return await open_bucket(
+        await d.events.jetstream(),
+        EXPORTS_KV,
+        "HĐND media archive: collection export progress",
+        replicas=d.settings.nats_replicas,
+    )
 
 
 async def _put_status(kv: KeyValue, status: dict[str, Any]) -> None:

@@ -26,14 +26,20 @@ def main(argv: list[str]) -> int:
     only = set(argv)
     settings = test_settings()
     stack = LocalStack(settings)
-    stack.up(servers=SERVERS, services=())
+    chosen = [p.stem for p in sorted(HERE.glob("bench_*.py")) if not only or p.stem in only]
+    loaded = {name: importlib.import_module(f"tests.bench.{name}") for name in chosen}
+    # A bench with OWN_SERVERS starts what it measures itself (the cluster, on the same ports):
+    # it runs after the others, once the single-node stack is down.
+    modules = dict(sorted(loaded.items(), key=lambda item: bool(getattr(item[1], "OWN_SERVERS", False))))
+    if not all(getattr(m, "OWN_SERVERS", False) for m in modules.values()):
+        stack.up(servers=SERVERS, services=())
     rows: list[dict[str, Any]] = []
     failed = False
     try:
-        for path in sorted(HERE.glob("bench_*.py")):
-            if only and path.stem not in only:
-                continue
-            module = importlib.import_module(f"tests.bench.{path.stem}")
+        for name, module in modules.items():
+            if getattr(module, "OWN_SERVERS", False):
+                stack.down()  # its servers take the same ports
+            path = HERE / f"{name}.py"
             print(f"… {path.stem}", flush=True)
             try:
                 rows.extend({**row, "bench": path.stem} for row in module.run(stack))

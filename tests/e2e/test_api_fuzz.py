@@ -10,6 +10,7 @@ test``; ``make test-fuzz`` runs a long one).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -27,8 +28,15 @@ CHECKS = [not_a_server_error, response_schema_conformance]
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-def fuzz(url: str, *, skip: frozenset[str] = frozenset()) -> list[str]:
-    """Every operation of the service at ``url``, ``EXAMPLES`` generated cases each.
+def fuzz(
+    url: str,
+    *,
+    skip: frozenset[str] = frozenset(),
+    examples: int = EXAMPLES,
+    on_status: Callable[[int], None] | None = None,
+) -> list[str]:
+    """Every operation of the service at ``url``, ``examples`` generated cases each
+    (``on_status`` sees every answer's status, for a summary).
 
     Drives schemathesis's Hypothesis strategies directly: its pytest plugin does
     not support this pytest version. Returns the operations exercised.
@@ -40,10 +48,12 @@ def fuzz(url: str, *, skip: frozenset[str] = frozenset()) -> list[str]:
         if operation.path in skip:
             continue
 
-        @FUZZ
+        @settings(FUZZ, max_examples=examples)
         @given(case=operation.as_strategy())
         def call(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers=ARCHIVIST, checks=CHECKS)
+            response = case.call_and_validate(headers=ARCHIVIST, checks=CHECKS)
+            if on_status is not None:
+                on_status(response.status_code)
 
         call()
         seen.append(f"{operation.method.upper()} {operation.path}")

@@ -194,3 +194,25 @@ class Load:
                 return None
             time.sleep(0.5)
         return None  # unreachable: cycle() never ends
+
+    # --- for another load that shares this one's answers, samples and acknowledgements (the soak's reels)
+    def send(
+        self, http: httpx.Client, kind: str, service: str, send: Callable[[str], httpx.Response]
+    ) -> httpx.Response | None:
+        """One request with this load's retries on the other replica, counted and timed as its own."""
+        return self._call(http, kind, service, send)
+
+    def acknowledge(self, asset_id: str, sha256: str) -> None:
+        """An upload acknowledged by another load: reconciled with this one's."""
+        with self._lock:
+            self.acknowledged[asset_id] = sha256
+            self._ack_times.append(time.monotonic())
+
+    def record(self, kind: str, began: float, seconds: float, ok: bool) -> None:
+        """A latency that is not one request (a render, from accepted to rendered); ``began``: monotonic."""
+        with self._lock:
+            self.samples.append(Sample(began - self._began, kind, seconds, ok))
+
+    def fail(self, message: str) -> None:
+        with self._lock:
+            self.failures.append(message)

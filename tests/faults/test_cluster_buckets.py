@@ -1,0 +1,102 @@
+"""KV buckets on the cluster live on as many NATS servers as the event stream (``nats_replicas``),
+also one a service makes long after ``mam up --cluster`` scaled what existed then."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import nats
+import pytest
+from nats.js import api
+
+from deploy.local.cluster import STREAM_REPLICAS, ClusterStack
+from services.search.collections import EXPORTS_KV
+from shared.kv import open_bucket
+from shared.settings import Settings
+from tests.conftest import ARCHIVIST, run, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def replicas_of(settings: Settings, bucket: str) -> int:
+    nc = await nats.connect(settings.nats_servers, connect_timeout=5)
+    try:
+        info = await nc.jetstream().stream_info(f"KV_{bucket}")
+        return int(info.config.num_replicas or 1)
+    finally:
+        await nc.close()
+
+
+async def delete_bucket(settings: Settings, bucket: str) -> None:
+    nc = await nats.connect(settings.nats_servers, connect_timeout=5)
+    try:
+        js = nc.jetstream()
+        if f"KV_{bucket}" in [i.config.name for i in await js.streams_info()]:
+            await js.delete_key_value(bucket)
+    finally:
+        await nc.close()
+
+
+def test_the_export_bucket_the_search_service_makes_after_the_cluster_is_up_is_on_three_servers(
+    cluster: ClusterStack,
+) -> None:
+    s = cluster.settings
+    assert s.nats_replicas == STREAM_REPLICAS == 3
+    # Made by the first export request, in the service, well after `up` scaled what existed.
+    run(delete_bucket(s, EXPORTS_KV))
+    with httpx.Client(timeout=30.0) as http:
+        made = http.post(
+            f"{s.catalogue_url}/v1/collections", headers=ARCHIVIST, json={"kind": "other", "title": "Tư liệu tiêu biểu"}
+        )
+        assert made.status_code == 201, made.text
+        cid = made.json()["collection_id"]
+        started = http.post(f"{s.search_url}/v1/collections/{cid}/exports", headers=ARCHIVIST, json={"media": "web"})
+        assert started.status_code == 202, started.text
+    assert run(replicas_of(s, EXPORTS_KV)) == 3
+
+
+def test_a_bucket_made_on_one_server_is_scaled_to_the_configured_replicas_when_a_service_opens_it(
+    cluster: ClusterStack,
+) -> None:
+    s = cluster.settings
+    name = f"mam_test_scale_{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> tuple[int, int, bytes | None]:
+        nc = await nats.connect(s.nats_servers, connect_timeout=5)
+        try:
+            js = nc.jetstream()
+            # As a process of the single-node profile (or an older release) would have made it.
+            one = await js.create_key_value(api.KeyValueConfig(bucket=name, history=1, replicas=1))
+            await one.put("giu-nguyen", b"gia tri truoc khi nhan rong")
+            before = await replicas_of(s, name)
+            opened = await open_bucket(js, name, "test bucket", replicas=s.nats_replicas)
+            after = await replicas_of(s, name)
+            kept = (await opened.get("giu-nguyen")).value  # scaling keeps what the bucket held
+            await js.delete_key_value(name)
+            return before, after, kept
+        finally:
+            await nc.close()
+
+    before, after, kept = run(scenario())
+    assert (before, after) == (1, 3)
+    assert kept == b"gia tri truoc khi nhan rong"
+
+
+def test_every_kv_bucket_of_the_running_cluster_is_on_three_servers(cluster: ClusterStack) -> None:
+    s = cluster.settings
+
+    async def kv_replicas() -> dict[str, int]:
+        nc = await nats.connect(s.nats_servers, connect_timeout=5)
+        try:
+            infos = await nc.jetstream().streams_info()
+            return {
+                str(i.config.name): int(i.config.num_replicas or 1)
+                for i in infos
+                if str(i.config.name).startswith("KV_")
+            }
+        finally:
+            await nc.close()
+
+    buckets = wait_for(lambda: run(kv_replicas()) or None, timeout=30, what="the services' KV buckets")
+    assert buckets and set(buckets.values()) == {3}, buckets
