@@ -12,8 +12,6 @@ at the subscription keeps the loop, and the batch, intact.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from shared.events.envelope import EventEnvelope
+from shared.heartbeat import beating
 from shared.outcomes import Outcome, Retry, apply_outcome
 from shared.ports import EventLog
 
@@ -81,20 +80,13 @@ async def in_progress_acks(msg: NatsMessage, every_s: float) -> AsyncIterator[No
     to another replica; after a crash the acks stop and redelivery follows."""
 
     async def beat() -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            try:
-                await msg.in_progress()
-            except Exception:  # a lost beat only risks a duplicate, which is harmless
-                log.warning("in-progress ack failed", exc_info=True)
+        try:
+            await msg.in_progress()
+        except Exception:  # a lost beat only risks a duplicate, which is harmless
+            log.warning("in-progress ack failed", exc_info=True)
 
-    task = asyncio.create_task(beat())
-    try:
+    async with beating(beat, every_s):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def run_long_job(

@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError
 
 from services.ingest.uploads import UploadRecord
+from shared.heartbeat import beating
 from shared.http import UserError
 from shared.kv import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError, open_bucket
 
@@ -160,20 +161,15 @@ class UploadStore:
     async def renewing(self, lock: UploadLock) -> AsyncIterator[UploadLock]:
         """Renew a held lock every third of the lease during the block; release it after."""
 
-        async def keep_renewing() -> None:
-            while True:
-                await asyncio.sleep(self.lease_s / 3)
-                try:
-                    if not await self.renew(lock):
-                        return
-                except Exception:  # NATS briefly unreachable: try again next beat
-                    log.warning("upload %s: lock renewal failed", lock.upload_id, exc_info=True)
+        async def renew() -> bool:
+            try:
+                return await self.renew(lock)
+            except Exception:  # NATS briefly unreachable: try again next beat
+                log.warning("upload %s: lock renewal failed", lock.upload_id, exc_info=True)
+                return True
 
-        renewer = asyncio.create_task(keep_renewing())
         try:
-            yield lock
+            async with beating(renew, self.lease_s / 3):
+                yield lock
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
             await asyncio.shield(self.release(lock))

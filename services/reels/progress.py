@@ -8,16 +8,14 @@ log need not keep.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from shared.heartbeat import beating
 from shared.kv import KeyNotFoundError, KeyValue
 
 log = logging.getLogger("mam.reels.progress")
@@ -102,17 +100,6 @@ class ProgressReporter:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Callable[[float], None]]:
-        async def pump() -> None:
-            while True:
-                started = time.monotonic()
-                await self.flush()
-                await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
-
-        task = asyncio.create_task(pump())
-        try:
+        async with beating(self.flush, self.interval_s, at_once=True):
             yield self.update
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await self.flush()
+        await self.flush()

@@ -29,6 +29,7 @@ from services.search.index import AssetIndex, es_client
 from services.search.rebuild import RebuildError, rebuild_index
 from shared.access import requires
 from shared.auth import Principal
+from shared.heartbeat import beating
 from shared.http import UserError
 from shared.kv import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError, open_bucket
 from shared.policy import Action, visibility_filter
@@ -281,43 +282,35 @@ async def run_rebuild(d: SearchDeps, kv: KeyValue, record: dict[str, Any], revis
             return False
         return True
 
-    async def beat() -> None:
-        while True:
-            if not await write():
-                return
-            await asyncio.sleep(REBUILD_BEAT_S)
-
     es = es_client(d.settings.resolved_es_url, request_timeout=60)
-    beating = asyncio.create_task(beat())
     outcome: dict[str, Any]
     try:
-        result = await rebuild_index(
-            AssetIndex(es, d.settings.es_index_prefix),
-            d.settings.resolved_nats_url,
-            d.settings.event_stream,
-            progress=progress,
-        )
-        outcome = {
-            "state": "done",
-            "new_index": result.new_index,
-            "previous": result.previous,
-            "deleted": result.deleted,
-            "events_done": result.events,
-            "seconds": round(result.seconds, 1),
-            "rate": round(result.rate, 1),
-        }
-    except asyncio.CancelledError:
-        outcome = {"state": "failed", "error": "interrupted: the search service stopped", "swapped": False}
-        raise
-    except RebuildError as exc:
-        outcome = {"state": "failed", "error": str(exc)[:500], "swapped": exc.swapped}
-    except Exception as exc:
-        log.exception("rebuild %s failed", record["rebuild_id"])
-        outcome = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"[:500], "swapped": False}
+        async with beating(write, REBUILD_BEAT_S, at_once=True):
+            try:
+                result = await rebuild_index(
+                    AssetIndex(es, d.settings.es_index_prefix),
+                    d.settings.resolved_nats_url,
+                    d.settings.event_stream,
+                    progress=progress,
+                )
+                outcome = {
+                    "state": "done",
+                    "new_index": result.new_index,
+                    "previous": result.previous,
+                    "deleted": result.deleted,
+                    "events_done": result.events,
+                    "seconds": round(result.seconds, 1),
+                    "rate": round(result.rate, 1),
+                }
+            except asyncio.CancelledError:
+                outcome = {"state": "failed", "error": "interrupted: the search service stopped", "swapped": False}
+                raise
+            except RebuildError as exc:
+                outcome = {"state": "failed", "error": str(exc)[:500], "swapped": exc.swapped}
+            except Exception as exc:
+                log.exception("rebuild %s failed", record["rebuild_id"])
+                outcome = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"[:500], "swapped": False}
     finally:
-        beating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beating
         with contextlib.suppress(Exception):
             await asyncio.shield(write(finished_at=_now(), **outcome))
         await es.close()
