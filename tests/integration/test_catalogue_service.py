@@ -4,14 +4,17 @@ searchable; the people registry imported from CSV is what the tagger recognises.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import pytest
 
+from services.search.app import PROJECTOR_DURABLE
+from services.tagger.app import TAGGER_DURABLE
 from shared.auth import Role
 from shared.settings import Settings
-from tests.conftest import ARCHIVIST, AUTH, PRODUCER, role_headers, wait_for
+from tests.conftest import ARCHIVIST, AUTH, PRODUCER, consumer_settled, role_headers, wait_for
 from tests.integration.archive import banner_jpeg, search, tagged_count, tags, upload
 
 pytestmark = pytest.mark.integration
@@ -55,6 +58,15 @@ def test_an_archivists_edit_sticks_after_a_full_retag(services: Settings, http: 
         timeout=60,
         what="edit in the index after re-tag",
     )
+    # The full re-tag queued every asset of the run: let the tagger and the projection finish
+    # it, so the tests after this one do not wait behind it (a saved search's "new upload
+    # within 20 s" once ran into the storm of a thousand re-tags being projected).
+    for durable in (TAGGER_DURABLE, PROJECTOR_DURABLE):
+        wait_for(
+            lambda durable=durable: asyncio.run(consumer_settled(s, durable)),  # type: ignore[misc]
+            timeout=90 + 1.5 * requested,
+            what=f"{durable} settled after the full re-tag",
+        )
 
 
 def test_a_bad_edit_is_refused_in_vietnamese_and_english(services: Settings, http: httpx.Client) -> None:
