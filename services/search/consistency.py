@@ -1,11 +1,11 @@
 """Read-your-writes: wait until the projector has indexed a given stream sequence.
 
 A client that just appended an event (and got its stream sequence back) passes
-``after_seq``; the query waits until that event is in the index — its asset's
-document lists the sequence, or the projector's durable consumer has
-acknowledged that far across all replicas — then refreshes the index. (The
-ack floor alone can lag behind: a delivery to a replica that stopped waits for
-its ack timeout before it is redelivered.)
+``after_seq``; the query waits until every event up to it is in the index — the
+projector's durable consumer has acknowledged that far across all replicas —
+then refreshes the index. At the deadline it settles for the event's own asset
+(its document lists the sequence): the ack floor can lag behind when a delivery
+to a replica that stopped waits for its ack timeout before it is redelivered.
 """
 
 from __future__ import annotations
@@ -75,12 +75,13 @@ class ProjectionProgress:
         delay = 0.02
         asset_id = await self._asset_of(sequence)
         while True:
-            if asset_id is not None and await self.is_indexed(asset_id, sequence):
-                return True
             info = await self.info()
             if info is not None and caught_up(info, sequence):
                 return True
             if time.monotonic() >= deadline:
-                return False
+                # Only the event's own asset is sure then. Not earlier: its document can be
+                # written while events before it (other assets, another batch) are not yet —
+                # a search after 24 uploads found 12 when this check came first.
+                return asset_id is not None and await self.is_indexed(asset_id, sequence)
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.25)
