@@ -162,6 +162,11 @@ class Settings(BaseSettings):
     # No S3 call of the upload path waits longer (an S3 server going down mid-request
     # must turn into a 503 the client resumes after, not a hung PATCH).
     upload_s3_timeout_s: float = Field(default=60.0, ge=1.0)
+    # A finalisation that keeps failing (the originals bucket over its quota, the staging object
+    # gone) is given up after this many attempts or this long after its first failure, whichever
+    # comes first: the upload ends ``rejected`` with the reason, and its staging bytes are removed.
+    upload_finalise_max_attempts: int = Field(default=10, ge=1)
+    upload_finalise_max_age_s: float = Field(default=6 * 3600.0, ge=1.0)
     # Origins a browser may upload from (tus-js-client, Uppy), comma-separated; empty:
     # the web UI's own origin (``web_url``).
     upload_cors_origins: str = ""

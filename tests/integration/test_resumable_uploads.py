@@ -29,12 +29,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from minio.credentials import StaticProvider
+from minio.minioadmin import MinioAdmin
 
 from deploy.local.processes import ProcessSpec, running_pid, start, stop
 from deploy.local.stack import LocalStack, settings_env
 from shared.auth import Role
 from shared.eventstore import EventStore
-from shared.objectstore import ObjectStore
+from shared.objectstore import ObjectStore, content_key
 from shared.settings import Settings
 from tests.conftest import ADMIN, ARCHIVIST, AUTH, object_store_for, role_headers, run, wait_for
 from tests.uploads import (
@@ -432,6 +434,67 @@ def test_the_same_file_uploaded_twice_ends_as_the_existing_asset_and_its_parts_a
     second_id = second["id"]
     assert not [k for k in multipart_keys(ingest) if second_id in k]
     assert not [k for k in staged_keys(ingest) if second_id in k]
+
+
+@pytest.fixture(scope="module")
+def full_originals(stack: LocalStack, quiet_nats: Settings) -> Iterator[Ingest]:
+    """An ingest whose originals bucket has a hard quota of one byte: every finalisation fails
+    at the copy of the original (a real refusal by MinIO), and is given up after 3 attempts."""
+    settings = ingest_settings(
+        quiet_nats,
+        "minio",
+        78,
+        upload_part_size=PART,
+        upload_lock_lease_s=LEASE_S,
+        upload_sweep_interval_s=0.5,
+        upload_s3_timeout_s=5.0,
+        upload_finalise_max_attempts=3,
+        bucket_originals="mam-originals-full",
+        bucket_uploads="mam-uploads-full",
+        upload_state_bucket="MAM_UPLOADS_FULL",
+    )
+    spec = ingest_spec(settings, "ingest-tus-full")
+    start(spec)  # makes the buckets
+    admin = MinioAdmin(
+        endpoint=settings.resolved_s3_endpoint,
+        credentials=StaticProvider(settings.s3_access_key, settings.s3_secret_key.get_secret_value()),
+        secure=False,
+    )
+    admin.bucket_quota_set(settings.bucket_originals, 1)
+    try:
+        yield Ingest(settings, spec)
+    finally:
+        stop(spec)
+        admin.bucket_quota_clear(settings.bucket_originals)
+
+
+def test_a_finalisation_that_keeps_failing_is_given_up_with_its_reason_and_nothing_half_stored(
+    full_originals: Ingest, quiet_nats: Settings, tmp_path: Path
+) -> None:
+    ingest = full_originals
+    path = tmp_path / "kho-day.jpg"
+    sha = write_padded_jpeg(path, PART + 4321)
+    url, _ = upload_with_tuspy(ingest.endpoint, AUTH, path, METADATA, 64 * MIB)
+    final = settled(url, 90)  # without a bound it stays "verifying", retried for ever
+    assert final["state"] == "rejected" and final["asset_id"] is None, final
+    error = final["error"]
+    assert error["code"] == "finalise_failed", error
+    assert "3 lần thử" in error["message_vi"] and "đầy" in error["message_vi"], error
+    assert "3 attempts" in error["message_en"] and "full" in error["message_en"], error
+    # Nothing half-stored: no multipart upload, staging or tail object, no original, no event.
+    upload_id = final["id"]
+    assert not [k for k in multipart_keys(ingest) if upload_id in k]
+    assert not [k for k in staged_keys(ingest) if upload_id in k]
+    assert run(ingest.s3().stat(ingest.settings.bucket_originals, content_key(sha))) is None
+
+    async def asset_events() -> list[str]:
+        store = await EventStore.connect(quiet_nats.resolved_nats_url, quiet_nats.event_stream)
+        try:
+            return [e.envelope.type for e in await store.history("asset", "a" + sha[:32])]
+        finally:
+            await store.close()
+
+    assert run(asset_events()) == []
 
 
 def test_unsupported_content_ends_rejected_with_the_reason_and_no_asset(ingest: Ingest, tmp_path: Path) -> None:
