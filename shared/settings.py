@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     bucket_reels: str = "mam-reels"
     # Collection exports (ZIPs for the review report), fetched through presigned links.
     bucket_exports: str = "mam-exports"
+    # A running export refreshes its status at least every quarter of this; one silent longer
+    # (its replica died) is failed with a reason. Finished exports' ZIPs are deleted (status
+    # "expired") this long after they finished. Every search replica sweeps this often.
+    export_stale_after_s: float = Field(default=120.0, ge=1.0)
+    export_expiry_s: float = Field(default=7 * 24 * 3600.0, ge=1.0)
+    export_sweep_interval_s: float = Field(default=60.0, ge=0.2)
     presign_expiry_s: int = 900
     # Multipart part size for streaming puts of large originals.
     s3_part_size: int = 16 * 1024 * 1024

@@ -82,11 +82,16 @@ class SearchDeps:
     renditions: ObjectStore
     # Delegates per term and the sessions, for the delegate report (caught up per request).
     delegates: DelegateDirectory = field(default_factory=DelegateDirectory)
+    # Loops of this replica (the exports' sweeper), cancelled on close.
+    background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def readiness(self) -> dict[str, bool]:
         return {"nats": await self.events.ready(), "elasticsearch": await self.index.ready()}
 
     async def close(self) -> None:
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
         if self.broker is not None:
             await self.broker.stop()
         await self.progress.close()
