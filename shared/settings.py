@@ -173,6 +173,12 @@ class Settings(BaseSettings):
     # comes first: the upload ends ``rejected`` with the reason, and its staging bytes are removed.
     upload_finalise_max_attempts: int = Field(default=10, ge=1)
     upload_finalise_max_age_s: float = Field(default=6 * 3600.0, ge=1.0)
+    # A request body (``POST /v1/assets``) that stalls longer than this between two pieces, or,
+    # after the grace time, arrives slower than this on average, is dropped with 408: a client
+    # sending headers and then trickling would otherwise hold the request for ever.
+    upload_body_idle_timeout_s: float = Field(default=60.0, ge=0.1)
+    upload_body_grace_s: float = Field(default=60.0, ge=0.0)
+    upload_body_min_rate_bytes_s: float = Field(default=16 * 1024.0, gt=0.0)
     # Origins a browser may upload from (tus-js-client, Uppy), comma-separated; empty:
     # the web UI's own origin (``web_url``).
     upload_cors_origins: str = ""
