@@ -32,6 +32,7 @@ from shared.api_keys import open_api_key_store, verify_api_key
 from shared.eventstore import EventStore
 from shared.fields import text_problem
 from shared.objectstore import is_storage_full
+from shared.revocations import TokenRevocations, open_revocations_bucket
 from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
 
@@ -328,11 +329,16 @@ def install_offline_docs(app: FastAPI, settings: Settings) -> None:
 async def _accept_api_keys(app: FastAPI, deps: ServiceDeps, settings: Settings) -> None:
     """Services that hold an event store also accept machines' API keys (``shared.access``):
     the keys' KV bucket is read on the same NATS connection, cached briefly so a
-    revoked key stops working within ``api_key_cache_ttl_s``."""
+    revoked key stops working within ``api_key_cache_ttl_s``; so are the users' token
+    revocations (``shared.revocations``)."""
     events = getattr(deps, "events", None)
     if isinstance(events, EventStore):
-        store = await open_api_key_store(await events.jetstream(), settings.api_key_cache_ttl_s, settings.nats_replicas)
+        js = await events.jetstream()
+        store = await open_api_key_store(js, settings.api_key_cache_ttl_s, settings.nats_replicas)
         app.state.api_key_verifier = functools.partial(verify_api_key, store)
+        # Disabled users' access tokens, refused within token_revocation_cache_ttl_s.
+        revocations = await open_revocations_bucket(js, settings.nats_replicas)
+        app.state.token_revocations = TokenRevocations(revocations, settings.token_revocation_cache_ttl_s)
 
 
 async def app_deps(request: Request) -> Any:

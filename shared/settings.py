@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # How long a verified API key is trusted without looking again: a revoked key is
     # refused by every service within this time (at most 30 s).
     api_key_cache_ttl_s: float = Field(default=15.0, ge=0, le=30)
+    # How long a service trusts what it read of a user's token revocation (shared.revocations):
+    # a disabled user's access token is refused everywhere within this time.
+    token_revocation_cache_ttl_s: float = Field(default=5.0, ge=0, le=30)
     ingest_port: int = 18401
     search_port: int = 18402
     tagger_port: int = 18404
