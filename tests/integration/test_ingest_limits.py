@@ -134,37 +134,36 @@ def ingest_pid(services: Settings, stack: LocalStack) -> int:
     return pid
 
 
-@pytest.fixture(scope="module")
-def small_ingest(services: Settings) -> Iterator[Settings]:
-    """A second ingest process with small limits: 4 MiB uploads, 10-megapixel photos."""
-    settings = conftest.test_settings(
-        ingest_port=services.ingest_port + 61,
-        max_upload_bytes=SMALL_UPLOAD_LIMIT,
-        max_photo_pixels=SMALL_PIXEL_LIMIT,
-    )
-    spec = dataclasses.replace(LocalStack(settings).service_spec("ingest"), name="ingest-small-limits")
+def second_ingest(services: Settings, port_shift: int, name: str, **overrides: Any) -> Iterator[Settings]:
+    """Another ingest process beside the suite's, with ``overrides``, for the length of a module."""
+    settings = conftest.test_settings(ingest_port=services.ingest_port + port_shift, **overrides)
+    spec = dataclasses.replace(LocalStack(settings).service_spec("ingest"), name=name)
     start(spec)
     try:
         yield settings
     finally:
         stop(spec)
+
+
+@pytest.fixture(scope="module")
+def small_ingest(services: Settings) -> Iterator[Settings]:
+    """A second ingest process with small limits: 4 MiB uploads, 10-megapixel photos."""
+    yield from second_ingest(
+        services, 61, "ingest-small-limits", max_upload_bytes=SMALL_UPLOAD_LIMIT, max_photo_pixels=SMALL_PIXEL_LIMIT
+    )
 
 
 @pytest.fixture(scope="module")
 def impatient_ingest(services: Settings) -> Iterator[Settings]:
     """A second ingest that drops a body silent for 2 s, or under 64 KiB/s on average after 3 s."""
-    settings = conftest.test_settings(
-        ingest_port=services.ingest_port + 62,
+    yield from second_ingest(
+        services,
+        62,
+        "ingest-impatient",
         upload_body_idle_timeout_s=2.0,
         upload_body_grace_s=3.0,
         upload_body_min_rate_bytes_s=64 * 1024,
     )
-    spec = dataclasses.replace(LocalStack(settings).service_spec("ingest"), name="ingest-impatient")
-    start(spec)
-    try:
-        yield settings
-    finally:
-        stop(spec)
 
 
 @pytest.mark.parametrize("client", ["stalls", "trickles"])
