@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     ocr_scene_threshold: float = 0.3
     # Deliveries of one event before the tagger gives up with asset.tagging_failed.
     tagger_max_attempts: int = 3
+    # Assets one tagger replica tags at once: a job waits on S3 and NATS as much as on OCR, and
+    # one at a time let a full re-tag hold new uploads back for minutes.
+    tagger_concurrency: int = Field(default=2, ge=1, le=16)
     max_upload_bytes: int = 8 * 1024 * 1024 * 1024
     ffprobe_timeout_s: float = 30.0
     # --- resumable uploads (tus 1.0 at /v1/uploads of the ingest service)
