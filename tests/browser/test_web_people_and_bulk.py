@@ -176,9 +176,13 @@ def test_an_archivist_bulk_edits_a_selection_decides_who_speaks_and_finds_the_de
     expect(speeches).to_contain_text("tự động, chưa xác nhận")
     expect(page.locator(".in-collections")).to_contain_text(saved["title"])
     expect(page.locator(".in-collections")).to_contain_text("khớp tìm kiếm đã lưu")
+    page.fill("#speech_note", "Đã đối chiếu với băng gốc")
     page.get_by_role("button", name="Xác nhận nhận dạng tự động").click()
     expect(speeches).to_contain_text("đã xác nhận")
     expect(speeches.locator("tbody")).to_contain_text("sửa tay")
+    # Confirmed: the tagger's evidence stays, the archivist's note is shown beside it.
+    expect(speeches.locator("tbody q")).to_contain_text("phát biểu")
+    expect(speeches.locator(".speech-note")).to_contain_text("Đã đối chiếu với băng gốc")
     shot(page, screenshots, "asset-speeches")
     checked(page)
     # A name too long is refused next to the list, in Vietnamese, and what was typed stays.
