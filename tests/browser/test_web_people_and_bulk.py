@@ -20,6 +20,7 @@ from playwright.sync_api import Page, expect
 from shared.auth import Role
 from shared.people import bundled_registry, person_id_for
 from shared.settings import Settings
+from shared.taxonomy import current_term
 from tests.browser.conftest import axe_violations, describe, shot, sign_in
 from tests.conftest import ARCHIVIST, AUTH, role_headers, wait_for
 from tests.media import jpeg_bytes
@@ -230,3 +231,10 @@ def test_an_archivist_bulk_edits_a_selection_decides_who_speaks_and_finds_the_de
     # The delegate checklist links to the same page.
     page.goto(f"/delegates?term={TERM}")
     expect(page.locator(f"a[href='/people/{speakers['person_id']}']")).to_have_count(1)
+    # Without a term asked for, both pages show the term of today (in Vietnam).
+    today = current_term()
+    assert today is not None
+    page.goto("/delegates")
+    expect(page.locator("#term")).to_have_value(today.code)
+    page.goto("/people")
+    expect(page.locator("#people-term")).to_have_value(today.code)
