@@ -19,7 +19,7 @@ from faststream.nats import NatsBroker
 
 from services.search.aliases import alias_notes, expand_names, group_facets
 from services.search.collection_scope import CollectionScope, scoped
-from services.search.consistency import ProjectionProgress
+from services.search.consistency import Consistency, ProjectionProgress, read_your_writes
 from services.search.documents import document_visibility, fold_media_event
 from services.search.feed import (
     MAX_FEED_SIZE,
@@ -65,9 +65,6 @@ from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
 
 MAX_PAGE_SIZE = 100
-# Stream sequences are unsigned 64-bit numbers in NATS but JSON-decoded as int64 on its
-# API: a larger after_seq made the server answer 400 and this API 500.
-MAX_SEQUENCE = 2**63 - 1
 
 
 @dataclass
@@ -161,32 +158,6 @@ async def _visible_history(d: SearchDeps, asset_id: str, principal: Principal) -
     return stored
 
 
-async def _read_your_writes(d: SearchDeps, after_seq: int | None, refresh: bool) -> None:
-    """Wait until the projector has indexed ``after_seq`` (then make it searchable)."""
-    if after_seq is not None:
-        if not await d.progress.wait_for(after_seq, d.settings.search_consistency_timeout_s):
-            raise UserError(
-                503,
-                "index_not_caught_up",
-                f"Chỉ mục tìm kiếm chưa cập nhật tới sự kiện {after_seq}; vui lòng thử lại sau giây lát.",
-                f"The search index has not caught up with event {after_seq} yet; retry shortly.",
-                after_seq=after_seq,
-            )
-        refresh = True
-    if refresh:
-        await d.index.refresh()
-
-
-Consistency = Annotated[
-    int | None,
-    Query(
-        ge=1,
-        le=MAX_SEQUENCE,
-        description="đợi chỉ mục cập nhật tới sự kiện này / wait until this stream sequence is indexed",
-    ),
-]
-
-
 @router.get("/search", summary="Tìm tư liệu / search assets")
 async def search(
     who: Searcher,
@@ -216,7 +187,7 @@ async def search(
         facets=facets,
         cursor_key=cursor_key,
     )
-    await _read_your_writes(d, after_seq, refresh)
+    await read_your_writes(d.progress, d.index, after_seq, d.settings.search_consistency_timeout_s, refresh=refresh)
     visible = scoped(visibility_filter(who), in_collection)
     if uploader == "me":  # the uploader is the ingest event's actor, which the document keeps
         visible = scoped(visible, {"term": {"ingested_by": who.actor}})
@@ -260,7 +231,7 @@ async def stats(
     after_seq: Consistency = None,
 ) -> dict[str, Any]:
     group = parse_group(group_by)
-    await _read_your_writes(d, after_seq, False)
+    await read_your_writes(d.progress, d.index, after_seq, d.settings.search_consistency_timeout_s)
     body = stats_body(filters, group, visible=scoped(visibility_filter(who), in_collection))
     return shape_stats(await d.index.search(body), group)
 
