@@ -35,6 +35,7 @@ from shared.events.speech import SpeechTag
 from shared.events.tagging import ActivityCreatedV1, AssetActivityAssignedV1, AssetTaggedV1
 from shared.eventstore import EventStore
 from shared.people import person_id_for
+from tests.bench.ports import bench_settings
 from tests.conftest import ARCHIVIST
 from tests.search_corpus import ingested
 
@@ -197,15 +198,7 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
     s = stack.settings
     bench_home = stack.home / "bench-delegates"
     shutil.rmtree(bench_home, ignore_errors=True)
-    bench = s.model_copy(
-        update={
-            "home": bench_home,
-            "nats_port": s.nats_port + 96,
-            "nats_monitor_port": s.nats_monitor_port + 96,
-            "search_port": s.search_port + 96,
-            "es_index_prefix": f"mambenchdel{int(time.time())}",
-        }
-    )
+    bench = bench_settings(s, "delegates", home=bench_home, es_index_prefix=f"mambenchdel{int(time.time())}")
     bench_stack = LocalStack(bench)
     nats_spec = bench_stack.nats_spec(name="nats-bench-delegates", sync_always=False)
     start(nats_spec)

@@ -56,6 +56,7 @@ from shared.eventstore import EventStore
 from shared.policy import Restriction, visibility_filter
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter
+from tests.bench.ports import bench_settings, projector_beside
 from tests.conftest import ADMIN, ARCHIVIST, AUTH
 from tests.search_corpus import generated_events
 
@@ -338,7 +339,7 @@ def _p95_during_catch_up(bench: Settings, *, split: bool) -> float:
     api_settings = bench.model_copy(update={"search_run_projector": not split})
     specs = [LocalStack(api_settings).service_spec("search")]
     if split:
-        own = LocalStack(bench.model_copy(update={"search_port": bench.search_port + 1})).service_spec("search")
+        own = LocalStack(projector_beside(bench)).service_spec("search")
         specs.insert(0, dataclasses.replace(own, name="search-projector"))
     for spec in specs:
         start(spec)
@@ -389,15 +390,7 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
     s = stack.settings
     bench_home = stack.home / "bench-search"
     shutil.rmtree(bench_home, ignore_errors=True)
-    bench = s.model_copy(
-        update={
-            "home": bench_home,
-            "nats_port": s.nats_port + 97,
-            "nats_monitor_port": s.nats_monitor_port + 97,
-            "search_port": s.search_port + 97,
-            "es_index_prefix": f"mambench{int(time.time())}",
-        }
-    )
+    bench = bench_settings(s, "search", home=bench_home, es_index_prefix=f"mambench{int(time.time())}")
     bench_stack = LocalStack(bench)
     nats_spec = bench_stack.nats_spec(name="nats-bench-search", sync_always=False)
     start(nats_spec)

@@ -39,6 +39,7 @@ from tests.bench.bench_search import (
     _settle,
     _with_publication,
 )
+from tests.bench.ports import bench_settings
 from tests.conftest import AUTH
 from tests.search_corpus import generated_events
 
@@ -109,19 +110,8 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
     s = stack.settings
     bench_home = stack.home / "bench-web"
     shutil.rmtree(bench_home, ignore_errors=True)
-    # Ports no other test stack (offsets are multiples of 100) or bench uses: NATS's monitor
-    # at +80 was 28302, the search port of the stack 100 below (28402).
-    bench = s.model_copy(
-        update={
-            "home": bench_home,
-            "nats_port": s.nats_port + 98,
-            "nats_monitor_port": s.nats_monitor_port + 98,
-            "accounts_port": s.accounts_port + 80,
-            "search_port": s.search_port + 80,
-            "web_port": s.web_port + 80,
-            "es_index_prefix": f"mamwebbench{int(time.time())}",
-        }
-    )
+    # Ports no other test stack (offsets are multiples of 100) or bench uses (tests/bench/ports.py).
+    bench = bench_settings(s, "web", home=bench_home, es_index_prefix=f"mamwebbench{int(time.time())}")
     bench_stack = LocalStack(bench)
     nats_spec = bench_stack.nats_spec(name="nats-bench-web", sync_always=False)
     start(nats_spec)
