@@ -416,34 +416,38 @@ FEED_DESCRIPTION = (
 )
 
 
-@router.get(
+def _feed_route(
+    path: str,
+    name: str,
+    summary: str,
+    media_type: str,
+    render: Callable[[FeedPage], bytes],
+    schema: dict[str, Any] | None = None,
+) -> None:
+    """One format of the public feed: the same page (``_feed_page``), rendered as ``media_type``."""
+
+    async def feed(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
+        return _feed_response(request, await _feed_page(request, d, query), render, media_type)
+
+    router.add_api_route(
+        path,
+        feed,
+        methods=["GET"],
+        name=name,
+        summary=summary,
+        description=FEED_DESCRIPTION,
+        response_class=Response,
+        responses=_feed_responses(media_type, schema),
+    )
+
+
+_feed_route(
     "/feed",
-    summary="Tin công khai (JSON Feed) / public feed, JSON",
-    description=FEED_DESCRIPTION,
-    response_class=Response,
-    responses=_feed_responses(JSON_FEED_TYPE, {"type": "object"}),
+    "feed_json",
+    "Tin công khai (JSON Feed) / public feed, JSON",
+    JSON_FEED_TYPE,
+    render_json,
+    {"type": "object"},
 )
-async def feed_json(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
-    return _feed_response(request, await _feed_page(request, d, query), render_json, JSON_FEED_TYPE)
-
-
-@router.get(
-    "/feed.rss",
-    summary="Tin công khai (RSS 2.0 + Media RSS) / public feed, RSS",
-    description=FEED_DESCRIPTION,
-    response_class=Response,
-    responses=_feed_responses(RSS_TYPE),
-)
-async def feed_rss(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
-    return _feed_response(request, await _feed_page(request, d, query), render_rss, RSS_TYPE)
-
-
-@router.get(
-    "/feed.atom",
-    summary="Tin công khai (Atom) / public feed, Atom",
-    description=FEED_DESCRIPTION,
-    response_class=Response,
-    responses=_feed_responses(ATOM_TYPE),
-)
-async def feed_atom(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
-    return _feed_response(request, await _feed_page(request, d, query), render_atom, ATOM_TYPE)
+_feed_route("/feed.rss", "feed_rss", "Tin công khai (RSS 2.0 + Media RSS) / public feed, RSS", RSS_TYPE, render_rss)
+_feed_route("/feed.atom", "feed_atom", "Tin công khai (Atom) / public feed, Atom", ATOM_TYPE, render_atom)
