@@ -4,17 +4,20 @@ the search page's paging (offsets, then the API's cursor), CSRF signatures."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
 
 import pytest
 from starlette.requests import Request
 
+from services.search.delegates import NOTHING_COUNTED, ReportParams, shape_report
 from services.web import i18n
-from services.web.api import MAX_OFFSET, _link, _safe_next, _search_params, may_correct
+from services.web.api import MAX_OFFSET, _link, _safe_next, _search_params, may_correct, page
 from services.web.people import default_term
 from services.web.reports import compared_years, years_with_material
 from services.web.session import csrf_signature
 from shared import taxonomy
 from shared.auth import Principal, Role
+from shared.delegates import Delegate
 from shared.settings import Settings
 
 
@@ -117,3 +120,21 @@ def test_between_terms_and_with_a_future_term_configured_the_latest_started_term
     between = taxonomy.current_term(datetime(2026, 5, 1, tzinfo=UTC))  # after 2021-2026 ended, before the next
     assert between is not None and between.code == "2021-2026"
     assert default_term() == "2021-2026"  # today, with the last listed term not started yet
+
+
+def _delegates_page(delegates: list[Delegate]) -> str:
+    app = SimpleNamespace(state=SimpleNamespace(settings=Settings(web_secret_key="key-one")))
+    request = Request(
+        {"type": "http", "method": "GET", "path": "/delegates", "query_string": b"", "headers": [], "app": app}
+    )
+    report = shape_report(ReportParams(term="2026-2031"), delegates, [], NOTHING_COUNTED)
+    return bytes(page(request, "delegates.html", report=report, term="2026-2031", problem=None).body).decode()
+
+
+def test_the_delegate_checklist_of_a_term_without_delegates_says_there_is_nothing_to_check_yet() -> None:
+    # The page opens on the current term, which has no delegates at its start: no target is met.
+    empty = _delegates_page([])
+    assert "Chưa có đại biểu nào trong sổ của nhiệm kỳ này: chưa có gì để kiểm tra." in empty
+    assert "✓" not in empty and "Mọi đại biểu đã phát biểu" not in empty
+    silent = _delegates_page([Delegate("d1", "p1", "Võ Minh Tuấn", "2026-2031", group="Tổ A")])
+    assert "✗ Đại biểu chưa phát biểu" in silent and "chưa có gì để kiểm tra" not in silent
