@@ -24,6 +24,7 @@ from services.reels.worker import RendererDeps, handle_render_requested
 from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.kv import open_bucket
+from shared.nats_liveness import liveness
 from shared.objectstore import ObjectStore
 from shared.pull_consumers import align_ack_wait, long_job_subscriber, start_broker
 from shared.settings import Settings
@@ -34,7 +35,7 @@ log = logging.getLogger("mam.reels")
 
 
 def build_broker(settings: Settings, renderer: RendererDeps) -> NatsBroker:
-    broker = NatsBroker(settings.nats_servers)
+    broker = NatsBroker(settings.nats_servers, **liveness())
     long_job_subscriber(
         broker,
         stream=settings.event_stream,

@@ -24,6 +24,7 @@ from shared.events.models import AssetIngestedV1
 from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.media.probe import Limits
+from shared.nats_liveness import liveness
 from shared.objectstore import ObjectStore
 from shared.outcomes import Outcome
 from shared.pull_consumers import align_ack_wait, long_job_subscriber, start_broker
@@ -53,7 +54,7 @@ class TranscoderDeps:
 
 
 def build_broker(settings: Settings, worker: WorkerDeps) -> NatsBroker:
-    broker = NatsBroker(settings.nats_servers)
+    broker = NatsBroker(settings.nats_servers, **liveness())
 
     def jobs(
         event_type: str, durable: str, handle: Callable[[WorkerDeps, EventEnvelope, int], Awaitable[Outcome]]
