@@ -45,7 +45,7 @@ from tests.uploads import (
     Attempt,
     head_offset,
     ingest_settings,
-    ingest_spec,
+    running_ingest,
     tus_metadata,
     upload_with_tuspy,
     write_padded_jpeg,
@@ -94,54 +94,46 @@ class Ingest:
         return object_store_for(self.settings, self.settings.s3_backend)
 
 
-@pytest.fixture(scope="module")
-def ingest(request: pytest.FixtureRequest, stack: LocalStack, quiet_nats: Settings) -> Iterator[Ingest]:
-    """On MinIO, or on the S3 server a test names with ``@on_both_s3_servers``."""
+def _dedicated_ingest(
+    request: pytest.FixtureRequest, quiet: Settings, port_shift: int, label: str, **overrides: Any
+) -> Iterator[Ingest]:
+    """An ingest of its own (5 MiB parts, a short lock lease, its own bucket and state) on MinIO,
+    or on the S3 server a test names with ``@on_both_s3_servers``."""
     backend = str(getattr(request, "param", "minio"))
+    suffix = f"-{label}" if label else ""
     settings = ingest_settings(
-        quiet_nats,
+        quiet,
         backend,
-        70 + BACKENDS.index(backend),
+        port_shift + BACKENDS.index(backend),
         upload_part_size=PART,
         upload_lock_lease_s=LEASE_S,
-        upload_sweep_interval_s=1.0,
         upload_s3_timeout_s=5.0,
-        bucket_uploads=f"mam-uploads-{backend}",
-        upload_state_bucket=f"MAM_UPLOADS_{backend.upper()}",
+        bucket_uploads=f"mam-uploads{suffix}-{backend}",
+        upload_state_bucket=f"MAM_UPLOADS{suffix.replace('-', '_').upper()}_{backend.upper()}",
+        **overrides,
     )
-    spec = ingest_spec(settings, f"ingest-tus-{backend}")
-    start(spec)
-    try:
+    with running_ingest(settings, f"ingest-tus{suffix}-{backend}") as spec:
         yield Ingest(settings, spec)
-    finally:
-        stop(spec)
+
+
+@pytest.fixture(scope="module")
+def ingest(request: pytest.FixtureRequest, stack: LocalStack, quiet_nats: Settings) -> Iterator[Ingest]:
+    yield from _dedicated_ingest(request, quiet_nats, 70, "", upload_sweep_interval_s=1.0)
 
 
 @pytest.fixture(scope="module")
 def short_lived(request: pytest.FixtureRequest, stack: LocalStack, quiet_nats: Settings) -> Iterator[Ingest]:
-    """An ingest whose uploads expire after 4 s and whose users may have 20 MiB in flight
-    (on MinIO, or on the S3 server a test names)."""
-    backend = str(getattr(request, "param", "minio"))
-    settings = ingest_settings(
+    """Uploads expire after 4 s and users may have 20 MiB in flight."""
+    yield from _dedicated_ingest(
+        request,
         quiet_nats,
-        backend,
-        75 + BACKENDS.index(backend),
-        upload_part_size=PART,
-        upload_lock_lease_s=LEASE_S,
+        75,
+        "expiry",
         upload_expiry_s=4,
         upload_sweep_interval_s=0.5,
         upload_quota_bytes=20 * MIB,
-        upload_s3_timeout_s=5.0,
         max_upload_bytes=64 * MIB,
-        bucket_uploads=f"mam-uploads-expiry-{backend}",
-        upload_state_bucket=f"MAM_UPLOADS_EXPIRY_{backend.upper()}",
     )
-    spec = ingest_spec(settings, f"ingest-tus-expiry-{backend}")
-    start(spec)
-    try:
-        yield Ingest(settings, spec)
-    finally:
-        stop(spec)
 
 
 def create(
@@ -572,9 +564,7 @@ def test_a_second_replica_carries_on_an_upload_the_first_one_began(
     path = tmp_path / "hai-may.jpg"
     expected = write_padded_jpeg(path, 3 * PART + 777)
     settings = ingest.settings.model_copy(update={"ingest_port": ingest.settings.ingest_port + 10})
-    spec = ingest_spec(settings, f"ingest-tus-{settings.s3_backend}-replica")
-    start(spec)
-    try:
+    with running_ingest(settings, f"ingest-tus-{settings.s3_backend}-replica"):
         created = create(ingest, path.stat().st_size)
         first_url = created.headers["Location"]
         DroppedPatch(first_url, path, 0, PART + 1234)
@@ -586,8 +576,6 @@ def test_a_second_replica_carries_on_an_upload_the_first_one_began(
         assert offset
         upload_with_tuspy(f"{settings.ingest_url}/v1/uploads", AUTH, path, METADATA, 64 * MIB, url=second_url)
         final = settled(second_url)
-    finally:
-        stop(spec)
     assert final["state"] == "stored" and final["asset_id"] == "a" + expected[:32]
 
 
