@@ -445,19 +445,17 @@ def full_originals(stack: LocalStack, quiet_nats: Settings) -> Iterator[Ingest]:
         bucket_uploads="mam-uploads-full",
         upload_state_bucket="MAM_UPLOADS_FULL",
     )
-    spec = ingest_spec(settings, "ingest-tus-full")
-    start(spec)  # makes the buckets
     admin = MinioAdmin(
         endpoint=settings.resolved_s3_endpoint,
         credentials=StaticProvider(settings.s3_access_key, settings.s3_secret_key.get_secret_value()),
         secure=False,
     )
-    admin.bucket_quota_set(settings.bucket_originals, 1)
-    try:
-        yield Ingest(settings, spec)
-    finally:
-        stop(spec)
-        admin.bucket_quota_clear(settings.bucket_originals)
+    with running_ingest(settings, "ingest-tus-full") as spec:  # its start makes the buckets
+        admin.bucket_quota_set(settings.bucket_originals, 1)
+        try:
+            yield Ingest(settings, spec)
+        finally:
+            admin.bucket_quota_clear(settings.bucket_originals)
 
 
 def test_a_finalisation_that_keeps_failing_is_given_up_with_its_reason_and_nothing_half_stored(
