@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar, cast
 
 from services.reels.decide import fold_reel
 from services.reels.progress import Progress, ProgressBoard, ProgressReporter
@@ -56,6 +56,7 @@ from shared.outcomes import Ack, Outcome, Retry
 from shared.ports import ConcurrencyConflict, EventLog, ObjectNotFound, ObjectStorage
 
 log = logging.getLogger("mam.reels.worker")
+T = TypeVar("T")
 ACTOR = "reels-renderer"
 
 
@@ -125,22 +126,32 @@ async def _record_final(deps: RendererDeps, cause: EventEnvelope, payload: Event
 async def _fetch_sources(
     deps: RendererDeps, sources: tuple[RenderSource, ...], profile: ReelProfile, folder: Path
 ) -> list[Source]:
-    """Each distinct object once into ``folder``; a proxy's hash is computed here (the
-    original's is its content address, known since ingest)."""
+    """Each distinct object once into ``folder``, side by side; a proxy's hash is computed
+    here (the original's is its content address, known since ingest)."""
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-    local: dict[tuple[str, str], Source] = {}
-    out = []
-    for index, src in enumerate(sources):
-        where = (src.bucket, src.key)
-        if where not in local:
-            path = folder / f"source-{len(local)}"
-            await deps.objects.download(src.bucket, src.key, path)
-            is_original = profile is ReelProfile.BROADCAST or src.kind.value == "photo"
-            digest = src.sha256 if is_original else await asyncio.to_thread(sha256_file, path)
-            local[where] = Source(path=path, sha256=digest, kind=src.kind.value)
-        out.append(local[where])
-        log.debug("source %d of %d ready", index + 1, len(sources))
-    return out
+    distinct = list({(src.bucket, src.key): src for src in sources}.values())
+
+    async def fetch(number: int, src: RenderSource) -> Source:
+        path = folder / f"source-{number}"
+        await deps.objects.download(src.bucket, src.key, path)
+        is_original = profile is ReelProfile.BROADCAST or src.kind.value == "photo"
+        digest = src.sha256 if is_original else await asyncio.to_thread(sha256_file, path)
+        return Source(path=path, sha256=digest, kind=src.kind.value)
+
+    fetched = await _all_settled(*(fetch(number, src) for number, src in enumerate(distinct)))
+    local = {(src.bucket, src.key): got for src, got in zip(distinct, fetched, strict=True)}
+    log.debug("%d sources ready", len(local))
+    return [local[(src.bucket, src.key)] for src in sources]
+
+
+async def _all_settled(*steps: Awaitable[T]) -> list[T]:
+    """Run ``steps`` side by side; their results, or the first failure once every step has
+    ended (they run in threads that cannot be cancelled: none may outlive the job's folder)."""
+    settled = await asyncio.gather(*steps, return_exceptions=True)
+    for outcome in settled:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return cast(list[T], settled)
 
 
 def plan_for(job: ReelRenderRequestedV1, sources: list[Source]) -> ReelPlan:
@@ -200,8 +211,14 @@ async def handle_render_requested(deps: RendererDeps, cause: EventEnvelope, atte
             )
             reporter.enter("storing")
             output_key, chapters_key = output_keys(reel_id, job.job_id)
-            await deps.objects.put_file(deps.reels_bucket, chapters_key, result.chapters_vtt, "text/vtt; charset=utf-8")
-            stored = await deps.objects.put_file(deps.reels_bucket, output_key, result.output, "video/mp4")
+            stored = (
+                await _all_settled(
+                    deps.objects.put_file(deps.reels_bucket, output_key, result.output, "video/mp4"),
+                    deps.objects.put_file(
+                        deps.reels_bucket, chapters_key, result.chapters_vtt, "text/vtt; charset=utf-8"
+                    ),
+                )
+            )[0]
         rendered = ReelRenderedV1(
             job_id=job.job_id,
             bucket=deps.reels_bucket,

@@ -5,8 +5,9 @@ same normalise + join on the same files, interleaved, after the same warm-up.
 
 The service's time includes what a bare script does not do: the consumer picking
 the job up, fetching the originals from S3, the segment cache round trips, storing
-the output and its chapters in S3 and recording the events. Each round changes the
-captions (and so every segment's cache key): both sides encode everything.
+the output and its chapters in S3 and recording the events. Each round (and each run:
+the cache in S3 outlives it) changes the captions (and so every segment's cache key):
+both sides encode everything.
 Knobs: ``MAM_BENCH_REEL_SERVICE_ROUNDS`` (default 1).
 """
 
@@ -16,6 +17,7 @@ import asyncio
 import os
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +83,9 @@ async def _service_render(
         await asyncio.sleep(0.2)
 
 
-def _captioned(segments: tuple[Segment, ...], round_no: int) -> tuple[Segment, ...]:
-    return tuple(Segment(s.source, s.in_s, s.out_s, f"{s.caption} · lượt {round_no}") for s in segments)
+def _captioned(segments: tuple[Segment, ...], round_no: int, run: str) -> tuple[Segment, ...]:
+    """New captions each round and each run: the segment cache lives in S3, which outlives a run."""
+    return tuple(Segment(s.source, s.in_s, s.out_s, f"{s.caption} · lượt {round_no} · {run}") for s in segments)
 
 
 async def _bench(stack: LocalStack, base: Path, rounds: int) -> list[dict[str, Any]]:
@@ -97,11 +100,12 @@ async def _bench(stack: LocalStack, base: Path, rounds: int) -> list[dict[str, A
             ids = {src.path: await _upload(http, s, src) for src in sources.values()}
             await _processed(events, list(ids.values()))
             # Warm-up, both alike: one segment each.
-            await _service_render(http, s, events, _captioned(segments[:1], 0), ids)
+            run = uuid.uuid4().hex[:6]
+            await _service_render(http, s, events, _captioned(segments[:1], 0, run), ids)
             await asyncio.to_thread(bare_ffmpeg_reel, segments[:1], TITLE, target, base / "warm", False)
             ours_t, bare_t = [], []
             for r in range(1, rounds + 1):
-                captioned = _captioned(segments, r)
+                captioned = _captioned(segments, r, run)
                 ours_t.append(await _service_render(http, s, events, captioned, ids))
                 began = time.perf_counter()
                 await asyncio.to_thread(bare_ffmpeg_reel, captioned, TITLE, target, base / f"bare{r}", False)

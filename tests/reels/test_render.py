@@ -15,6 +15,8 @@ import math
 import os
 import re
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -410,3 +412,40 @@ def test_a_reel_without_segments_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RenderRefused) as refused:
         render(ReelPlan(TITLE, "", (), PROFILE), tmp_path / "work", LocalSegmentCache(tmp_path / "cache"))
     assert refused.value.code == "no_segments"
+
+
+class _CacheFailingFirstStore(LocalSegmentCache):
+    """A segment cache whose first store fails, each store taking a while (S3 over a network)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.stores = 0
+        self.storing = 0
+        self.guard = threading.Lock()
+
+    def store(self, key: str, path: Path) -> None:
+        with self.guard:
+            self.stores += 1
+            self.storing += 1
+            first = self.stores == 1
+        try:
+            time.sleep(0.3)
+            if first:
+                raise OSError("the segment cache is not answering")
+            super().store(key, path)
+        finally:
+            with self.guard:
+                self.storing -= 1
+
+
+def test_a_segment_the_cache_cannot_keep_fails_the_render_once_every_store_has_ended(
+    sources: dict[str, Source], tmp_path: Path
+) -> None:
+    clip = sources["hd25"]
+    plan = ReelPlan(TITLE, "", (Segment(clip, 0.0, 1.0, ""), Segment(clip, 1.0, 2.0, "")), PROFILE)
+    cache = _CacheFailingFirstStore(tmp_path / "cache")
+    with pytest.raises(OSError, match="not answering"):
+        render(plan, tmp_path / "work", cache)
+    assert cache.stores == 3  # the title card's store failed while the segments went on rendering
+    assert cache.storing == 0  # no store outlives the render (its files are removed after it)
+    assert len(cache.keys()) == 2

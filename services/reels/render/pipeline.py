@@ -843,11 +843,12 @@ async def render_reel(
     await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(find_font)  # a missing font fails before any work
     limits = Limits()
-    probed_by_path: dict[Path, _Probed] = {}
+    # Each distinct source probed once, side by side (ffprobe waits on its process, not the CPU).
+    distinct = list({segment.source.path: segment.source for segment in plan.segments}.values())
+    found = await asyncio.gather(*(asyncio.to_thread(_probe, source, limits) for source in distinct))
+    probed_by_path = {source.path: result for source, result in zip(distinct, found, strict=True)}
     probed: list[_Probed] = []
     for index, segment in enumerate(plan.segments):
-        if segment.source.path not in probed_by_path:
-            probed_by_path[segment.source.path] = await asyncio.to_thread(_probe, segment.source, limits)
         probed.append(probed_by_path[segment.source.path])
         _check_segment(index, segment, probed[-1])
     target = choose_target(plan, [p.probe for p in probed])
@@ -862,32 +863,45 @@ async def render_reel(
     parts_dir = work_dir / "parts"
     parts_dir.mkdir(exist_ok=True)
     paths = [parts_dir / f"{key}.mov" for key in keys]
-    # A segment used twice is rendered once: later positions share its file.
-    missing: list[int] = []
-    seen: set[str] = set()
-    for position, (key, path) in enumerate(zip(keys, paths, strict=True)):
-        if key in seen:
-            continue
-        seen.add(key)
-        if not await asyncio.to_thread(cache.fetch, key, path):
-            missing.append(position)
+    # A segment used twice is rendered once: later positions share its file. The cache
+    # is asked for every segment at once (each a round trip to S3).
+    first_positions = [position for position, key in enumerate(keys) if keys.index(key) == position]
+    cached = await asyncio.gather(*(asyncio.to_thread(cache.fetch, keys[p], paths[p]) for p in first_positions))
+    missing = [position for position, hit in zip(first_positions, cached, strict=True) if not hit]
     total_s = float(sum(frames) / target.fps)
     units = {p: float(frames[p] / target.fps) for p in missing}
     progress = _Progress(on_progress, sum(units.values()) + _JOIN_WEIGHT * total_s)
     progress.emit(0.0, force=True)
 
-    for position in missing:
-        length = units[position]
-        report = progress.step(length, length)
-        if position == 0:
-            await _render_title(plan, target, draft, paths[0], work_dir, deadline.left(), report)
-        else:
-            index = position - 1
-            await _render_segment(
-                index, plan.segments[index], probed[index], target, draft, paths[position], work_dir, deadline, report
-            )
-        await asyncio.to_thread(cache.store, keys[position], paths[position])
-        progress.finish(length)
+    # Each rendered segment goes to the cache while the next one renders.
+    storing: list[asyncio.Future[None]] = []
+    try:
+        for position in missing:
+            length = units[position]
+            report = progress.step(length, length)
+            if position == 0:
+                await _render_title(plan, target, draft, paths[0], work_dir, deadline.left(), report)
+            else:
+                index = position - 1
+                await _render_segment(
+                    index,
+                    plan.segments[index],
+                    probed[index],
+                    target,
+                    draft,
+                    paths[position],
+                    work_dir,
+                    deadline,
+                    report,
+                )
+            storing.append(asyncio.ensure_future(asyncio.to_thread(cache.store, keys[position], paths[position])))
+            progress.finish(length)
+    finally:
+        # A store runs in a thread that cannot be cancelled: none outlives the render.
+        stored = await asyncio.gather(*storing, return_exceptions=True)
+    for outcome in stored:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
     # Chapters: the title card, then one per segment, on the reel's frame grid.
     chapters: list[Chapter] = []
