@@ -24,6 +24,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 
+from shared.nats_liveness import liveness
 from shared.settings import split_urls
 from shared.subjects import SubjectError, parse_subject
 
@@ -64,7 +65,8 @@ class ProjectionProgress:
     async def connect(
         cls, url: str, stream: str, durable: str, is_indexed: IndexedCheck, parked: ParkedCount
     ) -> ProjectionProgress:
-        return cls(await nats.connect(split_urls(url), name="mam-search-progress"), stream, durable, is_indexed, parked)
+        connection = await nats.connect(split_urls(url), name="mam-search-progress", **liveness())
+        return cls(connection, stream, durable, is_indexed, parked)
 
     async def _asset_of(self, sequence: int) -> str | None:
         try:
