@@ -56,7 +56,7 @@ from tests.faults.chaos import (
     thaw,
 )
 from tests.faults.load import RETRYABLE, Load, replica_urls, unique_jpeg
-from tests.faults.reconcile import read_all_events
+from tests.faults.reconcile import projection_failures, read_all_events
 from tests.media import make_clip
 
 # What JetStream's API answers on a loaded machine now and then: a poll asks again.
@@ -493,9 +493,11 @@ def test_elasticsearch_refusing_some_documents_of_a_bulk_writes_the_others_and_p
             timeout=120,
             what="each parked write redelivered and refused again",
         )
-        acked = consumer(s, PROJECTOR).ack_floor
-        floor = acked.stream_seq if acked else 0
+        projector = consumer(s, PROJECTOR)
+        floor = projector.ack_floor.stream_seq if projector.ack_floor else 0
         assert floor < min(parked_sequences), (floor, sorted(parked_sequences))
+        # Every parked event (these, and any an earlier test left) still awaits its ack.
+        assert (projector.num_ack_pending or 0) >= len(asyncio.run(projection_failures(s)))
         for a in over:
             doc = indexed_document(cluster, index, a)
             assert doc is not None and len(doc.get("speeches") or []) != 5, doc
