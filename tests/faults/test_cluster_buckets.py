@@ -9,8 +9,7 @@ import httpx
 import nats
 import pytest
 from nats.js import api
-from nats.js.errors import NoKeysError, NotFoundError
-from nats.js.kv import KeyValue
+from nats.js.errors import NotFoundError
 
 from deploy.local.cluster import STREAM_REPLICAS, ClusterStack
 from services.search.collections import EXPORTS_KV
@@ -42,22 +41,19 @@ async def on_one_server(settings: Settings, bucket: str) -> set[str] | None:
         except NotFoundError:
             return None
         await js.update_stream(info.config.evolve(num_replicas=1))
-        return await keys_in(await js.key_value(bucket))
     finally:
         await nc.close()
-
-
-async def keys_in(bucket: KeyValue) -> set[str]:
-    try:
-        return set(await bucket.keys())
-    except NoKeysError:
-        return set()
+    return await keys_of(settings, bucket)
 
 
 async def keys_of(settings: Settings, bucket: str) -> set[str]:
+    """The keys ``bucket`` holds, as the server counts its subjects (nats-py's ``keys()`` reads
+    them through a watcher, which answered "none" once right after a scale-up)."""
     nc = await nats.connect(settings.nats_servers, connect_timeout=5)
     try:
-        return await keys_in(await nc.jetstream().key_value(bucket))
+        info = await nc.jetstream().stream_info(f"KV_{bucket}", subjects_filter=">")
+        prefix = f"$KV.{bucket}."
+        return {subject.removeprefix(prefix) for subject in info.state.subjects or {}}
     finally:
         await nc.close()
 
