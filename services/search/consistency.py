@@ -18,15 +18,31 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Annotated, Protocol
 
 import nats
+from fastapi import Query
 from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 
+from shared.http import UserError
 from shared.nats_liveness import liveness
 from shared.settings import split_urls
 from shared.subjects import SubjectError, parse_subject
+
+# Stream sequences are unsigned 64-bit numbers in NATS but JSON-decoded as int64 on its
+# API: a larger after_seq made the server answer 400 and this API 500.
+MAX_SEQUENCE = 2**63 - 1
+# The ``after_seq`` query parameter of the reads that offer read-your-writes.
+Consistency = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_SEQUENCE,
+        description="đợi chỉ mục cập nhật tới sự kiện này / wait until this stream sequence is indexed",
+    ),
+]
 
 # (asset id, stream sequence) -> is that event folded into the asset's document?
 IndexedCheck = Callable[[str, int], Awaitable[bool]]
@@ -106,3 +122,30 @@ class ProjectionProgress:
                 return asset_id is not None and await self.is_indexed(asset_id, sequence)
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.25)
+
+
+class _Progress(Protocol):
+    async def wait_for(self, sequence: int, timeout_s: float) -> bool: ...
+
+
+class _Refreshable(Protocol):
+    async def refresh(self) -> None: ...
+
+
+async def read_your_writes(
+    progress: _Progress, index: _Refreshable, after_seq: int | None, timeout_s: float, *, refresh: bool = False
+) -> None:
+    """Wait until the projector has indexed ``after_seq`` (then make it searchable); a 503
+    (bilingual, retry shortly) when it has not within ``timeout_s``."""
+    if after_seq is not None:
+        if not await progress.wait_for(after_seq, timeout_s):
+            raise UserError(
+                503,
+                "index_not_caught_up",
+                f"Chỉ mục tìm kiếm chưa cập nhật tới sự kiện {after_seq}; vui lòng thử lại sau giây lát.",
+                f"The search index has not caught up with event {after_seq} yet; retry shortly.",
+                after_seq=after_seq,
+            )
+        refresh = True
+    if refresh:
+        await index.refresh()
