@@ -29,6 +29,9 @@ from shared.settings import Settings
 from shared.subjects import aggregate_type_filter
 
 PROJECTOR_DURABLE = "search-projector"
+# Parked events read-your-writes counts as settled (services/search/consistency.py): beyond
+# this many, queries past them wait their timeout, and an operator has a bigger problem.
+PARKED_COUNTED = 1000
 log = logging.getLogger("mam.search")
 
 
@@ -105,8 +108,11 @@ async def build_deps(settings: Settings) -> SearchDeps:
         found = await index.get(asset_id)
         return found is not None and sequence in found[0].get("event_sequences", [])
 
+    async def parked() -> int:
+        return len(await index.failures(size=PARKED_COUNTED))
+
     progress = await ProjectionProgress.connect(
-        settings.resolved_nats_url, settings.event_stream, PROJECTOR_DURABLE, is_indexed
+        settings.resolved_nats_url, settings.event_stream, PROJECTOR_DURABLE, is_indexed, parked
     )
     reels = ReelIndex(es, settings.es_index_prefix)
     await reels.ensure()

@@ -6,6 +6,11 @@ projector's durable consumer has acknowledged that far across all replicas —
 then refreshes the index. At the deadline it settles for the event's own asset
 (its document lists the sequence): the ack floor can lag behind when a delivery
 to a replica that stopped waits for its ack timeout before it is redelivered.
+
+An event the projector parked (a write that cannot succeed as things are, recorded
+with its reason: GET /v1/projection) is never acknowledged and holds the ack floor
+back for good; it counts as settled here, or one poison event would make every
+later read-your-writes query wait its whole timeout and fail.
 """
 
 from __future__ import annotations
@@ -41,33 +46,43 @@ Consistency = Annotated[
 
 # (asset id, stream sequence) -> is that event folded into the asset's document?
 IndexedCheck = Callable[[str, int], Awaitable[bool]]
+# How many events the projector holds parked now (its failure records).
+ParkedCount = Callable[[], Awaitable[int]]
 
 
-def caught_up(info: ConsumerInfo, sequence: int) -> bool:
-    """True once every event up to ``sequence`` that the consumer selects is acknowledged.
+def caught_up(info: ConsumerInfo, sequence: int, parked: int = 0) -> bool:
+    """True once every event up to ``sequence`` that the consumer selects is acknowledged,
+    or is one of the ``parked`` the projector holds unacknowledged by design.
 
-    The ack floor only moves on selected (asset) events, so "nothing pending
-    and nothing awaiting an ack" also counts as caught up.
+    The ack floor only moves on selected (asset) events, and stops below a parked one,
+    so "everything up to ``sequence`` delivered, and nothing awaiting an ack but the
+    parked" also counts as caught up.
     """
     floor = info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
     if floor >= sequence:
         return True
-    return not info.num_pending and not info.num_ack_pending
+    delivered = info.delivered.stream_seq if info.delivered and info.delivered.stream_seq else 0
+    all_delivered = not info.num_pending or delivered >= sequence  # delivery is in stream order
+    return all_delivered and (info.num_ack_pending or 0) <= parked
 
 
 class ProjectionProgress:
-    def __init__(self, nc: NatsClient, stream: str, durable: str, is_indexed: IndexedCheck) -> None:
+    def __init__(
+        self, nc: NatsClient, stream: str, durable: str, is_indexed: IndexedCheck, parked: ParkedCount
+    ) -> None:
         self._nc = nc
         self._js = nc.jetstream()
         self.stream = stream
         self.durable = durable
         self.is_indexed = is_indexed
+        self.parked = parked
 
     @classmethod
-    async def connect(cls, url: str, stream: str, durable: str, is_indexed: IndexedCheck) -> ProjectionProgress:
-        return cls(
-            await nats.connect(split_urls(url), name="mam-search-progress", **liveness()), stream, durable, is_indexed
-        )
+    async def connect(
+        cls, url: str, stream: str, durable: str, is_indexed: IndexedCheck, parked: ParkedCount
+    ) -> ProjectionProgress:
+        connection = await nats.connect(split_urls(url), name="mam-search-progress", **liveness())
+        return cls(connection, stream, durable, is_indexed, parked)
 
     async def _asset_of(self, sequence: int) -> str | None:
         try:
@@ -96,6 +111,9 @@ class ProjectionProgress:
         while True:
             info = await self.info()
             if info is not None and caught_up(info, sequence):
+                return True
+            # Held back only by unacknowledged events? Then ask whether they are the parked ones.
+            if info is not None and info.num_ack_pending and caught_up(info, sequence, await self.parked()):
                 return True
             if time.monotonic() >= deadline:
                 # Only the event's own asset is sure then. Not earlier: its document can be

@@ -224,3 +224,6 @@ def test_a_term_without_delegates_reports_nothing_counted_and_no_target_met_or_m
     report = shape_report(ReportParams(term="2026-2031"), [], [], NOTHING_COUNTED)
     assert report["delegates"] == [] and report["totals"]["delegates"] == 0
     assert report["checklist"]["delegates_without_speech"] == [] and report["sessions"] == []
+    # Not "every delegate has spoken": there is nobody to have spoken yet.
+    assert report["checklist"]["every_delegate_has_spoken"] is None
+    assert report["checklist"]["every_group_at_every_session"] is None
