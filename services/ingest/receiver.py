@@ -82,8 +82,11 @@ class _Receiving:
     record: UploadRecord
     revision: int
     hasher: ResumableSha256
-    buffer: bytearray = field(default_factory=bytearray)
-    hashed_in_buffer: int = 0  # leading bytes of ``buffer`` already in the hasher (the old tail)
+    # The part being filled, as the pieces that came (joined once, when the part is full:
+    # growing and slicing one buffer cost the event loop as much as hashing the bytes).
+    pieces: list[bytes] = field(default_factory=list)
+    filled: int = 0
+    hashed_in_buffer: int = 0  # leading bytes of the part being filled already in the hasher (the old tail)
     received: int = 0  # bytes of this request
     stale_tail: bool = False
 
@@ -111,8 +114,8 @@ async def receive(
         # whose first ``tail_size`` bytes are the ones the record counts.
         if len(tail) < record.tail_size:
             raise storage_unavailable()
-        state.buffer.extend(tail[: record.tail_size])
-        state.hashed_in_buffer = record.tail_size
+        state.pieces.append(tail[: record.tail_size])
+        state.filled = state.hashed_in_buffer = record.tail_size
     body_digest = hashlib.new(checksum[0]) if checksum else None
     deferred: list[PartRecord] = []  # with a checksum: parts stored, not yet counted
     next_part = len(record.parts) + 1
@@ -142,10 +145,13 @@ async def receive(
             state.received += len(chunk)
             if record.offset + state.received > record.length:
                 raise size_exceeded(record.length)
-            state.buffer.extend(chunk)
-            while len(state.buffer) >= part_size:
-                data = bytes(state.buffer[:part_size])
-                del state.buffer[:part_size]
+            while state.filled + len(chunk) >= part_size:
+                room = part_size - state.filled
+                state.pieces.append(chunk[:room])
+                chunk = chunk[room:]
+                data = b"".join(state.pieces)
+                state.pieces.clear()
+                state.filled = 0
                 already, state.hashed_in_buffer = state.hashed_in_buffer, 0
                 state.stale_tail = state.stale_tail or record.tail_size > 0
                 if len(in_flight) == PARTS_IN_FLIGHT:
@@ -153,6 +159,9 @@ async def receive(
                 previous = in_flight[-1] if in_flight else None
                 in_flight.append(asyncio.create_task(store_part(next_part, data, already, previous)))
                 next_part += 1
+            if chunk:
+                state.pieces.append(chunk)
+                state.filled += len(chunk)
         while in_flight:
             await in_flight.popleft()
     except ClientDisconnect:
@@ -169,7 +178,7 @@ async def receive(
             raise UserError(400, "upload_interrupted", "Tải lên bị ngắt giữa chừng.", "The upload was interrupted.")
         if body_digest.digest() != checksum[1]:
             raise checksum_mismatch()
-    rest = bytes(state.buffer)
+    rest = b"".join(state.pieces)
     parts = [*state.record.parts, *deferred]
     if record.offset + state.received == record.length:
         if rest:
