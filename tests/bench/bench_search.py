@@ -51,13 +51,16 @@ from services.search.rebuild import read_stream, rebuild_index
 from shared.auth import Principal, Role
 from shared.events import EventEnvelope
 from shared.events.envelope import new_event
+from shared.events.media import AssetProbedV1, AssetRenditionsReadyV1, Rendition, RenditionName
+from shared.events.models import AssetIngestedV1
 from shared.events.publishing import AssetPublishedV1, AssetRestrictionSetV1
+from shared.events.tagging import AssetMetadataEditedV1, AssetTaggedV1, PhraseMatch
 from shared.eventstore import EventStore
 from shared.policy import Restriction, visibility_filter
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter
 from tests.conftest import ADMIN, ARCHIVIST, AUTH
-from tests.search_corpus import generated_events
+from tests.search_corpus import CAPTIONS, generated_events
 
 N_ASSETS = int(os.environ.get("MAM_BENCH_SEARCH_ASSETS", "100000"))
 BATCH = 500
@@ -94,6 +97,9 @@ def _with_publication(events: list[EventEnvelope], seed: int = 11) -> list[Event
     now = datetime.now(UTC).replace(microsecond=0)
     out: list[EventEnvelope] = []
     for event in events:
+        if event.type != AssetIngestedV1.EVENT_TYPE:
+            out.append(event)
+            continue
         out.append(event.model_copy(update={"actor": rng.choice(BROADCASTERS)}))
         draw = rng.random()
         if draw < PUBLISHED_SHARE:
@@ -115,6 +121,93 @@ def _with_publication(events: list[EventEnvelope], seed: int = 11) -> list[Event
         else:
             continue
         out.append(new_event(payload, aggregate_id=event.aggregate_id, actor="luu-tru"))
+    return out
+
+
+# What the pipeline appends for every upload, as counted on a real stack (every service
+# running; 4 photos and 2 clips uploaded, then edited and published, on 21/11/2026):
+# asset.ingested, asset.probed, asset.renditions_ready, asset.tagged, in that order, for
+# photos and clips alike; then the archivist's metadata edit and publication.
+EDITED_SHARE = 0.5
+_RENDITIONS = {
+    "photo": [("web", "jpg", "image/jpeg"), ("thumb", "jpg", "image/jpeg")],
+    "video": [
+        ("proxy", "mp4", "video/mp4"),
+        ("poster", "jpg", "image/jpeg"),
+        ("storyboard", "jpg", "image/jpeg"),
+        ("storyboard_vtt", "vtt", "text/vtt"),
+    ],
+    "audio": [("audio", "m4a", "audio/mp4"), ("waveform", "png", "image/png")],
+}
+
+
+def _pipeline(ingested: EventEnvelope, rng: random.Random) -> list[EventEnvelope]:
+    """The events the transcoder and tagger append after ``ingested`` (shaped as recorded on
+    a real stack: a probe, the renditions, the tags), then an archivist's caption edit for
+    ``EDITED_SHARE`` of the assets."""
+    upload = ingested.typed_payload()
+    assert isinstance(upload, AssetIngestedV1)
+    asset_id, kind = ingested.aggregate_id, str(upload.kind)
+    is_photo = kind == "photo"
+    probed = AssetProbedV1(
+        kind=upload.kind,
+        container=upload.media_format,
+        duration_s=upload.duration_s,
+        width=upload.width,
+        height=upload.height,
+        frame_rate=None if is_photo else 25.0,
+        video_codec=None if is_photo else "h264",
+        audio_codec=None if is_photo else "aac",
+        bitrate=None if is_photo else rng.randint(500_000, 20_000_000),
+        audio_channels=None if is_photo else 2,
+        audio_sample_rate=None if is_photo else 48_000,
+    )
+    renditions = AssetRenditionsReadyV1(
+        profile="v1",
+        renditions=tuple(
+            Rendition(
+                name=RenditionName(name),
+                bucket="mam-renditions",
+                key=f"{asset_id}/v1/{name}.{ext}",
+                mime_type=mime,
+                size_bytes=rng.randint(1_000, 50_000_000),
+                width=upload.width,
+                height=upload.height,
+                duration_s=upload.duration_s if name in ("proxy", "audio") else None,
+            )
+            for name, ext, mime in _RENDITIONS[kind]
+        ),
+        poster_time_s=None if is_photo else 1.0,
+        elapsed_s=round(rng.uniform(0.1, 60), 3),
+    )
+    tagged = AssetTaggedV1(
+        activity_type=upload.activity_type,
+        activity_type_source="uploader",
+        proposed_activity_type=upload.activity_type,
+        confidence=0.75,
+        matched_phrases=(PhraseMatch(phrase="tiếp xúc cử tri", activity_type=upload.activity_type, weight=6.0),),
+        ocr_frames=1,
+        vocabulary_version="2025-06-01.1",
+    )
+    chain = [
+        new_event(probed, aggregate_id=asset_id, actor="transcoder", causation=ingested),
+        new_event(renditions, aggregate_id=asset_id, actor="transcoder", causation=ingested),
+        new_event(tagged, aggregate_id=asset_id, actor="tagger", causation=ingested),
+    ]
+    if rng.random() < EDITED_SHARE:
+        edit = AssetMetadataEditedV1(caption=rng.choice(CAPTIONS), note="sửa chú thích")
+        chain.append(new_event(edit, aggregate_id=asset_id, actor="luu-tru"))
+    return chain
+
+
+def _with_pipeline(events: list[EventEnvelope], seed: int = 13) -> list[EventEnvelope]:
+    """Every ``asset.ingested`` of ``events`` followed by its :func:`_pipeline` events."""
+    rng = random.Random(seed)
+    out: list[EventEnvelope] = []
+    for event in events:
+        out.append(event)
+        if event.type == AssetIngestedV1.EVENT_TYPE:
+            out.extend(_pipeline(event, rng))
     return out
 
 
@@ -403,7 +496,7 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
     start(nats_spec)
     search_spec = None
     try:
-        events = _with_publication(generated_events(N_ASSETS, prefix="b"))
+        events = _with_pipeline(_with_publication(generated_events(N_ASSETS, prefix="b")))
         asyncio.run(_append_all(bench.resolved_nats_url, bench.event_stream, events))
         # One event per asset here: the baseline bulk-loads each event's document as it is.
         uploads = [e for e in events if e.type == "asset.ingested"]
