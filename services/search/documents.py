@@ -4,6 +4,7 @@ shaped in ``results.py``."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -210,9 +211,26 @@ def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
         out.update(index_fields(fold_visibility(document_visibility(out), event) or Visibility(uploaded_by="")))
     for name in TEXT_FIELDS:
         if name in out:
-            # fold keeps one character per character, so the prefix folds to the folded prefix.
-            out[f"{name}_folded"] = fold((out[name] or "")[:MAX_SEARCHABLE_CHARS])
+            out[f"{name}_folded"] = folded_text(out[name] or "")
     return indexable(out)
+
+
+# Texts at most this long have their folded copy remembered (most events leave an asset's
+# title and caption as they were, and a replay folds them event after event).
+_REMEMBERED_TEXT_CHARS = 2000
+
+
+@functools.lru_cache(maxsize=8192)
+def _remembered_fold(value: str) -> str:
+    return fold(value)
+
+
+def folded_text(value: str) -> str:
+    """The searched copy of a text field: folded, cut to ``MAX_SEARCHABLE_CHARS``."""
+    if len(value) <= _REMEMBERED_TEXT_CHARS:
+        return _remembered_fold(value)
+    # fold keeps one character per character, so the prefix folds to the folded prefix.
+    return fold(value[:MAX_SEARCHABLE_CHARS])
 
 
 def document_visibility(doc: dict[str, Any]) -> Visibility | None:
