@@ -305,25 +305,32 @@ def _float_fits(value: Any, most: float) -> bool:
 
 def _bounded(doc: dict[str, Any], limits: _Limits) -> dict[str, Any]:
     fixes: dict[str, Any] = {}
+    get = doc.get
     for name, lo, hi in limits.ints:
-        value = doc.get(name)
-        if value is None or _int_fits(value, lo, hi):
+        value = get(name)
+        # _int_fits written out: this runs for every field of every event folded.
+        if value is None or (type(value) is int and lo <= value <= hi):
             continue
-        if isinstance(value, list):  # e.g. event_sequences
+        if type(value) is list:  # e.g. event_sequences
+            if not (
+                all(type(v) is int for v in value) and lo <= min(value, default=lo) and max(value, default=hi) <= hi
+            ):
+                fixes[name] = [v for v in value if _int_fits(v, lo, hi)]
+        elif isinstance(value, list):
             if not all(_int_fits(v, lo, hi) for v in value):
                 fixes[name] = [v for v in value if _int_fits(v, lo, hi)]
         else:
             fixes[name] = None
     for name, most in limits.floats:
-        value = doc.get(name)
+        value = get(name)
         if value is not None and not _float_fits(value, most):
             fixes[name] = [v for v in value if _float_fits(v, most)] if isinstance(value, list) else None
     for name, length in limits.texts:
-        value = doc.get(name)
+        value = get(name)
         if value is not None and (not isinstance(value, str) or len(value) > length):
             fixes[name] = value[:length] if isinstance(value, str) else None
     for name, inner in limits.objects:
-        value = doc.get(name)
+        value = get(name)
         if isinstance(value, dict):
             fixed = _bounded(value, inner)
             if fixed is not value:
