@@ -25,6 +25,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from shared.events.envelope import EventEnvelope
+from shared.nats_liveness import liveness
 from shared.ports import AppendResult, ConcurrencyConflict, StoredEvent
 from shared.settings import Settings, split_urls
 from shared.subjects import ALL_EVENTS, aggregate_filter
@@ -40,7 +41,7 @@ _READER_REPLACEMENTS = 3
 
 async def _connect(url: str) -> NatsClient:
     """``url``: one server, or a cluster's nodes comma-separated (the client fails over among them)."""
-    return await nats.connect(split_urls(url), name="mam-event-store", max_reconnect_attempts=-1)
+    return await nats.connect(split_urls(url), name="mam-event-store", max_reconnect_attempts=-1, **liveness())
 
 
 # JetStream's error code for a failed expected-last-sequence check.

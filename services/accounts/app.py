@@ -15,6 +15,7 @@ from shared.api_keys import verify_api_key
 from shared.auth import Principal, ensure_signing_keys, load_private_key
 from shared.eventstore import EventStore
 from shared.http import service_app
+from shared.nats_liveness import liveness
 from shared.settings import Settings
 
 log = logging.getLogger("mam.accounts")
@@ -24,7 +25,7 @@ async def build_deps(settings: Settings) -> AccountsDeps:
     private_file, public_file = settings.resolved_jwt_private_key_file, settings.resolved_jwt_public_key_file
     ensure_signing_keys(private_file, public_file)
     events = await EventStore.from_settings(settings)
-    nc = await nats.connect(settings.nats_servers, name="mam-accounts", max_reconnect_attempts=-1)
+    nc = await nats.connect(settings.nats_servers, name="mam-accounts", max_reconnect_attempts=-1, **liveness())
     buckets = await AccountBuckets.open(
         nc.jetstream(),
         session_max_s=settings.refresh_session_max_s,

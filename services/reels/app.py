@@ -26,6 +26,7 @@ from services.reels.worker import RendererDeps, handle_render_requested
 from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.kv import open_bucket
+from shared.nats_liveness import liveness
 from shared.objectstore import ObjectStore
 from shared.pull_consumers import align_ack_wait, run_long_job, start_broker
 from shared.settings import Settings
@@ -37,7 +38,7 @@ log = logging.getLogger("mam.reels")
 
 
 def build_broker(settings: Settings, renderer: RendererDeps) -> NatsBroker:
-    broker = NatsBroker(settings.nats_servers)
+    broker = NatsBroker(settings.nats_servers, **liveness())
     beat_s = max(1.0, settings.reels_ack_wait_s / 3)
 
     @broker.subscriber(

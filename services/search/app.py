@@ -20,6 +20,7 @@ from services.search.reels import router as reels_router
 from shared.events.envelope import EventEnvelope
 from shared.eventstore import EventStore
 from shared.http import service_app
+from shared.nats_liveness import liveness
 from shared.objectstore import ObjectStore
 from shared.outcomes import apply_outcome
 from shared.pull_consumers import start_broker
@@ -45,7 +46,7 @@ def build_broker(
     after ``search_parked_redelivery_s``, never acknowledged nor terminated)
     once a write that cannot succeed is recorded in the failures index.
     """
-    broker = NatsBroker(settings.nats_servers)
+    broker = NatsBroker(settings.nats_servers, **liveness())
     events = projector_ref[0].events
     delays = Redelivery(
         retry_s=settings.search_redelivery_delay_s,

@@ -19,6 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 
+from shared.nats_liveness import liveness
 from shared.settings import split_urls
 from shared.subjects import SubjectError, parse_subject
 
@@ -48,7 +49,9 @@ class ProjectionProgress:
 
     @classmethod
     async def connect(cls, url: str, stream: str, durable: str, is_indexed: IndexedCheck) -> ProjectionProgress:
-        return cls(await nats.connect(split_urls(url), name="mam-search-progress"), stream, durable, is_indexed)
+        return cls(
+            await nats.connect(split_urls(url), name="mam-search-progress", **liveness()), stream, durable, is_indexed
+        )
 
     async def _asset_of(self, sequence: int) -> str | None:
         try:

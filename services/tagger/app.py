@@ -19,6 +19,7 @@ from services.tagger.worker import Tagger, settle
 from shared.events.envelope import EventEnvelope
 from shared.eventstore import EventStore
 from shared.http import service_app
+from shared.nats_liveness import liveness
 from shared.objectstore import ObjectStore
 from shared.outcomes import Ack, Outcome, apply_outcome
 from shared.pull_consumers import start_broker
@@ -47,7 +48,7 @@ class TaggerDeps:
 
 def build_broker(settings: Settings, tagger: Tagger) -> NatsBroker:
     """One durable pull consumer on every asset event; it acts on ingested/retag only."""
-    broker = NatsBroker(settings.nats_servers)
+    broker = NatsBroker(settings.nats_servers, **liveness())
 
     @broker.subscriber(
         aggregate_type_filter("asset"),

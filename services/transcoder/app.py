@@ -26,6 +26,7 @@ from shared.events.models import AssetIngestedV1
 from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.media.probe import Limits
+from shared.nats_liveness import liveness
 from shared.objectstore import ObjectStore
 from shared.outcomes import Outcome
 from shared.pull_consumers import align_ack_wait, run_long_job, start_broker
@@ -56,7 +57,7 @@ class TranscoderDeps:
 
 
 def build_broker(settings: Settings, worker: WorkerDeps) -> NatsBroker:
-    broker = NatsBroker(settings.nats_servers)
+    broker = NatsBroker(settings.nats_servers, **liveness())
     beat_s = max(1.0, settings.transcoder_ack_wait_s / 3)
 
     def jobs(

@@ -6,9 +6,16 @@ replaced on next use (issue 10, finding 1)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import httpx
 import pytest
 
+from deploy.local.processes import running_pid
+from deploy.local.stack import LocalStack
+from shared import nats_liveness
 from shared.events.envelope import new_event
 from shared.events.tagging import PersonRegisteredV1
 from shared.eventstore import EventStore
@@ -63,3 +70,39 @@ def test_a_long_id_is_refused_and_every_service_keeps_working(services: Settings
     for url in (s.ingest_url, s.search_url, s.catalogue_url, s.tagger_url, s.transcoder_url):
         ready = http.get(f"{url}/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready", (url, ready.text)
+
+
+async def test_an_event_store_leaves_a_server_that_stopped_answering_within_its_ping_budget(
+    stack: LocalStack, quiet_nats: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frozen server (SIGSTOP: the TCP connection stays open) is noticed by the pings the
+    connection was made with — nats-py's own default would take 4 minutes."""
+    s = quiet_nats
+    monkeypatch.setattr(nats_liveness, "PING_INTERVAL_S", 1)
+    monkeypatch.setattr(nats_liveness, "MAX_OUTSTANDING_PINGS", 2)
+    spec = stack.nats_spec(name="nats-quiet", port=s.nats_port, monitor_port=s.nats_monitor_port)
+    pid = running_pid(spec)
+    assert pid is not None
+    store = await EventStore.connect(s.resolved_nats_url, s.event_stream)
+    frozen_at = time.monotonic()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        client = store._nc
+        await async_wait_for(lambda: _left(client), 15, what="the client to give up on the frozen server")
+        noticed_s = time.monotonic() - frozen_at
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    try:
+        await async_wait_for(lambda: _connected(store._nc), 30, what="the client to reconnect once it answers")
+        assert await store.ready()
+    finally:
+        await store.close()
+    assert noticed_s < 10, noticed_s
+
+
+async def _left(client: object) -> bool:
+    return not getattr(client, "is_connected", True)
+
+
+async def _connected(client: object) -> bool:
+    return bool(getattr(client, "is_connected", False))
