@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,27 +42,6 @@ _RETRYABLE_TYPES = frozenset(
         "circuit_breaking_exception",
     }
 )
-
-
-# The cyclic collector's thresholds while a replay folds: see :func:`rare_collections`.
-_REPLAY_GC_THRESHOLDS = (50_000, 20, 1000)
-
-
-@contextlib.contextmanager
-def rare_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector rarely for a while (the whole process), then as before.
-
-    A replay allocates a few dicts per event and holds tens of thousands of documents: with
-    the default thresholds the collector keeps scanning them all, ≈ 40 % of a replay's CPU
-    time (measured: 18.7 s vs 11.3 s with it off, 122 753 events). A fold makes no
-    reference cycles, so reference counting frees nearly everything anyway.
-    """
-    before = gc.get_threshold()
-    gc.set_threshold(*_REPLAY_GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 class FoldError(RuntimeError):

@@ -21,7 +21,8 @@ from typing import TypeVar, cast
 
 from nats.aio.client import Client as NatsClient
 
-from services.search.fold_replay import FoldError, ReplayFold, rare_collections
+from services.search.fold_gc import rare_collections
+from services.search.fold_replay import FoldError, ReplayFold
 from services.search.index import AssetIndex
 from services.search.projector import AssetProjector, Delivered
 from shared.eventstore import EventStore, StoredEvent
