@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.search.documents import apply_event, with_sequence
-from services.search.projector import bounded_reason
+from services.search.projector import bounded_reason, classify_write
 from shared.ports import SearchIndex, StoredEvent
 
 # An asset with no event among the last this many is written out and leaves memory.
@@ -34,14 +34,6 @@ IDLE_EVENTS = 20_000
 MAX_DOCS = 50_000
 WRITE_BATCH = 1000
 WRITES_IN_FLIGHT = 2
-_RETRYABLE_TYPES = frozenset(
-    {
-        "cluster_block_exception",
-        "es_rejected_execution_exception",
-        "unavailable_shards_exception",
-        "circuit_breaking_exception",
-    }
-)
 
 
 class FoldError(RuntimeError):
@@ -164,9 +156,10 @@ class ReplayFold:
             results = await self.index.bulk_put(pending)
             again = []
             for triple, result in zip(pending, results, strict=True):
-                if result.ok:
+                verdict = classify_write(result)
+                if verdict == "ok":
                     self.documents_written += 1
-                elif result.retryable or result.error_type in _RETRYABLE_TYPES:
+                elif verdict == "retry":
                     again.append(triple)
                     why = f"{result.status} {result.error_type}: {result.reason}"
                 else:

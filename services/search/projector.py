@@ -123,7 +123,9 @@ def fold_history(aggregate_id: str, history: list[tuple[EventEnvelope, int]]) ->
     return _Plan(aggregate_id, doc if history else None, history[-1][1] if history else 0, True)
 
 
-def _classify(result: BulkItemResult) -> str:
+def classify_write(result: BulkItemResult) -> str:
+    """A ``_bulk`` item's verdict: ``ok``, ``conflict`` (a newer version is there), ``retry``
+    (a passing refusal) or ``failed`` (cannot succeed as things are)."""
     if result.ok:
         return "ok"
     if result.version_conflict:
@@ -223,7 +225,7 @@ class AssetProjector:
                     outcome.done.update(d.sequence for d in groups[plan.aggregate_id])
                     pending.discard(plan.aggregate_id)
             for plan, result in zip(writes, results, strict=True):
-                verdict = _classify(result)
+                verdict = classify_write(result)
                 if verdict == "ok":
                     outcome.done.update(d.sequence for d in groups[plan.aggregate_id])
                     pending.discard(plan.aggregate_id)
