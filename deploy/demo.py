@@ -4,7 +4,6 @@ through the ingest HTTP API exactly as a broadcaster's upload would be."""
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 from PIL import Image, ImageDraw, ImageFont
 
+from deploy.sample_media import pattern_clip
 from shared.settings import Settings
 
 DEMO_DATA = Path(__file__).with_name("demo_data.json")
@@ -56,38 +56,15 @@ def make_photo(path: Path, title: str, seed: int) -> None:
 
 def make_clip(path: Path, seed: int, seconds: float = 3.0) -> None:
     """A short H.264/AAC clip from ffmpeg's test sources (distinct per seed)."""
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size=640x360:rate=25:duration={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency={300 + seed * 40}:duration={seconds}",
-            "-vf",
-            f"hue=h={seed * 30}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            "-movflags",
-            "+faststart",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
+    pattern_clip(
+        path,
+        seconds=seconds,
+        size="640x360",
+        tone_hz=300 + seed * 40,
+        preset="veryfast",
+        video_filter=f"hue=h={seed * 30}",
+        extra=("-movflags", "+faststart"),
+        timeout_s=120,
     )
 
 

@@ -7,7 +7,8 @@ principal and lets it through only if the policy allows that action.
     async def search(who: Searcher, …): …
 
 Credentials: a Bearer access token signed by the accounts service (verified
-locally with its public key), or a Bearer API key (``mam_…``) of a machine.
+locally with its public key, and refused once its user was disabled: see
+``shared.revocations``), or a Bearer API key (``mam_…``) of a machine.
 No credentials: the anonymous public.
 A refusal is 401 for the anonymous (sign in) and 403 for a signed-in principal;
 both are bilingual and say nothing about the resource.
@@ -22,9 +23,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.auth import ANONYMOUS, Principal, Role, TokenRefused, load_public_key, verify_access_token
+from shared.auth import ANONYMOUS, Principal, Role, TokenRefused, load_public_key, verify_access_token_issued
 from shared.http import UserError
 from shared.policy import Action, allowed
+from shared.revocations import TokenRevocations, revoked
 from shared.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False)
@@ -62,9 +64,13 @@ async def authenticate(request: Request, credentials: HTTPAuthorizationCredentia
         if key is None:
             raise _invalid()
         try:
-            return verify_access_token(presented, key)
+            principal, issued_at = verify_access_token_issued(presented, key)
         except TokenRefused as exc:
             raise _invalid() from exc
+        revocations: TokenRevocations | None = getattr(request.app.state, "token_revocations", None)
+        if revocations is not None and revoked(issued_at, await revocations.void_before(principal.subject)):
+            raise _invalid()  # the account was disabled (or its password reset) after this sign-in
+        return principal
     verify_key: Callable[[str], Awaitable[Principal | None]] | None = getattr(
         request.app.state, "api_key_verifier", None
     )

@@ -132,6 +132,12 @@ ISSUED_AHEAD_TOLERANCE_S = 300.0
 
 def verify_access_token(token: str, key: Ed25519PublicKey, *, leeway_s: float = 5.0) -> Principal:
     """The principal a token speaks for, or :class:`TokenRefused`."""
+    return verify_access_token_issued(token, key, leeway_s=leeway_s)[0]
+
+
+def verify_access_token_issued(token: str, key: Ed25519PublicKey, *, leeway_s: float = 5.0) -> tuple[Principal, int]:
+    """The principal a token speaks for and when it was issued (``iat``, whole seconds), or
+    :class:`TokenRefused`."""
     try:
         claims = jwt.decode(
             token,
@@ -163,4 +169,5 @@ def verify_access_token(token: str, key: Ed25519PublicKey, *, leeway_s: float = 
     grants = claims.get("grants") or []
     if not isinstance(grants, list) or not all(isinstance(g, str) for g in grants):
         raise TokenRefused("malformed grants")
-    return Principal(str(claims["sub"]), str(claims.get("name", claims["sub"])), role, kind, frozenset(grants))
+    principal = Principal(str(claims["sub"]), str(claims.get("name", claims["sub"])), role, kind, frozenset(grants))
+    return principal, int(claims["iat"])

@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from minio.error import S3Error
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -31,6 +32,7 @@ from shared.api_keys import open_api_key_store, verify_api_key
 from shared.eventstore import EventStore
 from shared.fields import text_problem
 from shared.objectstore import is_storage_full
+from shared.revocations import TokenRevocations, open_revocations_bucket
 from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
 
@@ -106,38 +108,18 @@ def install_error_handlers(app: FastAPI) -> None:
         error = UserError(exc.status_code, code, vi, en)
         return JSONResponse(error.body(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
+    # Expected failures get handlers of their own exception classes: Starlette answers those in
+    # its ExceptionMiddleware and is done. A handler of ``Exception`` runs in ServerErrorMiddleware,
+    # which re-raises after answering, so uvicorn logs "Exception in ASGI application" with a
+    # traceback — right for a bug, wrong for a NATS leader election or a full bucket.
+    for unavailable in SERVER_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _server_unavailable)
+    app.add_exception_handler(S3Error, _storage_full_or_unexpected)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         """Last resort: the trace goes to the log under a correlation id the client gets back."""
         correlation = _correlation_id(request)
-        if is_storage_full(exc):
-            # The object store refused the bytes (quota or full drives): nothing was stored, the
-            # client may send again once an administrator made room.
-            log.warning("storage full on %s %s [%s]: %s", request.method, request.url.path, correlation, exc)
-            full = UserError(
-                507,
-                "storage_full",
-                "Kho lưu trữ đã đầy nên tệp chưa được lưu (không có gì được ghi dở). "
-                "Hãy báo quản trị viên giải phóng dung lượng rồi gửi lại.",
-                "Object storage is full, so the file was not stored (nothing was half-written). "
-                "Ask an administrator to make room, then send it again.",
-                correlation_id=correlation,
-            )
-            return JSONResponse(full.body(), status_code=507, headers={_CORRELATION_HEADER: correlation})
-        if isinstance(exc, SERVER_UNAVAILABLE):
-            # A server elsewhere is briefly away (a NATS leader election, an Elasticsearch node
-            # restarting): the request was fine and a retry will do, so 503, not a 500.
-            log.warning("server unavailable on %s %s [%s]: %r", request.method, request.url.path, correlation, exc)
-            busy = UserError(
-                503,
-                "server_unavailable",
-                "Máy chủ lưu trữ tạm thời chưa sẵn sàng; vui lòng thử lại sau ít giây.",
-                "A storage server is briefly unavailable; please retry in a few seconds.",
-                correlation_id=correlation,
-            )
-            return JSONResponse(
-                busy.body(), status_code=503, headers={_CORRELATION_HEADER: correlation, "Retry-After": "5"}
-            )
         log.error("unhandled error on %s %s [%s]", request.method, request.url.path, correlation, exc_info=exc)
         error = UserError(
             500,
@@ -149,10 +131,45 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error.body(), status_code=500, headers={_CORRELATION_HEADER: correlation})
 
 
+async def _server_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A server elsewhere is briefly away (a NATS leader election, an Elasticsearch node
+    restarting): the request was fine and a retry will do, so 503 and one warning line."""
+    correlation = _correlation_id(request)
+    log.warning("server unavailable on %s %s [%s]: %r", request.method, request.url.path, correlation, exc)
+    busy = UserError(
+        503,
+        "server_unavailable",
+        "Máy chủ lưu trữ tạm thời chưa sẵn sàng; vui lòng thử lại sau ít giây.",
+        "A storage server is briefly unavailable; please retry in a few seconds.",
+        correlation_id=correlation,
+    )
+    return JSONResponse(busy.body(), status_code=503, headers={_CORRELATION_HEADER: correlation, "Retry-After": "5"})
+
+
+async def _storage_full_or_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """The object store refused the bytes (quota or full drives): nothing was stored, the
+    client may send again once an administrator made room. Any other S3 error is a bug
+    or an outage nobody expected: raised on to the last-resort handler (500, traceback)."""
+    if not is_storage_full(exc):
+        raise exc
+    correlation = _correlation_id(request)
+    log.warning("storage full on %s %s [%s]: %s", request.method, request.url.path, correlation, exc)
+    full = UserError(
+        507,
+        "storage_full",
+        "Kho lưu trữ đã đầy nên tệp chưa được lưu (không có gì được ghi dở). "
+        "Hãy báo quản trị viên giải phóng dung lượng rồi gửi lại.",
+        "Object storage is full, so the file was not stored (nothing was half-written). "
+        "Ask an administrator to make room, then send it again.",
+        correlation_id=correlation,
+    )
+    return JSONResponse(full.body(), status_code=507, headers={_CORRELATION_HEADER: correlation})
+
+
 _CORRELATION_HEADER = "X-Correlation-Id"
 
 # Errors that mean "a server is away for now", not "this request is wrong" or "a bug".
-SERVER_UNAVAILABLE: tuple[type[BaseException], ...] = (
+SERVER_UNAVAILABLE: tuple[type[Exception], ...] = (
     nats.errors.TimeoutError,
     nats.errors.NoRespondersError,
     nats.errors.ConnectionClosedError,
@@ -312,11 +329,16 @@ def install_offline_docs(app: FastAPI, settings: Settings) -> None:
 async def _accept_api_keys(app: FastAPI, deps: ServiceDeps, settings: Settings) -> None:
     """Services that hold an event store also accept machines' API keys (``shared.access``):
     the keys' KV bucket is read on the same NATS connection, cached briefly so a
-    revoked key stops working within ``api_key_cache_ttl_s``."""
+    revoked key stops working within ``api_key_cache_ttl_s``; so are the users' token
+    revocations (``shared.revocations``)."""
     events = getattr(deps, "events", None)
     if isinstance(events, EventStore):
-        store = await open_api_key_store(await events.jetstream(), settings.api_key_cache_ttl_s, settings.nats_replicas)
+        js = await events.jetstream()
+        store = await open_api_key_store(js, settings.api_key_cache_ttl_s, settings.nats_replicas)
         app.state.api_key_verifier = functools.partial(verify_api_key, store)
+        # Disabled users' access tokens, refused within token_revocation_cache_ttl_s.
+        revocations = await open_revocations_bucket(js, settings.nats_replicas)
+        app.state.token_revocations = TokenRevocations(revocations, settings.token_revocation_cache_ttl_s)
 
 
 async def app_deps(request: Request) -> Any:

@@ -18,15 +18,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from faststream.nats import NatsBroker, NatsMessage
+from faststream import AckPolicy
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from shared.events.envelope import EventEnvelope
 from shared.heartbeat import beating
 from shared.outcomes import Outcome, Retry, apply_outcome
 from shared.ports import EventLog
+from shared.subjects import event_type_filter
 
 log = logging.getLogger("mam.pull_consumers")
 
@@ -117,3 +120,42 @@ async def run_long_job(
         outcome = Retry(retry_delay_s, f"{type(exc).__name__}: {exc}"[:300])
     log.info("%s attempt %d → %s", cause.aggregate_id, attempt, outcome)
     await apply_outcome(outcome, msg.raw_message, events)
+
+
+def long_job_subscriber(
+    broker: NatsBroker,
+    *,
+    stream: str,
+    event_type: str,
+    durable: str,
+    handle: Callable[[EventEnvelope, int], Awaitable[Outcome]],
+    events: EventLog,
+    jobs_at_once: int,
+    ack_wait_s: float,
+    retry_delay_s: float,
+) -> None:
+    """Subscribe ``broker`` to ``event_type`` with a durable pull consumer shared by every
+    replica, running ``handle(cause, attempt)`` for each as a long job (``run_long_job``).
+
+    One fetch is the jobs a replica runs at once (``jobs_at_once``: bounded concurrency).
+    Acks are manual, once the outcome is recorded; deliveries are not capped, since the
+    handler's own attempts decide when a job fails; in-progress acks every third of
+    ``ack_wait_s`` keep a running job from going to another replica.
+    """
+    beat_s = max(1.0, ack_wait_s / 3)
+
+    @broker.subscriber(
+        event_type_filter(event_type),
+        stream=JStream(name=stream, declare=False),
+        durable=durable,
+        pull_sub=PullSub(batch_size=jobs_at_once, timeout=5.0),
+        config=ConsumerConfig(
+            ack_wait=ack_wait_s,
+            max_deliver=-1,
+            deliver_policy=DeliverPolicy.ALL,
+            max_ack_pending=max(16, 4 * jobs_at_once),
+        ),
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def on_job(msg: NatsMessage) -> None:
+        await run_long_job(msg, handle, events, beat_s=beat_s, retry_delay_s=retry_delay_s)

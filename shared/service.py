@@ -22,6 +22,31 @@ def configure_logging() -> None:
     access logs included (they propagate to the root logger). Does nothing when
     the root logger already has a handler, so calling it twice is harmless."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    plain_library_logs()
+
+
+# FastStream logs through loggers of its own that do not propagate, with handlers whose
+# formatter always colours the level name (``ColourizedFormatter(use_colors=True)``): log
+# files filled with ANSI escapes. Its module logger writes to stderr; a NATS broker's to
+# stdout, and FastStream adds no handler of its own to that one if it already has one on stdout.
+_FASTSTREAM_LOGGERS = (("faststream", "stderr"), ("faststream.access.nats", "stdout"))
+
+
+def plain_library_logs() -> None:
+    """FastStream's logs in :data:`LOG_FORMAT`, plain text, wherever they go to something
+    that is not a terminal (a log file, a pipe); on a terminal its colours stay."""
+    for name, stream_name in _FASTSTREAM_LOGGERS:
+        stream = getattr(sys, stream_name)
+        if stream.isatty():
+            continue
+        logger = logging.getLogger(name)
+        handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+        for handler in handlers:
+            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        if not handlers and stream is sys.stdout:
+            plain = logging.StreamHandler(stream)
+            plain.setFormatter(logging.Formatter(LOG_FORMAT))
+            logger.addHandler(plain)
 
 
 def run_service(name: str, create_app: Callable[[Settings], FastAPI]) -> None:

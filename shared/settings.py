@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     bucket_reels: str = "mam-reels"
     # Collection exports (ZIPs for the review report), fetched through presigned links.
     bucket_exports: str = "mam-exports"
+    # A running export refreshes its status at least every quarter of this; one silent longer
+    # (its replica died) is failed with a reason. Finished exports' ZIPs are deleted (status
+    # "expired") this long after they finished. Every search replica sweeps this often.
+    export_stale_after_s: float = Field(default=120.0, ge=1.0)
+    export_expiry_s: float = Field(default=7 * 24 * 3600.0, ge=1.0)
+    export_sweep_interval_s: float = Field(default=60.0, ge=0.2)
     presign_expiry_s: int = 900
     # Multipart part size for streaming puts of large originals.
     s3_part_size: int = 16 * 1024 * 1024
@@ -97,6 +103,9 @@ class Settings(BaseSettings):
     # How long a verified API key is trusted without looking again: a revoked key is
     # refused by every service within this time (at most 30 s).
     api_key_cache_ttl_s: float = Field(default=15.0, ge=0, le=30)
+    # How long a service trusts what it read of a user's token revocation (shared.revocations):
+    # a disabled user's access token is refused everywhere within this time.
+    token_revocation_cache_ttl_s: float = Field(default=5.0, ge=0, le=30)
     ingest_port: int = 18401
     search_port: int = 18402
     tagger_port: int = 18404
@@ -140,6 +149,9 @@ class Settings(BaseSettings):
     ocr_scene_threshold: float = 0.3
     # Deliveries of one event before the tagger gives up with asset.tagging_failed.
     tagger_max_attempts: int = 3
+    # Assets one tagger replica tags at once: a job waits on S3 and NATS as much as on OCR, and
+    # one at a time let a full re-tag hold new uploads back for minutes.
+    tagger_concurrency: int = Field(default=2, ge=1, le=16)
     max_upload_bytes: int = 8 * 1024 * 1024 * 1024
     ffprobe_timeout_s: float = 30.0
     # --- resumable uploads (tus 1.0 at /v1/uploads of the ingest service)
@@ -162,6 +174,17 @@ class Settings(BaseSettings):
     # No S3 call of the upload path waits longer (an S3 server going down mid-request
     # must turn into a 503 the client resumes after, not a hung PATCH).
     upload_s3_timeout_s: float = Field(default=60.0, ge=1.0)
+    # A finalisation that keeps failing (the originals bucket over its quota, the staging object
+    # gone) is given up after this many attempts or this long after its first failure, whichever
+    # comes first: the upload ends ``rejected`` with the reason, and its staging bytes are removed.
+    upload_finalise_max_attempts: int = Field(default=10, ge=1)
+    upload_finalise_max_age_s: float = Field(default=6 * 3600.0, ge=1.0)
+    # A request body (``POST /v1/assets``) that stalls longer than this between two pieces, or,
+    # after the grace time, arrives slower than this on average, is dropped with 408: a client
+    # sending headers and then trickling would otherwise hold the request for ever.
+    upload_body_idle_timeout_s: float = Field(default=60.0, ge=0.1)
+    upload_body_grace_s: float = Field(default=60.0, ge=0.0)
+    upload_body_min_rate_bytes_s: float = Field(default=16 * 1024.0, gt=0.0)
     # Origins a browser may upload from (tus-js-client, Uppy), comma-separated; empty:
     # the web UI's own origin (``web_url``).
     upload_cors_origins: str = ""

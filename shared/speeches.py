@@ -12,26 +12,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.events.delegates import AssetSpeechesEditedV1
+from shared.events.delegates import AssetSpeechesEditedV1, HandSetSpeech
 from shared.events.envelope import EventEnvelope
 from shared.events.tagging import AssetTaggedV1
+from shared.text import clean_text
 
 SESSION_TYPE = "ky-hop"
 
 
-def _manual(p: AssetSpeechesEditedV1) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": s.name,
-            "person_id": s.person_id,
-            "role": s.role,
-            "kind": s.kind if s.role != "appears" else "",
-            "setting": "" if s.plenary else "group",
-            "evidence": p.note,
-            "confidence": 1.0,
-        }
-        for s in p.speeches
-    ]
+def _same_recognition(hand: HandSetSpeech, auto: dict[str, Any]) -> bool:
+    """The archivist kept this recognition of the tagger's: the same person in the same role."""
+    if hand.role != auto.get("role"):
+        return False
+    if hand.person_id and auto.get("person_id"):
+        return bool(hand.person_id == auto["person_id"])
+    return bool(clean_text(hand.name).casefold() == clean_text(str(auto.get("name") or "")).casefold())
+
+
+def _manual(p: AssetSpeechesEditedV1, auto: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The archivist's list; a row that keeps one of the tagger's recognitions keeps its
+    evidence (the words it was read from), so a confirmation loses nothing. The note is the
+    archivist's own, kept beside it (``speech_note``)."""
+    rows = []
+    for s in p.speeches:
+        kept = next((a for a in auto if _same_recognition(s, a)), None)
+        rows.append(
+            {
+                "name": s.name,
+                "person_id": s.person_id,
+                "role": s.role,
+                "kind": s.kind if s.role != "appears" else "",
+                "setting": "" if s.plenary else "group",
+                "evidence": str(kept.get("evidence") or "") if kept else "",
+                "confidence": 1.0,
+            }
+        )
+    return rows
 
 
 def fold_speech_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
@@ -52,9 +68,13 @@ def fold_speech_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, An
             out["speech_manual"] = None
             out["speech_status"] = None
         else:
-            out["speech_manual"] = _manual(e)
+            out["speech_manual"] = _manual(e, list(out.get("speech_auto") or []))
             out["speech_status"] = "confirmed" if e.confirmed else "corrected"
-        out.update(speeches_edited_by=event.actor, speeches_edited_at=event.occurred_at.isoformat())
+        out.update(
+            speech_note=e.note or None,
+            speeches_edited_by=event.actor,
+            speeches_edited_at=event.occurred_at.isoformat(),
+        )
     elif "speech_auto" not in out and "speech_manual" not in out:
         return out  # nothing about speech yet: no fields to derive
     manual = out.get("speech_manual")
@@ -106,6 +126,8 @@ SPEECH_MAPPINGS: dict[str, Any] = {
     "speaker_ids": {"type": "keyword"},
     "appearing_ids": {"type": "keyword"},
     "speech_status": {"type": "keyword"},
+    # The archivist's note on their last decision (shown beside the tagger's evidence).
+    "speech_note": {"type": "keyword", "index": False, "doc_values": False},
     "speeches_edited_by": {"type": "keyword"},
     "speeches_edited_at": {"type": "date"},
     # The tagger's recognitions and the archivist's decision, kept for the fold (not searched).

@@ -71,6 +71,14 @@ def term_for(day: date) -> Term | None:
     return None
 
 
+def current_term(now: datetime | None = None) -> Term | None:
+    """The term a page shows when none is asked for: the one containing today in Vietnam,
+    else (between terms, or after the last) the latest that has started; None before any."""
+    today = (now or datetime.now(LOCAL_TZ)).astimezone(LOCAL_TZ).date()
+    started = [t for t in terms() if t.start <= today]
+    return term_for(today) or max(started, key=lambda t: t.start, default=None)
+
+
 def term_by_code(code: str) -> Term | None:
     """The configured term with this code (e.g. ``2021-2026``), if any."""
     for term in terms():

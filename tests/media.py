@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
-import subprocess
 from pathlib import Path
 
 from PIL import Image
+
+from deploy.sample_media import pattern_clip, tone_wav
 
 
 def jpeg_bytes(seed: int = 0, size: tuple[int, int] = (320, 200)) -> bytes:
@@ -25,60 +26,8 @@ def jpeg_bytes(seed: int = 0, size: tuple[int, int] = (320, 200)) -> bytes:
 
 
 def make_clip(path: Path, seconds: float = 1.0, size: str = "320x240", extra: list[str] | None = None) -> Path:
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size={size}:rate=25:duration={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=440:duration={seconds}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            *(extra or []),
-            "-f",
-            "mp4",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return path
+    return pattern_clip(path, seconds=seconds, size=size, extra=extra or ())
 
 
 def make_wav(path: Path, seconds: float = 1.0) -> Path:
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=330:duration={seconds}",
-            "-ac",
-            "2",
-            "-f",
-            "wav",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return path
+    return tone_wav(path, seconds=seconds)

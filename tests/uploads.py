@@ -9,7 +9,8 @@ import hashlib
 import os
 import random
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import httpx
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 
-from deploy.local.processes import ProcessSpec
+from deploy.local.processes import ProcessSpec, start, stop
 from deploy.local.stack import LocalStack
 from shared.settings import Settings
 from tests import conftest
@@ -96,6 +97,17 @@ def ingest_settings(quiet: Settings, backend: str, port_shift: int, **overrides:
 
 def ingest_spec(settings: Settings, name: str) -> ProcessSpec:
     return dataclasses.replace(LocalStack(settings).service_spec("ingest"), name=name)
+
+
+@contextmanager
+def running_ingest(settings: Settings, name: str) -> Iterator[ProcessSpec]:
+    """A dedicated ingest process (``ingest_settings``) named ``name``, stopped at the end."""
+    spec = ingest_spec(settings, name)
+    start(spec)
+    try:
+        yield spec
+    finally:
+        stop(spec)
 
 
 @dataclasses.dataclass

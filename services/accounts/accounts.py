@@ -55,6 +55,7 @@ from shared.events.models import EventPayload
 from shared.fields import PersonName, text_problem
 from shared.http import UserError
 from shared.ports import EventLog
+from shared.revocations import revoke_tokens
 from shared.settings import Settings
 
 # --- answers ---------------------------------------------------------------------------------
@@ -400,6 +401,10 @@ class Accounts:
         before, after = result.before, result.after
         if before is None or after is None:
             raise user_not_found(name)
+        if after.sessions_valid_after is not None and after.sessions_valid_after != before.sessions_valid_after:
+            # Disabled or a new password: the access tokens already out stop too, not only the
+            # refresh tokens (every service reads this within token_revocation_cache_ttl_s).
+            await revoke_tokens(self.buckets.revocations, name, after.sessions_valid_after)
         if after.role != before.role:
             await self._record(
                 name,

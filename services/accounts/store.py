@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from services.accounts.domain import RefreshFamily, SignInGuard, UserRecord
 from shared.api_keys import API_KEYS_BUCKET, API_KEYS_DESCRIPTION, ApiKeyRecord, KvApiKeyStore
 from shared.kv import open_bucket
+from shared.revocations import open_revocations_bucket
 
 USERS_BUCKET = "MAM_USERS"
 SESSIONS_BUCKET = "MAM_SESSIONS"
@@ -106,6 +107,7 @@ class AccountBuckets:
     unknown_names: Records[SignInGuard]
     api_keys: Records[ApiKeyRecord]
     key_reader: KvApiKeyStore  # cached, as every service verifies keys
+    revocations: KeyValue  # when each user's access tokens became void (shared.revocations)
 
     @classmethod
     async def open(
@@ -131,10 +133,12 @@ class AccountBuckets:
             replicas=replicas,
         )
         keys = await open_bucket(js, API_KEYS_BUCKET, API_KEYS_DESCRIPTION, replicas=replicas)
+        revocations = await open_revocations_bucket(js, replicas)
         return cls(
             users=Records(users, UserRecord),
             sessions=Records(sessions, RefreshFamily),
             unknown_names=Records(unknown, SignInGuard),
             api_keys=Records(keys, ApiKeyRecord),
             key_reader=KvApiKeyStore(keys, api_key_cache_ttl_s),
+            revocations=revocations,
         )

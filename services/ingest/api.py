@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from services.ingest.domain import UploadMetadata, asset_view, validate_metadata
 from services.ingest.finalise import Finaliser
 from services.ingest.originals import existing_asset, record_original
-from services.ingest.receive import ReceivedFile, check_declared_size, receive_upload
+from services.ingest.receive import BodyPace, ReceivedFile, check_declared_size, receive_upload
 from services.ingest.sweeper import Sweeper, stop_task
 from services.ingest.upload_store import UploadStore
 from shared.access import requires
@@ -58,6 +58,12 @@ router = APIRouter(prefix="/v1")
 # Every route names the action it takes (shared/policy.py decides who may).
 Uploader = Annotated[Principal, Depends(requires(Action.ASSET_UPLOAD))]
 Reader = Annotated[Principal, Depends(requires(Action.ASSET_READ))]
+
+
+def body_pace(settings: Settings) -> BodyPace:
+    return BodyPace(
+        settings.upload_body_idle_timeout_s, settings.upload_body_grace_s, settings.upload_body_min_rate_bytes_s
+    )
 
 
 def form_metadata(fields: Mapping[str, str]) -> UploadMetadata:
@@ -111,7 +117,9 @@ async def upload_asset(request: Request, who: Uploader, d: Deps) -> JSONResponse
     # The token was checked before this runs; the declared size and (in the
     # stream, before the file part) the metadata are checked before the file is stored.
     check_declared_size(request, d.settings.max_upload_bytes)
-    meta, received = await receive_upload(request, d.spool_dir, d.settings.max_upload_bytes, form_metadata)
+    meta, received = await receive_upload(
+        request, d.spool_dir, d.settings.max_upload_bytes, form_metadata, body_pace(d.settings)
+    )
     try:
         return await _ingest(d, who, meta, received)
     finally:

@@ -33,11 +33,11 @@ from minio.error import S3Error
 
 from services.ingest.originals import Ingested, existing_asset, record_original
 from services.ingest.upload_store import UploadStore
-from services.ingest.uploads import UploadProblem, UploadRecord
+from services.ingest.uploads import UploadProblem, UploadRecord, finalise_gave_up, finalise_should_give_up
 from shared.events.models import AssetIngestedV1
 from shared.eventstore import EventStore
 from shared.media.probe import Limits, MediaRejected, ProbeResult, probe_file
-from shared.objectstore import ObjectStore
+from shared.objectstore import ObjectStore, content_key, is_storage_full
 from shared.settings import Settings
 
 log = logging.getLogger("mam.ingest.finalise")
@@ -79,10 +79,63 @@ class Finaliser:
             return  # another request or replica holds it; the sweeper comes back
         try:
             async with self.store.renewing(lock):
-                await self._finalise_locked(upload_id)
+                try:
+                    await self._finalise_locked(upload_id)
+                except Exception as exc:
+                    await self._count_failure(upload_id, exc)
         except Exception:
             # S3 or NATS away: the record stays "verifying" and the sweeper retries.
             log.warning("upload %s: finalisation interrupted; will retry", upload_id, exc_info=True)
+
+    async def _count_failure(self, upload_id: str, exc: Exception) -> None:
+        """Record one failed attempt; past the bound, give the upload up (with its reason) instead.
+
+        Raises again when the attempt cannot even be counted (NATS away): the sweeper comes back.
+        """
+        got = await self.store.get(upload_id)
+        if got is None or got[0].state != "verifying":
+            raise exc
+        record, revision = got
+        now = _now()
+        record = record.model_copy(
+            update={
+                "finalise_failures": record.finalise_failures + 1,
+                "first_finalise_failure_at": record.first_finalise_failure_at or now,
+                "updated_at": now,
+            }
+        )
+        limits = self.settings.upload_finalise_max_attempts, self.settings.upload_finalise_max_age_s
+        if not finalise_should_give_up(record, now, *limits):
+            await self.store.save(record, revision)
+            log.warning(
+                "upload %s: finalisation attempt %d failed; will retry: %r",
+                upload_id,
+                record.finalise_failures,
+                exc,
+            )
+            return
+        await self._give_up(record, revision, exc)
+
+    async def _give_up(self, record: UploadRecord, revision: int, exc: Exception) -> None:
+        """Remove every byte this upload put in S3, then say ``rejected`` with the reason.
+
+        The record changes only after the clean-up succeeded, so "rejected" never leaves a
+        half-stored object behind; a failed clean-up is tried again by the sweeper.
+        """
+        bucket = self.settings.bucket_uploads
+        if not record.completed:
+            await self.objects.abort_multipart(bucket, record.s3_key, record.s3_upload_id)
+        await self.objects.remove(bucket, record.tail_key)
+        await self.objects.remove(bucket, record.s3_key)
+        if record.sha256 is not None and await existing_asset(self.events, record.sha256) is None:
+            # A copy of the original without its asset.ingested would be an orphan.
+            await self.objects.remove(self.settings.bucket_originals, content_key(record.sha256))
+        if is_storage_full(exc):
+            problem = finalise_gave_up(record.finalise_failures, "kho lưu trữ đã đầy", "object storage is full")
+        else:
+            problem = finalise_gave_up(record.finalise_failures, f"lỗi {type(exc).__name__}", type(exc).__name__)
+        await self.store.save(record.model_copy(update={"state": "rejected", "error": problem}), revision)
+        log.warning("upload %s: finalisation gave up after %d attempts: %r", record.id, record.finalise_failures, exc)
 
     async def _finalise_locked(self, upload_id: str) -> None:
         got = await self.store.get(upload_id)

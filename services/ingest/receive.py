@@ -16,6 +16,12 @@ hashed while it is written: one copy on disk, never a framework spool plus
 ours. A body without ``Content-Length`` (chunked) is bounded while it streams.
 A metadata field sent after the file is refused (400 ``field_after_file``)
 rather than silently dropped. Whatever fails, the partial file is removed.
+
+A client that sends its headers and then stalls, or trickles a few bytes now and
+then, would hold the request (its spool file, its connection) for ever: the body
+must keep a :class:`BodyPace` — no silence longer than ``idle_s``, and after a
+``grace_s`` start an average of at least ``min_rate`` bytes a second — or the
+request ends with 408 ``body_timeout``.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Generic, TypeVar
@@ -49,6 +56,49 @@ MAX_FIELD_BYTES = 256 * 1024
 # File bytes are handed to a worker thread (hash + write) in batches of this size,
 # so the event loop never waits on the disk.
 _WRITE_BATCH = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BodyPace:
+    """How slowly a request body may arrive (see the module's docstring)."""
+
+    idle_s: float
+    grace_s: float
+    min_rate: float  # bytes a second, on average, once ``grace_s`` has passed
+
+    def wait_allowed(self, elapsed_s: float, received: int) -> float:
+        """How long the next piece of the body may take to come (≤ 0: too slow already)."""
+        return min(self.idle_s, self.grace_s + received / self.min_rate - elapsed_s)
+
+
+def body_timeout(pace: BodyPace) -> UserError:
+    return UserError(
+        408,
+        "body_timeout",
+        f"Dữ liệu tải lên đến quá chậm hoặc bị dừng (im lặng quá {pace.idle_s:g} giây, hoặc chậm hơn "
+        f"{pace.min_rate / 1024:g} KiB/giây); yêu cầu đã bị hủy, không có gì được lưu. Hãy gửi lại.",
+        f"The upload's body came too slowly or stalled (silent for over {pace.idle_s:g} s, or slower than "
+        f"{pace.min_rate / 1024:g} KiB/s); the request was dropped and nothing was stored. Send it again.",
+    )
+
+
+async def _paced(request: Request, pace: BodyPace) -> AsyncIterator[bytes]:
+    """The body's pieces as they come, each within what ``pace`` allows (408 otherwise)."""
+    began = time.monotonic()
+    received = 0
+    pieces = request.stream()
+    while True:
+        allowed = pace.wait_allowed(time.monotonic() - began, received)
+        if allowed <= 0:
+            raise body_timeout(pace)
+        try:
+            chunk = await asyncio.wait_for(anext(pieces), allowed)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise body_timeout(pace) from None
+        received += len(chunk)
+        yield chunk
 
 
 @dataclass(frozen=True)
@@ -237,7 +287,11 @@ class _Parts(Generic[T]):
 
 
 async def receive_upload(
-    request: Request, spool_dir: Path, max_bytes: int, check_metadata: Callable[[Mapping[str, str]], T]
+    request: Request,
+    spool_dir: Path,
+    max_bytes: int,
+    check_metadata: Callable[[Mapping[str, str]], T],
+    pace: BodyPace | None = None,
 ) -> tuple[T, ReceivedFile]:
     """Stream the multipart body: fields checked by ``check_metadata`` before the file part is
     written, the file part hashed into one file under ``spool_dir``. Raises :class:`UserError`."""
@@ -261,7 +315,7 @@ async def receive_upload(
     body_limit = max_bytes + ENVELOPE_BYTES
     received = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in request.stream() if pace is None else _paced(request, pace):
             received += len(chunk)
             if received > body_limit:
                 raise too_large(max_bytes)

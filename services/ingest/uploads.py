@@ -83,6 +83,9 @@ class UploadRecord(BaseModel):
     asset_id: str | None = None
     duplicate: bool = False
     error: UploadProblem | None = None
+    # Failed finalisation attempts so far, and when the first failed (bounded by the settings).
+    finalise_failures: int = 0
+    first_finalise_failure_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
     expires_at: datetime
@@ -280,6 +283,23 @@ def expiry_from(now: datetime, expiry_s: int) -> datetime:
 
 def is_expired(record: UploadRecord, now: datetime) -> bool:
     return record.expires_at <= now
+
+
+def finalise_gave_up(attempts: int, cause_vi: str, cause_en: str) -> UploadProblem:
+    """Why an upload whose finalisation kept failing was given up (the causes: the last error, short)."""
+    return UploadProblem(
+        code="finalise_failed",
+        message_vi=f"Không lưu được tệp sau {attempts} lần thử ({cause_vi}); không có gì được lưu dở. "
+        "Hãy tải lên lại, hoặc báo quản trị viên nếu lỗi còn.",
+        message_en=f"The file could not be stored after {attempts} attempts ({cause_en}); nothing was half-stored. "
+        "Upload it again, or tell an administrator if this persists.",
+    )
+
+
+def finalise_should_give_up(record: UploadRecord, now: datetime, max_attempts: int, max_age_s: float) -> bool:
+    """Whether a finalisation that failed ``record.finalise_failures`` times should stop."""
+    first = record.first_finalise_failure_at or now
+    return record.finalise_failures >= max_attempts or (now - first).total_seconds() >= max_age_s
 
 
 def status_view(record: UploadRecord) -> dict[str, Any]:

@@ -14,9 +14,7 @@ import logging
 import socket
 
 from fastapi import FastAPI
-from faststream import AckPolicy
-from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
-from nats.js.api import DeliverPolicy
+from faststream.nats import NatsBroker
 
 from services.reels.api import ReelsDeps, router
 from services.reels.cache import S3SegmentCache
@@ -28,9 +26,8 @@ from shared.http import service_app
 from shared.kv import open_bucket
 from shared.nats_liveness import liveness
 from shared.objectstore import ObjectStore
-from shared.pull_consumers import align_ack_wait, run_long_job, start_broker
+from shared.pull_consumers import align_ack_wait, long_job_subscriber, start_broker
 from shared.settings import Settings
-from shared.subjects import event_type_filter
 from shared.workdirs import fresh_work_dir
 
 RENDERER_DURABLE = "reels-renderer"
@@ -39,31 +36,17 @@ log = logging.getLogger("mam.reels")
 
 def build_broker(settings: Settings, renderer: RendererDeps) -> NatsBroker:
     broker = NatsBroker(settings.nats_servers, **liveness())
-    beat_s = max(1.0, settings.reels_ack_wait_s / 3)
-
-    @broker.subscriber(
-        event_type_filter("reel.render_requested"),
-        stream=JStream(name=settings.event_stream, declare=False),
+    long_job_subscriber(
+        broker,
+        stream=settings.event_stream,
+        event_type="reel.render_requested",
         durable=RENDERER_DURABLE,
-        # One render at a time per replica: a render already uses every core.
-        pull_sub=PullSub(batch_size=1, timeout=5.0),
-        config=ConsumerConfig(
-            ack_wait=settings.reels_ack_wait_s,
-            max_deliver=-1,
-            deliver_policy=DeliverPolicy.ALL,
-            max_ack_pending=16,
-        ),
-        ack_policy=AckPolicy.MANUAL,
+        handle=lambda cause, attempt: handle_render_requested(renderer, cause, attempt),
+        events=renderer.events,
+        jobs_at_once=1,  # one render at a time per replica: a render already uses every core
+        ack_wait_s=settings.reels_ack_wait_s,
+        retry_delay_s=settings.reels_retry_delay_s,
     )
-    async def on_render_requested(msg: NatsMessage) -> None:
-        await run_long_job(
-            msg,
-            lambda cause, attempt: handle_render_requested(renderer, cause, attempt),
-            renderer.events,
-            beat_s=beat_s,
-            retry_delay_s=settings.reels_retry_delay_s,
-        )
-
     return broker
 
 

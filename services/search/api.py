@@ -19,7 +19,7 @@ from faststream.nats import NatsBroker
 
 from services.search.aliases import alias_notes, expand_names, group_facets
 from services.search.collection_scope import CollectionScope, scoped
-from services.search.consistency import ProjectionProgress
+from services.search.consistency import Consistency, ProjectionProgress, read_your_writes
 from services.search.documents import document_visibility, fold_media_event
 from services.search.feed import (
     MAX_FEED_SIZE,
@@ -65,9 +65,6 @@ from shared.settings import Settings
 from shared.subjects import SubjectError, aggregate_filter
 
 MAX_PAGE_SIZE = 100
-# Stream sequences are unsigned 64-bit numbers in NATS but JSON-decoded as int64 on its
-# API: a larger after_seq made the server answer 400 and this API 500.
-MAX_SEQUENCE = 2**63 - 1
 
 
 @dataclass
@@ -82,11 +79,16 @@ class SearchDeps:
     renditions: ObjectStore
     # Delegates per term and the sessions, for the delegate report (caught up per request).
     delegates: DelegateDirectory = field(default_factory=DelegateDirectory)
+    # Loops of this replica (the exports' sweeper), cancelled on close.
+    background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def readiness(self) -> dict[str, bool]:
         return {"nats": await self.events.ready(), "elasticsearch": await self.index.ready()}
 
     async def close(self) -> None:
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
         if self.broker is not None:
             await self.broker.stop()
         await self.progress.close()
@@ -161,32 +163,6 @@ async def _visible_history(d: SearchDeps, asset_id: str, principal: Principal) -
     return stored
 
 
-async def _read_your_writes(d: SearchDeps, after_seq: int | None, refresh: bool) -> None:
-    """Wait until the projector has indexed ``after_seq`` (then make it searchable)."""
-    if after_seq is not None:
-        if not await d.progress.wait_for(after_seq, d.settings.search_consistency_timeout_s):
-            raise UserError(
-                503,
-                "index_not_caught_up",
-                f"Chỉ mục tìm kiếm chưa cập nhật tới sự kiện {after_seq}; vui lòng thử lại sau giây lát.",
-                f"The search index has not caught up with event {after_seq} yet; retry shortly.",
-                after_seq=after_seq,
-            )
-        refresh = True
-    if refresh:
-        await d.index.refresh()
-
-
-Consistency = Annotated[
-    int | None,
-    Query(
-        ge=1,
-        le=MAX_SEQUENCE,
-        description="đợi chỉ mục cập nhật tới sự kiện này / wait until this stream sequence is indexed",
-    ),
-]
-
-
 @router.get("/search", summary="Tìm tư liệu / search assets")
 async def search(
     who: Searcher,
@@ -216,7 +192,7 @@ async def search(
         facets=facets,
         cursor_key=cursor_key,
     )
-    await _read_your_writes(d, after_seq, refresh)
+    await read_your_writes(d.progress, d.index, after_seq, d.settings.search_consistency_timeout_s, refresh=refresh)
     visible = scoped(visibility_filter(who), in_collection)
     if uploader == "me":  # the uploader is the ingest event's actor, which the document keeps
         visible = scoped(visible, {"term": {"ingested_by": who.actor}})
@@ -260,7 +236,7 @@ async def stats(
     after_seq: Consistency = None,
 ) -> dict[str, Any]:
     group = parse_group(group_by)
-    await _read_your_writes(d, after_seq, False)
+    await read_your_writes(d.progress, d.index, after_seq, d.settings.search_consistency_timeout_s)
     body = stats_body(filters, group, visible=scoped(visibility_filter(who), in_collection))
     return shape_stats(await d.index.search(body), group)
 
@@ -445,34 +421,38 @@ FEED_DESCRIPTION = (
 )
 
 
-@router.get(
+def _feed_route(
+    path: str,
+    name: str,
+    summary: str,
+    media_type: str,
+    render: Callable[[FeedPage], bytes],
+    schema: dict[str, Any] | None = None,
+) -> None:
+    """One format of the public feed: the same page (``_feed_page``), rendered as ``media_type``."""
+
+    async def feed(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
+        return _feed_response(request, await _feed_page(request, d, query), render, media_type)
+
+    router.add_api_route(
+        path,
+        feed,
+        methods=["GET"],
+        name=name,
+        summary=summary,
+        description=FEED_DESCRIPTION,
+        response_class=Response,
+        responses=_feed_responses(media_type, schema),
+    )
+
+
+_feed_route(
     "/feed",
-    summary="Tin công khai (JSON Feed) / public feed, JSON",
-    description=FEED_DESCRIPTION,
-    response_class=Response,
-    responses=_feed_responses(JSON_FEED_TYPE, {"type": "object"}),
+    "feed_json",
+    "Tin công khai (JSON Feed) / public feed, JSON",
+    JSON_FEED_TYPE,
+    render_json,
+    {"type": "object"},
 )
-async def feed_json(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
-    return _feed_response(request, await _feed_page(request, d, query), render_json, JSON_FEED_TYPE)
-
-
-@router.get(
-    "/feed.rss",
-    summary="Tin công khai (RSS 2.0 + Media RSS) / public feed, RSS",
-    description=FEED_DESCRIPTION,
-    response_class=Response,
-    responses=_feed_responses(RSS_TYPE),
-)
-async def feed_rss(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
-    return _feed_response(request, await _feed_page(request, d, query), render_rss, RSS_TYPE)
-
-
-@router.get(
-    "/feed.atom",
-    summary="Tin công khai (Atom) / public feed, Atom",
-    description=FEED_DESCRIPTION,
-    response_class=Response,
-    responses=_feed_responses(ATOM_TYPE),
-)
-async def feed_atom(request: Request, who: FeedReader, d: Deps, query: FeedQuery) -> Response:
-    return _feed_response(request, await _feed_page(request, d, query), render_atom, ATOM_TYPE)
+_feed_route("/feed.rss", "feed_rss", "Tin công khai (RSS 2.0 + Media RSS) / public feed, RSS", RSS_TYPE, render_rss)
+_feed_route("/feed.atom", "feed_atom", "Tin công khai (Atom) / public feed, Atom", ATOM_TYPE, render_atom)

@@ -13,6 +13,7 @@ from services.search import asset_collections, collections, processing, review_s
 from services.search.api import SearchDeps, router
 from services.search.consistency import ProjectionProgress
 from services.search.delegates_api import router as delegates_router
+from services.search.export_sweeper import sweep_forever
 from services.search.index import AssetIndex, es_client
 from services.search.projector import AssetProjector, BatchOutcome, Delivered, Redelivery, settle_batch
 from services.search.reels import ReelIndex, add_reel_projector
@@ -28,6 +29,9 @@ from shared.settings import Settings
 from shared.subjects import aggregate_type_filter
 
 PROJECTOR_DURABLE = "search-projector"
+# Parked events read-your-writes counts as settled (services/search/consistency.py): beyond
+# this many, queries past them wait their timeout, and an operator has a bigger problem.
+PARKED_COUNTED = 1000
 log = logging.getLogger("mam.search")
 
 
@@ -104,8 +108,11 @@ async def build_deps(settings: Settings) -> SearchDeps:
         found = await index.get(asset_id)
         return found is not None and sequence in found[0].get("event_sequences", [])
 
+    async def parked() -> int:
+        return len(await index.failures(size=PARKED_COUNTED))
+
     progress = await ProjectionProgress.connect(
-        settings.resolved_nats_url, settings.event_stream, PROJECTOR_DURABLE, is_indexed
+        settings.resolved_nats_url, settings.event_stream, PROJECTOR_DURABLE, is_indexed, parked
     )
     reels = ReelIndex(es, settings.es_index_prefix)
     await reels.ensure()
@@ -124,7 +131,11 @@ async def build_deps(settings: Settings) -> SearchDeps:
         region=settings.s3_region,
         presign_expiry_s=settings.presign_expiry_s,
     )
-    return SearchDeps(settings, es, index, events, broker, progress, renditions)
+    deps = SearchDeps(settings, es, index, events, broker, progress, renditions)
+    # Exports a killed replica left "running" are failed with a reason; finished ones expire.
+    sweeper = sweep_forever(lambda: collections.exports_kv(deps), collections.export_store(deps), settings)
+    deps.background.append(asyncio.create_task(sweeper))
+    return deps
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -36,11 +36,13 @@ from services.search.export import (
     write_manifests,
     zip_chunks,
 )
+from services.search.export_sweeper import runner_id
 from services.search.query import HIDDEN_SOURCE, Visible
 from services.search.results import shape_hit
 from shared.access import requires
 from shared.auth import Principal
 from shared.collections import Collection
+from shared.heartbeat import beating
 from shared.http import UserError, checked_id
 from shared.ids import uuid7
 from shared.kv import KeyNotFoundError, KeyValue, open_bucket
@@ -243,7 +245,7 @@ class ExportRequest(BaseModel):
     media: MediaChoice = "web"  # "original": the uploaded files; "web": renditions anyone can open
 
 
-async def _exports_kv(d: SearchDeps) -> KeyValue:
+async def exports_kv(d: SearchDeps) -> KeyValue:
     return await open_bucket(
         await d.events.jetstream(),
         EXPORTS_KV,
@@ -271,7 +273,7 @@ def export_store(d: SearchDeps) -> ObjectStore:
 
 async def run_export(d: SearchDeps, collection: Collection, visible: Visible, status: dict[str, Any]) -> None:
     """Build and upload one export, reporting progress in KV; any failure is reported there too."""
-    kv = await _exports_kv(d)
+    kv = await exports_kv(d)
     export_id = status["export_id"]
     folder = work_dir_for(d.settings, "search") / f"export-{export_id}"
     progress = Progress(total=0)
@@ -291,48 +293,56 @@ async def run_export(d: SearchDeps, collection: Collection, visible: Visible, st
         )
         await _put_status(kv, status)
 
+    async def alive() -> None:
+        """The status's ``updated_at`` stays fresh while this replica works (see export_sweeper)."""
+        try:
+            await report(str(status["state"]))
+        except Exception:  # a missed beat only brings the stale limit nearer
+            log.warning("export %s: progress not written", export_id, exc_info=True)
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        await store.ensure_buckets(bucket)
-        items = await all_members(d, collection, visible)
-        progress.total = len(items)
-        sources = [media_source(it, media, d.settings.bucket_originals, n) for n, it in enumerate(items, 1)]
-        rows = [manifest_row(n, it, src) for n, (it, src) in enumerate(zip(items, sources, strict=True), 1)]
-        await report("running")
+        async with beating(alive, d.settings.export_stale_after_s / 4):
+            folder.mkdir(parents=True, exist_ok=True)
+            await store.ensure_buckets(bucket)
+            items = await all_members(d, collection, visible)
+            progress.total = len(items)
+            sources = [media_source(it, media, d.settings.bucket_originals, n) for n, it in enumerate(items, 1)]
+            rows = [manifest_row(n, it, src) for n, (it, src) in enumerate(zip(items, sources, strict=True), 1)]
+            await report("running")
 
-        def thumbnail(item: ExportItem) -> bytes | None:
-            for name in THUMB_RENDITIONS:
-                r = (item.doc.get("renditions") or {}).get(name)
-                if isinstance(r, dict) and r.get("key") and str(r.get("mime_type", "")).startswith("image/"):
-                    return b"".join(store.iter_chunks(str(r["bucket"]), str(r["key"])))
-            return None
+            def thumbnail(item: ExportItem) -> bytes | None:
+                for name in THUMB_RENDITIONS:
+                    r = (item.doc.get("renditions") or {}).get(name)
+                    if isinstance(r, dict) and r.get("key") and str(r.get("mime_type", "")).startswith("image/"):
+                        return b"".join(store.iter_chunks(str(r["bucket"]), str(r["key"])))
+                return None
 
-        def prepare() -> list[Any]:
-            progress.stage = "contact_sheet"
-            write_contact_sheet(collection.title, items, thumbnail, folder / "contact-sheet.pdf")
-            csv_path, xlsx_path = write_manifests(rows, folder)
-            return [
-                (folder / "contact-sheet.pdf", "contact-sheet.pdf"),
-                (csv_path, "manifest.csv"),
-                (xlsx_path, "manifest.xlsx"),
-            ]
+            def prepare() -> list[Any]:
+                progress.stage = "contact_sheet"
+                write_contact_sheet(collection.title, items, thumbnail, folder / "contact-sheet.pdf")
+                csv_path, xlsx_path = write_manifests(rows, folder)
+                return [
+                    (folder / "contact-sheet.pdf", "contact-sheet.pdf"),
+                    (csv_path, "manifest.csv"),
+                    (xlsx_path, "manifest.xlsx"),
+                ]
 
-        extras = await asyncio.to_thread(prepare)
+            extras = await asyncio.to_thread(prepare)
 
-        def read(source: Source) -> Iterator[bytes]:
-            return store.iter_chunks(source.bucket, source.key)
+            def read(source: Source) -> Iterator[bytes]:
+                return store.iter_chunks(source.bucket, source.key)
 
-        zipped = IterReader(zip_chunks([s for s in sources if s], extras, read, progress))
-        progress.stage = "zipping"
-        # put_stream reads the ZIP in its worker thread: S3 reads, zipping and the upload run there.
-        job = asyncio.create_task(
-            store.put_stream(bucket, key, cast(BinaryIO, zipped), "application/zip", parallel_parts=1)
-        )
-        while not job.done():
-            await asyncio.wait({job}, timeout=PROGRESS_EVERY_S)
-            if not job.done():
-                await report("running")
-        await job
+            zipped = IterReader(zip_chunks([s for s in sources if s], extras, read, progress))
+            progress.stage = "zipping"
+            # put_stream reads the ZIP in its worker thread: S3 reads, zipping and the upload run there.
+            job = asyncio.create_task(
+                store.put_stream(bucket, key, cast(BinaryIO, zipped), "application/zip", parallel_parts=1)
+            )
+            while not job.done():
+                await asyncio.wait({job}, timeout=PROGRESS_EVERY_S)
+                if not job.done():
+                    await report("running")
+            await job
         progress.stage = "done"
         await report("ready", bucket=bucket, key=key, missing_media=sum(s is None for s in sources))
     except asyncio.CancelledError:
@@ -362,13 +372,14 @@ async def start_export(
         "media": (body or ExportRequest()).media,
         "requested_by": who.subject,
         "requested_at": datetime.now(UTC).isoformat(),
+        "runner": runner_id(d.settings),  # a restart of this replica fails what it left running
         "state": "queued",
         "stage": "queued",
         "total": 0,
         "done": 0,
         "bytes_written": 0,
     }
-    await _put_status(await _exports_kv(d), status)
+    await _put_status(await exports_kv(d), status)
     task = asyncio.create_task(run_export(d, collection, visibility_filter(who), dict(status)))
     _RUNNING.add(task)
     task.add_done_callback(_RUNNING.discard)
@@ -381,7 +392,7 @@ async def get_export(collection_id: str, export_id: str, who: CollectionReader, 
     checked_id("collection", export_id, "bản xuất", "export")
     not_found = UserError(404, "export_not_found", f"Không tìm thấy bản xuất {export_id}.", f"No export {export_id}.")
     try:
-        entry = await (await _exports_kv(d)).get(export_id)
+        entry = await (await exports_kv(d)).get(export_id)
     except KeyNotFoundError:
         raise not_found from None
     status: dict[str, Any] = json.loads(entry.value or b"{}")

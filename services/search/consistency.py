@@ -6,6 +6,11 @@ projector's durable consumer has acknowledged that far across all replicas —
 then refreshes the index. At the deadline it settles for the event's own asset
 (its document lists the sequence): the ack floor can lag behind when a delivery
 to a replica that stopped waits for its ack timeout before it is redelivered.
+
+An event the projector parked (a write that cannot succeed as things are, recorded
+with its reason: GET /v1/projection) is never acknowledged and holds the ack floor
+back for good; it counts as settled here, or one poison event would make every
+later read-your-writes query wait its whole timeout and fail.
 """
 
 from __future__ import annotations
@@ -13,45 +18,71 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Annotated, Protocol
 
 import nats
+from fastapi import Query
 from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 
+from shared.http import UserError
 from shared.nats_liveness import liveness
 from shared.settings import split_urls
 from shared.subjects import SubjectError, parse_subject
 
+# Stream sequences are unsigned 64-bit numbers in NATS but JSON-decoded as int64 on its
+# API: a larger after_seq made the server answer 400 and this API 500.
+MAX_SEQUENCE = 2**63 - 1
+# The ``after_seq`` query parameter of the reads that offer read-your-writes.
+Consistency = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_SEQUENCE,
+        description="đợi chỉ mục cập nhật tới sự kiện này / wait until this stream sequence is indexed",
+    ),
+]
+
 # (asset id, stream sequence) -> is that event folded into the asset's document?
 IndexedCheck = Callable[[str, int], Awaitable[bool]]
+# How many events the projector holds parked now (its failure records).
+ParkedCount = Callable[[], Awaitable[int]]
 
 
-def caught_up(info: ConsumerInfo, sequence: int) -> bool:
-    """True once every event up to ``sequence`` that the consumer selects is acknowledged.
+def caught_up(info: ConsumerInfo, sequence: int, parked: int = 0) -> bool:
+    """True once every event up to ``sequence`` that the consumer selects is acknowledged,
+    or is one of the ``parked`` the projector holds unacknowledged by design.
 
-    The ack floor only moves on selected (asset) events, so "nothing pending
-    and nothing awaiting an ack" also counts as caught up.
+    The ack floor only moves on selected (asset) events, and stops below a parked one,
+    so "everything up to ``sequence`` delivered, and nothing awaiting an ack but the
+    parked" also counts as caught up.
     """
     floor = info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
     if floor >= sequence:
         return True
-    return not info.num_pending and not info.num_ack_pending
+    delivered = info.delivered.stream_seq if info.delivered and info.delivered.stream_seq else 0
+    all_delivered = not info.num_pending or delivered >= sequence  # delivery is in stream order
+    return all_delivered and (info.num_ack_pending or 0) <= parked
 
 
 class ProjectionProgress:
-    def __init__(self, nc: NatsClient, stream: str, durable: str, is_indexed: IndexedCheck) -> None:
+    def __init__(
+        self, nc: NatsClient, stream: str, durable: str, is_indexed: IndexedCheck, parked: ParkedCount
+    ) -> None:
         self._nc = nc
         self._js = nc.jetstream()
         self.stream = stream
         self.durable = durable
         self.is_indexed = is_indexed
+        self.parked = parked
 
     @classmethod
-    async def connect(cls, url: str, stream: str, durable: str, is_indexed: IndexedCheck) -> ProjectionProgress:
-        return cls(
-            await nats.connect(split_urls(url), name="mam-search-progress", **liveness()), stream, durable, is_indexed
-        )
+    async def connect(
+        cls, url: str, stream: str, durable: str, is_indexed: IndexedCheck, parked: ParkedCount
+    ) -> ProjectionProgress:
+        connection = await nats.connect(split_urls(url), name="mam-search-progress", **liveness())
+        return cls(connection, stream, durable, is_indexed, parked)
 
     async def _asset_of(self, sequence: int) -> str | None:
         try:
@@ -81,6 +112,9 @@ class ProjectionProgress:
             info = await self.info()
             if info is not None and caught_up(info, sequence):
                 return True
+            # Held back only by unacknowledged events? Then ask whether they are the parked ones.
+            if info is not None and info.num_ack_pending and caught_up(info, sequence, await self.parked()):
+                return True
             if time.monotonic() >= deadline:
                 # Only the event's own asset is sure then. Not earlier: its document can be
                 # written while events before it (other assets, another batch) are not yet —
@@ -88,3 +122,30 @@ class ProjectionProgress:
                 return asset_id is not None and await self.is_indexed(asset_id, sequence)
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.25)
+
+
+class _Progress(Protocol):
+    async def wait_for(self, sequence: int, timeout_s: float) -> bool: ...
+
+
+class _Refreshable(Protocol):
+    async def refresh(self) -> None: ...
+
+
+async def read_your_writes(
+    progress: _Progress, index: _Refreshable, after_seq: int | None, timeout_s: float, *, refresh: bool = False
+) -> None:
+    """Wait until the projector has indexed ``after_seq`` (then make it searchable); a 503
+    (bilingual, retry shortly) when it has not within ``timeout_s``."""
+    if after_seq is not None:
+        if not await progress.wait_for(after_seq, timeout_s):
+            raise UserError(
+                503,
+                "index_not_caught_up",
+                f"Chỉ mục tìm kiếm chưa cập nhật tới sự kiện {after_seq}; vui lòng thử lại sau giây lát.",
+                f"The search index has not caught up with event {after_seq} yet; retry shortly.",
+                after_seq=after_seq,
+            )
+        refresh = True
+    if refresh:
+        await index.refresh()

@@ -242,8 +242,9 @@ def shape_report(
         "checklist": {
             "delegates_without_speech": silent,
             "groups_without_opinion": missing,
-            "every_delegate_has_spoken": not silent,
-            "every_group_at_every_session": not missing,
+            # None: nothing to check (no delegate registered, no session yet) — neither met nor missed.
+            "every_delegate_has_spoken": (not silent) if rows else None,
+            "every_group_at_every_session": (not missing) if session_rows and groups else None,
         },
         "totals": {
             "delegates": len(rows),

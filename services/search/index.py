@@ -10,6 +10,7 @@ index, so a rebuild creates a fresh index and swaps the alias in one atomic
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -52,6 +53,16 @@ def es_client(url: str, request_timeout: float = 30) -> AsyncElasticsearch:
     return AsyncElasticsearch(
         split_urls(url), request_timeout=request_timeout, serializer=OrjsonSerializer(), retry_on_timeout=True
     )
+
+
+def _log_refusals(results: list[BulkItemResult]) -> None:
+    """One line per ``_bulk`` in which Elasticsearch refused documents (a version conflict is a
+    race the projector settles, not a refusal): how many of the request were written beside them."""
+    refused = Counter(f"{r.status} {r.error_type}" for r in results if not r.ok and not r.version_conflict)
+    if refused:
+        written = sum(1 for r in results if r.ok)
+        kinds = ", ".join(f"{kind} ×{n}" for kind, n in sorted(refused.items()))
+        log.warning("_bulk of %d documents: %d written, %d refused (%s)", len(results), written, refused.total(), kinds)
 
 
 class AssetIndex:
@@ -171,6 +182,7 @@ class AssetIndex:
             result = item["index"]
             error = result.get("error") or {}
             out.append(BulkItemResult(doc_id, int(result.get("status", 500)), error.get("type"), error.get("reason")))
+        _log_refusals(out)
         return out
 
     async def search(self, body: dict[str, Any]) -> dict[str, Any]:

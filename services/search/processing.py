@@ -24,7 +24,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from services.search.api import Consistency, Deps, SearchDeps, _read_your_writes
+from services.search.api import Deps, SearchDeps
+from services.search.consistency import Consistency, read_your_writes
 from services.search.index import AssetIndex, es_client
 from services.search.rebuild import RebuildError, rebuild_index
 from shared.access import requires
@@ -182,7 +183,7 @@ async def processing_queue(
             field="page",
         )
     # After a retry: answer once the request is projected, so the page shows it.
-    await _read_your_writes(d, after_seq, False)
+    await read_your_writes(d.progress, d.index, after_seq, d.settings.search_consistency_timeout_s)
     response = await d.es.search(index=d.index.alias, **queue_body(who, state, list(kind or []), offset, size))
     buckets = response["aggregations"]["counts"]["states"]["buckets"]
     total = int(response["hits"]["total"]["value"])

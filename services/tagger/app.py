@@ -47,16 +47,18 @@ class TaggerDeps:
 
 
 def build_broker(settings: Settings, tagger: Tagger) -> NatsBroker:
-    """One durable pull consumer on every asset event; it acts on ingested/retag only."""
+    """One durable pull consumer on every asset event; it acts on ingested/retag only,
+    ``tagger_concurrency`` jobs at a time (the directory catch-up is shared under a lock)."""
     broker = NatsBroker(settings.nats_servers, **liveness())
 
     @broker.subscriber(
         aggregate_type_filter("asset"),
         stream=JStream(name=settings.event_stream, declare=False),
         durable=TAGGER_DURABLE,
-        pull_sub=PullSub(batch_size=4, timeout=5.0),
+        pull_sub=PullSub(batch_size=max(4, settings.tagger_concurrency), timeout=5.0),
         config=ConsumerConfig(ack_wait=120, max_ack_pending=64),
         ack_policy=AckPolicy.MANUAL,
+        max_workers=settings.tagger_concurrency,
     )
     async def on_asset_event(msg: NatsMessage) -> None:
         raw = msg.raw_message

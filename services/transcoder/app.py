@@ -14,9 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI
-from faststream import AckPolicy
-from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
-from nats.js.api import DeliverPolicy
+from faststream.nats import NatsBroker
 
 from services.transcoder.render import RenderOptions
 from services.transcoder.worker import WorkerDeps, handle_ingested, handle_retry_requested
@@ -29,9 +27,8 @@ from shared.media.probe import Limits
 from shared.nats_liveness import liveness
 from shared.objectstore import ObjectStore
 from shared.outcomes import Outcome
-from shared.pull_consumers import align_ack_wait, run_long_job, start_broker
+from shared.pull_consumers import align_ack_wait, long_job_subscriber, start_broker
 from shared.settings import Settings
-from shared.subjects import event_type_filter
 from shared.workdirs import fresh_work_dir
 
 TRANSCODER_DURABLE = "transcoder"
@@ -58,35 +55,21 @@ class TranscoderDeps:
 
 def build_broker(settings: Settings, worker: WorkerDeps) -> NatsBroker:
     broker = NatsBroker(settings.nats_servers, **liveness())
-    beat_s = max(1.0, settings.transcoder_ack_wait_s / 3)
 
     def jobs(
         event_type: str, durable: str, handle: Callable[[WorkerDeps, EventEnvelope, int], Awaitable[Outcome]]
     ) -> None:
-        """A durable pull consumer running ``handle`` for each ``event_type`` as a long job."""
-
-        @broker.subscriber(
-            event_type_filter(event_type),
-            stream=JStream(name=settings.event_stream, declare=False),
+        long_job_subscriber(
+            broker,
+            stream=settings.event_stream,
+            event_type=event_type,
             durable=durable,
-            # One fetch = the jobs this replica runs at once: bounded concurrency.
-            pull_sub=PullSub(batch_size=settings.transcoder_concurrency, timeout=5.0),
-            config=ConsumerConfig(
-                ack_wait=settings.transcoder_ack_wait_s,
-                max_deliver=-1,
-                deliver_policy=DeliverPolicy.ALL,
-                max_ack_pending=max(16, 4 * settings.transcoder_concurrency),
-            ),
-            ack_policy=AckPolicy.MANUAL,
+            handle=lambda cause, attempt: handle(worker, cause, attempt),
+            events=worker.events,
+            jobs_at_once=settings.transcoder_concurrency,
+            ack_wait_s=settings.transcoder_ack_wait_s,
+            retry_delay_s=settings.transcoder_retry_delay_s,
         )
-        async def on_job(msg: NatsMessage) -> None:
-            await run_long_job(
-                msg,
-                lambda cause, attempt: handle(worker, cause, attempt),
-                worker.events,
-                beat_s=beat_s,
-                retry_delay_s=settings.transcoder_retry_delay_s,
-            )
 
     jobs(AssetIngestedV1.EVENT_TYPE, TRANSCODER_DURABLE, handle_ingested)
     jobs(AssetProcessingRetryRequestedV1.EVENT_TYPE, RETRY_DURABLE, handle_retry_requested)

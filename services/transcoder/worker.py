@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import pydantic
 from minio.error import S3Error
 
 from services.transcoder import domain
@@ -76,6 +77,17 @@ def _classify(exc: BaseException, stage: ProcessingStage) -> domain.JobFailure:
     """Turn any exception of a stage into a failure with a bilingual reason."""
     if isinstance(exc, domain.JobFailure):
         return exc
+    if isinstance(exc, pydantic.ValidationError):
+        # The event's payload, or the facts read from the file, break the event contract: the
+        # same input fails the same way on every attempt, so no retry — failed at once, with why.
+        return domain.JobFailure(
+            ProcessingStage.INTERNAL if stage is ProcessingStage.FETCH else stage,
+            "invalid_data",
+            "Dữ liệu của tệp hoặc của sự kiện không hợp lệ, thử lại cũng không được.",
+            "The event's payload or the file's facts are invalid; retrying cannot help.",
+            str(exc)[:600],
+            False,
+        )
     if isinstance(exc, MediaRejected):
         return domain.JobFailure(ProcessingStage.PROBE, exc.code, exc.message_vi, exc.message_en, "", False)
     if isinstance(exc, FfmpegError):
@@ -188,7 +200,7 @@ async def _run_job(
             cause.aggregate_id,
             attempt,
             failure,
-            exc_info=failure.stage is ProcessingStage.INTERNAL,
+            exc_info=failure.code == "internal_error",  # a trace for our own faults only
         )
         if domain.decide(failure, attempt, deps.max_attempts) == "retry":
             return Retry(domain.retry_delay(attempt, deps.retry_delay_s), failure.code)

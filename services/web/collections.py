@@ -30,6 +30,7 @@ EXPORT_STATES = {
     "running": ("Đang xuất", "Exporting"),
     "ready": ("Sẵn sàng tải về", "Ready to download"),
     "failed": ("Xuất thất bại", "Failed"),
+    "expired": ("Đã hết hạn", "Expired"),
 }
 
 

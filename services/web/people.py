@@ -18,7 +18,7 @@ from shared.auth import Principal
 from shared.events.speech import SPEECH_KIND_LABELS
 from shared.http import UserError
 from shared.policy import Action
-from shared.taxonomy import terms
+from shared.taxonomy import current_term, terms
 from shared.text import fold
 
 router = APIRouter()
@@ -42,9 +42,10 @@ EXTRA_SPEECH_ROWS = 2
 MAX_SPEECH_ROWS = 100
 
 
-def current_term() -> str:
-    known = [t.code for t in terms()]
-    return known[-1] if known else ""
+def default_term() -> str:
+    """The term shown when the address names none (``shared.taxonomy.current_term``)."""
+    term = current_term()
+    return term.code if term else ""
 
 
 # --- the registry ---------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ async def people_page(request: Request, who: PeopleReader) -> HTMLResponse:
     by name, with or without diacritics."""
     known = [t.code for t in terms()]
     term = request.query_params.get("term", "")
-    term = term if term in known else current_term()
+    term = term if term in known else default_term()
     q = request.query_params.get("q", "")[:200].strip()
     api = backend(request)
     registry, seats = await asyncio.gather(

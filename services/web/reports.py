@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.web.api import backend, page
 from services.web.backend import ApiRefused
+from services.web.people import default_term
 from services.web.session import page_requires
 from shared.auth import Principal
 from shared.policy import Action
@@ -111,7 +112,7 @@ async def stats_page(request: Request, who: Searcher) -> HTMLResponse:
 async def delegates_page(request: Request, who: Reporter) -> HTMLResponse:
     known = [t.code for t in terms()]
     term = request.query_params.get("term", "")
-    term = term if term in known else (known[-1] if known else "")
+    term = term if term in known else default_term()
     report: dict[str, Any] | None = None
     problem: tuple[str, str] | None = None
     try:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
-import statistics
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -35,6 +33,7 @@ from shared.events.speech import SpeechTag
 from shared.events.tagging import ActivityCreatedV1, AssetActivityAssignedV1, AssetTaggedV1
 from shared.eventstore import EventStore
 from shared.people import person_id_for
+from tests.bench.common import own_nats, pct, row, settle
 from tests.conftest import ARCHIVIST
 from tests.search_corpus import ingested
 
@@ -48,20 +47,6 @@ WARMUP_ROUNDS = 5
 SURNAMES = ("Nguyễn", "Trần", "Lê", "Phạm", "Huỳnh", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ", "Dương", "Trương", "Châu", "Đạo")
 MIDDLES = ("Văn", "Thị", "Minh", "Quốc", "Thanh", "Hữu", "Ngọc", "Đức", "Kim", "Xuân")
 GIVENS = ("Hùng", "Lan", "Tuấn", "Hạnh", "Khoa", "Mai", "Phúc", "Thảo", "Long", "Vy", "Sơn", "Trang", "Bình")
-
-
-def _row(name: str, ours: float, baseline: float | None, unit: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "ours": round(ours, 3),
-        "baseline": None if baseline is None else round(baseline, 3),
-        "ratio": None if not baseline else round(ours / baseline, 3),
-        "unit": unit,
-    }
-
-
-def _pct(values: list[float], p: int) -> float:
-    return statistics.quantiles(values, n=100)[p - 1]
 
 
 def _delegates(rng: random.Random) -> list[tuple[str, str, str]]:
@@ -155,17 +140,6 @@ async def _load(es_url: str, prefix: str, nats_url: str, stream: str, dedup_s: f
     return ReportParams(term=TERM)
 
 
-def _settle(es_url: str) -> None:
-    deadline = time.monotonic() + 120
-    with httpx.Client(timeout=30) as client:
-        client.post(f"{es_url}/_refresh").raise_for_status()
-        while time.monotonic() < deadline:
-            stats = client.get(f"{es_url}/_nodes/stats/indices/merge").json()
-            if all(n["indices"]["merges"]["current"] == 0 for n in stats["nodes"].values()):
-                return
-            time.sleep(0.5)
-
-
 def _latencies(search_url: str, es_url: str, alias: str, body: dict[str, Any]) -> tuple[list[float], list[float]]:
     """The report through the API and its aggregation straight to Elasticsearch, taking turns."""
     api, bare = [], []
@@ -194,21 +168,7 @@ def _latencies(search_url: str, es_url: str, alias: str, body: dict[str, Any]) -
 
 
 def run(stack: LocalStack) -> list[dict[str, Any]]:
-    s = stack.settings
-    bench_home = stack.home / "bench-delegates"
-    shutil.rmtree(bench_home, ignore_errors=True)
-    bench = s.model_copy(
-        update={
-            "home": bench_home,
-            "nats_port": s.nats_port + 96,
-            "nats_monitor_port": s.nats_monitor_port + 96,
-            "search_port": s.search_port + 96,
-            "es_index_prefix": f"mambenchdel{int(time.time())}",
-        }
-    )
-    bench_stack = LocalStack(bench)
-    nats_spec = bench_stack.nats_spec(name="nats-bench-delegates", sync_always=False)
-    start(nats_spec)
+    bench, bench_stack, nats_spec = own_nats(stack, "delegates", es_index_prefix=f"mambenchdel{int(time.time())}")
     search_spec = None
     try:
         began = time.perf_counter()
@@ -224,7 +184,7 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         print(f"  {N_ASSETS} asset documents loaded in {time.perf_counter() - began:.1f} s", flush=True)
         search_spec = bench_stack.service_spec("search")
         start(search_spec)
-        _settle(bench.resolved_es_url)
+        settle(bench.resolved_es_url)
         # The body the API sends for an archivist (no visibility filter): the same count, bare.
         person_ids = sorted(person_id_for(n) for _, n, _ in _delegates(random.Random(60)))
         body = report_body(params, person_ids, [f"vbench{k}" for k in range(N_SESSIONS)], visible=None)
@@ -237,6 +197,6 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
             client.delete(f"{bench.resolved_es_url}/{bench.es_index_prefix}-*")
     tag = f"{N_ASSETS}_assets_{N_DELEGATES}_delegates"
     return [
-        _row(f"delegate_report_p50_api_vs_bare_es_aggregation_{tag}", _pct(api, 50), _pct(bare, 50), "ms"),
-        _row(f"delegate_report_p95_api_vs_bare_es_aggregation_{tag}", _pct(api, 95), _pct(bare, 95), "ms"),
+        row(f"delegate_report_p50_api_vs_bare_es_aggregation_{tag}", pct(api, 50), pct(bare, 50), "ms"),
+        row(f"delegate_report_p95_api_vs_bare_es_aggregation_{tag}", pct(api, 95), pct(bare, 95), "ms"),
     ]

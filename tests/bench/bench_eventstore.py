@@ -16,6 +16,7 @@ from deploy.local.stack import LocalStack
 from shared.events import AssetIngestedV1
 from shared.events.envelope import new_event
 from shared.eventstore import EventStore
+from tests.bench.ports import bench_settings
 
 N_SEQUENTIAL = 2000
 N_CONCURRENT = 5000
@@ -61,18 +62,19 @@ async def _rate(url: str, stream: str, tag: str) -> tuple[float, float]:
 
 def run(stack: LocalStack) -> list[dict[str, Any]]:
     s = stack.settings
+    fsync, nosync = bench_settings(s, "eventstore-fsync"), bench_settings(s, "eventstore-nosync")
     ours_spec = stack.nats_spec(
-        name="nats-bench-fsync", port=s.nats_port + 6, monitor_port=s.nats_monitor_port + 6, sync_always=True
+        name="nats-bench-fsync", port=fsync.nats_port, monitor_port=fsync.nats_monitor_port, sync_always=True
     )
     base_spec = stack.nats_spec(
-        name="nats-bench-nosync", port=s.nats_port + 7, monitor_port=s.nats_monitor_port + 7, sync_always=False
+        name="nats-bench-nosync", port=nosync.nats_port, monitor_port=nosync.nats_monitor_port, sync_always=False
     )
     for spec in (ours_spec, base_spec):
         start(spec)
     try:
         tag = str(int(time.time()))
-        ours_seq, ours_conc = asyncio.run(_rate(f"nats://127.0.0.1:{s.nats_port + 6}", s.event_stream, tag))
-        base_seq, base_conc = asyncio.run(_rate(f"nats://127.0.0.1:{s.nats_port + 7}", s.event_stream, tag))
+        ours_seq, ours_conc = asyncio.run(_rate(f"nats://127.0.0.1:{fsync.nats_port}", s.event_stream, tag))
+        base_seq, base_conc = asyncio.run(_rate(f"nats://127.0.0.1:{nosync.nats_port}", s.event_stream, tag))
     finally:
         for spec in (ours_spec, base_spec):
             stop(spec)

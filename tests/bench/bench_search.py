@@ -36,8 +36,6 @@ import dataclasses
 import gc
 import os
 import random
-import shutil
-import statistics
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -68,6 +66,8 @@ from shared.eventstore import EventStore
 from shared.policy import Restriction, visibility_filter
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter
+from tests.bench.common import own_nats, pct, row, settle
+from tests.bench.ports import projector_beside
 from tests.conftest import ADMIN, ARCHIVIST, AUTH
 from tests.search_corpus import CAPTIONS, generated_events
 
@@ -228,16 +228,6 @@ def _append_generated(bench: Settings) -> list[EventEnvelope]:
     return [e for e in events if e.type == "asset.ingested"]
 
 
-def _row(name: str, ours: float, baseline: float | None, unit: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "ours": ours,
-        "baseline": baseline,
-        "ratio": ours / baseline if baseline else None,
-        "unit": unit,
-    }
-
-
 async def _append_all(url: str, stream: str, events: list[Any]) -> None:
     store = await EventStore.connect(url, stream)
     sem = asyncio.Semaphore(128)
@@ -327,22 +317,6 @@ async def _replay(es_url: str, prefix: str, nats_url: str, stream: str) -> tuple
     finally:
         await nc.close()
         await es.close()
-
-
-def _settle(es_url: str) -> None:
-    """Wait (bounded) until Elasticsearch has finished merging the freshly built index.
-
-    Right after a bulk load the node merges segments for a while; timing
-    queries then measures the merges, not the search path.
-    """
-    deadline = time.monotonic() + 120
-    with httpx.Client(timeout=30) as client:
-        client.post(f"{es_url}/_refresh").raise_for_status()
-        while time.monotonic() < deadline:
-            stats = client.get(f"{es_url}/_nodes/stats/indices/merge").json()
-            if all(n["indices"]["merges"]["current"] == 0 for n in stats["nodes"].values()):
-                return
-            time.sleep(0.5)
 
 
 def _projector_caught_up(search_url: str, within_s: float = 600) -> None:
@@ -448,7 +422,7 @@ def _p95_during_catch_up(bench: Settings, *, split: bool) -> float:
     api_settings = bench.model_copy(update={"search_run_projector": not split})
     specs = [LocalStack(api_settings).service_spec("search")]
     if split:
-        own = LocalStack(bench.model_copy(update={"search_port": bench.search_port + 1})).service_spec("search")
+        own = LocalStack(projector_beside(bench)).service_spec("search")
         specs.insert(0, dataclasses.replace(own, name="search-projector"))
     for spec in specs:
         start(spec)
@@ -474,7 +448,7 @@ def _p95_during_catch_up(bench: Settings, *, split: bool) -> float:
         for spec in specs:
             stop(spec)
     assert len(timings) >= 20, f"the catch-up ended after {len(timings)} queries; use more assets"
-    return _pct(timings, 95)
+    return pct(timings, 95)
 
 
 async def _forget_projector_position(bench: Settings) -> None:
@@ -491,26 +465,8 @@ async def _forget_projector_position(bench: Settings) -> None:
         await nc.close()
 
 
-def _pct(values: list[float], p: float) -> float:
-    return statistics.quantiles(values, n=100)[int(p) - 1]
-
-
 def run(stack: LocalStack) -> list[dict[str, Any]]:
-    s = stack.settings
-    bench_home = stack.home / "bench-search"
-    shutil.rmtree(bench_home, ignore_errors=True)
-    bench = s.model_copy(
-        update={
-            "home": bench_home,
-            "nats_port": s.nats_port + 97,
-            "nats_monitor_port": s.nats_monitor_port + 97,
-            "search_port": s.search_port + 97,
-            "es_index_prefix": f"mambench{int(time.time())}",
-        }
-    )
-    bench_stack = LocalStack(bench)
-    nats_spec = bench_stack.nats_spec(name="nats-bench-search", sync_always=False)
-    start(nats_spec)
+    bench, bench_stack, nats_spec = own_nats(stack, "search", es_index_prefix=f"mambench{int(time.time())}")
     search_spec = None
     try:
         uploads = _append_generated(bench)
@@ -520,7 +476,7 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         # Elasticsearch has finished merging what the projection rows wrote.
         del uploads
         gc.collect()
-        _settle(bench.resolved_es_url)
+        settle(bench.resolved_es_url)
         replay_rate, bare_read, replayed = asyncio.run(
             _replay(bench.resolved_es_url, bench.es_index_prefix, bench.resolved_nats_url, bench.event_stream)
         )
@@ -528,7 +484,7 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         start(search_spec)
         alias = f"{bench.es_index_prefix}-assets"
         _projector_caught_up(bench.search_url)
-        _settle(bench.resolved_es_url)
+        settle(bench.resolved_es_url)
         api, direct = _latencies(bench.search_url, bench.resolved_es_url, alias)
         policy, no_policy, seen_by_broadcaster, seen_by_archivist = _policy_latencies(bench.search_url)
         print(
@@ -545,12 +501,12 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         stop(nats_spec)
         asyncio.run(_cleanup(bench.resolved_es_url, bench.es_index_prefix))
     return [
-        _row(f"search_projection_{N_ASSETS}_assets_vs_helpers_bulk", ours_p, base_p, "docs/s"),
-        _row(f"search_replay_{replayed}_events_vs_bare_stream_read", replay_rate, bare_read, "events/s"),
-        _row(f"search_p50_api_vs_direct_es_{N_ASSETS}_assets", _pct(api, 50), _pct(direct, 50), "ms"),
-        _row(f"search_p95_api_vs_direct_es_{N_ASSETS}_assets", _pct(api, 95), _pct(direct, 95), "ms"),
-        _row(f"search_p95_with_policy_vs_without_{N_ASSETS}_assets", _pct(policy, 95), _pct(no_policy, 95), "ms"),
-        _row(f"search_p95_during_{replayed}_event_catch_up_projector_apart_vs_in_api_process", apart, together, "ms"),
+        row(f"search_projection_{N_ASSETS}_assets_vs_helpers_bulk", ours_p, base_p, "docs/s"),
+        row(f"search_replay_{replayed}_events_vs_bare_stream_read", replay_rate, bare_read, "events/s"),
+        row(f"search_p50_api_vs_direct_es_{N_ASSETS}_assets", pct(api, 50), pct(direct, 50), "ms"),
+        row(f"search_p95_api_vs_direct_es_{N_ASSETS}_assets", pct(api, 95), pct(direct, 95), "ms"),
+        row(f"search_p95_with_policy_vs_without_{N_ASSETS}_assets", pct(policy, 95), pct(no_policy, 95), "ms"),
+        row(f"search_p95_during_{replayed}_event_catch_up_projector_apart_vs_in_api_process", apart, together, "ms"),
     ]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from deploy.local.stack import LocalStack
+from deploy.sample_media import pattern_clip
 from services.transcoder import domain
 from services.transcoder.render import photo_renditions
 from shared.media.facts import media_facts
@@ -27,34 +28,7 @@ PHOTOS = 20
 
 
 def _clip(path: Path) -> None:
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=s=1920x1080:r=25:d={CLIP_S}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=440:duration={CLIP_S}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    pattern_clip(path, seconds=CLIP_S, size="1920x1080", timeout_s=600)
 
 
 def _photo(path: Path) -> None:

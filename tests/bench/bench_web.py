@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import statistics
 import time
 from typing import Any
@@ -32,13 +31,11 @@ from tests.bench.bench_search import (
     QUERIES,
     _append_all,
     _cleanup,
-    _pct,
     _projector_caught_up,
     _replay,
-    _row,
-    _settle,
     _with_publication,
 )
+from tests.bench.common import own_nats, pct, row, settle
 from tests.conftest import AUTH
 from tests.search_corpus import generated_events
 
@@ -106,25 +103,7 @@ def _browser_first_results(web_url: str) -> tuple[float, float]:
 
 
 def run(stack: LocalStack) -> list[dict[str, Any]]:
-    s = stack.settings
-    bench_home = stack.home / "bench-web"
-    shutil.rmtree(bench_home, ignore_errors=True)
-    # Ports no other test stack (offsets are multiples of 100) or bench uses: NATS's monitor
-    # at +80 was 28302, the search port of the stack 100 below (28402).
-    bench = s.model_copy(
-        update={
-            "home": bench_home,
-            "nats_port": s.nats_port + 98,
-            "nats_monitor_port": s.nats_monitor_port + 98,
-            "accounts_port": s.accounts_port + 80,
-            "search_port": s.search_port + 80,
-            "web_port": s.web_port + 80,
-            "es_index_prefix": f"mamwebbench{int(time.time())}",
-        }
-    )
-    bench_stack = LocalStack(bench)
-    nats_spec = bench_stack.nats_spec(name="nats-bench-web", sync_always=False)
-    start(nats_spec)
+    bench, bench_stack, nats_spec = own_nats(stack, "web", es_index_prefix=f"mamwebbench{int(time.time())}")
     services = []
     try:
         events = _with_publication(generated_events(N_ASSETS, prefix="w"))
@@ -135,7 +114,7 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
             start(spec)
             services.append(spec)
         _projector_caught_up(bench.search_url)
-        _settle(bench.resolved_es_url)
+        settle(bench.resolved_es_url)
         page, api = _page_vs_api(bench.web_url, bench.search_url)
         ready, received = _browser_first_results(bench.web_url)
     finally:
@@ -144,7 +123,7 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
         stop(nats_spec)
         asyncio.run(_cleanup(bench.resolved_es_url, bench.es_index_prefix))
     return [
-        _row(f"web_search_page_p95_vs_search_api_{N_ASSETS}_assets", _pct(page, 95), _pct(api, 95), "ms"),
-        _row(f"web_search_page_p50_vs_search_api_{N_ASSETS}_assets", _pct(page, 50), _pct(api, 50), "ms"),
-        _row(f"web_search_first_results_browser_dom_ready_vs_response_end_{N_ASSETS}_assets", ready, received, "ms"),
+        row(f"web_search_page_p95_vs_search_api_{N_ASSETS}_assets", pct(page, 95), pct(api, 95), "ms"),
+        row(f"web_search_page_p50_vs_search_api_{N_ASSETS}_assets", pct(page, 50), pct(api, 50), "ms"),
+        row(f"web_search_first_results_browser_dom_ready_vs_response_end_{N_ASSETS}_assets", ready, received, "ms"),
     ]

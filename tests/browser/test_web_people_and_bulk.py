@@ -20,6 +20,7 @@ from playwright.sync_api import Page, expect
 from shared.auth import Role
 from shared.people import bundled_registry, person_id_for
 from shared.settings import Settings
+from shared.taxonomy import current_term
 from tests.browser.conftest import axe_violations, describe, shot, sign_in
 from tests.conftest import ARCHIVIST, AUTH, role_headers, wait_for
 from tests.media import jpeg_bytes
@@ -176,9 +177,13 @@ def test_an_archivist_bulk_edits_a_selection_decides_who_speaks_and_finds_the_de
     expect(speeches).to_contain_text("tự động, chưa xác nhận")
     expect(page.locator(".in-collections")).to_contain_text(saved["title"])
     expect(page.locator(".in-collections")).to_contain_text("khớp tìm kiếm đã lưu")
+    page.fill("#speech_note", "Đã đối chiếu với băng gốc")
     page.get_by_role("button", name="Xác nhận nhận dạng tự động").click()
     expect(speeches).to_contain_text("đã xác nhận")
     expect(speeches.locator("tbody")).to_contain_text("sửa tay")
+    # Confirmed: the tagger's evidence stays, the archivist's note is shown beside it.
+    expect(speeches.locator("tbody q")).to_contain_text("phát biểu")
+    expect(speeches.locator(".speech-note")).to_contain_text("Đã đối chiếu với băng gốc")
     shot(page, screenshots, "asset-speeches")
     checked(page)
     # A name too long is refused next to the list, in Vietnamese, and what was typed stays.
@@ -226,3 +231,10 @@ def test_an_archivist_bulk_edits_a_selection_decides_who_speaks_and_finds_the_de
     # The delegate checklist links to the same page.
     page.goto(f"/delegates?term={TERM}")
     expect(page.locator(f"a[href='/people/{speakers['person_id']}']")).to_have_count(1)
+    # Without a term asked for, both pages show the term of today (in Vietnam).
+    today = current_term()
+    assert today is not None
+    page.goto("/delegates")
+    expect(page.locator("#term")).to_have_value(today.code)
+    page.goto("/people")
+    expect(page.locator("#people-term")).to_have_value(today.code)

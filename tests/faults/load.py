@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import httpx
 from PIL import Image
@@ -36,6 +37,28 @@ RETRYABLE_EDIT = RETRYABLE | {409}
 def replica_urls(settings: Settings, service: str, replicas: int = 2) -> list[str]:
     port = int(getattr(settings, f"{service}_port"))
     return [f"http://127.0.0.1:{port + settings.cluster_replica_port_shift * r}" for r in range(replicas)]
+
+
+def on_replicas(
+    urls: list[str],
+    attempt: Callable[[str], bool],
+    *,
+    deadline_s: float,
+    pause_s: float,
+    give_up: Callable[[], bool] = lambda: False,
+) -> Literal["done", "deadline", "given up"]:
+    """``attempt(url)`` on one replica, then the next, ``pause_s`` apart, until it says it is
+    done, the deadline passes, or ``give_up()`` (checked after the deadline)."""
+    deadline = time.monotonic() + deadline_s
+    for url in itertools.cycle(urls):
+        if attempt(url):
+            return "done"
+        if time.monotonic() > deadline:
+            return "deadline"
+        if give_up():
+            return "given up"
+        time.sleep(pause_s)
+    raise AssertionError("unreachable: cycle() never ends")
 
 
 def unique_jpeg(seed: int, i: int) -> bytes:
@@ -169,8 +192,11 @@ class Load:
         self, http: httpx.Client, kind: str, service: str, send: Callable[[str], httpx.Response]
     ) -> httpx.Response | None:
         """Send to one replica, then the other, until a 2xx, a refusal, or the deadline."""
-        deadline = time.monotonic() + self.retry_deadline_s
-        for url in itertools.cycle(replica_urls(self.settings, service)):
+        answered: list[httpx.Response] = []
+        last_status = ""
+
+        def attempt(url: str) -> bool:
+            nonlocal last_status
             began = time.monotonic()
             try:
                 response = send(url)
@@ -182,18 +208,19 @@ class Load:
                 ok = response is not None and response.is_success
                 self.samples.append(Sample(began - self._began, kind, time.monotonic() - began, ok))
             if response is not None and response.is_success:
-                return response
+                answered.append(response)
+                return True
             retryable = RETRYABLE_EDIT if kind == "edit" else RETRYABLE | self.retry_on
             if response is not None and response.status_code not in retryable:
-                with self._lock:
-                    self.failures.append(f"{kind} refused: {response.status_code} {response.text[:300]}")
-                return None
-            if time.monotonic() > deadline:
-                with self._lock:
-                    self.failures.append(f"{kind} never acknowledged within {self.retry_deadline_s:.0f}s: {status}")
-                return None
-            time.sleep(0.5)
-        return None  # unreachable: cycle() never ends
+                self.fail(f"{kind} refused: {response.status_code} {response.text[:300]}")
+                return True  # done: a refusal is not sent again
+            last_status = status
+            return False
+
+        urls = replica_urls(self.settings, service)
+        if on_replicas(urls, attempt, deadline_s=self.retry_deadline_s, pause_s=0.5) == "deadline":
+            self.fail(f"{kind} never acknowledged within {self.retry_deadline_s:.0f}s: {last_status}")
+        return answered[0] if answered else None
 
     # --- for another load that shares this one's answers, samples and acknowledgements (the soak's reels)
     def send(

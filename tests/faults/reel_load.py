@@ -30,7 +30,7 @@ import httpx
 from shared.objectstore import ObjectStore
 from shared.settings import Settings
 from tests.conftest import AUTH, PRODUCER
-from tests.faults.load import Load, replica_urls
+from tests.faults.load import Load, on_replicas, replica_urls
 from tests.faults.reconcile import read_all_events
 from tests.transcoder_media import make_clip
 
@@ -170,20 +170,19 @@ class ReelLoad:
 
     def _poll(self, service: str, condition: Callable[[str], bool], what: str, give_up_on_stop: bool = True) -> bool:
         """``condition(url)`` on one replica then the other until true or the deadline (errors: a replica away)."""
-        deadline = time.monotonic() + self.ready_deadline_s
-        for url in itertools.cycle(replica_urls(self.settings, service)):
+
+        def attempt(url: str) -> bool:
             try:
-                if condition(url):
-                    return True
+                return condition(url)
             except (httpx.HTTPError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                self.load.fail(f"not within {self.ready_deadline_s:.0f}s: {what}")
                 return False
-            if give_up_on_stop and self.load.stop.is_set():
-                return False
-            time.sleep(1.0)
-        return False  # unreachable: cycle() never ends
+
+        stop = self.load.stop.is_set if give_up_on_stop else lambda: False
+        urls = replica_urls(self.settings, service)
+        ended = on_replicas(urls, attempt, deadline_s=self.ready_deadline_s, pause_s=1.0, give_up=stop)
+        if ended == "deadline":
+            self.load.fail(f"not within {self.ready_deadline_s:.0f}s: {what}")
+        return ended == "done"
 
 
 @dataclass

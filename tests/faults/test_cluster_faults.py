@@ -35,6 +35,7 @@ from shared.settings import Settings
 from shared.subjects import event_subject
 from tests.conftest import ADMIN, ARCHIVIST, AUTH, wait_for
 from tests.faults.chaos import (
+    PROJECTOR,
     consumer,
     creation_sequences,
     event_types,
@@ -55,7 +56,7 @@ from tests.faults.chaos import (
     thaw,
 )
 from tests.faults.load import RETRYABLE, Load, replica_urls, unique_jpeg
-from tests.faults.reconcile import read_all_events
+from tests.faults.reconcile import projection_failures, read_all_events
 from tests.media import make_clip
 
 # What JetStream's API answers on a loaded machine now and then: a poll asks again.
@@ -374,6 +375,173 @@ def test_elasticsearch_refusing_writes_holds_the_projection_back_and_it_converge
     )
     result.assert_exact()
     assert result.acknowledged == 16
+
+
+# Elasticsearch refuses a document holding more nested objects than this dynamic index setting
+# allows (each speech in ``speeches`` is one): lowered, it makes exactly the documents over it
+# unacceptable, while every other document of the same ``_bulk`` is written.
+NESTED_LIMIT_SETTING = "index.mapping.nested_objects.limit"
+NESTED_LIMIT = 3
+# Parked events come back this often in this test (300 s in production), so the fix is seen landing.
+PARKED_REDELIVERY_S = 10.0
+SPEAKERS = ["Nguyễn Văn An", "Trần Thị Bình", "Lê Hoàng Cường", "Phạm Minh Dũng", "Hoàng Thu Hà"]
+PARTIAL_BULK = re.compile(r"_bulk of (\d+) documents: (\d+) written, (\d+) refused \(([^)]*)\)")
+
+
+def set_nested_limit(cluster: ClusterStack, index: str, limit: int | None) -> None:
+    """``limit`` nested objects per document on ``index``; None: back to Elasticsearch's default."""
+    response = httpx.put(
+        f"{cluster.settings.es_hosts[0]}/{index}/_settings", json={NESTED_LIMIT_SETTING: limit}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+
+
+def indexed_document(cluster: ClusterStack, index: str, asset_id: str) -> dict[str, Any] | None:
+    response = httpx.get(f"{cluster.settings.es_hosts[0]}/{index}/_doc/{asset_id}", timeout=10)
+    return dict(response.json()["_source"]) if response.status_code == 200 else None
+
+
+def speech_count(cluster: ClusterStack, index: str, asset_id: str) -> int | None:
+    doc = indexed_document(cluster, index, asset_id)
+    return None if doc is None else len(doc.get("speeches") or [])
+
+
+@full
+def test_elasticsearch_refusing_some_documents_of_a_bulk_writes_the_others_and_parks_the_refused_until_fixed(
+    cluster: ClusterStack,
+) -> None:
+    s = cluster.settings
+    index = f"{s.es_index_prefix}-assets"
+    searches = cluster.service_names(("search",))
+    restart_with(cluster, searches, search_parked_redelivery_s=PARKED_REDELIVERY_S)
+    lifted_at: float | None = None
+    try:
+        logs = log_sizes(cluster, searches)
+        set_nested_limit(cluster, index, NESTED_LIMIT)
+        limited_at = time.monotonic()
+        load = load_under_way(s, uploads=20, workers=2, pace_s=0.5, at_least=6)
+        targets = list(load.acknowledged)[:6]
+        wait_for(
+            lambda: all(has_document(cluster, index, a) for a in targets), timeout=120, what="the first uploads indexed"
+        )
+        # Archivists name who speaks, all at once: five speakers (over the limit) on three assets,
+        # two (within it) on three others; the projector meets them in the same batches.
+        over, within = targets[:3], targets[3:]
+        wanted = {**dict.fromkeys(over, 5), **dict.fromkeys(within, 2)}
+
+        def name_speakers(asset_id: str, title: str | None = None) -> None:
+            body = {"action": "correct", "speeches": [{"name": n} for n in SPEAKERS[: wanted[asset_id]]]}
+            with httpx.Client(timeout=60) as http:
+                answered = load.send(
+                    http,
+                    "edit",
+                    "catalogue",
+                    lambda url: (
+                        http.put(f"{url}/v1/assets/{asset_id}/speeches", headers=ARCHIVIST, json=body)
+                        if title is None
+                        else http.patch(
+                            f"{url}/v1/assets/{asset_id}/metadata", headers=ARCHIVIST, json={"title": title}
+                        )
+                    ),
+                )
+            assert answered is not None, f"the edit of {asset_id} was not accepted: {load.failures}"
+
+        def at_once(edits: list[tuple[str, str | None]]) -> None:
+            threads = [threading.Thread(target=name_speakers, args=edit) for edit in edits]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(120)
+            assert not load.failures, load.failures
+
+        at_once([(a, None) for a in targets])
+
+        def mixed_bulks() -> list[tuple[int, int, int, str]]:
+            return [
+                (int(n), int(written), int(refused), kinds)
+                for n, written, refused, kinds in PARTIAL_BULK.findall(logged_since(cluster, logs))
+                if int(written) and int(refused)
+            ]
+
+        # One _bulk with both: if the first burst's batches happened to split them, edit one asset
+        # of each kind together again (an edit refolds the whole document, speeches included).
+        mixed: list[tuple[int, int, int, str]] = []
+        for round_ in range(12):
+            polled_until = time.monotonic() + 8
+            while not (mixed := mixed_bulks()) and time.monotonic() < polled_until:
+                time.sleep(0.5)
+            if mixed:
+                break
+            at_once(
+                [(over[round_ % 3], f"Phiên chất vấn {round_} (quá giới hạn)"), (within[round_ % 3], f"Phiên {round_}")]
+            )
+        assert mixed, "no _bulk in which some documents were written and others refused"
+
+        # The refused: parked with Elasticsearch's reason (a document over an index limit cannot
+        # succeed as things are: retrying at once would only fail again), never acknowledged.
+        def parked_of_all() -> dict[str, list[dict[str, Any]]] | None:
+            found = {a: projection_failures_of(s, a) for a in over}
+            return found if all(found.values()) else None
+
+        parked = wait_for(parked_of_all, timeout=120, what="the over-limit writes parked with their reason")
+        reasons = [str(f["reason"]) for fs in parked.values() for f in fs]
+        assert all(r.startswith("400 ") and "nested" in r for r in reasons), reasons
+        parked_sequences = {int(str(f["sequence"])) for fs in parked.values() for f in fs}
+        # Parked events come back and are refused again; they hold the ack floor below them.
+        wait_for(
+            lambda: all(len(re.findall(rf"cannot index {a} .*parked", logged_since(cluster, logs))) >= 2 for a in over),
+            timeout=120,
+            what="each parked write redelivered and refused again",
+        )
+        projector = consumer(s, PROJECTOR)
+        floor = projector.ack_floor.stream_seq if projector.ack_floor else 0
+        assert floor < min(parked_sequences), (floor, sorted(parked_sequences))
+        # Every parked event (these, and any an earlier test left) still awaits its ack.
+        assert (projector.num_ack_pending or 0) >= len(asyncio.run(projection_failures(s)))
+        for a in over:
+            doc = indexed_document(cluster, index, a)
+            assert doc is not None and len(doc.get("speeches") or []) != 5, doc
+            assert not set(doc["event_sequences"]) & parked_sequences, "a parked event counted as written"
+        # The others: written meanwhile, the limit still in place.
+        wait_for(
+            lambda: all(speech_count(cluster, index, a) == 2 for a in within),
+            timeout=120,
+            what="the within-limit speeches indexed",
+        )
+        load.join()
+        wait_for(
+            lambda: all(has_document(cluster, index, a) for a in load.acknowledged),
+            timeout=120,
+            what="every upload indexed under the limit",
+        )
+        status = httpx.get(f"{s.search_url}/v1/projection", headers=ADMIN, timeout=10).json()
+        assert not status["healthy"] and set(over) <= {f["asset_id"] for f in status["failures"]}, status
+        assert not {f["asset_id"] for f in status["failures"]} & (set(load.acknowledged) - set(over))
+        # The cause removed: the parked writes land at their next redelivery, their records go.
+        set_nested_limit(cluster, index, None)
+        lifted_at = time.monotonic()
+        wait_for(
+            lambda: all(speech_count(cluster, index, a) == 5 and not projection_failures_of(s, a) for a in over),
+            timeout=180,
+            what="the parked writes landed once the limit was lifted",
+        )
+        converged_s = time.monotonic() - lifted_at
+        result = settle_and_reconcile(s, load.acknowledged)
+        n, written, refused, kinds = mixed[0]
+        print(
+            f"\nES {NESTED_LIMIT_SETTING}={NESTED_LIMIT} for {lifted_at - limited_at:.0f}s: a _bulk of {n} documents "
+            f"had {written} written and {refused} refused ({kinds}); {len(parked_sequences)} events of {len(over)} "
+            f"assets parked with their reason ({reasons[0][:160]!r}), ack floor {floor} below them; "
+            f"{len(load.acknowledged)} uploads and {len(within)} within-limit edits indexed meanwhile; "
+            f"converged {converged_s:.0f}s after the limit was lifted; answers {dict(load.statuses)}",
+            flush=True,
+        )
+        result.assert_exact()
+        assert result.acknowledged == 20
+    finally:
+        if lifted_at is None:
+            set_nested_limit(cluster, index, None)
+        restart_with(cluster, searches)
 
 
 @full

@@ -313,6 +313,41 @@ def test_logout_revokes_the_refresh_token_while_the_access_token_lives_out_its_s
     assert claims.subject == name
 
 
+def test_a_disabled_users_access_token_is_refused_by_the_other_services_within_seconds_not_minutes(
+    client: httpx.Client, admin: dict[str, str], services: Settings
+) -> None:
+    name = new_user(client, admin, role="luu-tru")
+    token = bearer(tokens(client, name, PASSWORD)["access_token"])
+    search = f"{services.search_url}/v1/search"
+    assert httpx.get(search, headers=token, params={"q": "hop"}, timeout=30).status_code == 200
+
+    assert client.patch(f"/v1/users/{name}", json={"active": False}, headers=admin).status_code == 200
+    disabled_at = time.monotonic()
+    refused = wait_for(
+        lambda: (r := httpx.get(search, headers=token, params={"q": "hop"}, timeout=30)).status_code == 401 and r,
+        timeout=60,  # without a revocation check: 200 until the token expires, 5 minutes after sign-in
+        interval=0.2,
+        what="the disabled user's token to be refused",
+    )
+    took = time.monotonic() - disabled_at
+    assert took <= services.token_revocation_cache_ttl_s + 2, took
+    error = refused.json()["error"]
+    assert error["code"] == "invalid_token" and error["message"] and error["message_en"]
+    wait_for(lambda: client.get("/v1/auth/me", headers=token).status_code == 401, 30, 0.2, "accounts to refuse it")
+
+    # Enabled again, a new sign-in (a later second than the revocation) works at once.
+    assert client.patch(f"/v1/users/{name}", json={"active": True}, headers=admin).status_code == 200
+    wait_for(
+        lambda: (
+            httpx.get(search, headers=bearer(tokens(client, name, PASSWORD)["access_token"]), timeout=30).status_code
+            == 200
+        ),
+        10,
+        0.5,
+        "a fresh token of the re-enabled user to be accepted",
+    )
+
+
 @pytest.mark.parametrize("garbage", ["", "x", "mamr_" + "0" * 32 + "_" + "0" * 64, "a" * 200])
 def test_a_made_up_refresh_token_is_refused_and_logging_out_with_it_is_harmless(
     client: httpx.Client, garbage: str

@@ -17,6 +17,7 @@ import os
 import random
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -133,20 +134,73 @@ def ingest_pid(services: Settings, stack: LocalStack) -> int:
     return pid
 
 
-@pytest.fixture(scope="module")
-def small_ingest(services: Settings) -> Iterator[Settings]:
-    """A second ingest process with small limits: 4 MiB uploads, 10-megapixel photos."""
-    settings = conftest.test_settings(
-        ingest_port=services.ingest_port + 61,
-        max_upload_bytes=SMALL_UPLOAD_LIMIT,
-        max_photo_pixels=SMALL_PIXEL_LIMIT,
-    )
-    spec = dataclasses.replace(LocalStack(settings).service_spec("ingest"), name="ingest-small-limits")
+def second_ingest(services: Settings, port_shift: int, name: str, **overrides: Any) -> Iterator[Settings]:
+    """Another ingest process beside the suite's, with ``overrides``, for the length of a module."""
+    settings = conftest.test_settings(ingest_port=services.ingest_port + port_shift, **overrides)
+    spec = dataclasses.replace(LocalStack(settings).service_spec("ingest"), name=name)
     start(spec)
     try:
         yield settings
     finally:
         stop(spec)
+
+
+@pytest.fixture(scope="module")
+def small_ingest(services: Settings) -> Iterator[Settings]:
+    """A second ingest process with small limits: 4 MiB uploads, 10-megapixel photos."""
+    yield from second_ingest(
+        services, 61, "ingest-small-limits", max_upload_bytes=SMALL_UPLOAD_LIMIT, max_photo_pixels=SMALL_PIXEL_LIMIT
+    )
+
+
+@pytest.fixture(scope="module")
+def impatient_ingest(services: Settings) -> Iterator[Settings]:
+    """A second ingest that drops a body silent for 2 s, or under 64 KiB/s on average after 3 s."""
+    yield from second_ingest(
+        services,
+        62,
+        "ingest-impatient",
+        upload_body_idle_timeout_s=2.0,
+        upload_body_grace_s=3.0,
+        upload_body_min_rate_bytes_s=64 * 1024,
+    )
+
+
+@pytest.mark.parametrize("client", ["stalls", "trickles"])
+def test_a_client_that_stalls_or_trickles_its_body_is_dropped_with_a_bilingual_408_and_nothing_is_kept(
+    impatient_ingest: Settings, client: str
+) -> None:
+    upload = RawUpload(impatient_ingest.ingest_port, {**AUTH, "Content-Length": str(4 * MIB)}, timeout=30.0)
+    stop_sending = threading.Event()
+    failures: list[BaseException] = []
+
+    def trickle() -> None:  # 100 bytes every 0.5 s: never silent for 2 s, far under 64 KiB/s
+        try:
+            while not stop_sending.wait(0.5):
+                upload.send(os.urandom(100))
+        except OSError:
+            pass  # the server has closed the connection: what the test wants
+        except BaseException as exc:
+            failures.append(exc)
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    began = time.monotonic()
+    try:
+        upload.send(multipart(METADATA, file_head(), os.urandom(1024)))
+        if client == "trickles":
+            sender.start()
+        status, body = upload.response()  # without a body deadline: a socket timeout after 30 s
+    finally:
+        stop_sending.set()
+        if sender.is_alive():
+            sender.join(5)
+        upload.close()
+    took = time.monotonic() - began
+    assert not failures, failures
+    assert status == 408 and body["error"]["code"] == "body_timeout", body
+    assert "quá chậm" in body["error"]["message"] and "too slowly" in body["error"]["message_en"]
+    assert took < 20, took
+    wait_for(lambda: not files_under(work_dir(impatient_ingest)), 10, 0.1, "the partial upload to be removed")
 
 
 def test_an_upload_without_a_token_is_refused_with_401_before_its_body_is_read(

@@ -29,12 +29,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from minio.credentials import StaticProvider
+from minio.minioadmin import MinioAdmin
 
 from deploy.local.processes import ProcessSpec, running_pid, start, stop
 from deploy.local.stack import LocalStack, settings_env
 from shared.auth import Role
 from shared.eventstore import EventStore
-from shared.objectstore import ObjectStore
+from shared.objectstore import ObjectStore, content_key
 from shared.settings import Settings
 from tests.conftest import ADMIN, ARCHIVIST, AUTH, object_store_for, role_headers, run, wait_for
 from tests.uploads import (
@@ -43,7 +45,7 @@ from tests.uploads import (
     Attempt,
     head_offset,
     ingest_settings,
-    ingest_spec,
+    running_ingest,
     tus_metadata,
     upload_with_tuspy,
     write_padded_jpeg,
@@ -92,54 +94,46 @@ class Ingest:
         return object_store_for(self.settings, self.settings.s3_backend)
 
 
-@pytest.fixture(scope="module")
-def ingest(request: pytest.FixtureRequest, stack: LocalStack, quiet_nats: Settings) -> Iterator[Ingest]:
-    """On MinIO, or on the S3 server a test names with ``@on_both_s3_servers``."""
+def _dedicated_ingest(
+    request: pytest.FixtureRequest, quiet: Settings, port_shift: int, label: str, **overrides: Any
+) -> Iterator[Ingest]:
+    """An ingest of its own (5 MiB parts, a short lock lease, its own bucket and state) on MinIO,
+    or on the S3 server a test names with ``@on_both_s3_servers``."""
     backend = str(getattr(request, "param", "minio"))
+    suffix = f"-{label}" if label else ""
     settings = ingest_settings(
-        quiet_nats,
+        quiet,
         backend,
-        70 + BACKENDS.index(backend),
+        port_shift + BACKENDS.index(backend),
         upload_part_size=PART,
         upload_lock_lease_s=LEASE_S,
-        upload_sweep_interval_s=1.0,
         upload_s3_timeout_s=5.0,
-        bucket_uploads=f"mam-uploads-{backend}",
-        upload_state_bucket=f"MAM_UPLOADS_{backend.upper()}",
+        bucket_uploads=f"mam-uploads{suffix}-{backend}",
+        upload_state_bucket=f"MAM_UPLOADS{suffix.replace('-', '_').upper()}_{backend.upper()}",
+        **overrides,
     )
-    spec = ingest_spec(settings, f"ingest-tus-{backend}")
-    start(spec)
-    try:
+    with running_ingest(settings, f"ingest-tus{suffix}-{backend}") as spec:
         yield Ingest(settings, spec)
-    finally:
-        stop(spec)
+
+
+@pytest.fixture(scope="module")
+def ingest(request: pytest.FixtureRequest, stack: LocalStack, quiet_nats: Settings) -> Iterator[Ingest]:
+    yield from _dedicated_ingest(request, quiet_nats, 70, "", upload_sweep_interval_s=1.0)
 
 
 @pytest.fixture(scope="module")
 def short_lived(request: pytest.FixtureRequest, stack: LocalStack, quiet_nats: Settings) -> Iterator[Ingest]:
-    """An ingest whose uploads expire after 4 s and whose users may have 20 MiB in flight
-    (on MinIO, or on the S3 server a test names)."""
-    backend = str(getattr(request, "param", "minio"))
-    settings = ingest_settings(
+    """Uploads expire after 4 s and users may have 20 MiB in flight."""
+    yield from _dedicated_ingest(
+        request,
         quiet_nats,
-        backend,
-        75 + BACKENDS.index(backend),
-        upload_part_size=PART,
-        upload_lock_lease_s=LEASE_S,
+        75,
+        "expiry",
         upload_expiry_s=4,
         upload_sweep_interval_s=0.5,
         upload_quota_bytes=20 * MIB,
-        upload_s3_timeout_s=5.0,
         max_upload_bytes=64 * MIB,
-        bucket_uploads=f"mam-uploads-expiry-{backend}",
-        upload_state_bucket=f"MAM_UPLOADS_EXPIRY_{backend.upper()}",
     )
-    spec = ingest_spec(settings, f"ingest-tus-expiry-{backend}")
-    start(spec)
-    try:
-        yield Ingest(settings, spec)
-    finally:
-        stop(spec)
 
 
 def create(
@@ -434,6 +428,65 @@ def test_the_same_file_uploaded_twice_ends_as_the_existing_asset_and_its_parts_a
     assert not [k for k in staged_keys(ingest) if second_id in k]
 
 
+@pytest.fixture(scope="module")
+def full_originals(stack: LocalStack, quiet_nats: Settings) -> Iterator[Ingest]:
+    """An ingest whose originals bucket has a hard quota of one byte: every finalisation fails
+    at the copy of the original (a real refusal by MinIO), and is given up after 3 attempts."""
+    settings = ingest_settings(
+        quiet_nats,
+        "minio",
+        78,
+        upload_part_size=PART,
+        upload_lock_lease_s=LEASE_S,
+        upload_sweep_interval_s=0.5,
+        upload_s3_timeout_s=5.0,
+        upload_finalise_max_attempts=3,
+        bucket_originals="mam-originals-full",
+        bucket_uploads="mam-uploads-full",
+        upload_state_bucket="MAM_UPLOADS_FULL",
+    )
+    admin = MinioAdmin(
+        endpoint=settings.resolved_s3_endpoint,
+        credentials=StaticProvider(settings.s3_access_key, settings.s3_secret_key.get_secret_value()),
+        secure=False,
+    )
+    with running_ingest(settings, "ingest-tus-full") as spec:  # its start makes the buckets
+        admin.bucket_quota_set(settings.bucket_originals, 1)
+        try:
+            yield Ingest(settings, spec)
+        finally:
+            admin.bucket_quota_clear(settings.bucket_originals)
+
+
+def test_a_finalisation_that_keeps_failing_is_given_up_with_its_reason_and_nothing_half_stored(
+    full_originals: Ingest, quiet_nats: Settings, tmp_path: Path
+) -> None:
+    ingest = full_originals
+    path = tmp_path / "kho-day.jpg"
+    sha = write_padded_jpeg(path, PART + 4321)
+    url, _ = upload_with_tuspy(ingest.endpoint, AUTH, path, METADATA, 64 * MIB)
+    final = settled(url, 90)  # without a bound it stays "verifying", retried for ever
+    assert final["state"] == "rejected" and final["asset_id"] is None, final
+    error = final["error"]
+    assert error["code"] == "finalise_failed", error
+    assert "3 lần thử" in error["message_vi"] and "đầy" in error["message_vi"], error
+    assert "3 attempts" in error["message_en"] and "full" in error["message_en"], error
+    # Nothing half-stored: no multipart upload, staging or tail object, no original, no event.
+    upload_id = final["id"]
+    assert not [k for k in multipart_keys(ingest) if upload_id in k]
+    assert not [k for k in staged_keys(ingest) if upload_id in k]
+    assert run(ingest.s3().stat(ingest.settings.bucket_originals, content_key(sha))) is None
+
+    async def asset_events() -> list[str]:
+        store = await EventStore.connect(quiet_nats.resolved_nats_url, quiet_nats.event_stream)
+        try:
+            return [e.envelope.type for e in await store.history("asset", "a" + sha[:32])]
+        finally:
+            await store.close()
+
+    assert run(asset_events()) == []
+
+
 def test_unsupported_content_ends_rejected_with_the_reason_and_no_asset(ingest: Ingest, tmp_path: Path) -> None:
     path = tmp_path / "khong-phai-media.bin"
     path.write_bytes(os.urandom(PART + 100))
@@ -509,9 +562,7 @@ def test_a_second_replica_carries_on_an_upload_the_first_one_began(
     path = tmp_path / "hai-may.jpg"
     expected = write_padded_jpeg(path, 3 * PART + 777)
     settings = ingest.settings.model_copy(update={"ingest_port": ingest.settings.ingest_port + 10})
-    spec = ingest_spec(settings, f"ingest-tus-{settings.s3_backend}-replica")
-    start(spec)
-    try:
+    with running_ingest(settings, f"ingest-tus-{settings.s3_backend}-replica"):
         created = create(ingest, path.stat().st_size)
         first_url = created.headers["Location"]
         DroppedPatch(first_url, path, 0, PART + 1234)
@@ -523,8 +574,6 @@ def test_a_second_replica_carries_on_an_upload_the_first_one_began(
         assert offset
         upload_with_tuspy(f"{settings.ingest_url}/v1/uploads", AUTH, path, METADATA, 64 * MIB, url=second_url)
         final = settled(second_url)
-    finally:
-        stop(spec)
     assert final["state"] == "stored" and final["asset_id"] == "a" + expected[:32]
 
 

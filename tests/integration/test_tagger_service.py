@@ -3,16 +3,23 @@ search and facets; a job that cannot succeed ends as a visible event, once."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, cast
 
 import httpx
+import nats
 import pytest
 
-from shared.events.envelope import new_event
+from services.tagger.app import build_broker
+from services.tagger.ocr import OcrSettings
+from services.tagger.worker import Heartbeat, Tagger
+from shared.events.envelope import EventEnvelope, new_event
 from shared.events.models import AssetIngestedV1, AssetKind
 from shared.events.tagging import AssetRetagRequestedV1
 from shared.eventstore import EventStore
 from shared.ids import deterministic_event_id
+from shared.ports import ObjectStorage
+from shared.pull_consumers import start_broker
 from shared.settings import Settings
 from tests.conftest import async_wait_for, consumer_settled, wait_for
 from tests.integration.archive import banner_jpeg, search, tags, upload
@@ -100,3 +107,60 @@ async def test_a_retag_of_an_unknown_asset_ends_as_a_clear_failed_event_once(
     assert event.envelope.event_id == str(deterministic_event_id(cause.event_id, "tagging_failed"))
     assert event.envelope.payload["code"] == "asset_not_found"
     assert event.envelope.payload["message"].startswith("Không tìm thấy")
+
+
+async def test_a_tagger_replica_runs_its_configured_number_of_jobs_at_once(
+    quiet_nats: Settings, quiet_event_store: EventStore, unique: str
+) -> None:
+    """Two slow jobs overlap: the second is not held back until the first ends (a full
+    re-tag of the archive held new uploads back for minutes when jobs ran one at a time)."""
+    s = quiet_nats.model_copy(update={"tagger_concurrency": 2})
+    ours = [f"a{unique}{i}".ljust(33, "3") for i in range(2)]
+    running: set[str] = set()
+    overlapped = asyncio.Event()
+    most_at_once = 0
+
+    class SlowTagger(Tagger):
+        async def handle(self, cause: EventEnvelope, deliveries: int, heartbeat: Heartbeat) -> str:
+            nonlocal most_at_once
+            if cause.aggregate_id not in ours:
+                return "ignored"  # the quiet stream's other events
+            running.add(cause.aggregate_id)
+            most_at_once = max(most_at_once, len(running))
+            if len(running) == len(ours):
+                overlapped.set()
+            try:
+                await asyncio.wait_for(overlapped.wait(), 15)  # one at a time: the first gives up here
+            except TimeoutError:
+                pass
+            finally:
+                running.discard(cause.aggregate_id)
+            return "tagged"
+
+    tagger = SlowTagger(quiet_event_store, cast(ObjectStorage, None), cast(OcrSettings, None))
+    broker = build_broker(s, tagger)
+    await start_broker(broker)
+    try:
+        for asset_id in ours:
+            payload = AssetIngestedV1(
+                sha256="0" * 64,
+                size_bytes=1000,
+                kind=AssetKind.PHOTO,
+                media_format="jpeg",
+                mime_type="image/jpeg",
+                bucket=s.bucket_originals,
+                object_key=f"slow/{asset_id}",
+                original_filename="anh.jpg",
+                title="Kỳ họp thứ 7 HĐND tỉnh",
+                activity_type="ky-hop",
+            )
+            await quiet_event_store.append(new_event(payload, aggregate_id=asset_id, actor="test"))
+        await async_wait_for(lambda: consumer_settled(s, TAGGER_DURABLE), 120, what="both jobs done")
+    finally:
+        await broker.stop()
+        nc = await nats.connect(s.resolved_nats_url)
+        try:
+            await nc.jetstream().delete_consumer(s.event_stream, TAGGER_DURABLE)
+        finally:
+            await nc.close()
+    assert most_at_once == 2

@@ -15,13 +15,14 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
-from shared.events.envelope import new_event
+from shared.events.envelope import EventEnvelope, new_event
 from shared.events.models import AssetIngestedV1, AssetKind
 from shared.eventstore import EventStore, StoredEvent
 from shared.ids import asset_id_for_sha256
@@ -233,3 +234,35 @@ async def test_a_file_name_with_dot_dot_is_metadata_only_and_never_a_path(
         [ready] = payloads(history, "asset.renditions_ready")
         assert all(r.key.startswith(f"{aid}/v1/") and ".." not in r.key for r in ready.renditions)
     assert not target.exists()
+
+
+async def test_an_event_whose_payload_no_model_accepts_is_failed_at_once_with_its_reason_not_retried(
+    services: Settings, event_store: EventStore
+) -> None:
+    # Appended as raw fields, as no service would write it: the same input fails every time.
+    asset_id = asset_id_for_sha256(hashlib.sha256(uuid.uuid4().bytes).hexdigest())
+    poison = EventEnvelope(
+        event_id=str(uuid.uuid4()),
+        type=AssetIngestedV1.EVENT_TYPE,
+        schema_version=1,
+        aggregate_id=asset_id,
+        occurred_at=datetime.now(UTC),
+        actor="test-hostile",
+        correlation_id=str(uuid.uuid4()),
+        payload={"bucket": 7, "sha256": ["not", "a", "hash"]},
+    )
+    await event_store.append(poison)
+
+    async def failed() -> list[StoredEvent] | None:
+        history = await event_store.history("asset", asset_id)
+        return history if any(e.envelope.type == "asset.processing_failed" for e in history) else None
+
+    await async_wait_for(failed, 120, 0.5, "the transcoder to fail the poison event")
+    [failure] = [
+        e.envelope.payload
+        for e in await event_store.history("asset", asset_id)
+        if e.envelope.type == "asset.processing_failed"
+    ]
+    assert failure["code"] == "invalid_data" and failure["retryable"] is False, failure
+    assert failure["attempts"] == 1, failure  # at once: no delivery spent on a hopeless retry
+    assert failure["reason"] and failure["reason_en"] and "sha256" in failure["detail"]

@@ -21,7 +21,11 @@ from shared.delegates import (
     parse_delegate_xlsx,
 )
 from shared.events.delegates import AssetSpeechesEditedV1, DelegateEditedV1, DelegateRegisteredV1, HandSetSpeech
+from shared.events.envelope import new_event
+from shared.events.speech import SpeechTag
+from shared.events.tagging import AssetTaggedV1
 from shared.people import Person, Registry, person_id_for
+from shared.speeches import fold_speech_event
 from tests.conftest import refusal
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "delegates_sample.csv"
@@ -107,6 +111,49 @@ def test_confirming_keeps_the_automatic_recognitions_and_correcting_resolves_reg
     assert decide_speeches(_asset({"speech_auto": auto}), "a1", SpeechDecision(action="reset"), registry) == []
 
 
+def test_a_confirmed_or_kept_speaker_keeps_the_taggers_evidence_with_the_archivists_note_beside_it() -> None:
+    evidence = "Đại biểu Võ Minh Tuấn chất vấn về tiến độ giải ngân"
+    auto = SpeechTag(name="Võ Minh Tuấn", person_id="p1", known=True, role="speaks", kind="chat-van", evidence=evidence)
+    other = SpeechTag(name="Lê Văn Hai", role="appears", evidence="cùng ông Lê Văn Hai")
+    tagged = AssetTaggedV1(
+        activity_type="ky-hop",
+        activity_type_source="uploader",
+        proposed_activity_type="ky-hop",
+        confidence=0.9,
+        speeches=(auto, other),
+        vocabulary_version="v1",
+    )
+    doc = fold_speech_event({"asset_id": "a1"}, new_event(tagged, aggregate_id="a1", actor="tagger"))
+    (confirm,) = decide_speeches(
+        AssetState("a1", dict(doc), 2), "a1", SpeechDecision(action="confirm", note="Đã xem băng gốc"), Registry()
+    )
+    confirmed = fold_speech_event(doc, new_event(confirm, aggregate_id="a1", actor="luu-tru"))
+    assert confirmed["speech_status"] == "confirmed" and confirmed["speech_note"] == "Đã xem băng gốc"
+    assert [(s["name"], s["origin"], s["evidence"]) for s in confirmed["speeches"]] == [
+        ("Võ Minh Tuấn", "manual", evidence),
+        ("Lê Văn Hai", "manual", "cùng ông Lê Văn Hai"),
+    ]
+    # Corrected: the row kept as it was keeps its words; a changed role or a new name has none.
+    fix = AssetSpeechesEditedV1(
+        speeches=(
+            HandSetSpeech(name="Võ Minh Tuấn", person_id="p1", kind="phat-bieu"),
+            HandSetSpeech(name="Lê Văn Hai", role="answers", kind="tra-loi"),
+            HandSetSpeech(name="Trần Thị Mỹ Hạnh"),
+        ),
+        note="Sửa theo biên bản",
+    )
+    corrected = fold_speech_event(confirmed, new_event(fix, aggregate_id="a1", actor="luu-tru"))
+    assert [s["evidence"] for s in corrected["speeches"]] == [evidence, None, None]
+    assert corrected["speech_note"] == "Sửa theo biên bản"
+    reset = AssetSpeechesEditedV1(reset=True)
+    handed_back = fold_speech_event(corrected, new_event(reset, aggregate_id="a1", actor="luu-tru"))
+    assert handed_back["speech_note"] is None and handed_back["speech_status"] is None
+    assert [(s["origin"], s["evidence"]) for s in handed_back["speeches"]] == [
+        ("auto", evidence),
+        ("auto", "cùng ông Lê Văn Hai"),
+    ]
+
+
 def _bucket(key: str, count: int, **aggs: object) -> dict[str, object]:
     return {"key": key, "doc_count": count, **aggs}
 
@@ -177,3 +224,6 @@ def test_a_term_without_delegates_reports_nothing_counted_and_no_target_met_or_m
     report = shape_report(ReportParams(term="2026-2031"), [], [], NOTHING_COUNTED)
     assert report["delegates"] == [] and report["totals"]["delegates"] == 0
     assert report["checklist"]["delegates_without_speech"] == [] and report["sessions"] == []
+    # Not "every delegate has spoken": there is nobody to have spoken yet.
+    assert report["checklist"]["every_delegate_has_spoken"] is None
+    assert report["checklist"]["every_group_at_every_session"] is None

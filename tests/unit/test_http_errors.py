@@ -3,6 +3,7 @@ included, and nothing unexpected ever reaches the client as a plain-text 500."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ import nats.js.errors
 import pytest
 from fastapi import APIRouter, Depends
 from fastapi.testclient import TestClient
+from minio.error import S3Error
 from pydantic import BaseModel
 
 from shared.access import requires
@@ -54,13 +56,36 @@ async def during_an_election(who: Annotated[Principal, Depends(requires(Action.S
     raise nats.js.errors.NoStreamResponseError
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
+@router.get("/bucket-full")
+async def bucket_full(who: Annotated[Principal, Depends(requires(Action.SEARCH))]) -> dict[str, Any]:
+    # What MinIO answers a write beyond a hard bucket quota (the cluster fault suite's fault 8).
+    raise S3Error(None, "XMinioAdminBucketQuotaExceeded", "quota exceeded", "/originals/x", "r", "h")  # type: ignore[arg-type]
+
+
+@router.get("/bucket-missing")
+async def bucket_missing(who: Annotated[Principal, Depends(requires(Action.SEARCH))]) -> dict[str, Any]:
+    raise S3Error(None, "NoSuchBucket", "no such bucket", "/originals/x", "r", "h")  # type: ignore[arg-type]
+
+
+def _test_app() -> Any:
     async def build(_: Any) -> _Deps:
         return _Deps()
 
-    app = service_app("test", stack_settings(), build, [router])
-    with TestClient(app, raise_server_exceptions=False) as c:
+    return service_app("test", stack_settings(), build, [router])
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with TestClient(_test_app(), raise_server_exceptions=False) as c:
+        c.headers.update(ARCHIVIST)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def strict_client() -> Iterator[TestClient]:
+    """A client that raises whatever the app lets out to the server — what uvicorn would log
+    as "Exception in ASGI application" with a traceback."""
+    with TestClient(_test_app(), raise_server_exceptions=True) as c:
         c.headers.update(ARCHIVIST)
         yield c
 
@@ -113,6 +138,31 @@ def test_a_server_away_for_a_moment_is_a_bilingual_503_with_retry_after_not_a_50
     response = client.get("/v1/leader-election")
     error = _error(response, 503, "server_unavailable")
     assert response.headers["retry-after"] == "5" and error["correlation_id"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [("/v1/leader-election", 503, "server_unavailable"), ("/v1/bucket-full", 507, "storage_full")],
+)
+def test_an_expected_outage_is_answered_and_logged_as_one_warning_line_without_reaching_the_server(
+    strict_client: TestClient, caplog: pytest.LogCaptureFixture, path: str, status: int, code: str
+) -> None:
+    with caplog.at_level(logging.INFO):
+        response = strict_client.get(path)  # raises here if the exception went on to the server
+    error = _error(response, status, code)
+    records = [r for r in caplog.records if r.name == "mam.http"]
+    assert [r.levelno for r in records] == [logging.WARNING]
+    assert records[0].exc_info is None and error["correlation_id"] in records[0].getMessage()
+
+
+def test_a_real_bug_still_reaches_the_server_with_its_traceback(
+    strict_client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    for path, kind in (("/v1/boom", RuntimeError), ("/v1/bucket-missing", S3Error)):
+        with caplog.at_level(logging.INFO), pytest.raises(kind):
+            strict_client.get(path)
+        assert any(r.levelno == logging.ERROR and r.exc_info for r in caplog.records if r.name == "mam.http")
+        caplog.clear()
 
 
 def test_a_callers_correlation_id_is_kept(client: TestClient) -> None:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from services.ingest.receive import MAX_FIELD_BYTES, check_declared_size, receive_upload
+from services.ingest.receive import MAX_FIELD_BYTES, BodyPace, check_declared_size, receive_upload
 from shared.http import UserError, install_error_handlers
 
 BOUNDARY = "b0undary"
@@ -128,3 +128,11 @@ async def test_a_body_that_is_not_multipart_is_refused_and_an_empty_one_says_wha
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
         empty = await client.post("/upload")
     assert empty.status_code == 422 and empty.json()["error"]["code"] == "invalid_metadata"
+
+
+def test_a_body_may_be_silent_at_most_the_idle_time_and_after_the_grace_must_keep_the_minimum_rate() -> None:
+    pace = BodyPace(idle_s=10.0, grace_s=30.0, min_rate=1000.0)
+    assert pace.wait_allowed(elapsed_s=0.0, received=0) == 10.0  # idle limit first
+    assert pace.wait_allowed(elapsed_s=25.0, received=0) == 5.0  # the grace ends at 30 s
+    assert pace.wait_allowed(elapsed_s=40.0, received=20_000) == 10.0  # 20 kB bought 20 s more
+    assert pace.wait_allowed(elapsed_s=40.0, received=5_000) <= 0  # trickling: too slow already

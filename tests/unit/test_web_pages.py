@@ -3,15 +3,21 @@ the search page's paging (offsets, then the API's cursor), CSRF signatures."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
 
+import pytest
 from starlette.requests import Request
 
+from services.search.delegates import NOTHING_COUNTED, ReportParams, shape_report
 from services.web import i18n
-from services.web.api import MAX_OFFSET, _link, _safe_next, _search_params, may_correct
+from services.web.api import MAX_OFFSET, _link, _safe_next, _search_params, may_correct, page
+from services.web.people import default_term
 from services.web.reports import compared_years, years_with_material
 from services.web.session import csrf_signature
+from shared import taxonomy
 from shared.auth import Principal, Role
+from shared.delegates import Delegate
 from shared.settings import Settings
 
 
@@ -88,3 +94,47 @@ def test_two_periods_compared_default_to_the_latest_year_with_material_and_the_o
     assert compared_years(_stats_request(b""), []) is None  # nothing yet: the API's default (this year and last)
     assert compared_years(_stats_request(b"current_year=2019&previous_year=2015"), years) == (2019, 2015)
     assert compared_years(_stats_request(b"current_year=99999&previous_year=-1"), years) == (2021, 2020)
+
+
+def test_the_people_and_delegates_pages_default_to_the_term_of_today_in_vietnam() -> None:
+    def code(moment: datetime) -> str | None:
+        term = taxonomy.current_term(moment)
+        return term.code if term else None
+
+    assert code(datetime(2024, 5, 1, tzinfo=UTC)) == "2021-2026"  # not the last term listed
+    assert code(datetime(2026, 6, 30, 16, 59, tzinfo=UTC)) == "2021-2026"
+    assert code(datetime(2026, 6, 30, 17, 0, tzinfo=UTC)) == "2026-2031"  # already 1 July in Hà Nội
+    assert code(datetime(2045, 1, 1, tzinfo=UTC)) == "2026-2031"  # after the last: the latest started
+    assert code(datetime(2000, 1, 1, tzinfo=UTC)) is None  # before any
+
+
+def test_between_terms_and_with_a_future_term_configured_the_latest_started_term_is_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listed = (
+        taxonomy.Term("2016-2021", "Nhiệm kỳ 2016 - 2021", date(2016, 7, 1), date(2021, 6, 30)),
+        taxonomy.Term("2021-2026", "Nhiệm kỳ 2021 - 2026", date(2021, 7, 1), date(2026, 3, 31)),
+        taxonomy.Term("2099-2104", "Nhiệm kỳ 2099 - 2104", date(2099, 7, 1), date(2104, 6, 30)),  # not started
+    )
+    monkeypatch.setattr(taxonomy, "terms", lambda: listed)
+    between = taxonomy.current_term(datetime(2026, 5, 1, tzinfo=UTC))  # after 2021-2026 ended, before the next
+    assert between is not None and between.code == "2021-2026"
+    assert default_term() == "2021-2026"  # today, with the last listed term not started yet
+
+
+def _delegates_page(delegates: list[Delegate]) -> str:
+    app = SimpleNamespace(state=SimpleNamespace(settings=Settings(web_secret_key="key-one")))
+    request = Request(
+        {"type": "http", "method": "GET", "path": "/delegates", "query_string": b"", "headers": [], "app": app}
+    )
+    report = shape_report(ReportParams(term="2026-2031"), delegates, [], NOTHING_COUNTED)
+    return bytes(page(request, "delegates.html", report=report, term="2026-2031", problem=None).body).decode()
+
+
+def test_the_delegate_checklist_of_a_term_without_delegates_says_there_is_nothing_to_check_yet() -> None:
+    # The page opens on the current term, which has no delegates at its start: no target is met.
+    empty = _delegates_page([])
+    assert "Chưa có đại biểu nào trong sổ của nhiệm kỳ này: chưa có gì để kiểm tra." in empty
+    assert "✓" not in empty and "Mọi đại biểu đã phát biểu" not in empty
+    silent = _delegates_page([Delegate("d1", "p1", "Võ Minh Tuấn", "2026-2031", group="Tổ A")])
+    assert "✗ Đại biểu chưa phát biểu" in silent and "chưa có gì để kiểm tra" not in silent
