@@ -5,19 +5,23 @@ carries the live settings again (refresh, replicas)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import nats
 import pytest
 from elasticsearch import AsyncElasticsearch
 
 from deploy.local.stack import settings_env
 from services.search.index import AssetIndex
 from services.search.rebuild import rebuild_index
+from services.search.rebuild_lease import REBUILD_KEY, lease_bucket, read_lease
 from shared.eventstore import EventStore
 from shared.settings import Settings
 from tests.conftest import async_wait_for
@@ -106,3 +110,47 @@ async def test_a_rebuild_killed_before_its_swap_leaves_an_index_the_next_rebuild
     finally:
         await es.options(ignore_status=404).indices.delete_index_template(name=hold)
         await index.delete_indices(await index.all_indices())
+
+
+async def test_the_cli_rebuild_takes_the_admin_pages_lease_and_is_refused_while_another_runs(
+    es: AsyncElasticsearch, quiet_nats: Settings
+) -> None:
+    """Two rebuilds at once would delete each other's unfinished index: ``mam rebuild-index``
+    takes the lease a rebuild started from the admin page holds, and records its result there."""
+    prefix = f"mamtest-lease-{uuid.uuid4().hex[:8]}"
+    index = AssetIndex(es, prefix)
+    env = {**os.environ, **settings_env(quiet_nats.model_copy(update={"es_index_prefix": prefix}))}
+    nc = await nats.connect(quiet_nats.resolved_nats_url)
+    kv = await lease_bucket(nc.jetstream())
+    try:
+        held = {"rebuild_id": "page", "state": "running", "heartbeat": time.time(), "started_by": "quan-tri"}
+        await kv.put(REBUILD_KEY, json.dumps(held).encode())
+        refused = await _cli_rebuild(env)
+        assert refused.returncode == 2, refused.stderr
+        assert "Đang dựng lại chỉ mục" in refused.stderr and "already running" in refused.stderr
+        assert await index.all_indices() == []  # it built nothing
+
+        await kv.delete(REBUILD_KEY)  # the page's rebuild ended
+        done = await _cli_rebuild(env)
+        assert done.returncode == 0, done.stderr
+        record, _ = await read_lease(kv)
+        assert record is not None and record["state"] == "done" and record["started_by"].startswith("cli:")
+        assert await index.live_indices() == [record["new_index"]]
+    finally:
+        await kv.delete(REBUILD_KEY)
+        await nc.close()
+        await index.delete_indices(await index.all_indices())
+
+
+async def _cli_rebuild(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "deploy.cli",
+        "rebuild-index",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 300)
+    return subprocess.CompletedProcess([], process.returncode or 0, out.decode(), err.decode())
