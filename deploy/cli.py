@@ -20,6 +20,7 @@ mam reel render ID [--token T]                      render a reel, following it 
 from __future__ import annotations
 
 import argparse
+import getpass
 import signal
 import sys
 import threading
@@ -141,11 +142,15 @@ def cmd_run(stack: LocalStack, settings: Settings) -> None:
 
 
 def cmd_rebuild_index(settings: Settings, keep_previous: int) -> int:
-    """Replay the whole stream into a new index and swap the alias; queries keep being served."""
+    """Replay the whole stream into a new index and swap the alias; queries keep being served.
+
+    It takes the same lease as a rebuild started from the admin page: one at a time."""
     import asyncio
 
-    from services.search.index import AssetIndex, es_client
-    from services.search.rebuild import RebuildError, rebuild_index
+    import nats
+
+    from services.search.rebuild_lease import claim, lease_bucket, new_record, run_rebuild
+    from shared.http import UserError
 
     last_print = [0.0]
 
@@ -156,41 +161,39 @@ def cmd_rebuild_index(settings: Settings, keep_previous: int) -> int:
             print(f"  {phase:<10} {done:>9} / ~{known} sự kiện / events  ({rate:,.0f}/s)", flush=True)
 
     async def run() -> int:
-        es = es_client(settings.resolved_es_url, request_timeout=60)
+        nc = await nats.connect(settings.nats_servers, name="mam-cli", connect_timeout=5, max_reconnect_attempts=1)
         try:
-            index = AssetIndex(es, settings.es_index_prefix)
-            await index.ensure()
-            print(f"Đang dựng lại chỉ mục / rebuilding {index.alias} from stream {settings.event_stream}…", flush=True)
+            kv = await lease_bucket(nc.jetstream())
+            record = new_record(f"cli:{getpass.getuser()}")
             try:
-                result = await rebuild_index(
-                    index,
-                    settings.resolved_nats_url,
-                    settings.event_stream,
-                    progress=progress,
-                    keep_previous=keep_previous,
-                )
-            except RebuildError as exc:
-                if exc.swapped:
-                    print(
-                        f"Lỗi / error: đã chuyển sang chỉ mục mới nhưng còn sự kiện chưa ghi được, bộ chiếu "
-                        f"sẽ ghi tiếp / the alias was swapped but an event is not indexed yet; the live "
-                        f"projector keeps retrying it: {exc}",
-                        file=sys.stderr,
-                    )
-                else:
-                    print(
-                        f"Lỗi / error: dựng lại thất bại, chỉ mục cũ giữ nguyên / rebuild failed, "
-                        f"the live index is unchanged: {exc}",
-                        file=sys.stderr,
-                    )
-                return 1
+                revision = await claim(kv, record)
+            except UserError as exc:
+                print(f"Lỗi / error: {exc.message_vi} / {exc.message_en}", file=sys.stderr)
+                return 2
+            print(f"Đang dựng lại chỉ mục / rebuilding the index from stream {settings.event_stream}…", flush=True)
+            outcome = await run_rebuild(settings, kv, record, revision, keep_previous=keep_previous, progress=progress)
         finally:
-            await es.close()
+            await nc.close()
+        if outcome["state"] != "done":
+            if outcome.get("swapped"):
+                print(
+                    f"Lỗi / error: đã chuyển sang chỉ mục mới nhưng còn sự kiện chưa ghi được, bộ chiếu "
+                    f"sẽ ghi tiếp / the alias was swapped but an event is not indexed yet; the live "
+                    f"projector keeps retrying it: {outcome['error']}",
+                    file=sys.stderr,
+                )
+            else:
+                print(
+                    f"Lỗi / error: dựng lại thất bại, chỉ mục cũ giữ nguyên / rebuild failed, "
+                    f"the live index is unchanged: {outcome['error']}",
+                    file=sys.stderr,
+                )
+            return 1
         print(
-            f"Xong / done: {result.events} sự kiện / events in {result.seconds:.1f}s "
-            f"({result.rate:,.0f}/s); "
-            f"{index.alias} → {result.new_index} (trước / previous: {', '.join(result.previous) or '-'}; "
-            f"đã xóa / deleted: {', '.join(result.deleted) or '-'})",
+            f"Xong / done: {outcome['events_done']} sự kiện / events in {outcome['seconds']:.1f}s "
+            f"({outcome['rate']:,.0f}/s); "
+            f"→ {outcome['new_index']} (trước / previous: {', '.join(outcome['previous']) or '-'}; "
+            f"đã xóa / deleted: {', '.join(outcome['deleted']) or '-'})",
             flush=True,
         )
         return 0

@@ -16,7 +16,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 
 import nats
+import orjson
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
@@ -48,6 +51,69 @@ _HDR_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 # Lets the expected sequence apply to a wildcard (all events of one aggregate)
 # instead of the exact subject (NATS server ≥ 2.11).
 _HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
+
+
+# How long one pull request may wait on the server for its batch (a batch the stream holds
+# comes at once: this only bounds a request the server never answers).
+_PULL_EXPIRES_S = 10.0
+
+
+def stream_sequence(reply: str) -> int:
+    """The stream sequence in a JetStream delivery's reply subject: ``$JS.ACK.<stream>.<consumer>.
+    <delivered>.<stream seq>.<consumer seq>.<time>.<pending>``, or the newer form with a domain
+    and an account hash after ``$JS.ACK`` and a random token at the end."""
+    tokens = reply.split(".")
+    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+
+
+class _Pull:
+    """Pull requests on one inbox: each asks a consumer for a batch and gathers what comes."""
+
+    def __init__(self, nc: NatsClient) -> None:
+        self._nc = nc
+        self._sub: Subscription | None = None
+        self._inbox = ""
+        self._got: list[tuple[int, str, bytes]] = []
+        self._want = 0
+        self._status: str | None = None
+        self._done = asyncio.Event()
+
+    async def open(self) -> None:
+        self._inbox = self._nc.new_inbox()
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
+
+    async def reopen(self) -> None:
+        """A fresh inbox: a late message of the abandoned request must not join the next batch."""
+        await self.close()
+        await self.open()
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    async def _on_message(self, msg: Msg) -> None:
+        if not msg.reply:  # a status (no messages, request expired, consumer deleted): no event
+            if len(self._got) < self._want:
+                self._status = (msg.headers or {}).get("Status", "?") + " " + (msg.headers or {}).get("Description", "")
+            self._done.set()
+            return
+        self._got.append((stream_sequence(msg.reply), msg.subject, msg.data))
+        if len(self._got) >= self._want:
+            self._done.set()
+
+    async def next_batch(self, stream: str, consumer: str, count: int) -> list[tuple[int, str, bytes]]:
+        """Up to ``count`` events from ``consumer`` (it holds at least that many)."""
+        self._got, self._want, self._status = [], count, None
+        self._done.clear()
+        request = orjson.dumps({"batch": count, "expires": int(_PULL_EXPIRES_S * 1e9)})
+        await self._nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}", request, reply=self._inbox)
+        await asyncio.wait_for(self._done.wait(), _PULL_EXPIRES_S + 5.0)
+        got = self._got
+        if not got and self._status is not None:
+            raise ServiceUnavailableError(description=f"stream read answered {self._status.strip()}")
+        return got
 
 
 class EventStore:
@@ -182,15 +248,31 @@ class EventStore:
         (1000 by default since NATS 2.15), and a busy service reads histories far
         faster than an idle ephemeral consumer would expire.
         """
+        async with aclosing(self.read_raw_batches(subject_filter, start_sequence, batch)) as batches:
+            async for raw in batches:
+                yield [StoredEvent(seq, subject, EventEnvelope.from_bytes(data)) for seq, subject, data in raw]
+
+    async def read_raw_batches(
+        self, subject_filter: str, start_sequence: int = 1, batch: int = 256
+    ) -> AsyncGenerator[list[tuple[int, str, bytes]], None]:
+        """:meth:`read_batches` as (sequence, subject, bytes) triples, the envelopes left unparsed.
+
+        The pull loop is our own rather than nats-py's ``fetch``, which waits for each
+        message with a timeout of its own (a task per message: most of a replay's read
+        cost): one pull request per batch, the messages gathered by a subscription
+        callback, the stream sequence taken from the reply subject.
+        """
         js = await self._jetstream()
         next_start = max(1, start_sequence)
-        sub, name, remaining = await self._reader(js, subject_filter, next_start)
+        name, remaining = await self._reader(js, subject_filter, next_start)
         replaced = 0
+        pull = _Pull(self._nc)
+        await pull.open()
         try:
             while remaining > 0:
                 try:
-                    msgs = await sub.fetch(min(batch, remaining), timeout=10.0)
-                except (ServiceUnavailableError, NoRespondersError, NotFoundError):
+                    raw = await pull.next_batch(self.stream, name, min(batch, remaining))
+                except (TimeoutError, ServiceUnavailableError, NoRespondersError, NotFoundError):
                     # The consumer is gone: a reader whose caller kept it waiting past the
                     # idle threshold (a rebuild on a busy machine), or a server restart.
                     # Reading goes on from the next event, up to the end as of the call.
@@ -198,29 +280,21 @@ class EventStore:
                     if replaced > _READER_REPLACEMENTS:
                         raise
                     log.info("stream reader %s went away at sequence %d; reading on", name, next_start)
-                    await self._drop_reader(js, sub, name)
-                    sub, name, _ = await self._reader(js, subject_filter, next_start)
+                    await self._drop_reader(js, name)
+                    await pull.reopen()
+                    name, _ = await self._reader(js, subject_filter, next_start)
                     continue
                 replaced = 0
-                remaining -= len(msgs)
-                chunk = [
-                    StoredEvent(
-                        sequence=msg.metadata.sequence.stream,
-                        subject=msg.subject,
-                        envelope=EventEnvelope.from_bytes(msg.data),
-                    )
-                    for msg in msgs
-                ]
-                if chunk:
-                    next_start = chunk[-1].sequence + 1
-                yield chunk
+                remaining -= len(raw)
+                if raw:
+                    next_start = raw[-1][0] + 1
+                yield raw
         finally:
-            await self._drop_reader(js, sub, name)
+            await pull.close()
+            await self._drop_reader(js, name)
 
-    async def _reader(
-        self, js: JetStreamContext, subject_filter: str, start_sequence: int
-    ) -> tuple[JetStreamContext.PullSubscription, str, int]:
-        """An ephemeral pull consumer from ``start_sequence``: (subscription, name, events it has)."""
+    async def _reader(self, js: JetStreamContext, subject_filter: str, start_sequence: int) -> tuple[str, int]:
+        """An ephemeral pull consumer from ``start_sequence``: (name, events it has)."""
         config = api.ConsumerConfig(
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=start_sequence,
@@ -229,17 +303,11 @@ class EventStore:
             mem_storage=True,
             filter_subject=subject_filter,
         )
-        sub = await js.pull_subscribe(subject_filter, durable=None, stream=self.stream, config=config)
-        try:
-            info = await sub.consumer_info()
-        except BaseException:
-            await sub.unsubscribe()
-            raise
-        return sub, info.name, info.num_pending or 0
+        info = await js.add_consumer(self.stream, config=config)
+        return str(info.name), info.num_pending or 0
 
-    async def _drop_reader(self, js: JetStreamContext, sub: JetStreamContext.PullSubscription, name: str) -> None:
-        await sub.unsubscribe()
-        with contextlib.suppress(NotFoundError):
+    async def _drop_reader(self, js: JetStreamContext, name: str) -> None:
+        with contextlib.suppress(NotFoundError, NoRespondersError, ServiceUnavailableError, asyncio.TimeoutError):
             await js.delete_consumer(self.stream, name)
 
     async def read_subjects(

@@ -103,6 +103,12 @@ class ProjectionProgress:
             return None
         return info
 
+    async def appended(self, sequence: int) -> bool:
+        """Has the stream got that far? Asked of the stream's leader, which has every event an
+        append was acknowledged for: a sequence a client was given is never beyond it."""
+        info = await self._js.stream_info(self.stream)
+        return sequence <= (info.state.last_seq or 0)
+
     async def wait_for(self, sequence: int, timeout_s: float) -> bool:
         """Poll the consumer until it is caught up with ``sequence``; False at the deadline."""
         deadline = time.monotonic() + timeout_s
@@ -125,6 +131,8 @@ class ProjectionProgress:
 
 
 class _Progress(Protocol):
+    async def appended(self, sequence: int) -> bool: ...
+
     async def wait_for(self, sequence: int, timeout_s: float) -> bool: ...
 
 
@@ -136,8 +144,18 @@ async def read_your_writes(
     progress: _Progress, index: _Refreshable, after_seq: int | None, timeout_s: float, *, refresh: bool = False
 ) -> None:
     """Wait until the projector has indexed ``after_seq`` (then make it searchable); a 503
-    (bilingual, retry shortly) when it has not within ``timeout_s``."""
+    (bilingual, retry shortly) when it has not within ``timeout_s``; a 400 at once for a
+    sequence the stream has not reached (no append gave it out: waiting cannot help)."""
     if after_seq is not None:
+        if not await progress.appended(after_seq):
+            raise UserError(
+                400,
+                "after_seq_not_appended",
+                f"Chưa có sự kiện số {after_seq} trong nhật ký; after_seq phải là số thứ tự một lần ghi đã trả về.",
+                f"No event {after_seq} has been appended yet; after_seq must be a sequence an append returned.",
+                field="after_seq",
+                after_seq=after_seq,
+            )
         if not await progress.wait_for(after_seq, timeout_s):
             raise UserError(
                 503,

@@ -4,6 +4,7 @@ shaped in ``results.py``."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -210,9 +211,26 @@ def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
         out.update(index_fields(fold_visibility(document_visibility(out), event) or Visibility(uploaded_by="")))
     for name in TEXT_FIELDS:
         if name in out:
-            # fold keeps one character per character, so the prefix folds to the folded prefix.
-            out[f"{name}_folded"] = fold((out[name] or "")[:MAX_SEARCHABLE_CHARS])
+            out[f"{name}_folded"] = folded_text(out[name] or "")
     return indexable(out)
+
+
+# Texts at most this long have their folded copy remembered (most events leave an asset's
+# title and caption as they were, and a replay folds them event after event).
+_REMEMBERED_TEXT_CHARS = 2000
+
+
+@functools.lru_cache(maxsize=8192)
+def _remembered_fold(value: str) -> str:
+    return fold(value)
+
+
+def folded_text(value: str) -> str:
+    """The searched copy of a text field: folded, cut to ``MAX_SEARCHABLE_CHARS``."""
+    if len(value) <= _REMEMBERED_TEXT_CHARS:
+        return _remembered_fold(value)
+    # fold keeps one character per character, so the prefix folds to the folded prefix.
+    return fold(value[:MAX_SEARCHABLE_CHARS])
 
 
 def document_visibility(doc: dict[str, Any]) -> Visibility | None:
@@ -287,25 +305,32 @@ def _float_fits(value: Any, most: float) -> bool:
 
 def _bounded(doc: dict[str, Any], limits: _Limits) -> dict[str, Any]:
     fixes: dict[str, Any] = {}
+    get = doc.get
     for name, lo, hi in limits.ints:
-        value = doc.get(name)
-        if value is None or _int_fits(value, lo, hi):
+        value = get(name)
+        # _int_fits written out: this runs for every field of every event folded.
+        if value is None or (type(value) is int and lo <= value <= hi):
             continue
-        if isinstance(value, list):  # e.g. event_sequences
+        if type(value) is list:  # e.g. event_sequences
+            if not (
+                all(type(v) is int for v in value) and lo <= min(value, default=lo) and max(value, default=hi) <= hi
+            ):
+                fixes[name] = [v for v in value if _int_fits(v, lo, hi)]
+        elif isinstance(value, list):
             if not all(_int_fits(v, lo, hi) for v in value):
                 fixes[name] = [v for v in value if _int_fits(v, lo, hi)]
         else:
             fixes[name] = None
     for name, most in limits.floats:
-        value = doc.get(name)
+        value = get(name)
         if value is not None and not _float_fits(value, most):
             fixes[name] = [v for v in value if _float_fits(v, most)] if isinstance(value, list) else None
     for name, length in limits.texts:
-        value = doc.get(name)
+        value = get(name)
         if value is not None and (not isinstance(value, str) or len(value) > length):
             fixes[name] = value[:length] if isinstance(value, str) else None
     for name, inner in limits.objects:
-        value = doc.get(name)
+        value = get(name)
         if isinstance(value, dict):
             fixed = _bounded(value, inner)
             if fixed is not value:

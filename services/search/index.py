@@ -28,6 +28,13 @@ log = logging.getLogger("mam.search.index")
 # One replica wherever a second node can hold it (the cluster profile), none on a single
 # node (whose index would otherwise stay yellow forever).
 INDEX_SETTINGS: dict[str, Any] = {"number_of_shards": 1, "auto_expand_replicas": "0-1", "refresh_interval": "1s"}
+# What a rebuild's bulk-loading index gets back before its swap.
+LIVE_SETTINGS: dict[str, Any] = {
+    "auto_expand_replicas": INDEX_SETTINGS["auto_expand_replicas"],
+    "refresh_interval": "1s",
+}
+# How long a swap waits for the new index's replica to be allocated.
+REPLICA_WAIT_S = 300
 # Elasticsearch refuses a request body over http.max_content_length (100 MB by default) as a
 # whole: a batch of documents with huge texts (events already in the log may hold them)
 # would fail every time it is redelivered. Bulk bodies are split well below that.
@@ -66,6 +73,9 @@ class AssetIndex:
         self.first_index = f"{prefix}-assets-v1"
         self.template = f"{prefix}-assets-template"
         self.failures_index = f"{prefix}-projection-failures"
+        # Marks a rebuild's index until its swap: one still marked when no rebuild runs was
+        # left by a rebuild that died (its process killed) and is deleted by the next one.
+        self.unfinished_alias = f"{prefix}-rebuild-unfinished"
         # Where writes go: the alias, or (during a rebuild) the new concrete index.
         self.target = target or self.alias
 
@@ -206,20 +216,44 @@ class AssetIndex:
         return sorted(found.body)
 
     async def create_rebuild_index(self) -> str:
-        """A fresh, empty index for a rebuild, tuned for bulk loading (no refresh)."""
+        """A fresh, empty index for a rebuild, tuned for bulk loading (Elasticsearch's "tune
+        for indexing speed"): no refresh and no replica until the swap; marked unfinished."""
         name = f"{self.alias}-{datetime.now(UTC).strftime('%Y%m%dt%H%M%S%f')}"
+        loading = {k: v for k, v in INDEX_SETTINGS.items() if k != "auto_expand_replicas"}
         await self.es.indices.create(
-            index=name, settings={**INDEX_SETTINGS, "refresh_interval": "-1"}, mappings=ASSET_MAPPINGS
+            index=name,
+            settings={**loading, "number_of_replicas": 0, "refresh_interval": "-1"},
+            mappings=ASSET_MAPPINGS,
+            aliases={self.unfinished_alias: {}},
         )
         return name
 
+    async def unfinished_indices(self) -> list[str]:
+        """Indices a rebuild created and never swapped in (only one rebuild runs at a time)."""
+        try:
+            found = await self.es.indices.get_alias(name=self.unfinished_alias)
+        except NotFoundError:
+            return []
+        return sorted(found.body)
+
     async def swap_alias(self, new_index: str) -> list[str]:
-        """Point the alias at ``new_index`` only, atomically; returns the indices it left."""
+        """Point the alias at ``new_index`` only, atomically; returns the indices it left.
+
+        The index gets its live settings back first, and its replica (where a second
+        node can hold it) is in place before queries move to it."""
         old = await self.live_indices()
-        await self.es.indices.put_settings(index=new_index, settings={"refresh_interval": "1s"})
+        await self.es.indices.put_settings(index=new_index, settings=LIVE_SETTINGS)
         await self.es.indices.refresh(index=new_index)
+        health = await self.es.options(ignore_status=408, request_timeout=REPLICA_WAIT_S + 30).cluster.health(
+            index=new_index, wait_for_status="green", timeout=f"{REPLICA_WAIT_S}s"
+        )
+        if health.get("timed_out"):
+            log.warning(
+                "%s has no replica after %d s; swapping anyway (it keeps being allocated)", new_index, REPLICA_WAIT_S
+            )
         actions: list[dict[str, Any]] = [{"remove": {"index": i, "alias": self.alias}} for i in old]
         actions.append({"add": {"index": new_index, "alias": self.alias, "is_write_index": True}})
+        actions.append({"remove": {"index": new_index, "alias": self.unfinished_alias}})
         await self.es.indices.update_aliases(actions=actions)
         return old
 

@@ -6,33 +6,25 @@ into ``processing_status`` / ``processing_error`` (transcoder) and ``tagging_sta
 ``tagging_error`` (tagger), so the queue is rebuilt with the index from each asset's
 own events. A rebuild runs in the background of one search replica at a time: a NATS
 KV record is the lease (created only if absent, taken over only with its revision),
-and the replica running it keeps the record's heartbeat and progress fresh.
+and the replica running it keeps the record's heartbeat and progress fresh
+(``services/search/rebuild_lease.py``, which ``mam rebuild-index`` takes too).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import os
-import socket
-import time
-import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
 from services.search.api import Deps, SearchDeps
 from services.search.consistency import Consistency, read_your_writes
-from services.search.index import AssetIndex, es_client
-from services.search.rebuild import RebuildError, rebuild_index
+from services.search.rebuild_lease import claim, lease_bucket, new_record, read_lease, run_rebuild, shown
 from shared.access import requires
 from shared.auth import Principal
-from shared.heartbeat import beating
 from shared.http import UserError
-from shared.kv import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError, open_bucket
+from shared.kv import KeyValue
 from shared.policy import Action, visibility_filter
 
 log = logging.getLogger("mam.search.processing")
@@ -198,143 +190,23 @@ async def processing_queue(
     }
 
 
-# --- rebuilds started from the UI -----------------------------------------------------------------
+# --- rebuilds started from the UI (the lease: services/search/rebuild_lease.py) -------------------
 
-REBUILD_KV = "search_rebuild"
-REBUILD_KEY = "current"
-# A running record whose heartbeat is older than this was left by a replica that died.
-REBUILD_STALE_S = 30.0
-REBUILD_BEAT_S = 2.0
-_RUNNING: set[asyncio.Task[None]] = set()
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def is_stale(record: dict[str, Any], now: float) -> bool:
-    """A running record nobody has refreshed for ``REBUILD_STALE_S`` (its replica is gone)."""
-    return record.get("state") == "running" and now - float(record.get("heartbeat", 0)) > REBUILD_STALE_S
-
-
-def shown(record: dict[str, Any] | None) -> dict[str, Any]:
-    if record is None:
-        return {"state": "never"}
-    out = {k: v for k, v in record.items() if k != "heartbeat"}
-    if is_stale(record, time.time()):
-        out["state"] = "interrupted"  # the replica running it stopped; a new one may start
-    return out
+_RUNNING: set[asyncio.Task[dict[str, Any]]] = set()
 
 
 async def _rebuild_kv(d: SearchDeps) -> KeyValue:
-    return await open_bucket(await d.events.jetstream(), REBUILD_KV, "HĐND media archive: search index rebuild lease")
-
-
-async def _read(kv: KeyValue) -> tuple[dict[str, Any] | None, int]:
-    try:
-        entry = await kv.get(REBUILD_KEY)
-    except KeyNotFoundError:
-        return None, 0
-    if not entry.value:
-        return None, entry.revision or 0
-    return json.loads(entry.value), entry.revision or 0
-
-
-def _already_running(record: dict[str, Any]) -> UserError:
-    return UserError(
-        409,
-        "rebuild_running",
-        "Đang dựng lại chỉ mục; chờ lần này xong rồi mới bắt đầu lần khác.",
-        "An index rebuild is already running; wait for it to finish before starting another.",
-        rebuild=shown(record),
-    )
-
-
-async def claim(kv: KeyValue, record: dict[str, Any]) -> int:
-    """Write ``record`` as the running rebuild if none runs (or the one recorded is stale);
-    returns its revision. Two replicas racing: one write wins, the other answers 409."""
-    current, revision = await _read(kv)
-    if current is not None and current.get("state") == "running" and not is_stale(current, time.time()):
-        raise _already_running(current)
-    data = json.dumps(record, ensure_ascii=False).encode()
-    try:
-        if revision == 0:
-            return int(await kv.create(REBUILD_KEY, data))
-        return int(await kv.update(REBUILD_KEY, data, last=revision))
-    except KeyWrongLastSequenceError:
-        current, _ = await _read(kv)
-        raise _already_running(current or record) from None
-
-
-async def run_rebuild(d: SearchDeps, kv: KeyValue, record: dict[str, Any], revision: int) -> None:
-    """The rebuild, its progress and heartbeat written to the lease record as it goes."""
-    latest: dict[str, Any] = {}
-
-    def progress(phase: str, done: int, known: int, rate: float) -> None:
-        latest.update(phase=phase, events_done=done, events_known=known, rate=round(rate, 1))
-
-    async def write(**changes: Any) -> bool:
-        nonlocal revision
-        record.update(latest, heartbeat=time.time(), updated_at=_now(), **changes)
-        try:
-            revision = int(await kv.update(REBUILD_KEY, json.dumps(record, ensure_ascii=False).encode(), last=revision))
-        except KeyWrongLastSequenceError:
-            log.error("rebuild %s: its lease was taken over; no longer reporting", record["rebuild_id"])
-            return False
-        return True
-
-    es = es_client(d.settings.resolved_es_url, request_timeout=60)
-    outcome: dict[str, Any]
-    try:
-        async with beating(write, REBUILD_BEAT_S, at_once=True):
-            try:
-                result = await rebuild_index(
-                    AssetIndex(es, d.settings.es_index_prefix),
-                    d.settings.resolved_nats_url,
-                    d.settings.event_stream,
-                    progress=progress,
-                )
-                outcome = {
-                    "state": "done",
-                    "new_index": result.new_index,
-                    "previous": result.previous,
-                    "deleted": result.deleted,
-                    "events_done": result.events,
-                    "seconds": round(result.seconds, 1),
-                    "rate": round(result.rate, 1),
-                }
-            except asyncio.CancelledError:
-                outcome = {"state": "failed", "error": "interrupted: the search service stopped", "swapped": False}
-                raise
-            except RebuildError as exc:
-                outcome = {"state": "failed", "error": str(exc)[:500], "swapped": exc.swapped}
-            except Exception as exc:
-                log.exception("rebuild %s failed", record["rebuild_id"])
-                outcome = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"[:500], "swapped": False}
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.shield(write(finished_at=_now(), **outcome))
-        await es.close()
+    return await lease_bucket(await d.events.jetstream())
 
 
 @router.post("/projection/rebuild", status_code=202, summary="Dựng lại chỉ mục tìm kiếm / rebuild the index")
 async def start_rebuild(who: Operator, d: Deps) -> dict[str, Any]:
     """Replays the event stream into a new index and swaps the alias (``mam rebuild-index``),
-    in the background; one at a time across replicas (409 while one runs)."""
+    in the background; one at a time across replicas and the CLI (409 while one runs)."""
     kv = await _rebuild_kv(d)
-    record: dict[str, Any] = {
-        "rebuild_id": uuid.uuid4().hex,
-        "state": "running",
-        "phase": "starting",
-        "started_at": _now(),
-        "started_by": who.actor,
-        "replica": f"{socket.gethostname()}:{os.getpid()}",
-        "events_done": 0,
-        "events_known": 0,
-        "heartbeat": time.time(),
-    }
+    record = new_record(who.actor)
     revision = await claim(kv, record)
-    task = asyncio.create_task(run_rebuild(d, kv, dict(record), revision))
+    task = asyncio.create_task(run_rebuild(d.settings, kv, dict(record), revision))
     _RUNNING.add(task)
     task.add_done_callback(_RUNNING.discard)
     return shown(record)
@@ -342,5 +214,5 @@ async def start_rebuild(who: Operator, d: Deps) -> dict[str, Any]:
 
 @router.get("/projection/rebuild", summary="Tiến độ / kết quả dựng lại chỉ mục / rebuild progress")
 async def rebuild_status(who: Operator, d: Deps) -> dict[str, Any]:
-    record, _ = await _read(await _rebuild_kv(d))
+    record, _ = await read_lease(await _rebuild_kv(d))
     return shown(record)

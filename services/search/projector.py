@@ -123,7 +123,9 @@ def fold_history(aggregate_id: str, history: list[tuple[EventEnvelope, int]]) ->
     return _Plan(aggregate_id, doc if history else None, history[-1][1] if history else 0, True)
 
 
-def _classify(result: BulkItemResult) -> str:
+def classify_write(result: BulkItemResult) -> str:
+    """A ``_bulk`` item's verdict: ``ok``, ``conflict`` (a newer version is there), ``retry``
+    (a passing refusal) or ``failed`` (cannot succeed as things are)."""
     if result.ok:
         return "ok"
     if result.version_conflict:
@@ -172,14 +174,8 @@ FOLDS_BETWEEN_YIELDS = 25
 
 
 class AssetProjector:
-    """Folds delivered events into the index; see the module doc.
-
-    ``sole_writer``: this projector alone writes the index, which started empty, and it
-    is handed every event in stream order, each batch written before the next (a
-    rebuild before its alias swap). Then a document it wrote holds every event of its
-    asset up to the batch, so no base needs checking against the log, and a document
-    it never wrote does not exist, so it is not looked up.
-    """
+    """Folds delivered events into the index; see the module doc. (A rebuild before its
+    alias swap, the only writer of a fresh index, folds with ``fold_replay`` instead.)"""
 
     def __init__(
         self,
@@ -188,13 +184,11 @@ class AssetProjector:
         *,
         attempts: int = 3,
         backoff_s: float = 0.5,
-        sole_writer: bool = False,
     ) -> None:
         self.index = index
         self.events = events
         self.attempts = attempts
         self.backoff_s = backoff_s
-        self._written: set[str] | None = set() if sole_writer else None
 
     async def apply(self, event: EventEnvelope, sequence: int) -> BatchOutcome:
         """Fold one event (a batch of one)."""
@@ -231,12 +225,10 @@ class AssetProjector:
                     outcome.done.update(d.sequence for d in groups[plan.aggregate_id])
                     pending.discard(plan.aggregate_id)
             for plan, result in zip(writes, results, strict=True):
-                verdict = _classify(result)
+                verdict = classify_write(result)
                 if verdict == "ok":
                     outcome.done.update(d.sequence for d in groups[plan.aggregate_id])
                     pending.discard(plan.aggregate_id)
-                    if self._written is not None:
-                        self._written.add(plan.aggregate_id)
                 elif verdict == "conflict":
                     from_history.add(plan.aggregate_id)  # lost a race: rebuild from history
                     reasons[plan.aggregate_id] = bounded_reason(f"version conflict: {result.reason}")
@@ -268,10 +260,12 @@ class AssetProjector:
         broken: dict[str, str] = {}
         writes: list[_Plan] = []
         writing: list[asyncio.Task[list[BulkItemResult]]] = []
+        # The current documents of the whole batch in one round trip.
+        current = await self.index.mget(a for a in ids if a not in from_history)
         try:
             for start in range(0, len(ids), WRITE_SLICE):
                 part_plans, part_broken = await self._plans(
-                    {a: groups[a] for a in ids[start : start + WRITE_SLICE]}, from_history, outcome
+                    {a: groups[a] for a in ids[start : start + WRITE_SLICE]}, current, from_history, outcome
                 )
                 plans.extend(part_plans)
                 broken.update(part_broken)
@@ -292,17 +286,18 @@ class AssetProjector:
         return plans, broken, writes, results
 
     async def _plans(
-        self, groups: dict[str, list[Delivered]], from_history: set[str], outcome: BatchOutcome
+        self,
+        groups: dict[str, list[Delivered]],
+        current: dict[str, tuple[dict[str, Any], int]],
+        from_history: set[str],
+        outcome: BatchOutcome,
     ) -> tuple[list[_Plan], dict[str, str]]:
-        """A write plan per aggregate, and the aggregates whose events cannot be folded (with why).
+        """A write plan per aggregate onto its ``current`` document, and the aggregates whose
+        events cannot be folded (with why).
 
         The log lookups (whole-base checks, then histories) run concurrently: a batch
         waits for the slowest of them, not for their sum.
         """
-        wanted = [a for a in groups if a not in from_history]
-        if self._written is not None:
-            wanted = [a for a in wanted if a in self._written]
-        current = await self.index.mget(wanted)
         folded: dict[str, _Plan | None] = {}
         broken: dict[str, str] = {}
         for n, (aggregate_id, items) in enumerate(groups.items()):
@@ -357,9 +352,9 @@ class AssetProjector:
         the version n-1 it read while another is writing event n: external versioning would
         accept n+1 over n and event n would vanish from the index (the cluster fault suite's
         reconciliation found exactly that). The log says which event comes next, unless no
-        event can lie between (the next stream sequence) or this projector is the sole writer."""
+        event can lie between (the next stream sequence)."""
         base = current.get(plan.aggregate_id)
-        if base is None or self.events is None or self._written is not None:
+        if base is None or self.events is None:
             return True  # a new document starts at the asset's creation event (plan_group checks)
         seen = set(base[0].get("event_sequences", []))
         first_new = min(d.sequence for d in items if d.sequence not in seen)

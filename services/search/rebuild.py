@@ -21,6 +21,8 @@ from typing import TypeVar, cast
 
 from nats.aio.client import Client as NatsClient
 
+from services.search.fold_gc import rare_collections
+from services.search.fold_replay import FoldError, ReplayFold
 from services.search.index import AssetIndex
 from services.search.projector import AssetProjector, Delivered
 from shared.eventstore import EventStore, StoredEvent
@@ -139,6 +141,33 @@ async def replay(
     return count, last
 
 
+async def fold_replay(
+    events: EventStore,
+    fold: ReplayFold,
+    start_sequence: int,
+    on_batch: Callable[[int, int], None] | None = None,
+    batch: int = 1000,
+) -> tuple[int, int]:
+    """Fold every asset event from ``start_sequence`` on into a fresh index only this
+    rebuild writes (before its swap), every document written when it returns; returns
+    (events, last sequence). Same contract as :func:`replay`, a fraction of the work."""
+    count, last = 0, start_sequence - 1
+    reading = events.read_batches(aggregate_type_filter("asset"), start_sequence, batch)
+    try:
+        with rare_collections():
+            async with aclosing(read_ahead(reading, READ_AHEAD_BATCHES)) as batches:
+                async for chunk in batches:
+                    await fold.fold(chunk)
+                    count += len(chunk)
+                    last = chunk[-1].sequence
+                    if on_batch:
+                        on_batch(count, last)
+            await fold.flush()
+    except FoldError as exc:
+        raise RebuildError(str(exc)) from exc
+    return count, last
+
+
 async def rebuild_index(
     index: AssetIndex,
     nats_url: str,
@@ -160,12 +189,15 @@ async def rebuild_index(
     events = await EventStore.connect(nats_url, stream, configure=False)
     began = time.monotonic()
     new_index: str | None = None
+    fold: ReplayFold | None = None
     swapped = False
     try:
+        # What a rebuild killed before its swap left behind (SIGKILL, a lost machine).
+        await index.delete_indices(await index.unfinished_indices())
         new_index = await index.create_rebuild_index()
         known = await events.last_sequence()
-        # Until the swap nothing else writes the new index, and replay folds in stream order.
-        rebuilding = AssetProjector(index.writing_to(new_index), events, attempts=4, sole_writer=True)
+        # Until the swap nothing else writes the new index, and the fold goes in stream order.
+        fold = ReplayFold(index.writing_to(new_index))
         done = 0
 
         def tell(phase: str, count: int = 0) -> None:
@@ -176,10 +208,10 @@ async def rebuild_index(
         def report(phase: str) -> Callable[[int, int], None]:
             return lambda count, last: tell(phase, count)
 
-        count, last = await replay(events, rebuilding, 1, report("replay"), batch)
+        count, last = await fold_replay(events, fold, 1, report("replay"), batch)
         done += count
         for _ in range(catch_up_rounds):  # shrink the gap before swapping
-            count, last = await replay(events, rebuilding, last + 1, report("catch-up"), batch)
+            count, last = await fold_replay(events, fold, last + 1, report("catch-up"), batch)
             done += count
             if count < batch:
                 break
@@ -192,6 +224,8 @@ async def rebuild_index(
         count, last = await replay(events, projector, last + 1, report("after-swap"), batch)
         done += count
     except BaseException as exc:
+        if fold is not None:
+            await fold.close()
         if isinstance(exc, RebuildError):
             exc.swapped = swapped
         if new_index is not None and not swapped:  # the live index was never touched

@@ -4,7 +4,7 @@ about 2.5 minutes on two cores; set it lower for a quick look):
 - ``search_projection``: our batch projector (mget + fold + _bulk with external
   versions) vs ``helpers.async_bulk`` of the very same final documents (docs/s);
 - ``search_replay``: a full ``rebuild-index`` replay from the event stream vs a
-  bare read of the same events from the stream (events/s);
+  bare read of the same events from the stream with the same reader (events/s);
 - ``search_p50`` / ``search_p95``: latency through the search API vs the same
   request body sent straight to Elasticsearch (ms, lower is better), once the
   service's projector has caught up;
@@ -14,6 +14,14 @@ about 2.5 minutes on two cores; set it lower for a quick look):
 - ``search_p95_during_…_catch_up``: API query p95 while a fresh projector goes
   through the whole stream, running in a process of its own vs inside the API
   process (ms).
+
+The stream's event mix is what a real asset gets: the pipeline appends four events per
+upload, ``asset.ingested``, ``asset.probed``, ``asset.renditions_ready``, ``asset.tagged``
+(counted on a stack with every service running, 4 photos and 2 clips uploaded, on
+21/11/2026: the same four for photos and clips), shaped as recorded there; then half
+the assets get an archivist's caption edit and a third a publication (below): about
+4.9 events per asset (the cluster fault suite's stream held 4.4, 2 682 events for 614
+documents, docs/capacity.md).
 
 The generated assets carry what the visibility filter reads: uploads spread over
 20 broadcasters (``AUTH``'s ``phong-vien`` is one of them), a third published
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import os
 import random
 import time
@@ -49,7 +58,10 @@ from services.search.rebuild import read_stream, rebuild_index
 from shared.auth import Principal, Role
 from shared.events import EventEnvelope
 from shared.events.envelope import new_event
+from shared.events.media import AssetProbedV1, AssetRenditionsReadyV1, Rendition, RenditionName
+from shared.events.models import AssetIngestedV1
 from shared.events.publishing import AssetPublishedV1, AssetRestrictionSetV1
+from shared.events.tagging import AssetMetadataEditedV1, AssetTaggedV1, PhraseMatch
 from shared.eventstore import EventStore
 from shared.policy import Restriction, visibility_filter
 from shared.settings import Settings
@@ -57,7 +69,7 @@ from shared.subjects import aggregate_type_filter
 from tests.bench.common import own_nats, pct, row, settle
 from tests.bench.ports import projector_beside
 from tests.conftest import ADMIN, ARCHIVIST, AUTH
-from tests.search_corpus import generated_events
+from tests.search_corpus import CAPTIONS, generated_events
 
 N_ASSETS = int(os.environ.get("MAM_BENCH_SEARCH_ASSETS", "100000"))
 BATCH = 500
@@ -94,6 +106,9 @@ def _with_publication(events: list[EventEnvelope], seed: int = 11) -> list[Event
     now = datetime.now(UTC).replace(microsecond=0)
     out: list[EventEnvelope] = []
     for event in events:
+        if event.type != AssetIngestedV1.EVENT_TYPE:
+            out.append(event)
+            continue
         out.append(event.model_copy(update={"actor": rng.choice(BROADCASTERS)}))
         draw = rng.random()
         if draw < PUBLISHED_SHARE:
@@ -116,6 +131,101 @@ def _with_publication(events: list[EventEnvelope], seed: int = 11) -> list[Event
             continue
         out.append(new_event(payload, aggregate_id=event.aggregate_id, actor="luu-tru"))
     return out
+
+
+# What the pipeline appends for every upload, as counted on a real stack (every service
+# running; 4 photos and 2 clips uploaded, then edited and published, on 21/11/2026):
+# asset.ingested, asset.probed, asset.renditions_ready, asset.tagged, in that order, for
+# photos and clips alike; then the archivist's metadata edit and publication.
+EDITED_SHARE = 0.5
+_RENDITIONS = {
+    "photo": [("web", "jpg", "image/jpeg"), ("thumb", "jpg", "image/jpeg")],
+    "video": [
+        ("proxy", "mp4", "video/mp4"),
+        ("poster", "jpg", "image/jpeg"),
+        ("storyboard", "jpg", "image/jpeg"),
+        ("storyboard_vtt", "vtt", "text/vtt"),
+    ],
+    "audio": [("audio", "m4a", "audio/mp4"), ("waveform", "png", "image/png")],
+}
+
+
+def _pipeline(ingested: EventEnvelope, rng: random.Random) -> list[EventEnvelope]:
+    """The events the transcoder and tagger append after ``ingested`` (shaped as recorded on
+    a real stack: a probe, the renditions, the tags), then an archivist's caption edit for
+    ``EDITED_SHARE`` of the assets."""
+    upload = ingested.typed_payload()
+    assert isinstance(upload, AssetIngestedV1)
+    asset_id, kind = ingested.aggregate_id, str(upload.kind)
+    is_photo = kind == "photo"
+    probed = AssetProbedV1(
+        kind=upload.kind,
+        container=upload.media_format,
+        duration_s=upload.duration_s,
+        width=upload.width,
+        height=upload.height,
+        frame_rate=None if is_photo else 25.0,
+        video_codec=None if is_photo else "h264",
+        audio_codec=None if is_photo else "aac",
+        bitrate=None if is_photo else rng.randint(500_000, 20_000_000),
+        audio_channels=None if is_photo else 2,
+        audio_sample_rate=None if is_photo else 48_000,
+    )
+    renditions = AssetRenditionsReadyV1(
+        profile="v1",
+        renditions=tuple(
+            Rendition(
+                name=RenditionName(name),
+                bucket="mam-renditions",
+                key=f"{asset_id}/v1/{name}.{ext}",
+                mime_type=mime,
+                size_bytes=rng.randint(1_000, 50_000_000),
+                width=upload.width,
+                height=upload.height,
+                duration_s=upload.duration_s if name in ("proxy", "audio") else None,
+            )
+            for name, ext, mime in _RENDITIONS[kind]
+        ),
+        poster_time_s=None if is_photo else 1.0,
+        elapsed_s=round(rng.uniform(0.1, 60), 3),
+    )
+    tagged = AssetTaggedV1(
+        activity_type=upload.activity_type,
+        activity_type_source="uploader",
+        proposed_activity_type=upload.activity_type,
+        confidence=0.75,
+        matched_phrases=(PhraseMatch(phrase="tiếp xúc cử tri", activity_type=upload.activity_type, weight=6.0),),
+        ocr_frames=1,
+        vocabulary_version="2025-06-01.1",
+    )
+    chain = [
+        new_event(probed, aggregate_id=asset_id, actor="transcoder", causation=ingested),
+        new_event(renditions, aggregate_id=asset_id, actor="transcoder", causation=ingested),
+        new_event(tagged, aggregate_id=asset_id, actor="tagger", causation=ingested),
+    ]
+    if rng.random() < EDITED_SHARE:
+        edit = AssetMetadataEditedV1(caption=rng.choice(CAPTIONS), note="sửa chú thích")
+        chain.append(new_event(edit, aggregate_id=asset_id, actor="luu-tru"))
+    return chain
+
+
+def _with_pipeline(events: list[EventEnvelope], seed: int = 13) -> list[EventEnvelope]:
+    """Every ``asset.ingested`` of ``events`` followed by its :func:`_pipeline` events."""
+    rng = random.Random(seed)
+    out: list[EventEnvelope] = []
+    for event in events:
+        out.append(event)
+        if event.type == AssetIngestedV1.EVENT_TYPE:
+            out.extend(_pipeline(event, rng))
+    return out
+
+
+def _append_generated(bench: Settings) -> list[EventEnvelope]:
+    """Append the generated stream (:func:`_with_publication`, :func:`_with_pipeline`); returns
+    only its uploads (one event per asset: the projection rows' input)."""
+    events = _with_pipeline(_with_publication(generated_events(N_ASSETS, prefix="b")))
+    asyncio.run(_append_all(bench.resolved_nats_url, bench.event_stream, events))
+    return [e for e in events if e.type == "asset.ingested"]
 
 
 async def _append_all(url: str, stream: str, events: list[Any]) -> None:
@@ -359,11 +469,14 @@ def run(stack: LocalStack) -> list[dict[str, Any]]:
     bench, bench_stack, nats_spec = own_nats(stack, "search", es_index_prefix=f"mambench{int(time.time())}")
     search_spec = None
     try:
-        events = _with_publication(generated_events(N_ASSETS, prefix="b"))
-        asyncio.run(_append_all(bench.resolved_nats_url, bench.event_stream, events))
-        # One event per asset here: the baseline bulk-loads each event's document as it is.
-        uploads = [e for e in events if e.type == "asset.ingested"]
+        uploads = _append_generated(bench)
         ours_p, base_p = asyncio.run(_projection(bench.resolved_es_url, f"{bench.es_index_prefix}x", uploads))
+        # The replay is timed as `mam rebuild-index` runs: in a process that holds no generated
+        # events (a heap of ~100 000 envelopes slowed both sides several times over), once
+        # Elasticsearch has finished merging what the projection rows wrote.
+        del uploads
+        gc.collect()
+        settle(bench.resolved_es_url)
         replay_rate, bare_read, replayed = asyncio.run(
             _replay(bench.resolved_es_url, bench.es_index_prefix, bench.resolved_nats_url, bench.event_stream)
         )

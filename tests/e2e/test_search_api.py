@@ -8,6 +8,7 @@ import base64
 import dataclasses
 import json
 import random
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,6 +65,17 @@ def test_a_search_with_after_seq_sees_the_event_just_written(
 ) -> None:
     result = get(http, services, "/v1/search", q=dataset["word"], after_seq=dataset["last"], size=100)
     assert result["total"] == 24
+
+
+def test_an_after_seq_no_append_gave_out_is_refused_at_once_not_waited_for_until_a_503(
+    services: Settings, http: httpx.Client, dataset: dict[str, Any]
+) -> None:
+    began = time.monotonic()
+    ahead = dataset["last"] + 1_000_000  # far past anything this session appends
+    refused = get(http, services, "/v1/search", status=400, q=dataset["word"], after_seq=ahead)
+    assert time.monotonic() - began < services.search_consistency_timeout_s
+    assert refused["error"]["code"] == "after_seq_not_appended" and refused["error"]["field"] == "after_seq"
+    assert str(ahead) in refused["error"]["message"] and str(ahead) in refused["error"]["message_en"]
 
 
 def test_cursor_pages_cover_every_hit_once_in_date_order(

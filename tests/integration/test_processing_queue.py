@@ -17,7 +17,7 @@ import httpx
 import nats
 import pytest
 
-from services.search.processing import REBUILD_KEY, REBUILD_KV
+from services.search.rebuild_lease import REBUILD_KEY, REBUILD_KV
 from services.transcoder.app import RETRY_DURABLE, TRANSCODER_DURABLE
 from shared.events.envelope import new_event
 from shared.events.models import AssetIngestedV1, AssetKind

@@ -28,6 +28,22 @@ pytestmark = pytest.mark.integration
 TAGGER_DURABLE = "tagger"
 
 
+def photo_without_original(s: Settings, object_key: str, title: str) -> AssetIngestedV1:
+    """An ``asset.ingested`` of a photo whose original was never stored (no OCR possible)."""
+    return AssetIngestedV1(
+        sha256="0" * 64,
+        size_bytes=1000,
+        kind=AssetKind.PHOTO,
+        media_format="jpeg",
+        mime_type="image/jpeg",
+        bucket=s.bucket_originals,
+        object_key=object_key,
+        original_filename="anh.jpg",
+        title=title,
+        activity_type="khac",
+    )
+
+
 def test_an_uploaded_banner_photo_is_tagged_and_the_tags_appear_in_search_and_facets(
     services: Settings, http: httpx.Client, unique: str
 ) -> None:
@@ -65,18 +81,7 @@ async def test_an_asset_whose_original_is_missing_is_tagged_at_once_without_ocr(
     services: Settings, event_store: EventStore, unique: str
 ) -> None:
     asset_id = "a" + unique.ljust(32, "1")
-    payload = AssetIngestedV1(
-        sha256="0" * 64,
-        size_bytes=1000,
-        kind=AssetKind.PHOTO,
-        media_format="jpeg",
-        mime_type="image/jpeg",
-        bucket=services.bucket_originals,
-        object_key=f"missing/{unique}",
-        original_filename="anh.jpg",
-        title="Tiếp xúc cử tri trước kỳ họp",
-        activity_type="khac",
-    )
+    payload = photo_without_original(services, f"missing/{unique}", "Tiếp xúc cử tri trước kỳ họp")
     await event_store.append(new_event(payload, aggregate_id=asset_id, actor="test"))
 
     async def tagged() -> list[Any]:
@@ -142,18 +147,7 @@ async def test_a_tagger_replica_runs_its_configured_number_of_jobs_at_once(
     await start_broker(broker)
     try:
         for asset_id in ours:
-            payload = AssetIngestedV1(
-                sha256="0" * 64,
-                size_bytes=1000,
-                kind=AssetKind.PHOTO,
-                media_format="jpeg",
-                mime_type="image/jpeg",
-                bucket=s.bucket_originals,
-                object_key=f"slow/{asset_id}",
-                original_filename="anh.jpg",
-                title="Kỳ họp thứ 7 HĐND tỉnh",
-                activity_type="ky-hop",
-            )
+            payload = photo_without_original(s, f"slow/{asset_id}", "Kỳ họp thứ 7 HĐND tỉnh")
             await quiet_event_store.append(new_event(payload, aggregate_id=asset_id, actor="test"))
         await async_wait_for(lambda: consumer_settled(s, TAGGER_DURABLE), 120, what="both jobs done")
     finally:

@@ -8,7 +8,8 @@ from typing import Any
 
 from services.catalogue.decide import decide_processing_retry
 from services.search.documents import apply_event
-from services.search.processing import STATE_CLAUSES, is_stale, queue_body, queue_item, shown
+from services.search.processing import STATE_CLAUSES, queue_body, queue_item
+from services.search.rebuild_lease import is_stale, shown
 from shared.auth import Principal, Role
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.media import (

@@ -10,9 +10,13 @@ from shared.http import UserError
 
 
 class Progress:
-    def __init__(self, caught_up: bool) -> None:
+    def __init__(self, caught_up: bool, last_appended: int = 1000) -> None:
         self.caught_up = caught_up
+        self.last_appended = last_appended
         self.asked: list[tuple[int, float]] = []
+
+    async def appended(self, sequence: int) -> bool:
+        return sequence <= self.last_appended
 
     async def wait_for(self, sequence: int, timeout_s: float) -> bool:
         self.asked.append((sequence, timeout_s))
@@ -49,3 +53,13 @@ async def test_an_index_still_behind_at_the_deadline_is_a_bilingual_503_naming_t
     assert (error.status, error.code, error.extra) == (503, "index_not_caught_up", {"after_seq": 7})
     assert "Chỉ mục tìm kiếm chưa cập nhật tới sự kiện 7" in error.message_vi and "event 7" in error.message_en
     assert index.refreshes == 0
+
+
+async def test_a_sequence_the_stream_has_not_reached_is_a_bilingual_400_at_once_not_a_wait() -> None:
+    progress, index = Progress(caught_up=False, last_appended=41), Index()
+    with pytest.raises(UserError) as refused:
+        await read_your_writes(progress, index, 42, 30.0)
+    error = refused.value
+    assert (error.status, error.code) == (400, "after_seq_not_appended")
+    assert "42" in error.message_vi and "42" in error.message_en
+    assert progress.asked == [] and index.refreshes == 0  # no wait for what cannot come
