@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     seaweed_master_port: int = 19333
     seaweed_volume_port: int = 18080
     seaweed_filer_port: int = 18888
+    # SeaweedFS's gRPC listeners default to each port + 10 000, inside Linux's ephemeral range
+    # (32768-60999) for the test stacks: an outgoing connection could hold one and the server
+    # failed to start ("bind: address already in use"). They are set explicitly instead.
+    seaweed_master_grpc_port: int = 15333
+    seaweed_volume_grpc_port: int = 15080
+    seaweed_filer_grpc_port: int = 15888
+    seaweed_s3_grpc_port: int = 15334
     s3_endpoint: str = ""  # host:port; derived from the backend's port when empty
     s3_access_key: str = "mam-local-access"
     s3_secret_key: SecretStr = SecretStr("mam-local-secret-change-me")
