@@ -31,11 +31,11 @@ def main(argv: list[str]) -> int:
     # A bench with OWN_SERVERS starts what it measures itself (the cluster, on the same ports):
     # it runs after the others, once the single-node stack is down.
     modules = dict(sorted(loaded.items(), key=lambda item: bool(getattr(item[1], "OWN_SERVERS", False))))
-    if not all(getattr(m, "OWN_SERVERS", False) for m in modules.values()):
-        stack.up(servers=SERVERS, services=())
     rows: list[dict[str, Any]] = []
     failed = False
     try:
+        if not all(getattr(m, "OWN_SERVERS", False) for m in modules.values()):
+            stack.up(servers=SERVERS, services=())  # inside the try: a half-started stack is stopped too
         for name, module in modules.items():
             if getattr(module, "OWN_SERVERS", False):
                 stack.down()  # its servers take the same ports
