@@ -264,12 +264,29 @@ class EventStore:
         """
         js = await self._jetstream()
         next_start = max(1, start_sequence)
+        # The stream leader's word on the last matching event: the reader's consumer may sit on
+        # a replica still catching up (a restarted node; seen right after a leader was killed),
+        # whose count ends the read early, and an aggregate's history would come back short.
+        last_wanted = await self.last_sequence(subject_filter)
         name, remaining = await self._reader(js, subject_filter, next_start)
         replaced = 0
+        behind = 0
         pull = _Pull(self._nc)
         await pull.open()
         try:
-            while remaining > 0:
+            while remaining > 0 or next_start <= last_wanted:
+                if remaining <= 0:  # the reader ended before the leader's last event: a replica behind
+                    behind += 1
+                    if behind > _READER_REPLACEMENTS:
+                        raise ServiceUnavailableError(
+                            description=f"stream replica behind: {subject_filter} read to {next_start - 1}, "
+                            f"the leader has {last_wanted}"
+                        )
+                    log.info("stream reader %s ended at %d before %d; reading on", name, next_start - 1, last_wanted)
+                    await asyncio.sleep(0.1 * 2**behind)
+                    await self._drop_reader(js, name)
+                    name, remaining = await self._reader(js, subject_filter, next_start)
+                    continue
                 try:
                     raw = await pull.next_batch(self.stream, name, min(batch, remaining))
                 except (TimeoutError, ServiceUnavailableError, NoRespondersError, NotFoundError):

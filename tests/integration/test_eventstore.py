@@ -4,6 +4,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
 import pytest
+from nats.js import JetStreamContext
 from nats.js.errors import APIError
 
 from shared import eventstore
@@ -146,3 +147,26 @@ async def test_a_reader_kept_waiting_until_its_consumer_expired_reads_on_from_wh
 
 async def _none(count: Callable[[], Awaitable[int]]) -> bool:
     return await count() == 0
+
+
+async def test_a_reader_on_a_replica_still_catching_up_is_replaced_and_the_history_comes_back_whole(
+    quiet_event_store: EventStore, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In a cluster the reader's consumer may sit on a restarted node not yet current: it counts
+    # none of an aggregate's events, and an edit of a just-acknowledged upload answered 404.
+    agg = f"a{unique}"
+    first = await quiet_event_store.append(new_event(ingested(), aggregate_id=agg, actor="x"))
+    second = await quiet_event_store.append(new_event(ingested(), aggregate_id=agg, actor="x"))
+    real_reader = quiet_event_store._reader
+    calls = 0
+
+    async def behind_once(js: JetStreamContext, subject_filter: str, start_sequence: int) -> tuple[str, int]:
+        nonlocal calls
+        calls += 1
+        name, pending = await real_reader(js, subject_filter, start_sequence)
+        return name, 0 if calls == 1 else pending  # the first one's replica has none of them yet
+
+    monkeypatch.setattr(quiet_event_store, "_reader", behind_once)
+    history = await quiet_event_store.history("asset", agg)
+    assert [h.sequence for h in history] == [first.sequence, second.sequence]
+    assert calls == 2
