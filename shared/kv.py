@@ -12,11 +12,17 @@ Updates are optimistic: ``update(key, value, last=revision)`` fails with
 
 from __future__ import annotations
 
+import contextlib
+import time
+
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext, api
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
-from nats.js.kv import KeyValue
+from nats.js.kv import KV_MARKER_REASON, KV_OP, KeyValue
 
-__all__ = ["KeyNotFoundError", "KeyValue", "KeyWrongLastSequenceError", "open_bucket"]
+__all__ = ["KeyNotFoundError", "KeyValue", "KeyWrongLastSequenceError", "latest_values", "open_bucket"]
+
+_READ_BATCH = 256
 
 
 async def open_bucket(
@@ -44,3 +50,54 @@ async def _at_least(js: JetStreamContext, bucket: KeyValue, replicas: int) -> No
     if (info.config.num_replicas or 1) < replicas:
         # Two replicas of a service scaling the same bucket at once both ask for the same config.
         await js.update_stream(info.config.evolve(num_replicas=replicas))
+
+
+async def latest_values(bucket: KeyValue, *, deadline_s: float = 30.0) -> dict[str, bytes]:
+    """Every live key of ``bucket`` with its latest value, read in one pass.
+
+    Not nats-py's ``keys()`` / ``watchall()``: their "all delivered" mark comes from
+    comparing the consumer's pending count with what its callback has handled so far,
+    and when the server has already pushed every value but the callback has not run,
+    the mark comes first and the listing is short (a just-created upload missing from
+    ``mam uploads`` in a fresh-clone run). A pull consumer delivers only what is asked
+    for, so its pending count is exact: read until a value says nothing is left."""
+    # nats-py's KeyValue keeps its JetStream context private; the names below are the
+    # KV convention every NATS client uses (stream KV_<bucket>, subjects $KV.<bucket>.<key>).
+    js: JetStreamContext = bucket._js
+    name = bucket._name
+    prefix = f"$KV.{name}."
+    config = api.ConsumerConfig(
+        deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
+        ack_policy=api.AckPolicy.NONE,
+        inactive_threshold=60.0,
+        mem_storage=True,
+        num_replicas=1,
+    )
+    sub = await js.pull_subscribe(f"{prefix}>", stream=f"KV_{name}", config=config)
+    found: dict[str, bytes] = {}
+    give_up = time.monotonic() + deadline_s
+    try:
+        info = await sub.consumer_info()
+        pending = info.num_pending or 0
+        while pending > 0:
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"KV bucket {name}: {pending} values still unread after {deadline_s:.0f} s")
+            try:
+                messages = await sub.fetch(min(pending, _READ_BATCH), timeout=2)
+            except NatsTimeoutError:
+                pending = (await sub.consumer_info()).num_pending or 0  # keys purged meanwhile lower it
+                continue
+            for msg in messages:
+                key = msg.subject[len(prefix) :]
+                headers = msg.headers or {}
+                if headers.get(KV_OP) or headers.get(KV_MARKER_REASON):  # a delete, purge or expiry
+                    found.pop(key, None)
+                else:
+                    found[key] = msg.data
+                pending = msg.metadata.num_pending or 0
+    finally:
+        # The consumer would also go away by itself after a minute without reads.
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+            await js.delete_consumer(f"KV_{name}", info.name)
+    return found

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyWrongLastSequenceError, NoKeysError, NotFoundError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
 from services.accounts.domain import RefreshFamily, SignInGuard, UserRecord
 from shared.api_keys import API_KEYS_BUCKET, API_KEYS_DESCRIPTION, ApiKeyRecord, KvApiKeyStore
-from shared.kv import open_bucket
+from shared.kv import latest_values, open_bucket
 from shared.revocations import open_revocations_bucket
 
 USERS_BUCKET = "MAM_USERS"
@@ -92,12 +92,9 @@ class Records(Generic[M]):
         raise UpdateConflict(key)
 
     async def all(self) -> list[M]:
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return []
-        records = [await self.value(key) for key in sorted(keys)]
-        return [r for r in records if r is not None]
+        """Every record, sorted by key, read in one pass over the bucket."""
+        values = await latest_values(self.kv)
+        return [self.model.model_validate_json(values[key]) for key in sorted(values) if values[key]]
 
 
 @dataclass

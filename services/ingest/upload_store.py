@@ -27,7 +27,7 @@ from nats.js.errors import KeyDeletedError
 from services.ingest.uploads import UploadRecord
 from shared.heartbeat import beating
 from shared.http import UserError
-from shared.kv import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError, open_bucket
+from shared.kv import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError, latest_values, open_bucket
 
 log = logging.getLogger("mam.ingest.uploads")
 
@@ -95,20 +95,9 @@ class UploadStore:
         await self._records.purge(upload_id)
 
     async def all(self) -> list[UploadRecord]:
-        """Every record, read in one pass over the bucket: one consumer delivering the latest
-        value of each key, not one request per key (finished records stay a day for polling,
-        and per-key reads made each creation's quota check slower with every upload kept)."""
-        watcher = await self._records.watchall(ignore_deletes=True)
-        found: list[UploadRecord] = []
-        try:
-            async for entry in watcher:
-                if entry is None:  # the watcher's mark: every existing key has been delivered
-                    break
-                if entry.value:
-                    found.append(UploadRecord.model_validate_json(entry.value))
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
-        return found
+        """Every record, read in one pass over the bucket (finished records stay a day for
+        polling, and per-key reads made each creation's quota check slower with every upload kept)."""
+        return [UploadRecord.model_validate_json(value) for value in (await latest_values(self._records)).values()]
 
     # --- locks -----------------------------------------------------------------------
     def _lease_value(self, token: str) -> bytes:

@@ -28,9 +28,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from nats.js.errors import NoKeysError
-
-from shared.kv import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError
+from shared.kv import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError, latest_values
 from shared.objectstore import ObjectStore
 from shared.settings import Settings
 
@@ -97,11 +95,7 @@ async def sweep_exports(
     now = now or datetime.now(UTC)
     runner = runner_id(settings)
     done = {"interrupted": 0, "expire": 0, "forget": 0}
-    try:
-        keys = await kv.keys()
-    except NoKeysError:
-        return done
-    for export_id in keys:
+    for export_id in await latest_values(kv):
         try:
             entry = await kv.get(export_id)
             status: dict[str, Any] = json.loads(entry.value or b"{}")
