@@ -57,6 +57,13 @@ def fold_speech_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, An
     activity, date and term, which other events change.
     """
     out = dict(doc)
+    fold_speech_event_into(out, event)
+    return out
+
+
+def fold_speech_event_into(out: dict[str, Any], event: EventEnvelope) -> None:
+    """:func:`fold_speech_event` changing ``out`` itself (a document its caller owns; values
+    are replaced, never changed in place, so they may be shared with other documents)."""
     if event.type == AssetTaggedV1.EVENT_TYPE:
         p = event.typed_payload()
         assert isinstance(p, AssetTaggedV1)
@@ -76,7 +83,7 @@ def fold_speech_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, An
             speeches_edited_at=event.occurred_at.isoformat(),
         )
     elif "speech_auto" not in out and "speech_manual" not in out:
-        return out  # nothing about speech yet: no fields to derive
+        return  # nothing about speech yet: no fields to derive
     manual = out.get("speech_manual")
     effective: list[dict[str, Any]] = manual if manual is not None else list(out.get("speech_auto") or [])
     origin = "manual" if manual is not None else "auto"
@@ -101,7 +108,6 @@ def fold_speech_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, An
     out["speaker_ids"] = sorted({s["person_id"] for s in effective if s.get("role") == "speaks" and s.get("person_id")})
     seen = {s["person_id"] for s in effective if s.get("person_id")}
     out["appearing_ids"] = sorted(seen | set(out.get("person_ids") or []))
-    return out
 
 
 # Index fields the speech fold writes (merged into the search service's asset mapping).

@@ -41,6 +41,15 @@ def fold_tag_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
     if event.type not in TAG_EVENT_TYPES:
         return doc
     out = dict(doc)
+    fold_tag_event_into(out, event)
+    return out
+
+
+def fold_tag_event_into(out: dict[str, Any], event: EventEnvelope) -> None:
+    """:func:`fold_tag_event` changing ``out`` itself (a document its caller owns; values
+    are replaced, never changed in place, so they may be shared with other documents)."""
+    if event.type not in TAG_EVENT_TYPES:
+        return
     auto: dict[str, Any] = dict(out.get("auto") or {})
     manual: dict[str, Any] = dict(out.get("manual") or {})
     p = event.typed_payload()
@@ -100,7 +109,6 @@ def fold_tag_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
         out["people_text"] = " ; ".join(out["people"]) or None
         out["people_text_folded"] = fold(out["people_text"]) if out["people_text"] else None
     out.update(auto=auto, manual=manual, manual_fields=sorted(manual))
-    return out
 
 
 # Index fields the tag fold writes (merged into the search service's asset mapping).

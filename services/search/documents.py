@@ -22,8 +22,8 @@ from shared.events.models import AssetIngestedV1
 from shared.events.tagging import AssetRetagRequestedV1, AssetTaggedV1, AssetTaggingFailedV1
 from shared.policy import PUBLISH_AT, PUBLISHED, RESTRICTION, UNPUBLISH_AT, UPLOADED_BY, Visibility
 from shared.publication import VISIBILITY_EVENT_TYPES, fold_visibility, index_fields, visibility_from_fields
-from shared.speeches import SPEECH_MAPPINGS, fold_speech_event
-from shared.tags import TAG_MAPPINGS, fold_tag_event
+from shared.speeches import SPEECH_MAPPINGS, fold_speech_event_into
+from shared.tags import TAG_MAPPINGS, fold_tag_event_into
 from shared.taxonomy import (
     LOCAL_TZ,
     activity_label,
@@ -166,6 +166,18 @@ ASSET_MAPPINGS["properties"] = with_keyword_limits(ASSET_MAPPINGS["properties"])
 def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
     """Fold one asset event into the asset's index document (returns a new dict)."""
     out = dict(doc)
+    fold_event_into(out, event)
+    return indexable(out)
+
+
+def fold_event_into(out: dict[str, Any], event: EventEnvelope) -> None:
+    """:func:`apply_event` changing ``out`` itself, a document its caller owns (a replay folds
+    each asset's events onto one dict instead of a copy per event), and leaving the values out
+    of their field's range (:func:`indexable`) to the caller: the document is made indexable
+    once, when written. No fold reads a value ``indexable`` would change (the range of a number
+    the events give, a folded copy's length), so bounding the last document or every one in
+    between gives the same (tests/unit/test_search_fold_replay.py folds such values both ways).
+    Values are replaced, never changed in place: they may be shared with other documents."""
     out["asset_id"] = event.aggregate_id
     out["last_event_type"] = event.type
     if event.type == AssetIngestedV1.EVENT_TYPE:
@@ -202,9 +214,9 @@ def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
             out.update(recorded_at=when.isoformat(), year=local_day.year, term=term.code if term else None)
         elif given is not None:
             out.update(recorded_at=None, year=None, term=None)
-    out = fold_media_event(out, event)
-    out = fold_tag_event(out, event)  # tags, edits, activity: manual values win
-    out = fold_speech_event(out, event)  # who speaks: the archivist's decision wins
+    _fold_media_into(out, event)
+    fold_tag_event_into(out, event)  # tags, edits, activity: manual values win
+    fold_speech_event_into(out, event)  # who speaks: the archivist's decision wins
     if event.type in PIPELINE_EVENT_TYPES:
         out["pipeline_changed_at"] = event.occurred_at.isoformat()
     if event.type in VISIBILITY_EVENT_TYPES:
@@ -212,7 +224,6 @@ def apply_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
     for name in TEXT_FIELDS:
         if name in out:
             out[f"{name}_folded"] = folded_text(out[name] or "")
-    return indexable(out)
 
 
 # Texts at most this long have their folded copy remembered (most events leave an asset's
@@ -356,8 +367,13 @@ def resolution_class(width: int | None, height: int | None) -> str | None:
 
 
 def fold_media_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any]:
-    """Fold the transcoder's events: probed facts, rendition keys, failures."""
+    """Fold the transcoder's events: probed facts, rendition keys, failures (returns a new dict)."""
     out = dict(doc)
+    _fold_media_into(out, event)
+    return out
+
+
+def _fold_media_into(out: dict[str, Any], event: EventEnvelope) -> None:
     if event.type == AssetIngestedV1.EVENT_TYPE:
         out.setdefault("processing_status", "pending")
         if out.get("recorded_at") and not out.get("recorded_at_source"):
@@ -439,7 +455,6 @@ def fold_media_event(doc: dict[str, Any], event: EventEnvelope) -> dict[str, Any
             processing_error=None,
             processing_retries=int(out.get("processing_retries") or 0) + 1,
         )
-    return out
 
 
 def with_sequence(doc: dict[str, Any], sequence: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.search.documents import apply_event, with_sequence
+from services.search.documents import fold_event_into, indexable
 from services.search.projector import bounded_reason, classify_write
 from shared.ports import SearchIndex, StoredEvent
 
@@ -46,6 +46,11 @@ class _Doc:
     version: int
     touched: int  # the fold's event count when it last changed
     dirty: bool = True
+    # The fold may change ``doc`` itself: nobody else holds it (one read back from the index
+    # or handed to a write is copied first, once).
+    owned: bool = True
+    # ``event_sequences`` is this fold's own: ascending, so the next event's sequence goes at its end.
+    ascending: bool = True
 
 
 @dataclass
@@ -76,7 +81,7 @@ class ReplayFold:
         if returning:  # written out earlier: its document, once every write in flight has landed
             await self._drain()
             for aggregate_id, (doc, version) in (await self.index.mget(returning)).items():
-                self._docs[aggregate_id] = _Doc(doc, version, self._events, dirty=False)
+                self._docs[aggregate_id] = _Doc(doc, version, self._events, dirty=False, owned=False, ascending=False)
         docs = self._docs
         for stored in chunk:
             event = stored.envelope
@@ -88,8 +93,18 @@ class ReplayFold:
             elif stored.sequence in held.doc.get("event_sequences", ()):
                 docs[aggregate_id] = held  # already folded into the document read back
                 continue
+            elif not held.owned:
+                held.doc, held.owned = dict(held.doc), True
             try:
-                held.doc = with_sequence(apply_event(held.doc, event), stored.sequence)
+                # with_sequence(apply_event(doc, event), sequence), without two copies of the document
+                doc = held.doc
+                fold_event_into(doc, event)
+                seen = doc.get("event_sequences")
+                if held.ascending and seen and stored.sequence > seen[-1]:
+                    doc["event_sequences"] = [*seen, stored.sequence]
+                else:
+                    doc["event_sequences"] = sorted({*(seen or ()), stored.sequence})
+                    held.ascending = True
             except Exception as exc:  # a bug or a poison event: the rebuild stops, the live index stays
                 raise FoldError(
                     f"event {stored.sequence} cannot be indexed: cannot fold events: {type(exc).__name__}: {exc}"
@@ -114,7 +129,7 @@ class ReplayFold:
         """Write every changed document (they stay in memory) and wait for all writes."""
         changed = [(a, held) for a, held in self._docs.items() if held.dirty]
         for _, held in changed:
-            held.dirty = False
+            held.dirty = held.owned = False  # written as it is now: a later event folds onto a copy
         await self._write_out(changed)
         await self._drain()
 
@@ -128,7 +143,7 @@ class ReplayFold:
         self._writing.clear()
 
     async def _write_out(self, docs: list[tuple[str, _Doc]]) -> None:
-        triples = [(a, held.doc, held.version) for a, held in docs]
+        triples = [(a, indexable(held.doc), held.version) for a, held in docs]
         self.written.update(a for a, _ in docs)  # from now on its document is read back, once written
         for start in range(0, len(triples), self.write_batch):
             while len(self._writing) >= self.writes_in_flight:

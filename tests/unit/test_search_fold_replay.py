@@ -3,18 +3,22 @@ its documents must be exactly what folding each asset's history event by event g
 
 from __future__ import annotations
 
+import copy
 import gc
 import random
 from typing import Any
 
 import pytest
 
+from services.search.documents import MAX_SEARCHABLE_CHARS
 from services.search.fold_gc import rare_collections
 from services.search.fold_replay import FoldError, ReplayFold
 from services.search.projector import fold_history
 from shared.events.envelope import EventEnvelope, new_event
+from shared.events.media import AssetProbedV1, AssetProcessingRetryRequestedV1
+from shared.events.models import AssetKind
 from shared.events.publishing import AssetPublishedV1
-from shared.events.tagging import AssetMetadataEditedV1
+from shared.events.tagging import AssetActivityAssignedV1, AssetMetadataEditedV1, AssetTaggedV1, PersonTag
 from shared.policy import Restriction
 from shared.ports import StoredEvent
 from tests.fakes import InMemorySearchIndex
@@ -113,6 +117,99 @@ async def test_a_passing_refusal_is_written_again_and_a_lasting_one_stops_the_re
     busy.script = [{first: (429, "es_rejected_execution_exception")}] * 3
     with pytest.raises(FoldError, match="could not be indexed"):
         await _fold_all(ReplayFold(busy, retry_pause_s=0.0, rounds=2), stream)
+
+
+def _out_of_range_stream() -> list[StoredEvent]:
+    """Events whose values no index field can hold (numbers out of range, texts longer than
+    a folded copy may be), each followed by events folded onto them, assets interleaved."""
+    long_text = "Đại biểu chất vấn về đơn thư khiếu nại. " * 1500  # longer than MAX_SEARCHABLE_CHARS
+    assert len(long_text) > MAX_SEARCHABLE_CHARS
+    chains = []
+    for i, upload in enumerate(generated_events(6, prefix="o")):
+        a = upload.aggregate_id
+        probed = AssetProbedV1(
+            kind=AssetKind.VIDEO,
+            container="mov,mp4",
+            width=2**40 if i % 2 else 1920,
+            height=2**31,
+            duration_s=1e39,
+            frame_rate=float("inf") if i % 3 else 25.0,
+            bitrate=2**64,
+        )
+        tagged = AssetTaggedV1(
+            activity_type="khac",
+            activity_type_source="classifier",
+            proposed_activity_type="khac",
+            confidence=0.5,
+            vocabulary_version="test",
+            people=(PersonTag(name=long_text[:40_000]),),
+            ocr_text=long_text,
+        )
+        chains.append(
+            [
+                upload.model_copy(update={"payload": {**upload.payload, "size_bytes": 2**70, "height": 2**33}}),
+                new_event(probed, aggregate_id=a, actor="transcoder"),
+                new_event(tagged, aggregate_id=a, actor="tagger"),
+                new_event(AssetProcessingRetryRequestedV1(), aggregate_id=a, actor="luu-tru"),
+                new_event(
+                    AssetActivityAssignedV1(activity_id="v1", activity_title=long_text), aggregate_id=a, actor="luu-tru"
+                ),
+                new_event(AssetProcessingRetryRequestedV1(), aggregate_id=a, actor="luu-tru"),
+                new_event(AssetMetadataEditedV1(caption="Chú thích sửa"), aggregate_id=a, actor="luu-tru"),
+            ]
+        )
+    out: list[StoredEvent] = []
+    rng = random.Random(5)
+    while chains:
+        chain = rng.choice(chains)
+        event = chain.pop(0)
+        out.append(StoredEvent(len(out) + 1, event.subject, event))
+        if not chain:
+            chains.remove(chain)
+    return out
+
+
+@pytest.mark.parametrize(("idle_events", "max_docs"), [(10_000, 10_000), (3, 2)])
+async def test_values_no_index_field_can_hold_fold_to_the_same_documents_bounded_once_or_after_every_event(
+    idle_events: int, max_docs: int
+) -> None:
+    """The replay makes a document indexable when it writes it, the live projector after
+    every event (apply_event): the same documents, also when events follow such values."""
+    stream = _out_of_range_stream()
+    index = InMemorySearchIndex()
+    await _fold_all(ReplayFold(index, idle_events=idle_events, max_docs=max_docs, write_batch=2), stream)
+    expected = _expected(stream)
+    assert index.docs == expected
+    doc, _ = next(iter(expected.values()))
+    assert doc["height"] is None and doc["size_bytes"] is None and doc["processing_retries"] == 2
+    assert len(doc["ocr_text_folded"]) == len(doc["activity_title_folded"]) == MAX_SEARCHABLE_CHARS
+
+
+async def test_a_document_handed_to_the_index_is_never_changed_by_the_events_folded_after() -> None:
+    """The fold changes its documents in place: one written (a flush) or read back from the
+    index is copied before the next event is folded onto it."""
+    stream = _stream(12)
+    index = InMemorySearchIndex()
+    fold = ReplayFold(index)
+    half = len(stream) // 2
+    await _fold_all(fold, stream[:half])
+    handed = dict(index.docs)  # the very objects the index holds
+    as_written = copy.deepcopy(handed)
+    for start in range(half, len(stream), 5):
+        await fold.fold(stream[start : start + 5])
+    assert handed == as_written
+    await fold.flush()
+    assert index.docs == _expected(stream)
+
+    returning = InMemorySearchIndex()  # written out when quiet, read back when its asset speaks again
+    fold = ReplayFold(returning, idle_events=2, max_docs=2)
+    for start in range(0, len(stream), 3):
+        before = copy.deepcopy(returning.docs)
+        held = dict(returning.docs)
+        await fold.fold(stream[start : start + 3])
+        assert {a: held[a] for a in before} == before
+    await fold.flush()
+    assert returning.docs == _expected(stream)
 
 
 def test_collections_are_rare_while_any_fold_runs_and_as_before_once_the_last_ends() -> None:
