@@ -174,10 +174,12 @@ def fold_event_into(out: dict[str, Any], event: EventEnvelope) -> None:
     """:func:`apply_event` changing ``out`` itself, a document its caller owns (a replay folds
     each asset's events onto one dict instead of a copy per event), and leaving the values out
     of their field's range (:func:`indexable`) to the caller: the document is made indexable
-    once, when written. No fold reads a value ``indexable`` would change (the range of a number
-    the events give, a folded copy's length), so bounding the last document or every one in
-    between gives the same (tests/unit/test_search_fold_replay.py folds such values both ways).
-    Values are replaced, never changed in place: they may be shared with other documents."""
+    once, when written. The folds read none of the values ``indexable`` changes (numbers the
+    events give, folded copies) but ``processing_retries``, a count of retry events no stream
+    brings near 2**31, so bounding the last document or each one in between gives the same
+    (tests/unit/test_search_fold_replay.py folds out-of-range values both ways). A fold that
+    reads such a field must keep to that. Values are replaced, never changed in place: they
+    may be shared with other documents."""
     out["asset_id"] = event.aggregate_id
     out["last_event_type"] = event.type
     if event.type == AssetIngestedV1.EVENT_TYPE:
