@@ -4,7 +4,9 @@ about 2.5 minutes on two cores; set it lower for a quick look):
 - ``search_projection``: our batch projector (mget + fold + _bulk with external
   versions) vs ``helpers.async_bulk`` of the very same final documents (docs/s);
 - ``search_replay``: a full ``rebuild-index`` replay from the event stream vs a
-  bare read of the same events from the stream with the same reader (events/s);
+  bare read of the same events from the stream with the same reader (events/s), and
+  the CPU time of each in this process per event (µs: the events/s follow the load of
+  the shared machine, the CPU time much less);
 - ``search_p50`` / ``search_p95``: latency through the search API vs the same
   request body sent straight to Elasticsearch (ms, lower is better), once the
   service's projector has caught up;

@@ -3,12 +3,13 @@
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
+import orjson
 import pytest
 from nats.js import JetStreamContext
 from nats.js.errors import APIError
 
 from shared import eventstore
-from shared.events.envelope import new_event
+from shared.events.envelope import EventEnvelope, new_event
 from shared.eventstore import ConcurrencyConflict, EventStore
 from shared.subjects import aggregate_filter
 from tests.conftest import async_wait_for
@@ -170,3 +171,26 @@ async def test_a_reader_on_a_replica_still_catching_up_is_replaced_and_the_histo
     history = await quiet_event_store.history("asset", agg)
     assert [h.sequence for h in history] == [first.sequence, second.sequence]
     assert calls == 2
+
+
+async def test_events_published_on_the_subject_by_hand_read_back_as_full_validation_reads_them(
+    quiet_event_store: EventStore, unique: str
+) -> None:
+    """What the store appended takes the read's fast path; an event someone published on the
+    subject themselves (another timestamp form, fields in another order) is validated in full,
+    normalised as validation does, never taken as it is. (One validation refuses is left to
+    tests/unit/test_envelope_read_back.py: in this stream it would stop every later rebuild.)"""
+    agg = f"a{unique}"
+    ours = new_event(ingested(), aggregate_id=agg, actor="phong-vien")
+    await quiet_event_store.append(ours)
+    raw = orjson.loads(ours.to_bytes())
+    by_hand = [
+        {**raw, "event_id": f"{unique}-offset", "occurred_at": "2026-11-21T17:00:00+07:00"},
+        {"type": raw["type"], **{k: v for k, v in raw.items() if k != "type"}, "event_id": f"{unique}-order"},
+    ]
+    js = await quiet_event_store.jetstream()
+    for body in by_hand:
+        await js.publish(ours.subject, orjson.dumps(body), stream=quiet_event_store.stream)
+    history = [h.envelope for h in await quiet_event_store.history("asset", agg)]
+    assert history == [ours, *(EventEnvelope.model_validate_json(orjson.dumps(b)) for b in by_hand)]
+    assert history[1].occurred_at.isoformat() == "2026-11-21T10:00:00+00:00"
