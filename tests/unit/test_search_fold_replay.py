@@ -38,6 +38,11 @@ def _stream(n_assets: int, seed: int = 3) -> list[StoredEvent]:
             published = AssetPublishedV1(publish_at=upload.occurred_at, restriction=Restriction.PUBLIC)
             chain.append(new_event(published, aggregate_id=upload.aggregate_id, actor="luu-tru"))
         chains.append(chain)
+    return _interleaved(chains, rng)
+
+
+def _interleaved(chains: list[list[EventEnvelope]], rng: random.Random) -> list[StoredEvent]:
+    """The assets' chains in stream order, each in its own order, assets mixed at random."""
     out: list[StoredEvent] = []
     while chains:
         chain = rng.choice(chains)
@@ -158,15 +163,7 @@ def _out_of_range_stream() -> list[StoredEvent]:
                 new_event(AssetMetadataEditedV1(caption="Chú thích sửa"), aggregate_id=a, actor="luu-tru"),
             ]
         )
-    out: list[StoredEvent] = []
-    rng = random.Random(5)
-    while chains:
-        chain = rng.choice(chains)
-        event = chain.pop(0)
-        out.append(StoredEvent(len(out) + 1, event.subject, event))
-        if not chain:
-            chains.remove(chain)
-    return out
+    return _interleaved(chains, random.Random(5))
 
 
 @pytest.mark.parametrize(("idle_events", "max_docs"), [(10_000, 10_000), (3, 2)])
