@@ -266,3 +266,44 @@ async def test_an_event_whose_payload_no_model_accepts_is_failed_at_once_with_it
     assert failure["code"] == "invalid_data" and failure["retryable"] is False, failure
     assert failure["attempts"] == 1, failure  # at once: no delivery spent on a hopeless retry
     assert failure["reason"] and failure["reason_en"] and "sha256" in failure["detail"]
+
+
+@pytest.mark.parametrize(
+    ("what", "code"),
+    [("asset_id_with_a_dash", "invalid_asset_id"), ("bucket_name_s3_refuses", "invalid_original_address")],
+)
+async def test_an_event_no_attempt_can_get_past_is_failed_at_once_not_retried(
+    services: Settings, event_store: EventStore, what: str, code: str
+) -> None:
+    # A subject token may hold a dash, an asset id (a rendition key's prefix) may not; a bucket
+    # name with capitals and an underscore is refused by the S3 client before any request.
+    data = make_photo(f"{what}-{uuid.uuid4().hex}", size=(64, 48), orientation=1)
+    sha = hashlib.sha256(data).hexdigest()
+    asset_id = f"a-{sha[:20]}" if what == "asset_id_with_a_dash" else asset_id_for_sha256(sha)
+    bucket = "Originals_Of_Nobody" if what == "bucket_name_s3_refuses" else services.bucket_originals
+    local = Path(os.environ.get("TMPDIR", "/tmp")) / f"hopeless-{sha}"
+    local.write_bytes(data)
+    try:
+        await object_store_for(services, "minio").put_file(
+            services.bucket_originals, content_key(sha), local, "image/jpeg"
+        )
+    finally:
+        local.unlink()
+    payload = AssetIngestedV1(
+        sha256=sha,
+        size_bytes=len(data),
+        kind=AssetKind.PHOTO,
+        media_format="JPEG",
+        mime_type="image/jpeg",
+        bucket=bucket,
+        object_key=content_key(sha),
+        title="Ảnh thử nghiệm không thể xử lý",
+        activity_type="khac",
+    )
+    await event_store.append(new_event(payload, aggregate_id=asset_id, actor="test-hostile"))
+    history = await wait_final(event_store, asset_id, within=120)
+    [failure] = payloads(history, "asset.processing_failed")
+    assert failure.code == code and failure.retryable is False, failure
+    assert failure.attempts == 1, failure  # at once: no delivery spent on a hopeless retry
+    assert failure.reason and failure.reason_en and failure.detail
+    assert not payloads(history, "asset.renditions_ready")
