@@ -64,8 +64,18 @@ def canary() -> Iterator[Canary]:
     c.server.shutdown()
 
 
-async def inject(settings: Settings, events: EventStore, data: bytes, kind: AssetKind, filename: str) -> str:
-    """Store ``data`` as an original and announce it, bypassing ingest's checks."""
+async def inject(
+    settings: Settings,
+    events: EventStore,
+    data: bytes,
+    kind: AssetKind,
+    filename: str,
+    *,
+    asset_id: str | None = None,
+    bucket: str | None = None,
+) -> str:
+    """Store ``data`` as an original and announce it, bypassing ingest's checks (``asset_id``,
+    ``bucket``: what the event says instead of the true ones)."""
     sha = hashlib.sha256(data).hexdigest()
     key = content_key(sha)
     local = Path(os.environ.get("TMPDIR", "/tmp")) / f"inject-{sha}"
@@ -76,14 +86,14 @@ async def inject(settings: Settings, events: EventStore, data: bytes, kind: Asse
         )
     finally:
         local.unlink()
-    asset_id = asset_id_for_sha256(sha)
+    asset_id = asset_id or asset_id_for_sha256(sha)
     payload = AssetIngestedV1(
         sha256=sha,
         size_bytes=max(1, len(data)),
         kind=kind,
         media_format="mov",
         mime_type="video/mp4",
-        bucket=settings.bucket_originals,
+        bucket=bucket or settings.bucket_originals,
         object_key=key,
         original_filename=filename,
         title="Tệp thử nghiệm độc hại",
@@ -276,31 +286,18 @@ async def test_an_event_no_attempt_can_get_past_is_failed_at_once_not_retried(
     services: Settings, event_store: EventStore, what: str, code: str
 ) -> None:
     # A subject token may hold a dash, an asset id (a rendition key's prefix) may not; a bucket
-    # name with capitals and an underscore is refused by the S3 client before any request.
+    # name with capitals and an underscore is one S3 never accepts (checked before any request).
     data = make_photo(f"{what}-{uuid.uuid4().hex}", size=(64, 48), orientation=1)
     sha = hashlib.sha256(data).hexdigest()
-    asset_id = f"a-{sha[:20]}" if what == "asset_id_with_a_dash" else asset_id_for_sha256(sha)
-    bucket = "Originals_Of_Nobody" if what == "bucket_name_s3_refuses" else services.bucket_originals
-    local = Path(os.environ.get("TMPDIR", "/tmp")) / f"hopeless-{sha}"
-    local.write_bytes(data)
-    try:
-        await object_store_for(services, "minio").put_file(
-            services.bucket_originals, content_key(sha), local, "image/jpeg"
-        )
-    finally:
-        local.unlink()
-    payload = AssetIngestedV1(
-        sha256=sha,
-        size_bytes=len(data),
-        kind=AssetKind.PHOTO,
-        media_format="JPEG",
-        mime_type="image/jpeg",
-        bucket=bucket,
-        object_key=content_key(sha),
-        title="Ảnh thử nghiệm không thể xử lý",
-        activity_type="khac",
+    asset_id = await inject(
+        services,
+        event_store,
+        data,
+        AssetKind.PHOTO,
+        "anh.jpg",
+        asset_id=f"a-{sha[:20]}" if what == "asset_id_with_a_dash" else None,
+        bucket="Originals_Of_Nobody" if what == "bucket_name_s3_refuses" else None,
     )
-    await event_store.append(new_event(payload, aggregate_id=asset_id, actor="test-hostile"))
     history = await wait_final(event_store, asset_id, within=120)
     [failure] = payloads(history, "asset.processing_failed")
     assert failure.code == code and failure.retryable is False, failure

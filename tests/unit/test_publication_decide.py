@@ -19,6 +19,7 @@ from services.catalogue.decide import (
     decide_unpublish,
     fold_asset,
 )
+from services.web.api import publication_of
 from shared.activities import Activity
 from shared.auth import ANONYMOUS, Principal, Role
 from shared.events.envelope import EventEnvelope, new_event
@@ -323,3 +324,16 @@ def test_a_version_1_publication_in_the_log_is_read_as_version_2_with_its_instan
     v = visibility_of([ingested(ASSET, "Ảnh"), old])
     assert v is not None and v.publish_at == NOW and v.published_since == NOW
     assert not may_see(ANONYMOUS, v, NOW - timedelta(seconds=1))  # an embargo written by v1 still holds
+
+
+def test_the_asset_page_dates_a_publication_at_once_by_when_it_was_recorded_as_the_fold_does() -> None:
+    first = event(AssetPublishedV2(restriction=Restriction.INTERNAL))
+    later = event(AssetPublishedV2(restriction=Restriction.PUBLIC)).model_copy(
+        update={"occurred_at": first.occurred_at + timedelta(days=3)}
+    )
+    history = [ingested(ASSET, "Ảnh"), first, later]
+    shown = publication_of([e.model_dump(mode="json") for e in history])
+    assert shown["published"] is True and shown["publish_at"] is None and shown["restriction"] == "public"
+    folded = visibility_of(history)
+    assert folded is not None and folded.published_since is not None
+    assert datetime.fromisoformat(shown["published_since"]) == folded.published_since == first.occurred_at
