@@ -145,12 +145,13 @@ def secret_markers(secret: bytes, token: str) -> dict[str, bytes]:
     return markers
 
 
-async def every_outcome(events: EventStore, asset_id: str, within: float = 240.0) -> list[StoredEvent]:
+async def every_outcome(events: EventStore, asset_id: str, within: float = 360.0) -> list[StoredEvent]:
     """The asset's history once both workers that read its original (the
     transcoder and the tagger, which runs ffmpeg for OCR) recorded an outcome.
 
     Generous: in the whole suite the tagger may still be reading the photos of
-    earlier tests (one job at a time) when this asset arrives."""
+    earlier tests when this asset arrives (test_transcoder_faults' six large photos
+    keep Tesseract busy for a whole OCR budget each: 3 minutes of both tagging slots)."""
     wanted = ({"asset.renditions_ready", "asset.processing_failed"}, {"asset.tagged", "asset.tagging_failed"})
 
     async def done() -> list[StoredEvent] | None:
