@@ -406,7 +406,6 @@ def speech_count(cluster: ClusterStack, index: str, asset_id: str) -> int | None
     return None if doc is None else len(doc.get("speeches") or [])
 
 
-@full
 def test_elasticsearch_refusing_some_documents_of_a_bulk_writes_the_others_and_parks_the_refused_until_fixed(
     cluster: ClusterStack,
 ) -> None:

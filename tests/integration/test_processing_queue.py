@@ -208,9 +208,11 @@ def test_the_queue_refuses_bad_paging_and_states_with_a_bilingual_422(services: 
 
 
 async def test_a_rebuild_started_through_the_api_runs_once_at_a_time_and_reports_its_result(
-    services: Settings, api: httpx.AsyncClient
+    services: Settings, event_store: EventStore, api: httpx.AsyncClient, unique: str
 ) -> None:
     url = f"{services.search_url}/v1/projection/rebuild"
+    # An asset of its own in the log, so the rebuild has something to fold on a fresh stack too.
+    asset_id, _ = await announce(services, event_store, os.urandom(1024) + unique.encode(), store=True)
     assert (await api.post(url, headers=ARCHIVIST)).status_code == 403  # admins only
     nc = await nats.connect(services.resolved_nats_url)
     try:
@@ -239,4 +241,6 @@ async def test_a_rebuild_started_through_the_api_runs_once_at_a_time_and_reports
     assert status["events_done"] > 0 and status["finished_at"]
     live = (await api.get(f"{services.search_url}/v1/projection", headers=ADMIN)).json()["indices"]
     assert live == [status["new_index"]]
+    rebuilt = await api.get(f"{services.es_hosts[0]}/{status['new_index']}/_doc/{asset_id}")
+    assert rebuilt.status_code == 200 and rebuilt.json()["_source"]["title"], rebuilt.text
     assert (await queue(api, services))["total"] >= 0  # the queue reads the new index
