@@ -97,8 +97,12 @@ class Visibility:
     uploaded_by: str
     restriction: Restriction = Restriction.INTERNAL
     published: bool = False
-    publish_at: datetime | None = None
+    publish_at: datetime | None = None  # None while published: at once, on no one's clock
     unpublish_at: datetime | None = None
+    # When it went out, to sort and show (the feed, the asset page): ``publish_at`` if one was
+    # given, else when the publishing event was recorded. Never a gate: a writer's fast clock
+    # moves it in the feed, never hides the asset.
+    published_since: datetime | None = None
 
     def on_air(self, now: datetime) -> bool:
         """Published and inside its publish window at ``now``."""
@@ -132,6 +136,8 @@ UPLOADED_BY, RESTRICTION, PUBLISHED, PUBLISH_AT, UNPUBLISH_AT = (
     "publish_at",
     "unpublish_at",
 )
+# Indexed beside them, never filtered on (see ``Visibility.published_since``).
+PUBLISHED_SINCE = "published_since"
 
 
 def _on_air() -> list[dict[str, Any]]:

@@ -21,13 +21,22 @@ from typing import Any
 
 from shared.events.envelope import EventEnvelope
 from shared.events.models import AssetIngestedV1
-from shared.events.publishing import AssetPublishedV1, AssetRestrictionSetV1, AssetUnpublishedV1
-from shared.policy import PUBLISH_AT, PUBLISHED, RESTRICTION, UNPUBLISH_AT, UPLOADED_BY, Restriction, Visibility
+from shared.events.publishing import AssetPublishedV2, AssetRestrictionSetV1, AssetUnpublishedV1
+from shared.policy import (
+    PUBLISH_AT,
+    PUBLISHED,
+    PUBLISHED_SINCE,
+    RESTRICTION,
+    UNPUBLISH_AT,
+    UPLOADED_BY,
+    Restriction,
+    Visibility,
+)
 
 VISIBILITY_EVENT_TYPES = frozenset(
     {
         AssetIngestedV1.EVENT_TYPE,
-        AssetPublishedV1.EVENT_TYPE,
+        AssetPublishedV2.EVENT_TYPE,
         AssetUnpublishedV1.EVENT_TYPE,
         AssetRestrictionSetV1.EVENT_TYPE,
     }
@@ -42,16 +51,19 @@ def fold_visibility(state: Visibility | None, event: EventEnvelope) -> Visibilit
     p = event.typed_payload()
     if isinstance(p, AssetIngestedV1):
         return replace(current, uploaded_by=event.actor)
-    if isinstance(p, AssetPublishedV1):
+    if isinstance(p, AssetPublishedV2):
+        # A new window or restriction without a start of its own keeps the asset's place.
+        kept = current.published_since if current.published and p.publish_at is None else None
         return replace(
             current,
             published=True,
             publish_at=p.publish_at,
             unpublish_at=p.unpublish_at,
             restriction=p.restriction,
+            published_since=p.publish_at or kept or event.occurred_at,
         )
     if isinstance(p, AssetUnpublishedV1):
-        return replace(current, published=False, publish_at=None, unpublish_at=None)
+        return replace(current, published=False, publish_at=None, unpublish_at=None, published_since=None)
     if isinstance(p, AssetRestrictionSetV1):
         return replace(current, restriction=p.restriction)
     return state
@@ -73,6 +85,7 @@ def index_fields(v: Visibility) -> dict[str, Any]:
         PUBLISHED: v.published,
         PUBLISH_AT: v.publish_at.isoformat() if v.publish_at else None,
         UNPUBLISH_AT: v.unpublish_at.isoformat() if v.unpublish_at else None,
+        PUBLISHED_SINCE: v.published_since.isoformat() if v.published_since else None,
     }
 
 
@@ -94,4 +107,5 @@ def visibility_from_fields(doc: Mapping[str, Any]) -> Visibility | None:
         published=bool(doc.get(PUBLISHED)),
         publish_at=_instant(doc.get(PUBLISH_AT)),
         unpublish_at=_instant(doc.get(UNPUBLISH_AT)),
+        published_since=_instant(doc.get(PUBLISHED_SINCE)),
     )

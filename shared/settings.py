@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     # --- tagger: OCR with Tesseract's Vietnamese model (Debian tesseract-ocr, tesseract-ocr-vie)
     tesseract_cmd: str = "tesseract"
     tesseract_lang: str = "vie"
-    ocr_timeout_s: float = 60.0
+    ocr_timeout_s: float = 60.0  # one asset's OCR budget (all its keyframes); past it, tagged without on-screen text
     ocr_max_keyframes: int = 6
     ocr_scene_threshold: float = 0.3
     # Deliveries of one event before the tagger gives up with asset.tagging_failed.

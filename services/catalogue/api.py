@@ -34,7 +34,7 @@ from shared.delegates import DelegateDirectory
 from shared.directory import Directory
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.models import AssetIngestedV1
-from shared.events.publishing import ActivityPublishedV1
+from shared.events.publishing import ActivityPublishedV2
 from shared.events.tagging import AssetRetagRequestedV1
 from shared.http import UserError, app_deps, checked_id
 from shared.ids import uuid7
@@ -274,6 +274,7 @@ def publication_view(asset_id: str, v: Visibility) -> dict[str, Any]:
         "published": v.published,
         "publish_at": v.publish_at.isoformat() if v.publish_at else None,
         "unpublish_at": v.unpublish_at.isoformat() if v.unpublish_at else None,
+        "published_since": v.published_since.isoformat() if v.published_since else None,
         "restriction": v.restriction.value,
     }
 
@@ -346,8 +347,8 @@ async def publish_activity(activity_id: str, body: Publish, who: Publisher, d: D
     result = await run_command(d.events, "activity", activity_id, publish, actor=who.actor)
     cause = result.appended[0]
     decided = cause.typed_payload()
-    assert isinstance(decided, ActivityPublishedV1)
-    # Every asset gets the activity's resolved window (one publish_at for all).
+    assert isinstance(decided, ActivityPublishedV2)
+    # Every asset gets the activity's window (publish_at None: at once; one already published keeps its start).
     each = Publish(
         publish_at=decided.publish_at,
         unpublish_at=decided.unpublish_at,
@@ -373,7 +374,7 @@ async def publish_activity(activity_id: str, body: Publish, who: Publisher, d: D
     return {
         "activity_id": activity_id,
         "event_id": cause.event_id,  # each asset's asset.published names it as its cause
-        "publish_at": decided.publish_at.isoformat(),
+        "publish_at": decided.publish_at.isoformat() if decided.publish_at else None,  # None: at once
         "unpublish_at": decided.unpublish_at.isoformat() if decided.unpublish_at else None,
         "restriction": decided.restriction.value if decided.restriction else None,
         "assets": published,

@@ -74,7 +74,7 @@ class RetryProcessing(_Command):
 class Publish(_Command):
     """Publish an asset (or each asset of an activity), or change its window or restriction."""
 
-    # None: now (an asset already published keeps its publish_at).
+    # None: at once, on no replica's clock (an asset already published keeps its publish_at).
     publish_at: Instant | None = None
     # None: no end.
     unpublish_at: Instant | None = None

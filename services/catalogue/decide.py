@@ -22,8 +22,8 @@ from shared.commands import Decision, Refused, not_found
 from shared.events.media import AssetProcessingFailedV1, AssetProcessingRetryRequestedV1, AssetRenditionsReadyV1
 from shared.events.models import EventPayload
 from shared.events.publishing import (
-    ActivityPublishedV1,
-    AssetPublishedV1,
+    ActivityPublishedV2,
+    AssetPublishedV2,
     AssetRestrictionSetV1,
     AssetUnpublishedV1,
 )
@@ -230,11 +230,11 @@ def decide_assign(asset: AssetState | None, asset_id: str, requested: str | None
 # --- publishing --------------------------------------------------------------------------
 
 
-def _checked_window(publish_at: datetime, unpublish_at: datetime | None, now: datetime) -> None:
-    """The publication window must end after it starts, and not already be over."""
+def _checked_window(publish_at: datetime | None, unpublish_at: datetime | None, now: datetime) -> None:
+    """The publication window must end after it starts (None: at once), and not already be over."""
     if unpublish_at is None:
         return
-    if unpublish_at <= publish_at:
+    if publish_at is not None and unpublish_at <= publish_at:
         raise Refused(
             "invalid_publication_window",
             "Thời điểm gỡ xuất bản (unpublish_at) phải sau thời điểm xuất bản (publish_at).",
@@ -253,7 +253,8 @@ def _checked_window(publish_at: datetime, unpublish_at: datetime | None, now: da
 def decide_publish(asset: AssetState | None, asset_id: str, cmd: Publish, now: datetime) -> Decision:
     """Publish an asset, or change its window or restriction.
 
-    ``publish_at`` omitted: now, or the current one if the asset is already
+    ``publish_at`` omitted: at once (None in the event: readers show it as soon as they read
+    it, whatever this replica's clock says), or the current one if the asset is already
     published (changing the restriction does not move it in the feed);
     ``restriction`` omitted: the asset's own (internal for a new upload).
     The same publication again is no event at all (PUT is idempotent).
@@ -262,7 +263,7 @@ def decide_publish(asset: AssetState | None, asset_id: str, cmd: Publish, now: d
         raise asset_not_found(asset_id)
     current = asset.visibility
     kept_start = current.publish_at if current.published else None
-    publish_at = cmd.publish_at or kept_start or now
+    publish_at = cmd.publish_at or kept_start
     restriction = cmd.restriction or current.restriction
     _checked_window(publish_at, cmd.unpublish_at, now)
     if current.published and (current.publish_at, current.unpublish_at, current.restriction) == (
@@ -277,7 +278,7 @@ def decide_publish(asset: AssetState | None, asset_id: str, cmd: Publish, now: d
         "restriction": restriction,
         "note": cmd.note,
     }
-    return [payload_of(AssetPublishedV1, data)]
+    return [payload_of(AssetPublishedV2, data)]
 
 
 def decide_unpublish(asset: AssetState | None, asset_id: str, cmd: Unpublish) -> Decision:
@@ -306,8 +307,9 @@ def decide_set_restriction(asset: AssetState | None, asset_id: str, cmd: SetRest
 def decide_publish_activity(
     activity: Activity | None, activity_id: str, assets: Sequence[str], cmd: Publish, now: datetime
 ) -> Decision:
-    """Publish every asset of an activity with one window (``publish_at`` omitted: now, the
-    same instant for all); the assets' own events follow, caused by this one."""
+    """Publish every asset of an activity with one window (``publish_at`` omitted: at once,
+    each asset already published keeping its own start); the assets' own events follow,
+    caused by this one."""
     if activity is None:
         raise activity_not_found(activity_id)
     if activity.merged_into is not None:
@@ -324,7 +326,7 @@ def decide_publish_activity(
             f"Activity {activity_id} has no assets to publish.",
             status=409,
         )
-    publish_at = cmd.publish_at or now
+    publish_at = cmd.publish_at
     _checked_window(publish_at, cmd.unpublish_at, now)
     data = {
         "publish_at": publish_at,
@@ -333,7 +335,7 @@ def decide_publish_activity(
         "note": cmd.note,
         "asset_ids": tuple(assets),
     }
-    return [payload_of(ActivityPublishedV1, data)]
+    return [payload_of(ActivityPublishedV2, data)]
 
 
 # --- activities --------------------------------------------------------------------------

@@ -126,16 +126,41 @@ class Finaliser:
         if not record.completed:
             await self.objects.abort_multipart(bucket, record.s3_key, record.s3_upload_id)
         await self.objects.remove(bucket, record.tail_key)
-        await self.objects.remove(bucket, record.s3_key)
-        if record.sha256 is not None and await existing_asset(self.events, record.sha256) is None:
-            # A copy of the original without its asset.ingested would be an orphan.
-            await self.objects.remove(self.settings.bucket_originals, content_key(record.sha256))
+        if record.completed and record.sha256 is not None:
+            await self._withdraw_original(record, record.sha256)
+        await self.objects.remove(bucket, record.s3_key)  # only now: the original may need it back
         if is_storage_full(exc):
             problem = finalise_gave_up(record.finalise_failures, "kho lưu trữ đã đầy", "object storage is full")
         else:
             problem = finalise_gave_up(record.finalise_failures, f"lỗi {type(exc).__name__}", type(exc).__name__)
         await self.store.save(record.model_copy(update={"state": "rejected", "error": problem}), revision)
         log.warning("upload %s: finalisation gave up after %d attempts: %r", record.id, record.finalise_failures, exc)
+
+    async def _withdraw_original(self, record: UploadRecord, sha256: str) -> None:
+        """Remove the content-addressed original this upload may have copied, unless an asset holds it.
+
+        Another ingest of the same bytes (a second upload, ``POST /v1/assets``) may have found
+        the original in place before the removal and append its ``asset.ingested`` after the
+        first look: so look again after removing, and if an asset now exists, put the bytes back
+        from this upload's staging object (still there). The other order — the removal before the
+        other ingest's append — is that ingest's to mend: ``record_original`` checks the original
+        after every append. Each side acts first and checks second, so one of them sees the
+        other and no asset is left without its original. Only an upload whose parts were joined
+        (``completed``) ever copied an original, so only such an upload removes one: it can
+        always put it back.
+        """
+        originals, key = self.settings.bucket_originals, content_key(sha256)
+        if await existing_asset(self.events, sha256) is not None:
+            return  # an asset holds it: it is nobody's orphan
+        held = await self.objects.stat(originals, key)
+        if held is None:
+            return
+        await self.objects.remove(originals, key)  # a copy without its asset.ingested would be an orphan
+        if await existing_asset(self.events, sha256) is not None:
+            log.info("upload %s: an asset of the same bytes appeared while giving up; original kept", record.id)
+            await self.objects.copy(
+                self.settings.bucket_uploads, record.s3_key, originals, key, held.content_type, {"sha256": sha256}
+            )
 
     async def _finalise_locked(self, upload_id: str) -> None:
         got = await self.store.get(upload_id)

@@ -71,5 +71,21 @@ async def record_original(
         ours = any(
             s.envelope.event_id == event.event_id and s.envelope.type == AssetIngestedV1.EVENT_TYPE for s in history
         )
+        await _keep_original(objects, bucket, key, put_original, probe.mime_type, sha256)
         return Ingested(asset_id, not ours, history)
+    await _keep_original(objects, bucket, key, put_original, probe.mime_type, sha256)
     return Ingested(asset_id, False, await events.history("asset", asset_id))
+
+
+async def _keep_original(
+    objects: ObjectStore, bucket: str, key: str, put_original: PutOriginal, mime_type: str, sha256: str
+) -> None:
+    """After the append, the asset's original is there: put it back if it went meanwhile.
+
+    A resumable upload of the same bytes that gives up (``Finaliser._withdraw_original``)
+    removes the original it copied when no asset holds it yet; it may have looked before this
+    append while this ingest found the original in place before its removal. The bytes are
+    still in hand here (the local file, the staging object), so they go back.
+    """
+    if await objects.stat(bucket, key) is None:
+        await put_original(bucket, key, mime_type, {"sha256": sha256})

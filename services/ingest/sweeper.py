@@ -10,6 +10,8 @@ every upload record:
 - ``stored`` / ``rejected`` past ``expires_at``: the record is dropped (the asset,
   if any, lives on in the log); it was kept so the client could poll the outcome.
 
+It drops the quota reservations no upload in flight holds any more (a process killed
+between an upload's end and its release), so a crash cannot hold a user's quota for ever.
 Then it lists the staging bucket's multipart uploads and aborts those no record
 owns (a crash between creating the multipart upload and saving the record)
 once they are older than the expiry, so nothing is left behind in S3.
@@ -47,6 +49,7 @@ class Sweeper:
         await self.objects.remove(bucket, record.tail_key)
         await self.objects.remove(bucket, record.s3_key)
         await self.store.delete(record.id)
+        await self.store.release_quota_quietly(record.owner, record.id)
 
     async def sweep_once(self, now: datetime | None = None) -> dict[str, int]:
         """One pass; what it did, by kind (for logs and tests)."""
@@ -68,6 +71,8 @@ class Sweeper:
                         done["expired" if got[0].state == "receiving" else "forgotten"] += 1
                 finally:
                     await self.store.release(lock)
+        # Reservations of uploads no longer in flight (a process killed before releasing one).
+        done["quota_released"] = await self.store.reconcile_quota(records, now)
         known = {r.id for r in records}
         cutoff = now - timedelta(seconds=self.settings.upload_expiry_s)
         for upload in await self.objects.list_multipart(self.settings.bucket_uploads, "uploads/"):

@@ -8,6 +8,7 @@ S3 in ``receiver.py``, finalisation in ``finalise.py``, state in ``upload_store.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.ingest.api import Deps, IngestDeps
+from services.ingest.domain import UploadMetadata
 from services.ingest.receiver import receive, storage_unavailable
 from services.ingest.uploads import (
     CHECKSUM_ALGORITHMS,
@@ -24,7 +26,6 @@ from services.ingest.uploads import (
     TUS_VERSION,
     UploadRecord,
     bad_request,
-    check_quota,
     check_tus_resumable,
     conflict_offset,
     expiry_from,
@@ -129,9 +130,30 @@ async def create_upload(request: Request, who: Uploader, d: Deps) -> Response:
     if length == 0:
         raise bad_request("empty_file", "Tệp rỗng: không có dữ liệu để lưu.", "The file is empty.")
     meta, filename, filetype = metadata_of(parse_metadata_header(headers.get("upload-metadata")))
-    uploads = await d.uploads.all()
-    check_quota(uploads, who.subject, length, d.settings.upload_quota_bytes)
     upload_id = uuid.uuid4().hex
+    # Reserved before anything is made (compare-and-set on the user's usage): two creations
+    # racing, on one replica or two, cannot both pass the quota.
+    await d.uploads.reserve_quota(who.subject, upload_id, length, d.settings.upload_quota_bytes)
+    try:
+        record, revision = await _new_upload(d, who, upload_id, length, meta, filename, filetype)
+    except BaseException:
+        await asyncio.shield(d.uploads.release_quota_quietly(who.subject, upload_id))
+        raise
+    location = str(request.url_for("upload_status", upload_id=upload_id))
+    if headers.get("content-type", "").split(";")[0].strip() == OFFSET_OCTET_STREAM:
+        record = await _receive(request, d, record, revision)
+    return Response(
+        status_code=201,
+        headers=_tus_headers(
+            Location=location,
+            **{"Upload-Offset": str(record.offset), "Upload-Expires": http_date(record.expires_at)},
+        ),
+    )
+
+
+async def _new_upload(
+    d: IngestDeps, who: Principal, upload_id: str, length: int, meta: UploadMetadata, filename: str, filetype: str
+) -> tuple[UploadRecord, int]:
     key = staging_key(upload_id)
     try:
         s3_upload_id = await d.objects.create_multipart(d.settings.bucket_uploads, key, "application/octet-stream")
@@ -151,17 +173,7 @@ async def create_upload(request: Request, who: Uploader, d: Deps) -> Response:
         updated_at=now,
         expires_at=expiry_from(now, d.settings.upload_expiry_s),
     )
-    revision = await d.uploads.create(record)
-    location = str(request.url_for("upload_status", upload_id=upload_id))
-    if headers.get("content-type", "").split(";")[0].strip() == OFFSET_OCTET_STREAM:
-        record = await _receive(request, d, record, revision)
-    return Response(
-        status_code=201,
-        headers=_tus_headers(
-            Location=location,
-            **{"Upload-Offset": str(record.offset), "Upload-Expires": http_date(record.expires_at)},
-        ),
-    )
+    return record, await d.uploads.create(record)
 
 
 @router.get("/uploads", summary="Các lượt tải lên của tôi (quản trị: tất cả) / my uploads (admins: all)")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any, Literal
@@ -224,20 +224,69 @@ def too_large(limit: int) -> UserError:
     )
 
 
-def check_quota(records: Iterable[UploadRecord], owner: str, length: int, quota: int) -> None:
-    """413 ``quota_exceeded`` when the owner's unfinished uploads and this one exceed the quota."""
-    in_flight = sum(r.length for r in records if r.owner == owner and r.state == "receiving")
+def quota_exceeded(in_flight: int, length: int, quota: int) -> UserError:
+    return UserError(
+        413,
+        "quota_exceeded",
+        f"Vượt hạn mức tải lên dở dang: {in_flight:,} byte đang tải, thêm {length:,} byte sẽ quá "
+        f"{quota:,} byte. Hãy hoàn tất hoặc hủy các lượt tải trước.",
+        f"Upload quota exceeded: {in_flight:,} bytes in flight plus {length:,} would exceed {quota:,} bytes. "
+        "Finish or cancel earlier uploads first.",
+        in_flight_bytes=in_flight,
+        quota_bytes=quota,
+    )
+
+
+class QuotaReservation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    size: int
+    reserved_at: datetime
+
+
+class QuotaUsage(BaseModel):
+    """One user's bytes in flight: a reservation per upload still receiving (the quota ledger's
+    value for that user, changed only by compare-and-set, so two creations cannot both pass)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    owner: str
+    uploads: dict[str, QuotaReservation] = Field(default_factory=dict)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(r.size for r in self.uploads.values())
+
+
+def with_reservation(usage: QuotaUsage, upload_id: str, length: int, quota: int, now: datetime) -> QuotaUsage:
+    """``usage`` with ``length`` bytes reserved for ``upload_id``; 413 ``quota_exceeded`` past the quota."""
+    others = {k: v for k, v in usage.uploads.items() if k != upload_id}
+    in_flight = sum(r.size for r in others.values())
     if in_flight + length > quota:
-        raise UserError(
-            413,
-            "quota_exceeded",
-            f"Vượt hạn mức tải lên dở dang: {in_flight:,} byte đang tải, thêm {length:,} byte sẽ quá "
-            f"{quota:,} byte. Hãy hoàn tất hoặc hủy các lượt tải trước.",
-            f"Upload quota exceeded: {in_flight:,} bytes in flight plus {length:,} would exceed {quota:,} bytes. "
-            "Finish or cancel earlier uploads first.",
-            in_flight_bytes=in_flight,
-            quota_bytes=quota,
-        )
+        raise quota_exceeded(in_flight, length, quota)
+    return usage.model_copy(update={"uploads": {**others, upload_id: QuotaReservation(size=length, reserved_at=now)}})
+
+
+def without_reservations(usage: QuotaUsage, upload_ids: Iterable[str]) -> QuotaUsage:
+    gone = set(upload_ids)
+    return usage.model_copy(update={"uploads": {k: v for k, v in usage.uploads.items() if k not in gone}})
+
+
+def lapsed_reservations(
+    usage: QuotaUsage, records: Mapping[str, UploadRecord], now: datetime, grace_s: float
+) -> set[str]:
+    """The reservations no upload in flight holds any more: its upload finished, was rejected or
+    expired, or its record was never made (a creation that died between reserving and saving
+    the record; ``grace_s`` after the reservation, so a creation under way keeps it)."""
+    lapsed = set()
+    for upload_id, reservation in usage.uploads.items():
+        record = records.get(upload_id)
+        if record is None:
+            if (now - reservation.reserved_at).total_seconds() >= grace_s:
+                lapsed.add(upload_id)
+        elif record.state != "receiving" or is_expired(record, now):
+            lapsed.add(upload_id)
+    return lapsed
 
 
 def may_touch(who: Principal, record: UploadRecord) -> bool:

@@ -20,7 +20,7 @@ from shared.events.media import (
 )
 from shared.events.models import AssetIngestedV1
 from shared.events.tagging import AssetRetagRequestedV1, AssetTaggedV1, AssetTaggingFailedV1
-from shared.policy import PUBLISH_AT, PUBLISHED, RESTRICTION, UNPUBLISH_AT, UPLOADED_BY, Visibility
+from shared.policy import PUBLISH_AT, PUBLISHED, PUBLISHED_SINCE, RESTRICTION, UNPUBLISH_AT, UPLOADED_BY, Visibility
 from shared.publication import VISIBILITY_EVENT_TYPES, fold_visibility, index_fields, visibility_from_fields
 from shared.speeches import SPEECH_MAPPINGS, fold_speech_event
 from shared.tags import TAG_MAPPINGS, fold_tag_event
@@ -148,6 +148,7 @@ ASSET_MAPPINGS: dict[str, Any] = {
         RESTRICTION: {"type": "keyword"},
         PUBLISHED: {"type": "boolean"},
         PUBLISH_AT: {"type": "date"},
+        PUBLISHED_SINCE: {"type": "date"},  # sorts the feed, never filters
         UNPUBLISH_AT: {"type": "date"},
         # --- media facts and renditions (transcoder: asset.probed, renditions_ready, processing_failed)
         **MEDIA_MAPPINGS,

@@ -26,7 +26,7 @@ from xml.etree import ElementTree as ET
 
 from services.search.query import Filters, filter_clauses, params_fingerprint_of
 from shared.auth import ANONYMOUS
-from shared.policy import PUBLISH_AT, visibility_filter
+from shared.policy import PUBLISH_AT, PUBLISHED_SINCE, visibility_filter
 from shared.taxonomy import LOCAL_TZ, term_by_code
 
 MAX_FEED_SIZE = 100
@@ -49,6 +49,7 @@ FEED_SOURCE = [
     "term",
     "recorded_at",
     PUBLISH_AT,
+    PUBLISHED_SINCE,
     "duration_s",
     "source_org",
     "renditions",
@@ -83,10 +84,14 @@ def feed_fingerprint(f: Filters) -> str:
 
 
 def feed_body(f: Filters, size: int, search_after: Sequence[Any] | None = None) -> dict[str, Any]:
-    """Newest publication first (a unique tiebreak: stable pages), public and on air only."""
+    """Newest publication first (a unique tiebreak: stable pages), public and on air only.
+
+    Sorted by when each went out (``published_since``), not by ``publish_at``: one published
+    at once has none (no writer's clock decides when it shows). A document indexed before
+    that field existed sorts last until the index is rebuilt (``mam rebuild-index``)."""
     body: dict[str, Any] = {
         "query": {"bool": {"filter": [*filter_clauses(f), public_filter()]}},
-        "sort": [{PUBLISH_AT: {"order": "desc", "missing": "_last"}}, {"asset_id": "asc"}],
+        "sort": [{PUBLISHED_SINCE: {"order": "desc", "missing": "_last"}}, {"asset_id": "asc"}],
         "size": size,
         "track_total_hits": False,
         "_source": {"includes": FEED_SOURCE},
@@ -155,7 +160,7 @@ class FeedItem:
     title: str
     caption: str
     kind: str
-    publish_at: datetime
+    publish_at: datetime  # when it went out (published_since): shown and dated, never a gate
     activity_type: str | None = None
     activity_label: str | None = None
     activity_title: str | None = None
@@ -212,7 +217,9 @@ def feed_item(src: Mapping[str, Any], media: MediaLink | None, thumbnail: MediaL
         title=str(src.get("title") or ""),
         caption=str(src.get("caption") or ""),
         kind=str(src.get("kind") or ""),
-        publish_at=_instant(src.get(PUBLISH_AT)) or datetime.fromtimestamp(0, UTC),
+        publish_at=_instant(src.get(PUBLISHED_SINCE))
+        or _instant(src.get(PUBLISH_AT))
+        or datetime.fromtimestamp(0, UTC),
         activity_type=_text(src.get("activity_type")),
         activity_label=_text(src.get("activity_label")),
         activity_title=_text(src.get("activity_title")),

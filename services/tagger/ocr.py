@@ -29,6 +29,12 @@ class OcrError(RuntimeError):
     """OCR could not run (tool missing, timeout, unreadable input)."""
 
 
+class OcrTimeout(OcrError):
+    """A tool ran past the asset's OCR budget. Tesseract's time depends on the picture, not
+    on luck: a flat photo crossed by a dotted line took 150 s on an idle machine where a
+    page takes 0.4 s, so the same input would time out again (it is not retried)."""
+
+
 @dataclass(frozen=True)
 class OcrSettings:
     tesseract: str = "tesseract"
@@ -72,7 +78,7 @@ def _run(argv: list[str], timeout_s: float) -> str:
     except FileNotFoundError as exc:
         raise OcrError(f"{argv[0]} is not installed") from exc
     except subprocess.TimeoutExpired as exc:
-        raise OcrError(f"{Path(argv[0]).name} timed out after {timeout_s:.0f}s") from exc
+        raise OcrTimeout(f"{Path(argv[0]).name} timed out after {timeout_s:.0f}s") from exc
     if done.returncode != 0:
         raise OcrError(f"{Path(argv[0]).name} failed: {done.stderr.decode('utf-8', 'replace').strip()[-500:]}")
     return done.stdout.decode("utf-8", "replace")

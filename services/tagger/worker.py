@@ -10,14 +10,16 @@ on the last attempt degrade to tags without on-screen text instead.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.tagger.domain import propose_tags
-from services.tagger.ocr import OcrError, OcrSettings, extract_keyframes, merge_texts, ocr_image
+from services.tagger.ocr import OcrError, OcrSettings, OcrTimeout, extract_keyframes, merge_texts, ocr_image
 from shared.directory import Directory
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.media import AssetProcessingFailedV1
@@ -103,22 +105,35 @@ class Tagger:
         await self.directory.catch_up(self.events)
 
     async def read_text(self, asset: AssetIngestedV1, heartbeat: Heartbeat) -> tuple[str, int]:
-        """On-screen text of a photo, or of a clip's keyframes; audio has none."""
+        """On-screen text of a photo, or of a clip's keyframes; audio has none.
+
+        ``ocr.timeout_s`` is the whole asset's budget, shared by the keyframe extraction and
+        every frame's OCR: six frames each just under a per-run limit would hold a tagging
+        slot six times as long."""
         if asset.kind == AssetKind.AUDIO:
             return "", 0
+        deadline = 0.0  # set once the original is here: the download is not OCR's time
+
+        def budget() -> OcrSettings:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise OcrTimeout(f"OCR ran past its {self.ocr.timeout_s:.0f}s budget")
+            return dataclasses.replace(self.ocr, timeout_s=left)
+
         with tempfile.TemporaryDirectory(prefix="mam-tagger-", dir=self.work_dir) as tmp:
             job = Path(tmp)
             local = job / "original"
             await self.objects.download(asset.bucket, asset.object_key, local)
+            deadline = time.monotonic() + self.ocr.timeout_s
             if asset.kind == AssetKind.PHOTO:
-                return await asyncio.to_thread(ocr_image, local, self.ocr, job), 1
+                return await asyncio.to_thread(ocr_image, local, budget(), job), 1
             frames_dir = job / "frames"
             frames_dir.mkdir()
-            frames = await asyncio.to_thread(extract_keyframes, local, frames_dir, asset.media_format, self.ocr)
+            frames = await asyncio.to_thread(extract_keyframes, local, frames_dir, asset.media_format, budget())
             texts = []
             for frame in frames:
                 await heartbeat()  # OCR of several frames can outlast the ack wait
-                texts.append(await asyncio.to_thread(ocr_image, frame, self.ocr, job))
+                texts.append(await asyncio.to_thread(ocr_image, frame, budget(), job))
             return merge_texts(texts), len(frames)
 
     async def ocr_or_why_not(
@@ -135,6 +150,10 @@ class Tagger:
         except ObjectNotFound as exc:
             # Ingest stores the original before announcing it: a missing one does not come back.
             return "", 0, f"original missing: {exc}"
+        except OcrTimeout as exc:
+            # The same picture would take as long again: tagged now without on-screen text
+            # (an archivist can ask for a re-tag), not three budgets of a tagging slot.
+            return "", 0, str(exc)[:500]
         except (OcrError, OSError) as exc:
             if deliveries < self.max_attempts:
                 raise

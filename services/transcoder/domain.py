@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import ffmpeg
+from minio.helpers import check_bucket_name, check_object_name
 
 from shared.events.media import AssetProcessingFailedV1, ProcessingStage, RenditionName
 from shared.media.ffmpeg import compile_args, safe_input
@@ -35,14 +36,51 @@ FILE_NAMES: dict[RenditionName, tuple[str, str]] = {
 }
 
 
+class HopelessInput(ValueError):
+    """An input of the job that no attempt can get past (the same event fails the same way
+    on every delivery): the job fails at once with this reason instead of being retried."""
+
+    def __init__(self, code: str, reason: str, reason_en: str, detail: str) -> None:
+        super().__init__(f"{code}: {reason_en} {detail}".strip())
+        self.code = code
+        self.reason = reason
+        self.reason_en = reason_en
+        self.detail = detail
+
+
+def check_asset_id(asset_id: str) -> None:
+    """Asset ids name rendition keys: only letters and digits (as ``shared.ids`` makes them)."""
+    if not (asset_id and asset_id.isascii() and asset_id.isalnum()):
+        raise HopelessInput(
+            "invalid_asset_id",
+            "Mã tài liệu trong sự kiện không hợp lệ (chỉ gồm chữ và số); không thể đặt tên bản chuyển mã.",
+            "The event's asset id is invalid (letters and digits only); renditions cannot be named after it.",
+            repr(asset_id)[:200],
+        )
+
+
+def check_original_address(bucket: str, key: str) -> None:
+    """The original's bucket and key as S3 accepts them (the server or the client refuses
+    others on every attempt)."""
+    try:
+        check_bucket_name(bucket, strict=True)  # the names S3 servers accept today
+        check_object_name(key)
+    except ValueError as exc:
+        raise HopelessInput(
+            "invalid_original_address",
+            "Địa chỉ tệp gốc trong sự kiện (bucket, khóa) không hợp lệ.",
+            "The event's address of the original (bucket, key) is invalid.",
+            f"{bucket[:100]!r}/{key[:200]!r}: {exc}",
+        ) from exc
+
+
 def rendition_key(asset_id: str, name: RenditionName) -> str:
     """Deterministic key: a redelivered job overwrites, never adds, objects.
 
     Only the asset id (derived from content) and our own names go in: the
     uploader's file name never becomes part of a key or a path.
     """
-    if not (asset_id.isascii() and asset_id.isalnum()):
-        raise ValueError(f"invalid asset id {asset_id!r}")
+    check_asset_id(asset_id)
     return f"{asset_id}/{PROFILE}/{FILE_NAMES[name][0]}"
 
 

@@ -38,10 +38,12 @@ from shared.media.facts import media_facts
 from shared.media.ffmpeg import FfmpegError
 from shared.media.probe import MediaRejected
 from shared.objectstore import ObjectNotFound, ObjectStore
-from shared.outcomes import Ack, Outcome, Retry
+from shared.outcomes import Ack, Fail, Outcome, Retry
 
 log = logging.getLogger("mam.transcoder")
 ACTOR = "transcoder"
+# What S3 answers an address it can never accept: the same request fails on every attempt.
+HOPELESS_S3_CODES = frozenset({"InvalidBucketName", "InvalidObjectName", "XMinioInvalidObjectName", "KeyTooLongError"})
 
 
 @dataclass
@@ -60,15 +62,23 @@ def event_id_for(cause: EventEnvelope, payload_type: type[EventPayload]) -> str:
     return str(deterministic_event_id(cause.event_id, payload_type.EVENT_TYPE))
 
 
-async def _append(deps: WorkerDeps, cause: EventEnvelope, payload: EventPayload) -> None:
-    event = new_event(
+def _caused_event(cause: EventEnvelope, payload: EventPayload) -> EventEnvelope:
+    return new_event(
         payload,
         aggregate_id=cause.aggregate_id,
         actor=ACTOR,
         causation=cause,
         event_id=event_id_for(cause, type(payload)),
     )
-    result = await deps.events.append(event)
+
+
+def _failed(cause: EventEnvelope, failure: domain.JobFailure, attempt: int) -> Fail:
+    """Give the job up: ``asset.processing_failed`` with its reason, recorded before the ack."""
+    return Fail(_caused_event(cause, domain.failed_payload(failure, attempt)))
+
+
+async def _append(deps: WorkerDeps, cause: EventEnvelope, payload: EventPayload) -> None:
+    result = await deps.events.append(_caused_event(cause, payload))
     status = "duplicate" if result.duplicate else "appended"
     log.info("%s %s %s", cause.aggregate_id, payload.EVENT_TYPE, status)
 
@@ -86,6 +96,18 @@ def _classify(exc: BaseException, stage: ProcessingStage) -> domain.JobFailure:
             "Dữ liệu của tệp hoặc của sự kiện không hợp lệ, thử lại cũng không được.",
             "The event's payload or the file's facts are invalid; retrying cannot help.",
             str(exc)[:600],
+            False,
+        )
+    if isinstance(exc, domain.HopelessInput):
+        # Checked before any work: FETCH is where the event's own fields are read.
+        return domain.JobFailure(stage, exc.code, exc.reason, exc.reason_en, exc.detail, False)
+    if isinstance(exc, S3Error) and exc.code in HOPELESS_S3_CODES:
+        return domain.JobFailure(
+            stage,
+            "invalid_object_address",
+            "Kho lưu trữ từ chối địa chỉ đối tượng (tên bucket hoặc khóa không hợp lệ); thử lại cũng không được.",
+            "Object storage refuses the object's address (invalid bucket name or key); retrying cannot help.",
+            repr(exc)[:600],
             False,
         )
     if isinstance(exc, MediaRejected):
@@ -147,8 +169,7 @@ async def _run_job(
     if seen & final_ids:
         return Ack("already_done")  # redelivered after the outcome was recorded
     if attempt > deps.max_attempts:
-        await _append(deps, cause, domain.failed_payload(domain.gave_up_after_crashes(attempt), attempt))
-        return Ack("failed")
+        return _failed(cause, domain.gave_up_after_crashes(attempt), attempt)
     # The facts of the original do not change on a retry: probed once, by whichever job got there.
     probed_recorded = any(stored.envelope.type == AssetProbedV1.EVENT_TYPE for stored in history)
     jobdir = deps.work_dir / f"{cause.aggregate_id}-{uuid.uuid4().hex[:8]}"
@@ -157,6 +178,8 @@ async def _run_job(
     try:
         payload = ingested.typed_payload()
         assert isinstance(payload, AssetIngestedV1)
+        domain.check_asset_id(cause.aggregate_id)  # before any work: its renditions could never be stored
+        domain.check_original_address(payload.bucket, payload.object_key)
         began = time.perf_counter()
         original = jobdir / "original"  # our name: the upload's file name is metadata only
         info = await deps.objects.stat(payload.bucket, payload.object_key)
@@ -204,8 +227,7 @@ async def _run_job(
         )
         if domain.decide(failure, attempt, deps.max_attempts) == "retry":
             return Retry(domain.retry_delay(attempt, deps.retry_delay_s), failure.code)
-        await _append(deps, cause, domain.failed_payload(failure, attempt))
-        return Ack("failed")
+        return _failed(cause, failure, attempt)
     finally:
         await asyncio.to_thread(shutil.rmtree, jobdir, True)
 

@@ -384,12 +384,19 @@ def may_correct(who: Principal, asset: dict[str, Any], publication: dict[str, An
 
 
 def publication_of(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Whether the asset is published, and its window, as its last publishing event says."""
+    """Whether the asset is published, and its window, as its last publishing event says;
+    ``published_since``: when it went out (its ``publish_at``, else — published at once — when
+    that was recorded; a new window without a start keeps the old date), as shared.publication folds it."""
     state: dict[str, Any] = {"published": False}
     for event in events:
         if event.get("type") == "asset.published":
             payload = event.get("payload") or {}
-            state = {"published": True, **{k: payload.get(k) for k in ("publish_at", "unpublish_at", "restriction")}}
+            kept = state.get("published_since") if state["published"] and not payload.get("publish_at") else None
+            state = {
+                "published": True,
+                **{k: payload.get(k) for k in ("publish_at", "unpublish_at", "restriction")},
+                "published_since": payload.get("publish_at") or kept or event.get("occurred_at"),
+            }
         elif event.get("type") == "asset.unpublished":
             state = {"published": False}
     return state

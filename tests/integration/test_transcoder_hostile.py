@@ -64,8 +64,18 @@ def canary() -> Iterator[Canary]:
     c.server.shutdown()
 
 
-async def inject(settings: Settings, events: EventStore, data: bytes, kind: AssetKind, filename: str) -> str:
-    """Store ``data`` as an original and announce it, bypassing ingest's checks."""
+async def inject(
+    settings: Settings,
+    events: EventStore,
+    data: bytes,
+    kind: AssetKind,
+    filename: str,
+    *,
+    asset_id: str | None = None,
+    bucket: str | None = None,
+) -> str:
+    """Store ``data`` as an original and announce it, bypassing ingest's checks (``asset_id``,
+    ``bucket``: what the event says instead of the true ones)."""
     sha = hashlib.sha256(data).hexdigest()
     key = content_key(sha)
     local = Path(os.environ.get("TMPDIR", "/tmp")) / f"inject-{sha}"
@@ -76,14 +86,14 @@ async def inject(settings: Settings, events: EventStore, data: bytes, kind: Asse
         )
     finally:
         local.unlink()
-    asset_id = asset_id_for_sha256(sha)
+    asset_id = asset_id or asset_id_for_sha256(sha)
     payload = AssetIngestedV1(
         sha256=sha,
         size_bytes=max(1, len(data)),
         kind=kind,
         media_format="mov",
         mime_type="video/mp4",
-        bucket=settings.bucket_originals,
+        bucket=bucket or settings.bucket_originals,
         object_key=key,
         original_filename=filename,
         title="Tệp thử nghiệm độc hại",
@@ -135,12 +145,13 @@ def secret_markers(secret: bytes, token: str) -> dict[str, bytes]:
     return markers
 
 
-async def every_outcome(events: EventStore, asset_id: str, within: float = 240.0) -> list[StoredEvent]:
+async def every_outcome(events: EventStore, asset_id: str, within: float = 360.0) -> list[StoredEvent]:
     """The asset's history once both workers that read its original (the
     transcoder and the tagger, which runs ffmpeg for OCR) recorded an outcome.
 
     Generous: in the whole suite the tagger may still be reading the photos of
-    earlier tests (one job at a time) when this asset arrives."""
+    earlier tests when this asset arrives (test_transcoder_faults' six large photos
+    keep Tesseract busy for a whole OCR budget each: 3 minutes of both tagging slots)."""
     wanted = ({"asset.renditions_ready", "asset.processing_failed"}, {"asset.tagged", "asset.tagging_failed"})
 
     async def done() -> list[StoredEvent] | None:
@@ -266,3 +277,31 @@ async def test_an_event_whose_payload_no_model_accepts_is_failed_at_once_with_it
     assert failure["code"] == "invalid_data" and failure["retryable"] is False, failure
     assert failure["attempts"] == 1, failure  # at once: no delivery spent on a hopeless retry
     assert failure["reason"] and failure["reason_en"] and "sha256" in failure["detail"]
+
+
+@pytest.mark.parametrize(
+    ("what", "code"),
+    [("asset_id_with_a_dash", "invalid_asset_id"), ("bucket_name_s3_refuses", "invalid_original_address")],
+)
+async def test_an_event_no_attempt_can_get_past_is_failed_at_once_not_retried(
+    services: Settings, event_store: EventStore, what: str, code: str
+) -> None:
+    # A subject token may hold a dash, an asset id (a rendition key's prefix) may not; a bucket
+    # name with capitals and an underscore is one S3 never accepts (checked before any request).
+    data = make_photo(f"{what}-{uuid.uuid4().hex}", size=(64, 48), orientation=1)
+    sha = hashlib.sha256(data).hexdigest()
+    asset_id = await inject(
+        services,
+        event_store,
+        data,
+        AssetKind.PHOTO,
+        "anh.jpg",
+        asset_id=f"a-{sha[:20]}" if what == "asset_id_with_a_dash" else None,
+        bucket="Originals_Of_Nobody" if what == "bucket_name_s3_refuses" else None,
+    )
+    history = await wait_final(event_store, asset_id, within=120)
+    [failure] = payloads(history, "asset.processing_failed")
+    assert failure.code == code and failure.retryable is False, failure
+    assert failure.attempts == 1, failure  # at once: no delivery spent on a hopeless retry
+    assert failure.reason and failure.reason_en and failure.detail
+    assert not payloads(history, "asset.renditions_ready")

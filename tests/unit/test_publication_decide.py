@@ -19,13 +19,15 @@ from services.catalogue.decide import (
     decide_unpublish,
     fold_asset,
 )
+from services.web.api import publication_of
 from shared.activities import Activity
 from shared.auth import ANONYMOUS, Principal, Role
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.models import EventPayload
 from shared.events.publishing import (
-    ActivityPublishedV1,
+    ActivityPublishedV2,
     AssetPublishedV1,
+    AssetPublishedV2,
     AssetRestrictionSetV1,
     AssetUnpublishedV1,
 )
@@ -81,16 +83,18 @@ def test_a_moment_that_is_not_iso_8601_text_is_refused(raw: Any) -> None:
 # --- publishing an asset -------------------------------------------------------------------------
 
 
-def test_publishing_without_a_moment_publishes_now_and_keeps_the_assets_internal_restriction() -> None:
-    [decided] = decide_publish(FRESH, ASSET, Publish(), NOW)
-    assert decided == AssetPublishedV1(publish_at=NOW, restriction=Restriction.INTERNAL)
+def test_publishing_without_a_moment_publishes_at_once_on_no_clock_and_keeps_the_assets_internal_restriction() -> None:
+    # No publish_at in the event: the catalogue replica's clock (two minutes fast, say) is not
+    # written down as a start every reader would then wait for.
+    [decided] = decide_publish(FRESH, ASSET, Publish(), NOW + timedelta(minutes=2))
+    assert decided == AssetPublishedV2(publish_at=None, restriction=Restriction.INTERNAL)
 
 
 def test_publishing_for_the_portal_with_an_embargo_and_an_end_records_the_window() -> None:
     start, end = NOW + timedelta(days=1), NOW + timedelta(days=30)
     cmd = Publish(publish_at=start, unpublish_at=end, restriction=Restriction.PUBLIC, note="Đăng cổng thông tin")
     [decided] = decide_publish(FRESH, ASSET, cmd, NOW)
-    assert isinstance(decided, AssetPublishedV1)
+    assert isinstance(decided, AssetPublishedV2)
     assert (decided.publish_at, decided.unpublish_at, decided.restriction) == (start, end, Restriction.PUBLIC)
     assert decided.note == "Đăng cổng thông tin"
 
@@ -100,7 +104,14 @@ def test_changing_only_the_restriction_of_a_published_asset_keeps_its_publish_at
     [decided] = decide_publish(
         published(earlier, restriction=Restriction.INTERNAL), ASSET, Publish(restriction=Restriction.PUBLIC), NOW
     )
-    assert isinstance(decided, AssetPublishedV1) and decided.publish_at == earlier
+    assert isinstance(decided, AssetPublishedV2) and decided.publish_at == earlier
+
+
+def test_changing_only_the_restriction_of_an_asset_published_at_once_keeps_it_at_once() -> None:
+    at_once = AssetState(ASSET, {}, 3, Visibility("phong-vien", Restriction.INTERNAL, True, None, None, NOW))
+    [decided] = decide_publish(at_once, ASSET, Publish(restriction=Restriction.PUBLIC), NOW)
+    assert isinstance(decided, AssetPublishedV2) and decided.publish_at is None
+    assert decide_publish(at_once, ASSET, Publish(restriction=Restriction.INTERNAL), NOW) == []  # the same again
 
 
 def test_publishing_again_exactly_as_published_appends_nothing() -> None:
@@ -119,9 +130,9 @@ def test_a_window_ending_before_or_when_it_starts_is_refused(end: datetime) -> N
     assert refused.status == 422 and refused.code == "invalid_publication_window"
 
 
-def test_a_window_ending_before_now_when_it_starts_now_is_refused() -> None:
+def test_a_window_starting_at_once_and_ending_before_now_is_refused_as_over() -> None:
     refused = refusal(lambda: decide_publish(FRESH, ASSET, Publish(unpublish_at=NOW - timedelta(minutes=1)), NOW))
-    assert refused.code == "invalid_publication_window"
+    assert refused.code == "publication_window_over"
 
 
 def test_a_window_that_is_already_over_is_refused() -> None:
@@ -176,9 +187,9 @@ def test_an_unknown_restriction_is_refused_by_the_command() -> None:
 # --- publishing an activity ----------------------------------------------------------------------
 
 
-def test_publishing_an_activity_resolves_one_publish_at_for_all_its_assets() -> None:
+def test_publishing_an_activity_without_a_moment_publishes_all_its_assets_at_once() -> None:
     [decided] = decide_publish_activity(ACT, "v1", ["a1", "a2"], Publish(restriction=Restriction.PUBLIC), NOW)
-    assert decided == ActivityPublishedV1(publish_at=NOW, restriction=Restriction.PUBLIC, asset_ids=("a1", "a2"))
+    assert decided == ActivityPublishedV2(publish_at=None, restriction=Restriction.PUBLIC, asset_ids=("a1", "a2"))
 
 
 def test_publishing_an_activity_that_does_not_exist_is_refused_as_not_found() -> None:
@@ -216,7 +227,7 @@ def test_publishing_unpublishing_and_restricting_fold_in_order_and_other_events_
         event(AssetPublishedV1(publish_at=start, unpublish_at=end, restriction=Restriction.PUBLIC)),
         event(AssetRetagRequestedV1(reason="x")),
     ]
-    assert visibility_of(history) == Visibility("phong-vien", Restriction.PUBLIC, True, start, end)
+    assert visibility_of(history) == Visibility("phong-vien", Restriction.PUBLIC, True, start, end, start)
     history += [event(AssetUnpublishedV1()), event(AssetRestrictionSetV1(restriction=Restriction.RESTRICTED))]
     assert visibility_of(history) == Visibility("phong-vien", Restriction.RESTRICTED, False, None, None)
 
@@ -233,7 +244,7 @@ def test_the_catalogues_asset_state_carries_the_same_folded_visibility() -> None
 
 
 def test_the_index_fields_read_back_as_the_same_visibility() -> None:
-    v = Visibility("phong-vien", Restriction.PUBLIC, True, NOW, NOW + timedelta(days=2))
+    v = Visibility("phong-vien", Restriction.PUBLIC, True, NOW, NOW + timedelta(days=2), NOW)
     fields = index_fields(v)
     assert fields == {
         "uploaded_by": "phong-vien",
@@ -241,8 +252,11 @@ def test_the_index_fields_read_back_as_the_same_visibility() -> None:
         "published": True,
         "publish_at": "2025-06-20T01:00:00+00:00",
         "unpublish_at": "2025-06-22T01:00:00+00:00",
+        "published_since": "2025-06-20T01:00:00+00:00",
     }
     assert visibility_from_fields(fields) == v
+    at_once = Visibility("phong-vien", Restriction.PUBLIC, True, None, None, NOW)
+    assert visibility_from_fields(index_fields(at_once)) == at_once
     assert visibility_from_fields({"title": "x"}) is None
 
 
@@ -276,3 +290,50 @@ def test_a_published_event_read_back_from_the_log_is_not_refused_for_its_window(
     assert read.unpublish_at is not None and read.unpublish_at < read.publish_at
     with pytest.raises(ValidationError, match="unpublish_at must be after publish_at"):
         AssetPublishedV1.model_validate({**data, "restriction": "public"})
+
+
+def test_an_asset_published_at_once_is_on_air_for_every_reader_whatever_the_writers_clock() -> None:
+    # The catalogue replica that recorded it ran two minutes fast: its event time is ahead of
+    # every reader's clock, and yet the asset shows at once; the date it went out is only shown.
+    fast_writer = event(AssetPublishedV2(restriction=Restriction.PUBLIC)).model_copy(
+        update={"occurred_at": NOW + timedelta(minutes=2)}
+    )
+    v = visibility_of([ingested(ASSET, "Ảnh"), fast_writer])
+    assert v is not None and v.publish_at is None and v.published_since == NOW + timedelta(minutes=2)
+    other_broadcaster = Principal("phong-vien-2", "Phóng viên khác", Role.PHONG_VIEN)
+    for who in (ANONYMOUS, other_broadcaster):
+        assert may_see(who, v, NOW)
+
+
+def test_a_new_restriction_without_a_start_keeps_the_date_the_asset_went_out() -> None:
+    first = event(AssetPublishedV2(restriction=Restriction.INTERNAL))
+    later = event(AssetPublishedV2(restriction=Restriction.PUBLIC)).model_copy(
+        update={"occurred_at": first.occurred_at + timedelta(days=3)}
+    )
+    v = visibility_of([ingested(ASSET, "Ảnh"), first, later])
+    assert v is not None and v.published_since == first.occurred_at and v.restriction is Restriction.PUBLIC
+    gone = visibility_of([ingested(ASSET, "Ảnh"), first, event(AssetUnpublishedV1()), later])
+    assert gone is not None and gone.published_since == later.occurred_at  # published again: a new date
+
+
+def test_a_version_1_publication_in_the_log_is_read_as_version_2_with_its_instant() -> None:
+    old = event(AssetPublishedV1(publish_at=NOW, restriction=Restriction.PUBLIC))
+    assert old.schema_version == 1
+    read = old.typed_payload()
+    assert isinstance(read, AssetPublishedV2) and read.publish_at == NOW
+    v = visibility_of([ingested(ASSET, "Ảnh"), old])
+    assert v is not None and v.publish_at == NOW and v.published_since == NOW
+    assert not may_see(ANONYMOUS, v, NOW - timedelta(seconds=1))  # an embargo written by v1 still holds
+
+
+def test_the_asset_page_dates_a_publication_at_once_by_when_it_was_recorded_as_the_fold_does() -> None:
+    first = event(AssetPublishedV2(restriction=Restriction.INTERNAL))
+    later = event(AssetPublishedV2(restriction=Restriction.PUBLIC)).model_copy(
+        update={"occurred_at": first.occurred_at + timedelta(days=3)}
+    )
+    history = [ingested(ASSET, "Ảnh"), first, later]
+    shown = publication_of([e.model_dump(mode="json") for e in history])
+    assert shown["published"] is True and shown["publish_at"] is None and shown["restriction"] == "public"
+    folded = visibility_of(history)
+    assert folded is not None and folded.published_since is not None
+    assert datetime.fromisoformat(shown["published_since"]) == folded.published_since == first.occurred_at

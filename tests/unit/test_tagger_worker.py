@@ -3,6 +3,8 @@ object stores (the real ones are exercised in tests/integration/test_tagger_serv
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 from services.tagger.ocr import OcrSettings
@@ -12,6 +14,7 @@ from shared.events.media import AssetProcessingFailedV1, ProcessingStage
 from shared.events.models import AssetIngestedV1, AssetKind
 from shared.outcomes import Ack, Fail, Retry
 from tests.fakes import InMemoryEventLog, InMemoryObjectStorage
+from tests.transcoder_media import make_photo
 
 ASSET = "a" + "5" * 32
 
@@ -98,3 +101,23 @@ def test_an_asset_that_never_arrived_fails_with_its_own_reason() -> None:
     outcome = settle(_ingested(), AssetNotReady("no asset.ingested"), 3, max_attempts=3)
     assert isinstance(outcome, Fail) and outcome.event.payload["code"] == "asset_not_found"
     assert outcome.event.payload["message"].startswith("Không tìm thấy tư liệu gốc")
+
+
+async def test_a_photo_whose_ocr_runs_past_the_budget_is_tagged_at_once_without_on_screen_text(
+    tmp_path: Path,
+) -> None:
+    # A flat photo crossed by a dotted line: Tesseract (the real one) spends about 150 s on
+    # it where a page takes 0.4 s. The same picture would take as long again, so the first
+    # delivery tags it without OCR instead of holding a tagging slot for three budgets.
+    objects = InMemoryObjectStorage()
+    objects.put_bytes("mam-originals", "sha256/11/11/x", make_photo("84fb8dfc157d-0", size=(2400, 1600)))
+    photo = _ingested().model_copy(
+        update={"payload": {**_ingested().payload, "kind": "photo", "media_format": "jpeg_pipe"}}
+    )
+    events = InMemoryEventLog([photo])
+    tagger = Tagger(events, objects, OcrSettings(timeout_s=2.0), work_dir=tmp_path)
+    started = time.monotonic()
+    assert await tagger.handle(photo, 1, _heartbeat) == "tagged"
+    assert time.monotonic() - started < 20
+    [tagged] = events.of_type("asset.tagged")
+    assert tagged.payload["ocr_error"] == "tesseract timed out after 2s" and tagged.payload["ocr_frames"] == 0

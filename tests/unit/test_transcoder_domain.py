@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from minio.error import S3Error
 
 from services.transcoder import domain
+from services.transcoder.worker import _classify
 from shared.events.envelope import new_event
 from shared.events.media import AssetProcessingFailedV1, ProcessingStage, RenditionName
 from shared.events.models import AssetKind
@@ -104,3 +106,21 @@ def test_exif_dates_without_an_offset_are_vietnam_local_time() -> None:
     assert when is not None and when.utcoffset() is not None and when.isoformat() == "2024-05-01T09:30:00+07:00"
     assert exif_datetime("2024:05:01 09:30:00", "+09:00").isoformat() == "2024-05-01T09:30:00+09:00"  # type: ignore[union-attr]
     assert exif_datetime("0000:00:00 00:00:00") is None
+
+
+def test_inputs_no_attempt_can_get_past_fail_at_once_and_passing_faults_stay_retryable() -> None:
+    with pytest.raises(domain.HopelessInput) as bad_id:
+        domain.rendition_key("a-1", RenditionName.POSTER)
+    assert bad_id.value.code == "invalid_asset_id"
+    with pytest.raises(domain.HopelessInput) as bad_bucket:
+        domain.check_original_address("Not_A_Bucket", "ab/cd")
+    assert bad_bucket.value.code == "invalid_original_address"
+    with pytest.raises(domain.HopelessInput):
+        domain.check_original_address("originals", "ab/../cd")
+    domain.check_original_address("originals", "ab/cd")  # a valid address passes
+
+    hopeless = _classify(bad_id.value, ProcessingStage.FETCH)
+    refused = _classify(S3Error(None, "InvalidBucketName", "bad", "/x", "r", "h"), ProcessingStage.FETCH)  # type: ignore[arg-type]
+    passing = _classify(S3Error(None, "SlowDown", "busy", "/x", "r", "h"), ProcessingStage.FETCH)  # type: ignore[arg-type]
+    assert [domain.decide(f, 1, 3) for f in (hopeless, refused, passing)] == ["give_up", "give_up", "retry"]
+    assert hopeless.reason and hopeless.reason_en and hopeless.code == "invalid_asset_id"

@@ -9,15 +9,18 @@ import pytest
 
 from services.ingest.domain import UploadMetadata
 from services.ingest.uploads import (
+    QuotaUsage,
     UploadRecord,
-    check_quota,
     check_tus_resumable,
+    lapsed_reservations,
     metadata_of,
     parse_checksum,
     parse_metadata_header,
     parse_non_negative,
     status_view,
     upload_id_of_staging_key,
+    with_reservation,
+    without_reservations,
 )
 from shared.http import UserError
 
@@ -86,11 +89,26 @@ def test_checksums_name_a_supported_algorithm_and_a_base64_digest() -> None:
     assert refused(lambda: parse_checksum("sha256 ***")).code == "invalid_upload_checksum"
 
 
-def test_the_quota_counts_only_the_owners_unfinished_uploads() -> None:
-    records = [record("a", 10), record("a", 50, "stored"), record("b", 90)]
-    check_quota(records, "a", 90, quota=100)
-    error = refused(lambda: check_quota(records, "a", 91, quota=100))
-    assert error.status == 413 and error.code == "quota_exceeded"
+def test_a_reservation_fits_the_quota_or_is_refused_and_a_second_one_of_an_upload_replaces_the_first() -> None:
+    now = datetime.now(UTC)
+    usage = with_reservation(QuotaUsage(owner="a"), "u1", 10, quota=100, now=now)
+    usage = with_reservation(usage, "u2", 90, quota=100, now=now)
+    assert usage.in_flight == 100
+    error = refused(lambda: with_reservation(usage, "u3", 1, quota=100, now=now))
+    assert error.status == 413 and error.code == "quota_exceeded" and error.extra["in_flight_bytes"] == 100
+    assert with_reservation(usage, "u1", 10, quota=100, now=now).in_flight == 100  # asked again: the same
+    assert without_reservations(usage, ["u2", "nope"]).in_flight == 10
+
+
+def test_a_reservation_lapses_once_its_upload_is_no_longer_receiving_or_was_never_made() -> None:
+    now = datetime.now(UTC)
+    usage = QuotaUsage(owner="a")
+    for upload_id in ("receiving", "stored", "expired", "unmade_old", "unmade_new"):
+        usage = with_reservation(usage, upload_id, 1, quota=100, now=now - timedelta(seconds=600))
+    usage = with_reservation(usage, "unmade_new", 1, quota=100, now=now)
+    expired = record("a", 1).model_copy(update={"expires_at": now - timedelta(seconds=1)})
+    records = {"receiving": record("a", 1), "stored": record("a", 1, "stored"), "expired": expired}
+    assert lapsed_reservations(usage, records, now, grace_s=300) == {"stored", "expired", "unmade_old"}
 
 
 def test_the_status_view_has_the_fields_clients_poll() -> None:
