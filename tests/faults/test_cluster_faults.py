@@ -2,7 +2,8 @@
 each ending in the exact reconciliation (tests/faults/reconcile.py).
 
 `make test` runs the quick ones (the NATS stream leader killed, a poison event, a read-only
-index: about 4 minutes with the cluster's start); `make test-faults` runs all.
+index, a _bulk refusing some of its documents: about 5 minutes with the cluster's start);
+`make test-faults` runs all.
 """
 
 from __future__ import annotations
