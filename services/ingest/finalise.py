@@ -31,7 +31,7 @@ from pathlib import Path
 
 from minio.error import S3Error
 
-from services.ingest.originals import Ingested, existing_asset, record_original
+from services.ingest.originals import Ingested, existing_asset, keep_original, record_original
 from services.ingest.upload_store import UploadStore
 from services.ingest.uploads import UploadProblem, UploadRecord, finalise_gave_up, finalise_should_give_up
 from shared.events.models import AssetIngestedV1
@@ -201,21 +201,29 @@ class Finaliser:
         assert record.sha256 is not None
         event_id = ingested_event_id(record.id)
         existing = await existing_asset(self.events, record.sha256)
+        bucket_uploads = self.settings.bucket_uploads
+
+        async def copy_original(bucket: str, key: str, content_type: str, metadata: dict[str, str]) -> None:
+            await self.objects.copy(bucket_uploads, record.s3_key, bucket, key, content_type, metadata)
+
         if existing is not None:
             ours = any(
                 s.envelope.event_id == event_id and s.envelope.type == AssetIngestedV1.EVENT_TYPE
                 for s in existing.history
+            )
+            # A give-up of this upload that removed the original and failed to copy it back
+            # is resumed here: the asset's original is put back from the staging object.
+            ingested = next(s.envelope for s in existing.history if s.envelope.type == AssetIngestedV1.EVENT_TYPE)
+            payload = ingested.typed_payload()
+            assert isinstance(payload, AssetIngestedV1)
+            await keep_original(
+                self.objects, payload.bucket, payload.object_key, copy_original, payload.mime_type, record.sha256
             )
             return Ingested(existing.asset_id, not ours, existing.history)
         try:
             probe = await self._probe(record)
         except MediaRejected as exc:
             return UploadProblem(code=exc.code, message_vi=exc.message_vi, message_en=exc.message_en)
-        bucket_uploads = self.settings.bucket_uploads
-
-        async def copy_original(bucket: str, key: str, content_type: str, metadata: dict[str, str]) -> None:
-            await self.objects.copy(bucket_uploads, record.s3_key, bucket, key, content_type, metadata)
-
         return await record_original(
             self.events,
             self.objects,

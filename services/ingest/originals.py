@@ -71,16 +71,17 @@ async def record_original(
         ours = any(
             s.envelope.event_id == event.event_id and s.envelope.type == AssetIngestedV1.EVENT_TYPE for s in history
         )
-        await _keep_original(objects, bucket, key, put_original, probe.mime_type, sha256)
+        await keep_original(objects, bucket, key, put_original, probe.mime_type, sha256)
         return Ingested(asset_id, not ours, history)
-    await _keep_original(objects, bucket, key, put_original, probe.mime_type, sha256)
+    await keep_original(objects, bucket, key, put_original, probe.mime_type, sha256)
     return Ingested(asset_id, False, await events.history("asset", asset_id))
 
 
-async def _keep_original(
+async def keep_original(
     objects: ObjectStore, bucket: str, key: str, put_original: PutOriginal, mime_type: str, sha256: str
 ) -> None:
-    """After the append, the asset's original is there: put it back if it went meanwhile.
+    """Once the asset's ``asset.ingested`` is in the log, its original is there: put it back
+    (``put_original``) if it went meanwhile.
 
     A resumable upload of the same bytes that gives up (``Finaliser._withdraw_original``)
     removes the original it copied when no asset holds it yet; it may have looked before this

@@ -198,3 +198,36 @@ async def test_a_give_up_with_no_other_ingest_leaves_no_original_behind(
     assert (await given_up(race)).state == "rejected"
     assert await race.original_after_the_dust_settles() is None
     assert await race.events.history("asset", asset_id_for_sha256(race.sha256)) == []
+
+
+async def test_a_give_up_that_could_not_put_the_original_back_is_mended_when_the_upload_is_resumed(
+    race: Race, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As above, but copying the original back fails (S3 away for a moment): the upload stays
+    # "verifying", and the sweeper's next attempt finds the asset and puts the original back.
+    failing_its_own_append(race, monkeypatch)
+    real_remove, real_copy = race.objects.remove, race.objects.copy
+    originals = race.settings.bucket_originals
+    others = [race.other_ingest]
+
+    async def remove(bucket: str, key: str) -> None:
+        if bucket == originals and others:
+            await others.pop()()
+        await real_remove(bucket, key)
+
+    async def copy(source_bucket: str, source_key: str, bucket: str, *args: Any, **kwargs: Any) -> None:
+        if bucket == originals:
+            raise ConnectionError("S3 unreachable (test)")
+        await real_copy(source_bucket, source_key, bucket, *args, **kwargs)
+
+    monkeypatch.setattr(race.objects, "remove", remove)
+    monkeypatch.setattr(race.objects, "copy", copy)
+    await race.finaliser.finalise(race.record.id)
+    assert not others, "the give-up never removed the original: the race was not run"
+    assert (await given_up(race)).state == "verifying"  # interrupted: resumed later
+    assert await race.original_after_the_dust_settles() is None
+    monkeypatch.setattr(race.objects, "copy", real_copy)
+    await race.finaliser.finalise(race.record.id)  # what the sweeper does
+    resumed = await given_up(race)
+    assert (resumed.state, resumed.duplicate) == ("stored", True)
+    assert await race.original_after_the_dust_settles() == race.data

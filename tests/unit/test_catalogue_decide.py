@@ -23,7 +23,7 @@ from services.catalogue.decide import (
 )
 from shared.activities import Activity, fold_activity
 from shared.auth import Principal, Role
-from shared.commands import Refused, run_command
+from shared.commands import COMMAND_ATTEMPTS, Refused, run_command
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.tagging import (
     ActivityCreatedV1,
@@ -285,9 +285,23 @@ async def test_a_command_that_loses_one_race_is_decided_again_on_the_fresh_histo
     assert seen == [1, 2] and result.appended and log.stored[-1].envelope.payload["place"] == "X"
 
 
-async def test_a_command_that_loses_twice_is_a_bilingual_409_and_appends_nothing() -> None:
+async def test_a_command_that_loses_a_few_races_to_the_pipeline_still_lands() -> None:
     rival = new_event(ActivityEditedV1(place="Y"), aggregate_id="v1", actor="other")
-    log = RacingLog(rival, races=2)
+    log = RacingLog(rival, races=COMMAND_ATTEMPTS - 1)
+    _creation_log(log)
+    result = await run_command(
+        log,
+        "activity",
+        "v1",
+        lambda h: decide_edit_activity(fold_activity(h), "v1", EditActivity(place="X")),
+        actor="lt",
+    )
+    assert result.appended and [s.envelope.actor for s in log.stored][-1] == "lt"
+
+
+async def test_a_command_that_loses_every_round_is_a_bilingual_409_and_appends_nothing() -> None:
+    rival = new_event(ActivityEditedV1(place="Y"), aggregate_id="v1", actor="other")
+    log = RacingLog(rival, races=COMMAND_ATTEMPTS)
     _creation_log(log)
     with pytest.raises(UserError) as caught:
         await run_command(
@@ -298,7 +312,7 @@ async def test_a_command_that_loses_twice_is_a_bilingual_409_and_appends_nothing
             actor="lt",
         )
     assert caught.value.status == 409 and caught.value.message_vi.startswith("Dữ liệu vừa bị người khác thay đổi")
-    assert [s.envelope.actor for s in log.stored] == ["x", "other", "other"]
+    assert [s.envelope.actor for s in log.stored] == ["x"] + ["other"] * COMMAND_ATTEMPTS
 
 
 async def test_a_refused_command_appends_nothing() -> None:
