@@ -2,7 +2,8 @@
 each ending in the exact reconciliation (tests/faults/reconcile.py).
 
 `make test` runs the quick ones (the NATS stream leader killed, a poison event, a read-only
-index: about 4 minutes with the cluster's start); `make test-faults` runs all.
+index, a _bulk refusing some of its documents: about 5 minutes with the cluster's start);
+`make test-faults` runs all.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -26,7 +28,8 @@ import nats.errors
 import nats.js.errors
 import pytest
 
-from deploy.local.cluster import ClusterStack, _get_json
+from deploy.local.cluster import CLUSTER_ES_HEAP, ClusterStack, _get_json
+from deploy.local.processes import ProcessSpec, start, stop
 from deploy.local.stack import SERVICES
 from shared.events.envelope import EventEnvelope
 from shared.ids import asset_id_for_sha256
@@ -541,6 +544,146 @@ def test_elasticsearch_refusing_some_documents_of_a_bulk_writes_the_others_and_p
         if lifted_at is None:
             set_nested_limit(cluster, index, None)
         restart_with(cluster, searches)
+
+
+# A node that refuses writes for memory: Elasticsearch's indexing pressure, a static node setting
+# (`indexing_pressure.memory.limit`, 10 % of the heap by default). A shard's write (its part of a
+# _bulk) arriving at a node over its limit is refused as a whole, and every document of it comes
+# back in the 200 response as its own 429 `es_rejected_execution_exception`; a _bulk sent *to*
+# that node is refused whole (a top-level 429). So a data-only node started with the limit at one
+# byte, which no client sends to, rejects every primary write of the shards moved onto it, every
+# time: the retryable per-document refusal, made deterministic. (The assets index has one shard:
+# all of a _bulk's documents share the refusal; on a two-shard index the documents of the other
+# shard are written in the same request — checked by hand, not part of the product.)
+PRESSURED_NODE = "elasticsearch-pressured"
+PRESSURE_LIMIT = "1b"
+REJECTED_ITEMS = re.compile(
+    r"_bulk of (\d+) documents: (\d+) written, (\d+) refused \(429 es_rejected_execution_exception"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_pressured_node(cluster: ClusterStack) -> ProcessSpec:
+    """A fourth Elasticsearch node (data only, so the masters' vote is unchanged) joined to the
+    cluster, refusing any primary write over ``PRESSURE_LIMIT`` of outstanding bytes."""
+    s, p = cluster.settings, cluster.ports
+    seeds = ", ".join(f'"127.0.0.1:{p.es_transport(s, n)}"' for n in range(1, 4))
+    spec = cluster.local.elasticsearch_spec(
+        name=PRESSURED_NODE,
+        http_port=free_port(),
+        transport_port=free_port(),
+        discovery=f"discovery.seed_hosts: [{seeds}]\n",
+        heap=CLUSTER_ES_HEAP,
+    )
+    config = cluster.local.home / PRESSURED_NODE / "config" / "elasticsearch.yml"
+    config.write_text(config.read_text() + f"node.roles: [data]\nindexing_pressure.memory.limit: {PRESSURE_LIMIT}\n")
+    spec.cmdline_marker = ""
+    spec.startup_timeout_s = 300
+    start(spec)
+    return spec
+
+
+def es_put(cluster: ClusterStack, path: str, body: dict[str, Any]) -> None:
+    response = httpx.put(f"{cluster.settings.es_hosts[0]}{path}", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+
+
+def primary_node(cluster: ClusterStack, index: str) -> str | None:
+    shards = httpx.get(f"{cluster.settings.es_hosts[0]}/_cat/shards/{index}?format=json", timeout=10).json()
+    started = [sh["node"] for sh in shards if sh["prirep"] == "p" and sh["state"] == "STARTED"]
+    return str(started[0]).removeprefix("mam-") if started else None
+
+
+def move_off_pressured_node(cluster: ClusterStack, index: str) -> None:
+    """``index``'s shards back onto the cluster's own nodes (with rebalancing off, a shard merely
+    allowed elsewhere would stay where it is: it must be excluded from the node)."""
+    es_put(
+        cluster,
+        f"/{index}/_settings",
+        {
+            "index.routing.allocation.require._name": None,
+            "index.routing.allocation.exclude._name": f"mam-{PRESSURED_NODE}",
+        },
+    )
+    wait_for(
+        lambda: primary_node(cluster, index) not in (None, PRESSURED_NODE), timeout=180, what="the primary moved back"
+    )
+
+
+def primary_rejections(cluster: ClusterStack) -> int:
+    stats = httpx.get(
+        f"{cluster.settings.es_hosts[0]}/_nodes/mam-{PRESSURED_NODE}/stats/indexing_pressure", timeout=10
+    ).json()
+    [node] = stats["nodes"].values()
+    return int(node["indexing_pressure"]["memory"]["total"]["primary_document_rejections"])
+
+
+@full
+def test_elasticsearch_rejecting_writes_for_memory_holds_each_document_back_and_it_converges_once_the_shard_moves(
+    cluster: ClusterStack,
+) -> None:
+    s = cluster.settings
+    index = f"{s.es_index_prefix}-assets"
+    searches = cluster.service_names(("search",))
+    settle_and_reconcile(s, {})  # nothing in flight: a write meeting the move would fail the moving copy
+    # The joining node takes no shard but the one sent to it.
+    es_put(cluster, "/_cluster/settings", {"persistent": {"cluster.routing.rebalance.enable": "none"}})
+    pressured = start_pressured_node(cluster)
+    moved_back_at: float | None = None
+    try:
+        # The index's primary onto the pressured node; its replica has nowhere else to go and
+        # auto-expansion drops it, so every write meets the limit at the primary.
+        es_put(cluster, f"/{index}/_settings", {"index.routing.allocation.require._name": f"mam-{PRESSURED_NODE}"})
+        wait_for(lambda: primary_node(cluster, index) == PRESSURED_NODE, timeout=180, what="the primary moved")
+        rejections_before = primary_rejections(cluster)
+        logs = log_sizes(cluster, searches)
+        pressed_at = time.monotonic()
+        load = load_under_way(s, uploads=12, workers=2, pace_s=0.4, at_least=4)
+        # Every document of each _bulk refused on its own (429 in a 200 answer), retried, never parked.
+        wait_for(
+            lambda: REJECTED_ITEMS.findall(logged_since(cluster, logs)),
+            timeout=120,
+            what="a _bulk whose documents were each rejected for memory",
+        )
+        wait_for(lambda: load.acknowledged_count() >= 8, timeout=180, what="uploads acknowledged under pressure")
+        time.sleep(10)  # two more retry rounds (search_redelivery_delay_s = 5 s) against the limit
+        assert not any(has_document(cluster, index, a) for a in load.acknowledged), "a write went past the limit"
+        status = httpx.get(f"{s.search_url}/v1/projection", headers=ADMIN, timeout=10).json()
+        assert status["pending"] + status["awaiting_ack"] > 0, status
+        assert not {f["asset_id"] for f in status["failures"]} & set(load.acknowledged), status["failures"]
+        assert load.statuses["search 200"] >= 1  # queries go on: reads are not under indexing pressure
+        refused = REJECTED_ITEMS.findall(logged_since(cluster, logs))  # all of them, so far
+        rejected = primary_rejections(cluster) - rejections_before
+        assert rejected >= sum(int(n) for n, _, _ in refused), (rejected, refused)
+        # The cause removed: the shard moves back to the cluster's own nodes.
+        move_off_pressured_node(cluster, index)
+        moved_back_at = time.monotonic()
+        load.join()
+        result = settle_and_reconcile(s, load.acknowledged)
+        print(
+            f"\nES primary of {index} on a node with indexing_pressure.memory.limit={PRESSURE_LIMIT} for "
+            f"{moved_back_at - pressed_at:.0f}s: {len(refused)} _bulk answers with every document refused "
+            f"(429 es_rejected_execution_exception, first: {refused[0][2]} of {refused[0][0]}), {rejected} document "
+            f"rejections counted by the node, none parked; converged {time.monotonic() - moved_back_at:.0f}s after "
+            f"the shard was moved back; answers {dict(load.statuses)}",
+            flush=True,
+        )
+        result.assert_exact()
+        assert result.acknowledged == 12
+    finally:
+        try:
+            if moved_back_at is None:
+                move_off_pressured_node(cluster, index)
+        finally:
+            stop(pressured)
+            es_put(cluster, f"/{index}/_settings", {"index.routing.allocation.exclude._name": None})
+            es_put(cluster, "/_cluster/settings", {"persistent": {"cluster.routing.rebalance.enable": None}})
+        wait_for(lambda: es_health(cluster).get("status") == "green", timeout=300, what="green again")
 
 
 @full
