@@ -264,7 +264,7 @@ async def test_a_command_appends_what_it_decided_with_the_sequence_it_decided_on
         log,
         "activity",
         "v1",
-        lambda h: decide_edit_activity(fold_activity(h), "v1", EditActivity(place="X")),
+        edit_place("X"),
         actor="lt",
     )
     assert [e.type for e in result.appended] == ["activity.edited"] and result.last_sequence == 2
@@ -293,7 +293,7 @@ async def test_a_command_that_loses_a_few_races_to_the_pipeline_still_lands() ->
         log,
         "activity",
         "v1",
-        lambda h: decide_edit_activity(fold_activity(h), "v1", EditActivity(place="X")),
+        edit_place("X"),
         actor="lt",
     )
     assert result.appended and [s.envelope.actor for s in log.stored][-1] == "lt"
@@ -308,7 +308,7 @@ async def test_a_command_that_loses_every_round_is_a_bilingual_409_and_appends_n
             log,
             "activity",
             "v1",
-            lambda h: decide_edit_activity(fold_activity(h), "v1", EditActivity(place="X")),
+            edit_place("X"),
             actor="lt",
         )
     assert caught.value.status == 409 and caught.value.message_vi.startswith("Dữ liệu vừa bị người khác thay đổi")
