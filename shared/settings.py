@@ -159,6 +159,10 @@ class Settings(BaseSettings):
     # Assets one tagger replica tags at once: a job waits on S3 and NATS as much as on OCR, and
     # one at a time let a full re-tag hold new uploads back for minutes.
     tagger_concurrency: int = Field(default=2, ge=1, le=16)
+    # As the transcoder's: a job sends in-progress acks every third of it, so it only
+    # matters once a replica died or an ack was lost with a killed stream leader (it was
+    # 120 s, and an asset whose ack went with the leader waited two minutes to be tagged).
+    tagger_ack_wait_s: float = Field(default=30.0, ge=3.0)
     max_upload_bytes: int = 8 * 1024 * 1024 * 1024
     ffprobe_timeout_s: float = 30.0
     # --- resumable uploads (tus 1.0 at /v1/uploads of the ingest service)

@@ -22,7 +22,7 @@ from shared.http import service_app
 from shared.nats_liveness import liveness
 from shared.objectstore import ObjectStore
 from shared.outcomes import Ack, Outcome, apply_outcome
-from shared.pull_consumers import start_broker
+from shared.pull_consumers import align_ack_wait, in_progress_acks, start_broker
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter
 from shared.workdirs import fresh_work_dir
@@ -48,15 +48,20 @@ class TaggerDeps:
 
 def build_broker(settings: Settings, tagger: Tagger) -> NatsBroker:
     """One durable pull consumer on every asset event; it acts on ingested/retag only,
-    ``tagger_concurrency`` jobs at a time (the directory catch-up is shared under a lock)."""
+    ``tagger_concurrency`` jobs at a time (the directory catch-up is shared under a lock).
+
+    A fetch takes only as many events as run at once (one waiting in the replica would
+    run down its ack wait unseen); a running job sends in-progress acks every third of
+    ``tagger_ack_wait_s``, also while one long OCR run holds it."""
     broker = NatsBroker(settings.nats_servers, **liveness())
+    beat_s = max(1.0, settings.tagger_ack_wait_s / 3)
 
     @broker.subscriber(
         aggregate_type_filter("asset"),
         stream=JStream(name=settings.event_stream, declare=False),
         durable=TAGGER_DURABLE,
-        pull_sub=PullSub(batch_size=max(4, settings.tagger_concurrency), timeout=5.0),
-        config=ConsumerConfig(ack_wait=120, max_ack_pending=64),
+        pull_sub=PullSub(batch_size=settings.tagger_concurrency, timeout=5.0),
+        config=ConsumerConfig(ack_wait=settings.tagger_ack_wait_s, max_ack_pending=64),
         ack_policy=AckPolicy.MANUAL,
         max_workers=settings.tagger_concurrency,
     )
@@ -71,7 +76,8 @@ def build_broker(settings: Settings, tagger: Tagger) -> NatsBroker:
             return
         result: str | BaseException
         try:
-            result = await tagger.handle(event, deliveries, raw.in_progress)
+            async with in_progress_acks(msg, beat_s):
+                result = await tagger.handle(event, deliveries, raw.in_progress)
         except Exception as exc:
             result = exc
         outcome: Outcome = settle(event, result, deliveries, tagger.max_attempts)
@@ -98,6 +104,7 @@ async def build_deps(settings: Settings) -> TaggerDeps:
     tagger = Tagger(events, objects, ocr, max_attempts=settings.tagger_max_attempts, work_dir=work_dir)
     await tagger.refresh()
     broker = build_broker(settings, tagger)
+    await align_ack_wait(await events.jetstream(), settings.event_stream, TAGGER_DURABLE, settings.tagger_ack_wait_s)
     await start_broker(broker)
     return TaggerDeps(settings, events, tagger, broker)
 

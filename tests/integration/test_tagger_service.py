@@ -158,3 +158,41 @@ async def test_a_tagger_replica_runs_its_configured_number_of_jobs_at_once(
         finally:
             await nc.close()
     assert most_at_once == 2
+
+
+async def test_a_tagging_job_longer_than_its_ack_wait_is_kept_by_in_progress_acks_and_delivered_once(
+    quiet_nats: Settings, quiet_event_store: EventStore, unique: str
+) -> None:
+    """A job that sends no heartbeat of its own (one long OCR run) for three ack waits is
+    not handed out again: the ack wait can be short, so an ack lost with a killed stream
+    leader costs seconds, not the two minutes it took at 120 s."""
+    s = quiet_nats.model_copy(update={"tagger_ack_wait_s": 3.0, "tagger_concurrency": 1})
+    ours = f"a{unique}".ljust(33, "4")
+    deliveries: list[int] = []
+
+    class SlowTagger(Tagger):
+        async def handle(self, cause: EventEnvelope, delivery: int, heartbeat: Heartbeat) -> str:
+            if cause.aggregate_id != ours:
+                return "ignored"  # the quiet stream's other events
+            deliveries.append(delivery)
+            await asyncio.sleep(3 * s.tagger_ack_wait_s + 1)
+            return "tagged"
+
+    tagger = SlowTagger(quiet_event_store, cast(ObjectStorage, None), cast(OcrSettings, None))
+    broker = build_broker(s, tagger)
+    await start_broker(broker)
+    try:
+        payload = photo_without_original(s, f"slow/{ours}", "Kỳ họp thứ 7 HĐND tỉnh")
+        await quiet_event_store.append(new_event(payload, aggregate_id=ours, actor="test"))
+        await async_wait_for(lambda: consumer_settled(s, TAGGER_DURABLE), 120, what="the job done")
+        # Settled twice, an ack wait apart: a redelivery would show in between.
+        await asyncio.sleep(s.tagger_ack_wait_s + 1)
+        await async_wait_for(lambda: consumer_settled(s, TAGGER_DURABLE), 60, what="the job done")
+    finally:
+        await broker.stop()
+        nc = await nats.connect(s.resolved_nats_url)
+        try:
+            await nc.jetstream().delete_consumer(s.event_stream, TAGGER_DURABLE)
+        finally:
+            await nc.close()
+    assert deliveries == [1]
