@@ -4,6 +4,8 @@ search and facets; a job that cannot succeed ends as a visible event, once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import httpx
@@ -42,6 +44,23 @@ def photo_without_original(s: Settings, object_key: str, title: str) -> AssetIng
         title=title,
         activity_type="khac",
     )
+
+
+@contextlib.asynccontextmanager
+async def tagger_broker(s: Settings, tagger: Tagger) -> AsyncIterator[None]:
+    """The tagger's consumer, in this process, on the quiet NATS; its durable is deleted after,
+    so the next test's settings make it afresh."""
+    broker = build_broker(s, tagger)
+    await start_broker(broker)
+    try:
+        yield
+    finally:
+        await broker.stop()
+        nc = await nats.connect(s.resolved_nats_url)
+        try:
+            await nc.jetstream().delete_consumer(s.event_stream, TAGGER_DURABLE)
+        finally:
+            await nc.close()
 
 
 def test_an_uploaded_banner_photo_is_tagged_and_the_tags_appear_in_search_and_facets(
@@ -142,21 +161,11 @@ async def test_a_tagger_replica_runs_its_configured_number_of_jobs_at_once(
                 running.discard(cause.aggregate_id)
             return "tagged"
 
-    tagger = SlowTagger(quiet_event_store, cast(ObjectStorage, None), cast(OcrSettings, None))
-    broker = build_broker(s, tagger)
-    await start_broker(broker)
-    try:
+    async with tagger_broker(s, SlowTagger(quiet_event_store, cast(ObjectStorage, None), cast(OcrSettings, None))):
         for asset_id in ours:
             payload = photo_without_original(s, f"slow/{asset_id}", "Kỳ họp thứ 7 HĐND tỉnh")
             await quiet_event_store.append(new_event(payload, aggregate_id=asset_id, actor="test"))
         await async_wait_for(lambda: consumer_settled(s, TAGGER_DURABLE), 120, what="both jobs done")
-    finally:
-        await broker.stop()
-        nc = await nats.connect(s.resolved_nats_url)
-        try:
-            await nc.jetstream().delete_consumer(s.event_stream, TAGGER_DURABLE)
-        finally:
-            await nc.close()
     assert most_at_once == 2
 
 
@@ -178,21 +187,11 @@ async def test_a_tagging_job_longer_than_its_ack_wait_is_kept_by_in_progress_ack
             await asyncio.sleep(3 * s.tagger_ack_wait_s + 1)
             return "tagged"
 
-    tagger = SlowTagger(quiet_event_store, cast(ObjectStorage, None), cast(OcrSettings, None))
-    broker = build_broker(s, tagger)
-    await start_broker(broker)
-    try:
+    async with tagger_broker(s, SlowTagger(quiet_event_store, cast(ObjectStorage, None), cast(OcrSettings, None))):
         payload = photo_without_original(s, f"slow/{ours}", "Kỳ họp thứ 7 HĐND tỉnh")
         await quiet_event_store.append(new_event(payload, aggregate_id=ours, actor="test"))
         await async_wait_for(lambda: consumer_settled(s, TAGGER_DURABLE), 120, what="the job done")
         # Settled twice, an ack wait apart: a redelivery would show in between.
         await asyncio.sleep(s.tagger_ack_wait_s + 1)
         await async_wait_for(lambda: consumer_settled(s, TAGGER_DURABLE), 60, what="the job done")
-    finally:
-        await broker.stop()
-        nc = await nats.connect(s.resolved_nats_url)
-        try:
-            await nc.jetstream().delete_consumer(s.event_stream, TAGGER_DURABLE)
-        finally:
-            await nc.close()
     assert deliveries == [1]
