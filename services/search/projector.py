@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.search.documents import apply_event, with_sequence
+from services.search.documents import fold_events
 from shared.events.envelope import EventEnvelope
 from shared.outcomes import Ack, Outcome, Park, Retry
 from shared.ports import BulkItemResult, EventLog, SearchIndex
@@ -109,18 +109,15 @@ def plan_group(current: tuple[dict[str, Any], int] | None, items: list[Delivered
         return None
     if current is None and fresh[0].event.type != CREATION_EVENT:
         return None  # a later event came before the asset's first one: start from history
-    for d in fresh:
-        doc = with_sequence(apply_event(doc, d.event), d.sequence)
-    return _Plan(aggregate_id, doc, fresh[-1].sequence, False)
+    return _Plan(aggregate_id, fold_events(doc, ((d.event, d.sequence) for d in fresh)), fresh[-1].sequence, False)
 
 
 def fold_history(aggregate_id: str, history: list[tuple[EventEnvelope, int]]) -> _Plan:
     """The document from an aggregate's whole history; written with ``external_gte``, since
     a complete fold is right even over a document of the same version built from a stale base."""
-    doc: dict[str, Any] = {}
-    for event, sequence in history:
-        doc = with_sequence(apply_event(doc, event), sequence)
-    return _Plan(aggregate_id, doc if history else None, history[-1][1] if history else 0, True)
+    if not history:
+        return _Plan(aggregate_id, None, 0, True)
+    return _Plan(aggregate_id, fold_events({}, history), history[-1][1], True)
 
 
 def classify_write(result: BulkItemResult) -> str:

@@ -25,6 +25,7 @@ from services.search.fold_gc import rare_collections
 from services.search.fold_replay import FoldError, ReplayFold
 from services.search.index import AssetIndex
 from services.search.projector import AssetProjector, Delivered
+from services.search.stream_reader import ChildStreamReader
 from shared.eventstore import EventStore, StoredEvent
 from shared.subjects import aggregate_type_filter
 
@@ -63,6 +64,12 @@ async def read_stream(
             yield chunk
 
 
+# From this many events in the stream on, a rebuild's replay reads in a child process
+# (stream_reader): below it, starting the child costs more than it saves.
+CHILD_READER_MIN_EVENTS = 20_000
+# The child takes about half a second to start (imports): the stream's first events, up to
+# this sequence, are read here meanwhile, and the child starts after them.
+CHILD_READER_HEAD = 10_000
 # Batches read from the stream while the projector writes the ones before them (the reader
 # and Elasticsearch then work at the same time); bounded, so memory stays a few batches.
 READ_AHEAD_BATCHES = 2
@@ -99,6 +106,22 @@ async def read_ahead(source: AsyncGenerator[_T, None], depth: int) -> AsyncGener
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _head_then(
+    head: AsyncGenerator[list[StoredEvent], None], last: int, rest: AsyncGenerator[list[StoredEvent], None]
+) -> AsyncGenerator[list[StoredEvent], None]:
+    """``head``'s events up to sequence ``last``, then ``rest``'s (which starts after it)."""
+    async with aclosing(head) as batches:
+        async for chunk in batches:
+            kept = [stored for stored in chunk if stored.sequence <= last]
+            if kept:
+                yield kept
+            if len(kept) < len(chunk) or chunk[-1].sequence >= last:
+                break
+    async with aclosing(rest) as batches:
+        async for chunk in batches:
+            yield chunk
 
 
 async def replay(
@@ -147,12 +170,16 @@ async def fold_replay(
     start_sequence: int,
     on_batch: Callable[[int, int], None] | None = None,
     batch: int = 1000,
+    *,
+    reading: AsyncGenerator[list[StoredEvent], None] | None = None,
 ) -> tuple[int, int]:
     """Fold every asset event from ``start_sequence`` on into a fresh index only this
     rebuild writes (before its swap), every document written when it returns; returns
-    (events, last sequence). Same contract as :func:`replay`, a fraction of the work."""
+    (events, last sequence). Same contract as :func:`replay`, a fraction of the work.
+    ``reading``: those events as another reader gives them (:mod:`stream_reader`)."""
     count, last = 0, start_sequence - 1
-    reading = events.read_batches(aggregate_type_filter("asset"), start_sequence, batch)
+    if reading is None:
+        reading = events.read_batches(aggregate_type_filter("asset"), start_sequence, batch)
     try:
         with rare_collections():
             async with aclosing(read_ahead(reading, READ_AHEAD_BATCHES)) as batches:
@@ -177,12 +204,15 @@ async def rebuild_index(
     keep_previous: int = 1,
     batch: int = 1000,
     catch_up_rounds: int = 3,
+    child_reader: bool | None = None,
 ) -> RebuildResult:
     """Replay the stream into a new index and swap the alias to it; see the module doc.
 
     ``progress`` hears of every batch (phases ``replay``, ``catch-up``,
     ``after-swap``) and of the swap itself: ``swap`` right before the alias
-    moves, ``swapped`` right after.
+    moves, ``swapped`` right after. ``child_reader``: whether the replay's read runs in
+    a process of its own (:mod:`stream_reader`); by default when the stream holds at
+    least ``CHILD_READER_MIN_EVENTS`` (the child takes half a second to start).
     """
     # Reads the stream, and the history the live projector also writes here after the swap.
     # Only reads and appends nothing: the stream's configuration (dedup window) is the services'.
@@ -190,12 +220,17 @@ async def rebuild_index(
     began = time.monotonic()
     new_index: str | None = None
     fold: ReplayFold | None = None
+    child: ChildStreamReader | None = None
     swapped = False
     try:
+        known = await events.last_sequence()
+        in_child = known >= CHILD_READER_MIN_EVENTS if child_reader is None else child_reader
+        head = min(CHILD_READER_HEAD, known)
+        if in_child:  # started first: it gets going while the new index is made and the head read
+            child = await ChildStreamReader.start(nats_url, stream, aggregate_type_filter("asset"), head + 1, batch)
         # What a rebuild killed before its swap left behind (SIGKILL, a lost machine).
         await index.delete_indices(await index.unfinished_indices())
         new_index = await index.create_rebuild_index()
-        known = await events.last_sequence()
         # Until the swap nothing else writes the new index, and the fold goes in stream order.
         fold = ReplayFold(index.writing_to(new_index))
         done = 0
@@ -208,7 +243,15 @@ async def rebuild_index(
         def report(phase: str) -> Callable[[int, int], None]:
             return lambda count, last: tell(phase, count)
 
-        count, last = await fold_replay(events, fold, 1, report("replay"), batch)
+        reading = None
+        if child is not None:
+            asset_events = aggregate_type_filter("asset")
+            reading = (
+                _head_then(events.read_batches(asset_events, 1, batch), head, child.batches())
+                if head
+                else child.batches()
+            )
+        count, last = await fold_replay(events, fold, 1, report("replay"), batch, reading=reading)
         done += count
         for _ in range(catch_up_rounds):  # shrink the gap before swapping
             count, last = await fold_replay(events, fold, last + 1, report("catch-up"), batch)
@@ -232,6 +275,8 @@ async def rebuild_index(
             await index.delete_indices([new_index])
         raise
     finally:
+        if child is not None:
+            await child.close()
         await events.close()
     keep = set(previous[-keep_previous:]) if keep_previous else set()
     stale = [i for i in await index.all_indices() if i != new_index and i not in keep]
