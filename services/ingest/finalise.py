@@ -31,7 +31,7 @@ from pathlib import Path
 
 from minio.error import S3Error
 
-from services.ingest.originals import Ingested, existing_asset, keep_original, record_original
+from services.ingest.originals import Ingested, PutOriginal, existing_asset, keep_original, record_original
 from services.ingest.upload_store import UploadStore
 from services.ingest.uploads import UploadProblem, UploadRecord, finalise_gave_up, finalise_should_give_up
 from shared.events.models import AssetIngestedV1
@@ -117,17 +117,35 @@ class Finaliser:
         await self._give_up(record, revision, exc)
 
     async def _give_up(self, record: UploadRecord, revision: int, exc: Exception) -> None:
-        """Remove every byte this upload put in S3, then say ``rejected`` with the reason.
+        """Remove every byte this upload put in S3, then say ``rejected`` with the reason;
+        or, when its bytes are an asset after all, ``stored`` as that asset.
 
         The record changes only after the clean-up succeeded, so "rejected" never leaves a
-        half-stored object behind; a failed clean-up is tried again by the sweeper.
+        half-stored object behind; a failed clean-up is tried again by the sweeper. The
+        asset may be this very upload's: its ``asset.ingested`` landed and the append was
+        still reported failed (a timeout on a slow server); or another ingest's of the same
+        bytes, as a duplicate upload ends.
         """
         bucket = self.settings.bucket_uploads
         if not record.completed:
             await self.objects.abort_multipart(bucket, record.s3_key, record.s3_upload_id)
         await self.objects.remove(bucket, record.tail_key)
+        holder = None
         if record.completed and record.sha256 is not None:
-            await self._withdraw_original(record, record.sha256)
+            holder = await self._withdraw_original(record, record.sha256)
+        if holder is not None:
+            stored = await self._as_existing(record, holder)  # its original put back if need be
+            await self.store.save(self._stored(record, stored), revision)
+            with contextlib.suppress(Exception):
+                await self.objects.remove(bucket, record.s3_key)
+            log.warning(
+                "upload %s: finalisation failed %d times, but its bytes are asset %s: stored (%r)",
+                record.id,
+                record.finalise_failures,
+                stored.asset_id,
+                exc,
+            )
+            return
         await self.objects.remove(bucket, record.s3_key)  # only now: the original may need it back
         if is_storage_full(exc):
             problem = finalise_gave_up(record.finalise_failures, "kho lưu trữ đã đầy", "object storage is full")
@@ -136,8 +154,9 @@ class Finaliser:
         await self.store.save(record.model_copy(update={"state": "rejected", "error": problem}), revision)
         log.warning("upload %s: finalisation gave up after %d attempts: %r", record.id, record.finalise_failures, exc)
 
-    async def _withdraw_original(self, record: UploadRecord, sha256: str) -> None:
-        """Remove the content-addressed original this upload may have copied, unless an asset holds it.
+    async def _withdraw_original(self, record: UploadRecord, sha256: str) -> Ingested | None:
+        """Remove the content-addressed original this upload may have copied, unless an asset
+        holds it; returns that asset, if any.
 
         Another ingest of the same bytes (a second upload, ``POST /v1/assets``) may have found
         the original in place before the removal and append its ``asset.ingested`` after the
@@ -150,17 +169,20 @@ class Finaliser:
         always put it back.
         """
         originals, key = self.settings.bucket_originals, content_key(sha256)
-        if await existing_asset(self.events, sha256) is not None:
-            return  # an asset holds it: it is nobody's orphan
+        holder = await existing_asset(self.events, sha256)
+        if holder is not None:
+            return holder  # an asset holds it: it is nobody's orphan
         held = await self.objects.stat(originals, key)
         if held is None:
-            return
+            return None
         await self.objects.remove(originals, key)  # a copy without its asset.ingested would be an orphan
-        if await existing_asset(self.events, sha256) is not None:
+        holder = await existing_asset(self.events, sha256)
+        if holder is not None:
             log.info("upload %s: an asset of the same bytes appeared while giving up; original kept", record.id)
             await self.objects.copy(
                 self.settings.bucket_uploads, record.s3_key, originals, key, held.content_type, {"sha256": sha256}
             )
+        return holder
 
     async def _finalise_locked(self, upload_id: str) -> None:
         got = await self.store.get(upload_id)
@@ -183,43 +205,60 @@ class Finaliser:
         if isinstance(outcome, UploadProblem):
             record = record.model_copy(update={"state": "rejected", "error": outcome, "updated_at": _now()})
         else:
-            record = record.model_copy(
-                update={
-                    "state": "stored",
-                    "asset_id": outcome.asset_id,
-                    "duplicate": outcome.duplicate,
-                    "updated_at": _now(),
-                }
-            )
+            record = self._stored(record, outcome)
         await self.store.save(record, revision)
         # The staging object is no longer needed: the original is under its content key.
         with contextlib.suppress(Exception):
             await self.objects.remove(bucket, record.s3_key)
         log.info("upload %s: %s", upload_id, record.state)
 
+    @staticmethod
+    def _stored(record: UploadRecord, outcome: Ingested) -> UploadRecord:
+        return record.model_copy(
+            update={
+                "state": "stored",
+                "asset_id": outcome.asset_id,
+                "duplicate": outcome.duplicate,
+                "updated_at": _now(),
+            }
+        )
+
+    async def _as_existing(self, record: UploadRecord, existing: Ingested) -> Ingested:
+        """The upload as the asset its bytes already are: its own (an ``asset.ingested`` with
+        this upload's event id) or another's (a duplicate), the asset's original put back from
+        the staging object if a give-up removed it."""
+        assert record.sha256 is not None
+        event_id = ingested_event_id(record.id)
+        ours = any(
+            s.envelope.event_id == event_id and s.envelope.type == AssetIngestedV1.EVENT_TYPE for s in existing.history
+        )
+        ingested = next(s.envelope for s in existing.history if s.envelope.type == AssetIngestedV1.EVENT_TYPE)
+        payload = ingested.typed_payload()
+        assert isinstance(payload, AssetIngestedV1)
+        await keep_original(
+            self.objects,
+            payload.bucket,
+            payload.object_key,
+            self._copy_staged(record),
+            payload.mime_type,
+            record.sha256,
+        )
+        return Ingested(existing.asset_id, not ours, existing.history)
+
+    def _copy_staged(self, record: UploadRecord) -> PutOriginal:
+        """Puts the upload's staging object under an original's key (server-side)."""
+
+        async def copy_original(bucket: str, key: str, content_type: str, metadata: dict[str, str]) -> None:
+            await self.objects.copy(self.settings.bucket_uploads, record.s3_key, bucket, key, content_type, metadata)
+
+        return copy_original
+
     async def _ingest(self, record: UploadRecord) -> Ingested | UploadProblem:
         assert record.sha256 is not None
         event_id = ingested_event_id(record.id)
         existing = await existing_asset(self.events, record.sha256)
-        bucket_uploads = self.settings.bucket_uploads
-
-        async def copy_original(bucket: str, key: str, content_type: str, metadata: dict[str, str]) -> None:
-            await self.objects.copy(bucket_uploads, record.s3_key, bucket, key, content_type, metadata)
-
         if existing is not None:
-            ours = any(
-                s.envelope.event_id == event_id and s.envelope.type == AssetIngestedV1.EVENT_TYPE
-                for s in existing.history
-            )
-            # A give-up of this upload that removed the original and failed to copy it back
-            # is resumed here: the asset's original is put back from the staging object.
-            ingested = next(s.envelope for s in existing.history if s.envelope.type == AssetIngestedV1.EVENT_TYPE)
-            payload = ingested.typed_payload()
-            assert isinstance(payload, AssetIngestedV1)
-            await keep_original(
-                self.objects, payload.bucket, payload.object_key, copy_original, payload.mime_type, record.sha256
-            )
-            return Ingested(existing.asset_id, not ours, existing.history)
+            return await self._as_existing(record, existing)
         try:
             probe = await self._probe(record)
         except MediaRejected as exc:
@@ -228,7 +267,7 @@ class Finaliser:
             self.events,
             self.objects,
             self.settings.bucket_originals,
-            copy_original,
+            self._copy_staged(record),
             actor=record.owner,
             meta=record.meta,
             probe=probe,

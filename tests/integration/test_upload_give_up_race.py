@@ -1,4 +1,5 @@
-"""A resumable upload giving up while another ingest of the same bytes goes on (real NATS, MinIO).
+"""A resumable upload giving up while another ingest of the same bytes goes on, or once
+its own ingest landed unbeknown to it (real NATS, MinIO).
 
 The give-up removes the content-addressed original it copied when no asset holds it;
 another ingest of the same bytes may have found that original in place (and so not
@@ -145,6 +146,21 @@ def failing_its_own_append(
     monkeypatch.setattr(race.events, "append", append)
 
 
+def landing_its_own_append_reported_failed(race: Race, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upload's own ``asset.ingested`` lands, and its append is reported failed all the
+    same (the server's answer lost: a timeout on a slow server)."""
+    real_append = race.events.append
+    own = ingested_event_id(race.record.id)
+
+    async def append(event: EventEnvelope, *args: Any, **kwargs: Any) -> Any:
+        result = await real_append(event, *args, **kwargs)
+        if event.event_id == own:
+            raise nats.errors.TimeoutError
+        return result
+
+    monkeypatch.setattr(race.events, "append", append)
+
+
 async def given_up(race: Race) -> UploadRecord:
     got = await race.store.get(race.record.id)
     assert got is not None
@@ -182,11 +198,33 @@ async def test_a_give_up_that_removed_an_original_an_asset_took_meanwhile_puts_i
     monkeypatch.setattr(race.objects, "remove", remove)
     await race.finaliser.finalise(race.record.id)
     assert not others, "the give-up never removed the original: the race was not run"
-    assert (await given_up(race)).state == "rejected"
+    # Its bytes are in the archive after all, as the other ingest's asset: a duplicate.
+    ended = await given_up(race)
+    assert (ended.state, ended.asset_id, ended.duplicate) == ("stored", asset_id_for_sha256(race.sha256), True)
     history = await race.events.history("asset", asset_id_for_sha256(race.sha256))
     assert [e.envelope.type for e in history] == ["asset.ingested"]
     assert await race.original_after_the_dust_settles() == race.data
     # Its staging object is gone all the same: nothing of the given-up upload is left.
+    assert await race.objects.stat(race.settings.bucket_uploads, race.record.s3_key) is None
+
+
+async def test_a_give_up_whose_own_append_landed_ends_stored_as_its_own_asset(
+    race: Race, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing_its_own_append_reported_failed(race, monkeypatch)
+    await race.finaliser.finalise(race.record.id)
+    ended = await given_up(race)
+    assert (ended.state, ended.asset_id, ended.duplicate, ended.error) == (
+        "stored",
+        asset_id_for_sha256(race.sha256),
+        False,
+        None,
+    )
+    history = await race.events.history("asset", asset_id_for_sha256(race.sha256))
+    assert [(e.envelope.type, e.envelope.event_id) for e in history] == [
+        ("asset.ingested", ingested_event_id(race.record.id))
+    ]
+    assert await race.original_after_the_dust_settles() == race.data
     assert await race.objects.stat(race.settings.bucket_uploads, race.record.s3_key) is None
 
 
