@@ -7,8 +7,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
+import shared.text as text_module
 from services.catalogue.commands import CreateActivity, EditMetadata, RequestRetag
 from shared.events.envelope import new_event
 from shared.events.models import AssetIngestedV1, AssetKind
@@ -99,5 +102,31 @@ def test_writing_a_payload_outside_the_contract_is_refused_even_without_the_api(
 
 
 def test_coercing_stored_text_drops_what_the_contract_refuses_and_cuts_at_the_limit() -> None:
-    assert coerce_text("A\u202eB\x00C  D", 4) == "ABC "[:4].strip() or coerce_text("A\u202eB\x00C  D", 4)
+    assert coerce_text("A\u202eB\x00C  D", 4) == "ABC "
+    assert coerce_text(" Kỳ họp\u200b thứ\u00a0tám ", 100) == "Kỳ họp thứ tám"
+    assert coerce_text("Ho\u0323p", 100) == "Họp"  # NFC
     assert coerce_text("x" * 10, 3) == "xxx"
+
+
+_VIETNAMESE = "aăâbcdđeêghiklmnoôơpqrstuưvxyáàảãạắằẳẵặấầẩẫậéèẻẽẹếềểễệíìỉĩịóòỏõọốồổỗộớờởỡợúùủũụứừửữựýỳỷỹỵ "
+
+
+@given(
+    st.text(
+        alphabet=st.one_of(
+            st.sampled_from(_VIETNAMESE + _VIETNAMESE.upper()),
+            st.sampled_from("\u0301\u0300\u0323\u200b\u00ad\u202e\u00a0\t\n\x00\x85\u3000"),
+            st.characters(),
+        ),
+        max_size=40,
+    ),
+    st.integers(min_value=0, max_value=50),
+)
+@settings(max_examples=500)
+@example("Kỳ  họp", 50)
+@example(" Kỳ họp", 50)
+@example("Kỳ họp ", 50)
+@example("Ho\u0323p", 50)
+@example("Kỳ\u200bhọp", 50)
+def test_the_fast_way_of_coercing_stored_text_gives_what_the_full_way_gives(value: str, limit: int) -> None:
+    assert coerce_text(value, limit) == text_module._coerced(value, limit)
