@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import http.client
+import json
 import os
 import random
 import struct
@@ -32,6 +34,52 @@ METADATA = {
     "source_org": "Đài Phát thanh - Truyền hình",
     "caption": "Đồng chí Nguyễn Văn A, Chủ tịch HĐND tỉnh, phát biểu khai mạc",
 }
+
+
+# --- single-request uploads (POST /v1/assets) written piece by piece --------------------
+BOUNDARY = "mam-test-7f3a9c"
+
+
+def field_part(name: str, value: str) -> bytes:
+    return f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+
+
+def file_head(filename: str = "anh.jpg") -> bytes:
+    return (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+
+
+CLOSING = f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def multipart(*parts: bytes) -> bytes:
+    return b"".join(parts)
+
+
+class RawUpload:
+    """One ``POST /v1/assets`` whose body the test writes piece by piece."""
+
+    def __init__(self, port: int, headers: dict[str, str], timeout: float = 15.0) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.conn.putrequest("POST", "/v1/assets", skip_accept_encoding=True)
+        self.conn.putheader("Content-Type", f"multipart/form-data; boundary={BOUNDARY}")
+        for name, value in headers.items():
+            self.conn.putheader(name, value)
+        self.conn.endheaders()
+        self.chunked = headers.get("Transfer-Encoding") == "chunked"
+
+    def send(self, data: bytes) -> None:
+        self.conn.send(f"{len(data):x}\r\n".encode() + data + b"\r\n" if self.chunked else data)
+
+    def response(self) -> tuple[int, dict[str, Any]]:
+        """The status and JSON body; fails (socket timeout) when the server keeps waiting for the body."""
+        answer = self.conn.getresponse()
+        return answer.status, json.loads(answer.read() or b"{}")
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def write_padded_jpeg(path: Path, size: int, seed: int | None = None) -> str:

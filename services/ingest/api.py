@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from services.ingest.body_quota import BodyReservation
 from services.ingest.domain import UploadMetadata, asset_view, validate_metadata
 from services.ingest.finalise import Finaliser
 from services.ingest.originals import existing_asset, record_original
@@ -116,14 +117,21 @@ _UPLOAD_FORM: dict[str, Any] = {
 async def upload_asset(request: Request, who: Uploader, d: Deps) -> JSONResponse:
     # The token was checked before this runs; the declared size and (in the
     # stream, before the file part) the metadata are checked before the file is stored.
-    check_declared_size(request, d.settings.max_upload_bytes)
-    meta, received = await receive_upload(
-        request, d.spool_dir, d.settings.max_upload_bytes, form_metadata, body_pace(d.settings)
-    )
+    declared = check_declared_size(request, d.settings.max_upload_bytes)
+    # The body is on the spool disk until the request ends: it counts in the user's quota.
+    hold = BodyReservation(d.uploads, who.subject, d.settings.upload_quota_bytes)
     try:
-        return await _ingest(d, who, meta, received)
+        if declared:
+            await hold.declared(declared)
+        meta, received = await receive_upload(
+            request, d.spool_dir, d.settings.max_upload_bytes, form_metadata, body_pace(d.settings), hold.cover
+        )
+        try:
+            return await _ingest(d, who, meta, received)
+        finally:
+            await asyncio.to_thread(received.path.unlink, True)
     finally:
-        await asyncio.to_thread(received.path.unlink, True)
+        await hold.release()
 
 
 async def _ingest(d: IngestDeps, who: Principal, meta: UploadMetadata, received: ReceivedFile) -> JSONResponse:

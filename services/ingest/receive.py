@@ -31,7 +31,7 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Generic, TypeVar
@@ -121,19 +121,23 @@ def too_large(limit: int) -> UserError:
     )
 
 
-def check_declared_size(request: Request, max_bytes: int) -> None:
-    """413 before a byte of the body is read when ``Content-Length`` says it is too large."""
+def check_declared_size(request: Request, max_bytes: int) -> int | None:
+    """The declared ``Content-Length`` (None: chunked, bounded while streaming); 413 before a
+    byte of the body is read when it is too large."""
     declared = request.headers.get("content-length")
     if declared is None:
-        return  # chunked: bounded while streaming
+        return None
     try:
         size = int(declared)
+        if size < 0:
+            raise ValueError(declared)
     except ValueError:
         raise UserError(
             400, "invalid_content_length", "Độ dài nội dung không hợp lệ.", "Invalid Content-Length header."
         ) from None
     if size > max_bytes + ENVELOPE_BYTES:
         raise too_large(max_bytes)
+    return size
 
 
 def _declares_empty_body(request: Request) -> bool:
@@ -292,9 +296,11 @@ async def receive_upload(
     max_bytes: int,
     check_metadata: Callable[[Mapping[str, str]], T],
     pace: BodyPace | None = None,
+    hold: Callable[[int], Awaitable[None]] | None = None,
 ) -> tuple[T, ReceivedFile]:
     """Stream the multipart body: fields checked by ``check_metadata`` before the file part is
-    written, the file part hashed into one file under ``spool_dir``. Raises :class:`UserError`."""
+    written, the file part hashed into one file under ``spool_dir``. Raises :class:`UserError`.
+    ``hold`` hears how many bytes have arrived, before they are written (the quota)."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -319,6 +325,8 @@ async def receive_upload(
             received += len(chunk)
             if received > body_limit:
                 raise too_large(max_bytes)
+            if hold is not None:
+                await hold(received)
             parser.write(chunk)
             if parts.spool is not None and len(parts.pending) >= _WRITE_BATCH:
                 await _flush(parts, parts.spool)

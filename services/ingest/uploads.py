@@ -260,11 +260,21 @@ class QuotaUsage(BaseModel):
 
 def with_reservation(usage: QuotaUsage, upload_id: str, length: int, quota: int, now: datetime) -> QuotaUsage:
     """``usage`` with ``length`` bytes reserved for ``upload_id``; 413 ``quota_exceeded`` past the quota."""
+    return with_reservation_within(usage, upload_id, length, length, quota, now)
+
+
+def with_reservation_within(
+    usage: QuotaUsage, upload_id: str, at_least: int, wanted: int, quota: int, now: datetime
+) -> QuotaUsage:
+    """``usage`` with ``wanted`` bytes reserved for ``upload_id``, or all the quota leaves when
+    that is less; 413 ``quota_exceeded`` when it leaves less than ``at_least``. (A body of
+    unknown length reserves ahead of what has arrived, and only what has arrived must fit.)"""
     others = {k: v for k, v in usage.uploads.items() if k != upload_id}
     in_flight = sum(r.size for r in others.values())
-    if in_flight + length > quota:
-        raise quota_exceeded(in_flight, length, quota)
-    return usage.model_copy(update={"uploads": {**others, upload_id: QuotaReservation(size=length, reserved_at=now)}})
+    if in_flight + at_least > quota:
+        raise quota_exceeded(in_flight, at_least, quota)
+    size = max(at_least, min(wanted, quota - in_flight))
+    return usage.model_copy(update={"uploads": {**others, upload_id: QuotaReservation(size=size, reserved_at=now)}})
 
 
 def without_reservations(usage: QuotaUsage, upload_ids: Iterable[str]) -> QuotaUsage:

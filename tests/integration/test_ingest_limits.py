@@ -10,9 +10,7 @@ much of a body is sent and when, and look at the ingest process's open files
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import io
-import json
 import os
 import random
 import stat
@@ -32,57 +30,17 @@ from shared.settings import Settings
 from tests import conftest
 from tests.conftest import AUTH, wait_for
 from tests.media import jpeg_bytes
+from tests.uploads import BOUNDARY, CLOSING, RawUpload, field_part, file_head, multipart
 
 pytestmark = pytest.mark.integration
 
-BOUNDARY = "mam-test-7f3a9c"
 MIB = 1024 * 1024
 # The dedicated ingest of this module: small limits keep the test media small.
 SMALL_UPLOAD_LIMIT = 4 * MIB
 SMALL_PIXEL_LIMIT = 10_000_000
 
 
-def field_part(name: str, value: str) -> bytes:
-    return f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-
-
-def file_head(filename: str = "anh.jpg") -> bytes:
-    return (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-
-
-CLOSING = f"\r\n--{BOUNDARY}--\r\n".encode()
 METADATA = field_part("title", "Tiếp xúc cử tri") + field_part("activity_type", "tiep-xuc-cu-tri")
-
-
-def multipart(*parts: bytes) -> bytes:
-    return b"".join(parts)
-
-
-class RawUpload:
-    """One ``POST /v1/assets`` whose body the test writes piece by piece."""
-
-    def __init__(self, port: int, headers: dict[str, str], timeout: float = 15.0) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        self.conn.putrequest("POST", "/v1/assets", skip_accept_encoding=True)
-        self.conn.putheader("Content-Type", f"multipart/form-data; boundary={BOUNDARY}")
-        for name, value in headers.items():
-            self.conn.putheader(name, value)
-        self.conn.endheaders()
-        self.chunked = headers.get("Transfer-Encoding") == "chunked"
-
-    def send(self, data: bytes) -> None:
-        self.conn.send(f"{len(data):x}\r\n".encode() + data + b"\r\n" if self.chunked else data)
-
-    def response(self) -> tuple[int, dict[str, Any]]:
-        """The status and JSON body; fails (socket timeout) when the server keeps waiting for the body."""
-        answer = self.conn.getresponse()
-        return answer.status, json.loads(answer.read() or b"{}")
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def open_temp_files(pid: int, log_dir: Path) -> dict[str, int]:

@@ -10,6 +10,8 @@ sweeper's reconciliation.
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +26,19 @@ from deploy.local.stack import LocalStack
 from services.ingest.upload_store import QUOTA_RESERVATION_GRACE_S, UploadStore
 from shared.auth import Role
 from shared.settings import Settings
-from tests.conftest import ADMIN, role_headers
-from tests.uploads import METADATA, MIB, ingest_settings, running_ingest, tus_metadata
+from tests.conftest import ADMIN, async_wait_for, role_headers
+from tests.media import jpeg_bytes
+from tests.uploads import (
+    CLOSING,
+    METADATA,
+    MIB,
+    RawUpload,
+    field_part,
+    file_head,
+    ingest_settings,
+    running_ingest,
+    tus_metadata,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +50,7 @@ TUS = {"Tus-Resumable": "1.0.0"}
 @dataclass
 class Replicas:
     endpoints: list[str]
+    ports: list[int]
     settings: Settings
 
 
@@ -52,7 +66,9 @@ def replicas(stack: LocalStack, quiet_nats: Settings) -> Iterator[Replicas]:
     first = ingest_settings(quiet_nats, "minio", 85, **shared)
     second = ingest_settings(quiet_nats, "minio", 86, **shared)
     with running_ingest(first, "ingest-quota-a"), running_ingest(second, "ingest-quota-b"):
-        yield Replicas([f"{s.ingest_url}/v1/uploads" for s in (first, second)], first)
+        yield Replicas(
+            [f"{s.ingest_url}/v1/uploads" for s in (first, second)], [s.ingest_port for s in (first, second)], first
+        )
 
 
 @pytest.fixture
@@ -139,3 +155,60 @@ async def test_a_reservation_a_crashed_creation_left_is_dropped_by_the_reconcili
     again = await asyncio.to_thread(create, replicas.endpoints[1], user, 10 * MIB)
     assert again.status_code == 201, again.text
     await asyncio.to_thread(terminate, again.headers["Location"])
+
+
+FORM = field_part("title", METADATA["title"]) + field_part("activity_type", METADATA["activity_type"])
+
+
+def refused_single_request(port: int, user: dict[str, str], headers: dict[str, str], pieces: list[bytes]) -> None:
+    upload = RawUpload(port, {**user, **headers}, timeout=30.0)
+    try:
+        for piece in pieces:
+            upload.send(piece)
+        status, body = upload.response()
+    finally:
+        upload.close()
+    assert status == 413 and body["error"]["code"] == "quota_exceeded", (status, body)
+    assert body["error"]["in_flight_bytes"] == 15 * MIB and "hạn mức" in body["error"]["message"], body
+
+
+async def test_a_single_request_upload_holds_its_body_in_the_quota_until_its_request_ends(
+    replicas: Replicas, ledger: UploadStore, unique: str
+) -> None:
+    subject = f"pv-single-{unique}"
+    user = role_headers(Role.PHONG_VIEN, subject)
+    resumable = await asyncio.to_thread(create, replicas.endpoints[0], user, 15 * MIB)
+    assert resumable.status_code == 201, resumable.text  # 5 MiB of the quota left
+    head = FORM + file_head()
+    # A declared 10 MiB: refused before its body is read.
+    declared = {"Content-Length": str(10 * MIB)}
+    await asyncio.to_thread(refused_single_request, replicas.ports[0], user, declared, [head + os.urandom(MIB)])
+    # A chunked body: cut off once what has arrived passes what the quota leaves.
+    slices = [head] + [os.urandom(256 * 1024) for _ in range(4 * 6)]
+    chunked = {"Transfer-Encoding": "chunked"}
+    await asyncio.to_thread(refused_single_request, replicas.ports[1], user, chunked, slices)
+    assert await ledger.in_flight(subject) == 15 * MIB  # the refused bodies hold nothing
+    await asyncio.to_thread(terminate, resumable.headers["Location"])
+
+    # A chunked photo, paused half way: it holds what has arrived (and a step ahead, within
+    # the quota) while it streams, so a creation that would pass the quota is refused.
+    photo = jpeg_bytes(random.randrange(1 << 30)) + os.urandom(6 * MIB)
+    upload = RawUpload(replicas.ports[0], {**user, **chunked}, timeout=60.0)
+    try:
+        upload.send(head + photo[: 3 * MIB])
+
+        async def holding() -> int:
+            return await ledger.in_flight(subject) >= 3 * MIB
+
+        await async_wait_for(holding, 20, 0.1, "the streaming body to be held in the quota")
+        assert await ledger.in_flight(subject) <= QUOTA
+        over = await asyncio.to_thread(create, replicas.endpoints[1], user, QUOTA - 3 * MIB + 1)
+        assert over.status_code == 413 and over.json()["error"]["code"] == "quota_exceeded", over.text
+        upload.send(photo[3 * MIB :] + CLOSING)
+        upload.send(b"")  # the last chunk
+        status, body = await asyncio.to_thread(upload.response)
+    finally:
+        upload.close()
+    assert status == 201 and body["duplicate"] is False, body
+    assert await ledger.in_flight(subject) == 0  # given back when the request ended
+    assert (await asyncio.to_thread(create, replicas.endpoints[1], user, QUOTA)).status_code == 201

@@ -9,6 +9,7 @@ import pytest
 
 from services.ingest.domain import UploadMetadata
 from services.ingest.uploads import (
+    QuotaReservation,
     QuotaUsage,
     UploadRecord,
     check_tus_resumable,
@@ -20,6 +21,7 @@ from services.ingest.uploads import (
     status_view,
     upload_id_of_staging_key,
     with_reservation,
+    with_reservation_within,
     without_reservations,
 )
 from shared.http import UserError
@@ -98,6 +100,19 @@ def test_a_reservation_fits_the_quota_or_is_refused_and_a_second_one_of_an_uploa
     assert error.status == 413 and error.code == "quota_exceeded" and error.extra["in_flight_bytes"] == 100
     assert with_reservation(usage, "u1", 10, quota=100, now=now).in_flight == 100  # asked again: the same
     assert without_reservations(usage, ["u2", "nope"]).in_flight == 10
+
+
+def test_a_body_of_unknown_length_reserves_ahead_of_what_arrived_within_what_the_quota_leaves() -> None:
+    now = datetime.now(UTC)
+    usage = with_reservation(QuotaUsage(owner="a"), "other", 60, quota=100, now=now)
+    ahead = with_reservation_within(usage, "body", at_least=10, wanted=30, quota=100, now=now)
+    assert ahead.uploads["body"].size == 30 and ahead.in_flight == 90
+    short = with_reservation_within(ahead, "body", at_least=35, wanted=55, quota=100, now=now)
+    assert short.uploads["body"].size == 40  # what the quota leaves, more than what arrived
+    error = refused(lambda: with_reservation_within(short, "body", at_least=41, wanted=61, quota=100, now=now))
+    assert error.status == 413 and error.code == "quota_exceeded" and error.extra["in_flight_bytes"] == 60
+    renewed = with_reservation_within(short, "body", 40, 40, quota=100, now=now + timedelta(seconds=120))
+    assert renewed.uploads["body"] == QuotaReservation(size=40, reserved_at=now + timedelta(seconds=120))
 
 
 def test_a_reservation_lapses_once_its_upload_is_no_longer_receiving_or_was_never_made() -> None:
