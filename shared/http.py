@@ -81,6 +81,8 @@ def _validation_problem(err: dict[str, Any]) -> dict[str, str]:
 def error_response(exc: UserError) -> JSONResponse:
     """A :class:`UserError` as the JSON every API answers with."""
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.status in (408, 413):  # answered before the whole body was read: it never will be
+        headers = {"Connection": "close"}
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
@@ -234,6 +236,7 @@ def service_app(
     settings: Settings,
     build: Callable[[Settings], Awaitable[ServiceDeps]],
     routers: Iterable[APIRouter] = (),
+    streams: Callable[[str, str], bool] = lambda method, path: False,
 ) -> FastAPI:
     """The FastAPI app every service starts from: it only assembles.
 
@@ -241,8 +244,12 @@ def service_app(
     time), kept in ``app.state.deps`` and closed on shutdown; the settings are
     in ``app.state.settings``; bilingual error handlers and the unauthenticated
     ``/healthz`` the launcher polls are installed here; the routes come from
-    the service's ``api.py`` routers.
+    the service's ``api.py`` routers. Every request body is bounded in size and
+    time before a route reads it (:mod:`shared.request_bodies`), except on the
+    routes ``streams(method, path)`` names, which read theirs under limits of their own.
     """
+    # Here, not at the top: request_bodies answers with this module's UserError.
+    from shared.request_bodies import BoundedBodies, body_pace
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -265,6 +272,9 @@ def service_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(
+        BoundedBodies, max_bytes=settings.max_request_body_bytes, pace=body_pace(settings), streams=streams
+    )
     if docs:
         install_offline_docs(app, settings)
 

@@ -190,12 +190,17 @@ class Settings(BaseSettings):
     # comes first: the upload ends ``rejected`` with the reason, and its staging bytes are removed.
     upload_finalise_max_attempts: int = Field(default=10, ge=1)
     upload_finalise_max_age_s: float = Field(default=6 * 3600.0, ge=1.0)
-    # A request body (``POST /v1/assets``) that stalls longer than this between two pieces, or,
-    # after the grace time, arrives slower than this on average, is dropped with 408: a client
-    # sending headers and then trickling would otherwise hold the request for ever.
+    # A request body (``POST /v1/assets``, and every route's JSON or form body) that stalls longer
+    # than this between two pieces, or, after the grace time, arrives slower than this on average,
+    # is dropped with 408: a client sending headers and then trickling would otherwise hold the
+    # request for ever. (A tus PATCH has its lock's lease instead.)
     upload_body_idle_timeout_s: float = Field(default=60.0, ge=0.1)
     upload_body_grace_s: float = Field(default=60.0, ge=0.0)
     upload_body_min_rate_bytes_s: float = Field(default=16 * 1024.0, gt=0.0)
+    # Any request body but the uploads' (which are streamed to disk under ``max_upload_bytes``):
+    # read whole before the route runs, so bounded (413 past it). The largest a client sends is
+    # a reel of 10 000 items or a 5 MB delegate list.
+    max_request_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     # Origins a browser may upload from (tus-js-client, Uppy), comma-separated; empty:
     # the web UI's own origin (``web_url``).
     upload_cors_origins: str = ""

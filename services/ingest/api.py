@@ -16,7 +16,7 @@ from services.ingest.body_quota import BodyReservation
 from services.ingest.domain import UploadMetadata, asset_view, validate_metadata
 from services.ingest.finalise import Finaliser
 from services.ingest.originals import existing_asset, record_original
-from services.ingest.receive import BodyPace, ReceivedFile, check_declared_size, receive_upload
+from services.ingest.receive import ReceivedFile, check_declared_size, receive_upload
 from services.ingest.sweeper import Sweeper, stop_task
 from services.ingest.upload_store import UploadStore
 from shared.access import requires
@@ -27,6 +27,7 @@ from shared.media.probe import Limits, MediaRejected, probe_file
 from shared.objectstore import ObjectStore
 from shared.policy import Action, may_see
 from shared.publication import visibility_of
+from shared.request_bodies import body_pace
 from shared.settings import Settings
 
 
@@ -59,12 +60,6 @@ router = APIRouter(prefix="/v1")
 # Every route names the action it takes (shared/policy.py decides who may).
 Uploader = Annotated[Principal, Depends(requires(Action.ASSET_UPLOAD))]
 Reader = Annotated[Principal, Depends(requires(Action.ASSET_READ))]
-
-
-def body_pace(settings: Settings) -> BodyPace:
-    return BodyPace(
-        settings.upload_body_idle_timeout_s, settings.upload_body_grace_s, settings.upload_body_min_rate_bytes_s
-    )
 
 
 def form_metadata(fields: Mapping[str, str]) -> UploadMetadata:

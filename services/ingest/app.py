@@ -43,8 +43,13 @@ def upload_origins(settings: Settings) -> list[str]:
     return configured or [settings.web_url, f"http://localhost:{settings.web_port}"]
 
 
+def streams_its_body(method: str, path: str) -> bool:
+    """The uploads: streamed to disk or object storage under their own size and pace limits."""
+    return (method == "POST" and path == "/v1/assets") or path == "/v1/uploads" or path.startswith("/v1/uploads/")
+
+
 def create_app(settings: Settings) -> FastAPI:
-    app = service_app("ingest", settings, build_deps, [router, upload_api.router])
+    app = service_app("ingest", settings, build_deps, [router, upload_api.router], streams=streams_its_body)
     # tus-js-client and Uppy upload from the web UI's origin: they must send the tus
     # headers and read Location / Upload-Offset back (Access-Control-Expose-Headers).
     app.add_middleware(

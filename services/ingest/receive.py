@@ -41,6 +41,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from shared.http import UserError
+from shared.request_bodies import BodyPace, body_timeout
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -56,30 +57,6 @@ MAX_FIELD_BYTES = 256 * 1024
 # File bytes are handed to a worker thread (hash + write) in batches of this size,
 # so the event loop never waits on the disk.
 _WRITE_BATCH = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class BodyPace:
-    """How slowly a request body may arrive (see the module's docstring)."""
-
-    idle_s: float
-    grace_s: float
-    min_rate: float  # bytes a second, on average, once ``grace_s`` has passed
-
-    def wait_allowed(self, elapsed_s: float, received: int) -> float:
-        """How long the next piece of the body may take to come (≤ 0: too slow already)."""
-        return min(self.idle_s, self.grace_s + received / self.min_rate - elapsed_s)
-
-
-def body_timeout(pace: BodyPace) -> UserError:
-    return UserError(
-        408,
-        "body_timeout",
-        f"Dữ liệu tải lên đến quá chậm hoặc bị dừng (im lặng quá {pace.idle_s:g} giây, hoặc chậm hơn "
-        f"{pace.min_rate / 1024:g} KiB/giây); yêu cầu đã bị hủy, không có gì được lưu. Hãy gửi lại.",
-        f"The upload's body came too slowly or stalled (silent for over {pace.idle_s:g} s, or slower than "
-        f"{pace.min_rate / 1024:g} KiB/s); the request was dropped and nothing was stored. Send it again.",
-    )
 
 
 async def _paced(request: Request, pace: BodyPace) -> AsyncIterator[bytes]:

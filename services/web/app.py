@@ -102,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
             bulk.router,
             processing.router,
         ],
+        streams=uploads.streams_its_body,
     )
     install_page_errors(app)
     install_session_cookies(app)

@@ -49,6 +49,11 @@ FORWARDED_RESPONSE = (
 TUS_PATH = "/tus"
 
 
+def streams_its_body(method: str, path: str) -> bool:
+    """The tus routes: their bodies go on to ingest as they arrive (ingest bounds them)."""
+    return path == TUS_PATH or path.startswith(f"{TUS_PATH}/")
+
+
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 

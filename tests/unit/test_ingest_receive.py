@@ -15,8 +15,9 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from services.ingest.receive import MAX_FIELD_BYTES, BodyPace, check_declared_size, receive_upload
+from services.ingest.receive import MAX_FIELD_BYTES, check_declared_size, receive_upload
 from shared.http import UserError, install_error_handlers
+from shared.request_bodies import BodyPace
 
 BOUNDARY = "b0undary"
 LIMIT = 64 * 1024
