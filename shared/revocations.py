@@ -1,5 +1,5 @@
 """Access tokens of a user that must stop working before they expire (the account disabled,
-its password reset).
+its password reset, its role changed).
 
 Access tokens are verified locally (``shared.auth``), so nothing would recall one for the
 rest of its 5 minutes. The accounts service therefore writes, in the NATS KV bucket
@@ -7,7 +7,11 @@ rest of its 5 minutes. The accounts service therefore writes, in the NATS KV buc
 user name). Every service reads it through :class:`TokenRevocations`, which trusts what it
 read for ``cache_ttl_s`` (at most 30 s, 5 s by default): a disabled user's token is refused
 everywhere within that time. A token issued in the same second as the revocation is refused
-too (``iat`` has whole seconds): such a user signs in again.
+too (``iat`` has whole seconds), so the accounts service waits for the next second before
+it issues a token to a user revoked in this one (``wait_to_issue``).
+
+A role change revokes too: a token carries its role, and a demoted user's must not act
+with the old one for the rest of its life; a refresh gives a token with the new role.
 """
 
 from __future__ import annotations
@@ -60,15 +64,29 @@ class TokenRevocations:
         return moment
 
     async def _read(self, subject: str) -> float | None:
-        try:
-            entry = await self.kv.get(subject)
-        except NotFoundError:  # KeyNotFoundError, a deleted key
-            return None
-        try:
-            return float(json.loads(entry.value or b"{}")["void_before"])
-        except (ValueError, KeyError, TypeError):
-            log.error("revocation record of %s is unreadable; treating every earlier token as void", subject)
-            return time.time()
+        return await read_void_before(self.kv, subject)
+
+
+async def read_void_before(kv: KeyValue, subject: str) -> float | None:
+    """``subject``'s revocation moment as stored now (None: there is none)."""
+    try:
+        entry = await kv.get(subject)
+    except NotFoundError:  # KeyNotFoundError, a deleted key
+        return None
+    try:
+        return float(json.loads(entry.value or b"{}")["void_before"])
+    except (ValueError, KeyError, TypeError):
+        log.error("revocation record of %s is unreadable; treating every earlier token as void", subject)
+        return time.time()
+
+
+def wait_to_issue(void_before: float | None, now: float, longest_s: float = 1.0) -> float:
+    """How long to wait before issuing ``subject`` a token that is not void at once: a token
+    issued in the second of the revocation would be (``iat`` has whole seconds). At most
+    ``longest_s``: a revocation moment ahead of this clock is another replica's clock skew."""
+    if void_before is None or math.floor(now) > math.floor(void_before):
+        return 0.0
+    return min(math.floor(void_before) + 1 - now, longest_s)
 
 
 async def open_revocations_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:

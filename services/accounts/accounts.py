@@ -7,9 +7,11 @@ succeeded and without any secret.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,7 +57,7 @@ from shared.events.models import EventPayload
 from shared.fields import PersonName, text_problem
 from shared.http import UserError
 from shared.ports import EventLog
-from shared.revocations import revoke_tokens
+from shared.revocations import read_void_before, revoke_tokens, wait_to_issue
 from shared.settings import Settings
 
 # --- answers ---------------------------------------------------------------------------------
@@ -280,7 +282,7 @@ class Accounts:
             user.username, now, self.settings.refresh_token_ttl_s, self.settings.refresh_session_max_s
         )
         await self.buckets.sessions.create(family.family_id, family)
-        return self._tokens(user, refresh)
+        return await self._tokens(user, refresh)
 
     def _names_secret(self) -> bytes:
         """The key that hashes unknown names: derived from the signing key, so every
@@ -290,9 +292,15 @@ class Accounts:
         raw = self.signing_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         return hashlib.sha256(b"mam-unknown-sign-in-names\0" + raw).digest()
 
-    def _tokens(self, user: UserRecord, refresh_token: str) -> TokenPair:
+    async def _tokens(self, user: UserRecord, refresh_token: str) -> TokenPair:
         if self.signing_key is None:
             raise RuntimeError("this Accounts has no signing key (the CLI issues no tokens)")
+        # Not void at birth: a user revoked this very second (a role change, then a refresh)
+        # gets a token of the next one.
+        void_before = await read_void_before(self.buckets.revocations, user.username)
+        wait = wait_to_issue(void_before, time.time())
+        if wait > 0:
+            await asyncio.sleep(wait)
         ttl = self.settings.access_token_ttl_s
         access, _ = issue_access_token(user.principal(), self.signing_key, ttl)
         return TokenPair(access, ttl, refresh_token)
@@ -319,7 +327,7 @@ class Accounts:
         except UpdateConflict as exc:
             raise invalid_refresh_token() from exc
         if isinstance(outcome, Rotate) and user is not None:
-            return self._tokens(user, outcome.token)
+            return await self._tokens(user, outcome.token)
         raise invalid_refresh_token()
 
     async def logout(self, token: str) -> None:
@@ -401,10 +409,12 @@ class Accounts:
         before, after = result.before, result.after
         if before is None or after is None:
             raise user_not_found(name)
-        if after.sessions_valid_after is not None and after.sessions_valid_after != before.sessions_valid_after:
-            # Disabled or a new password: the access tokens already out stop too, not only the
-            # refresh tokens (every service reads this within token_revocation_cache_ttl_s).
-            await revoke_tokens(self.buckets.revocations, name, after.sessions_valid_after)
+        ended = after.sessions_valid_after is not None and after.sessions_valid_after != before.sessions_valid_after
+        if ended or after.role != before.role:
+            # Disabled, a new password or another role: the access tokens already out stop too
+            # (every service reads this within token_revocation_cache_ttl_s). A new role keeps
+            # the refresh tokens: a refresh gives a token with it.
+            await revoke_tokens(self.buckets.revocations, name, now)
         if after.role != before.role:
             await self._record(
                 name,

@@ -32,6 +32,7 @@ from services.web.session import (
     csrf_token,
     current_user,
     page_requires,
+    renewed_user,
     set_session,
 )
 from shared.auth import ROLE_LABELS_VI, Principal, Role
@@ -93,7 +94,7 @@ open_router = APIRouter()
 
 def backend(request: Request) -> Backend:
     deps: WebDeps = request.app.state.deps
-    return Backend(deps.http, deps.urls, current_user(request))
+    return Backend(deps.http, deps.urls, current_user(request), renew=lambda: renewed_user(request))
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:

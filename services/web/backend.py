@@ -8,6 +8,7 @@ field, so the form can show it next to that field.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,12 +62,30 @@ def _unavailable(service: str) -> UserError:
 class Backend:
     """One user's view of the APIs for one request."""
 
-    def __init__(self, http: httpx.AsyncClient, urls: dict[str, str], user: User) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        urls: dict[str, str],
+        user: User,
+        renew: Callable[[], Awaitable[User | None]] | None = None,
+    ) -> None:
         self._http = http
         self._urls = urls
         self.user = user
+        self._renew = renew
 
     async def call(self, service: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = await self._send(service, method, path, **kwargs)
+        if response.status_code == 401 and self.user.from_cookie and self._renew is not None:
+            # Refused before it expired: revoked (another role, a new password). The API
+            # refused it before acting, so the call is made again with a renewed token.
+            user = await self._renew()
+            if user is not None:
+                self.user = user
+                response = await self._send(service, method, path, **kwargs)
+        return response
+
+    async def _send(self, service: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = f"{self._urls[service]}{path}"
         for attempt in (1, 2):
             try:

@@ -174,7 +174,14 @@ async def _cookie_user(request: Request) -> User | None:
             return User(verify_access_token(access, key, leeway_s=0), access, True)
         except TokenRefused:
             pass
-    refresh = request.cookies.get(REFRESH_COOKIE, "")
+    return await _refreshed_user(request)
+
+
+async def _refreshed_user(request: Request) -> User | None:
+    """The user with a new pair traded for the refresh token (None: the sign-in has ended)."""
+    key = _public_key(request)
+    pending: Tokens | None = getattr(request.state, "new_tokens", None)
+    refresh = pending.refresh_token if pending is not None else request.cookies.get(REFRESH_COOKIE, "")
     if key is None or not refresh:
         return None
     tokens = await refreshed(request, refresh)
@@ -186,6 +193,19 @@ async def _cookie_user(request: Request) -> User | None:
         return User(verify_access_token(tokens.access_token, key), tokens.access_token, True)
     except TokenRefused:
         return None
+
+
+async def renewed_user(request: Request) -> User | None:
+    """After an API refused a cookie session's access token before its expiry (revoked: another
+    role, a new password, the account disabled), the user with a new pair, once per request;
+    None when the sign-in has ended or it was renewed already."""
+    if getattr(request.state, "renewed", False):
+        return None
+    request.state.renewed = True
+    user = await _refreshed_user(request)
+    if user is not None:
+        request.state.user = user  # later calls of this page go with the new token
+    return user
 
 
 class page_requires(requires):

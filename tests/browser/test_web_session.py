@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from shared.settings import Settings
 from tests.browser.conftest import csrf_of, session_client, shot, sign_in
+from tests.conftest import ADMIN, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +78,42 @@ def test_an_expired_access_cookie_is_renewed_with_the_refresh_token(web: str) ->
     assert answer.status_code == 200 and "Tìm thấy" in answer.text
     renewed = [c for c in answer.headers.get_list("set-cookie") if c.startswith("mam_at=")]
     assert renewed and "expired.or.garbage" not in renewed[0]
+
+
+def test_a_role_changed_by_an_administrator_takes_effect_on_the_next_pages_without_signing_out(
+    web: str, services: Settings, unique: str
+) -> None:
+    name, password = f"doi-vai-tro-{unique}", "mật khẩu đủ dài 2025"
+    accounts = f"{services.accounts_url}/v1/users"
+    made = httpx.post(
+        accounts,
+        headers=ADMIN,
+        json={"username": name, "display_name": "Lưu trữ viên", "role": "luu-tru", "password": password},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    client = httpx.Client(base_url=web, follow_redirects=False, timeout=30, headers={"Accept": "text/html"})
+    form = client.get("/sign-in")
+    signed_in = client.post("/sign-in", data={"username": name, "password": password, "csrf_token": csrf_of(form.text)})
+    assert signed_in.status_code == 303, signed_in.text
+    assert client.get("/reels").status_code == 200  # an archivist's page
+
+    demoted = httpx.patch(f"{accounts}/{name}", headers=ADMIN, json={"role": "phong-vien"}, timeout=30)
+    assert demoted.status_code == 200, demoted.text
+    # Within the services' revocation cache time the old token is refused; the web trades it
+    # for a new one (the reporter's) and the page answers for the new role, still signed in.
+    refused = wait_for(
+        lambda: (r := client.get("/reels")).status_code != 200 and r,
+        timeout=30,
+        interval=0.3,
+        what="the reels page to be refused to the demoted user",
+    )
+    assert refused.status_code == 403 and "không có quyền" in refused.text, (refused.status_code, refused.text[:300])
+    assert any(c.startswith("mam_at=") for c in refused.headers.get_list("set-cookie"))
+    page = client.get("/search")
+    assert page.status_code == 200 and "Tìm thấy" in page.text
+    nav = page.text.split("</nav>")[0]
+    assert 'href="/upload"' in nav and 'href="/reels"' not in nav, nav[-800:]
 
 
 def test_signing_out_ends_the_sign_in_and_its_refresh_token(web: str) -> None:

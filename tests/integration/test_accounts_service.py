@@ -348,6 +348,35 @@ def test_a_disabled_users_access_token_is_refused_by_the_other_services_within_s
     )
 
 
+def test_a_demoted_users_token_is_refused_within_seconds_and_a_refresh_carries_the_new_role(
+    client: httpx.Client, admin: dict[str, str], services: Settings, accounts: Settings
+) -> None:
+    name = new_user(client, admin, role="luu-tru")
+    before = tokens(client, name, PASSWORD)
+    reels = f"{services.reels_url}/v1/reels"  # reels are for producers and archivists, not reporters
+    assert httpx.get(reels, headers=bearer(before["access_token"]), timeout=30).status_code == 200
+
+    assert client.patch(f"/v1/users/{name}", json={"role": "phong-vien"}, headers=admin).status_code == 200
+    demoted_at = time.monotonic()
+    # At once, most likely in the very second of the revocation: the new token must not be void.
+    after = refresh(client, before["refresh_token"]).json()
+    assert verify_access_token(after["access_token"], load_public_key(accounts.resolved_jwt_public_key_file)).role is (
+        Role.PHONG_VIEN
+    )
+    wait_for(
+        lambda: httpx.get(reels, headers=bearer(before["access_token"]), timeout=30).status_code == 401,
+        timeout=60,  # without the revocation: 200 until the token expires, 5 minutes after sign-in
+        interval=0.2,
+        what="the demoted user's old token to be refused",
+    )
+    assert time.monotonic() - demoted_at <= services.token_revocation_cache_ttl_s + 2
+    # The service now knows the revocation; the new token is valid and acts with the new role.
+    refused = httpx.get(reels, headers=bearer(after["access_token"]), timeout=30)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden", refused.text
+    search = httpx.get(f"{services.search_url}/v1/search", headers=bearer(after["access_token"]), timeout=30)
+    assert search.status_code == 200, search.text
+
+
 @pytest.mark.parametrize("garbage", ["", "x", "mamr_" + "0" * 32 + "_" + "0" * 64, "a" * 200])
 def test_a_made_up_refresh_token_is_refused_and_logging_out_with_it_is_harmless(
     client: httpx.Client, garbage: str
