@@ -117,7 +117,7 @@ def _nested_metadata(tp: Any) -> list[Any]:
 
 
 def _constraints(field: FieldInfo) -> str:
-    out = []
+    out: list[str] = []
     for m in [*field.metadata, *_nested_metadata(field.annotation)]:
         if isinstance(m, FieldInfo):  # Field(...) inside an Annotated type
             out.extend(c for c in [_constraints(m)] if c)

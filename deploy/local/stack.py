@@ -14,12 +14,13 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
 from deploy.local import installers
-from deploy.local.processes import LaunchError, ProcessSpec, StartResult, http_ok, running_pid, start, stop
+from deploy.local.processes import HealthCheck, LaunchError, ProcessSpec, StartResult, http_ok, running_pid, start, stop
 from shared.auth import ensure_signing_keys
 from shared.settings import Settings
 
@@ -58,9 +59,9 @@ def _es_healthy(url: str) -> bool:
     return response.status_code == 200 and response.json().get("status") in {"green", "yellow"}
 
 
-def _all(*checks: object) -> object:
+def _all(*checks: HealthCheck) -> HealthCheck:
     def check() -> bool:
-        return all(c() for c in checks)  # type: ignore[operator]
+        return all(c() for c in checks)
 
     return check
 
@@ -104,15 +105,9 @@ class LocalStack:
     def log_dir(self) -> Path:
         return self.home / "logs"
 
-    def _spec(self, name: str, argv: list[str], health: object, **kwargs: object) -> ProcessSpec:
-        return ProcessSpec(
-            name=name,
-            argv=argv,
-            health=health,
-            run_dir=self.run_dir,
-            log_dir=self.log_dir,  # type: ignore[arg-type]
-            **kwargs,  # type: ignore[arg-type]
-        )
+    def _spec(self, name: str, argv: list[str], health: HealthCheck, **options: Any) -> ProcessSpec:
+        """A server's process in this stack's run and log folders (``options``: ProcessSpec's own)."""
+        return ProcessSpec(name=name, argv=argv, health=health, run_dir=self.run_dir, log_dir=self.log_dir, **options)
 
     # --- servers -----------------------------------------------------------------
     def nats_spec(

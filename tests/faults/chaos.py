@@ -128,7 +128,8 @@ def event_types(settings: Settings, asset_id: str) -> Counter[str]:
 async def _consumer(settings: Settings, durable: str) -> ConsumerInfo:
     nc = await nats.connect(settings.nats_servers, connect_timeout=5)
     try:
-        return await nc.jetstream().consumer_info(settings.event_stream, durable)
+        info: ConsumerInfo = await nc.jetstream().consumer_info(settings.event_stream, durable)
+        return info
     finally:
         await nc.close()
 

@@ -87,7 +87,7 @@ async def all_consumers_settled(settings: Settings, parked: Mapping[str, int] | 
             may_hold = allowed.get(info.name, 0)
             if may_hold:
                 # A parked message holds the ack floor back: only its count can be checked.
-                if info.num_pending or info.num_ack_pending > may_hold:
+                if info.num_pending or (info.num_ack_pending or 0) > may_hold:
                     busy.append(f"{info.name}: pending {info.num_pending}, unacked {info.num_ack_pending}")
             elif info.num_pending or info.num_ack_pending or delivered != acked:
                 busy.append(f"{info.name}: pending {info.num_pending}, unacked {info.num_ack_pending}")

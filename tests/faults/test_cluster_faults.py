@@ -9,6 +9,7 @@ index, a _bulk refusing some of its documents: about 5 minutes with the cluster'
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import re
@@ -273,8 +274,9 @@ def test_a_poison_event_is_failed_or_parked_with_its_reason_and_the_uploads_flow
     load = load_under_way(s, uploads=12, workers=2, pace_s=0.3, at_least=3)
     # An asset.ingested whose payload no model accepts, appended raw (no service would write it).
     poison_id = asset_id_for_sha256(hashlib.sha256(uuid.uuid4().bytes).hexdigest())
+    event_id = str(uuid.uuid4())
     envelope = {
-        "event_id": str(uuid.uuid4()),
+        "event_id": event_id,
         "type": "asset.ingested",
         "schema_version": 1,
         "aggregate_id": poison_id,
@@ -284,9 +286,7 @@ def test_a_poison_event_is_failed_or_parked_with_its_reason_and_the_uploads_flow
         "payload": {"bucket": 7, "sha256": ["not", "a", "hash"], "unexpected": "☠"},
     }
     appended_at = time.monotonic()
-    sequence = publish_raw(
-        s, event_subject("asset", poison_id, "ingested"), json.dumps(envelope).encode(), envelope["event_id"]
-    )
+    sequence = publish_raw(s, event_subject("asset", poison_id, "ingested"), json.dumps(envelope).encode(), event_id)
     load.join()
 
     # The workers give up on it with a reason people can read, after their retries.
@@ -736,7 +736,7 @@ def test_a_job_longer_than_its_ack_wait_is_kept_by_in_progress_acks_and_delivere
         def renditions_ready() -> EventEnvelope | None:
             nonlocal redeliveries_seen
             try:
-                redeliveries_seen = max(redeliveries_seen, consumer(s, "transcoder").num_redelivered)
+                redeliveries_seen = max(redeliveries_seen, consumer(s, "transcoder").num_redelivered or 0)
                 return next((e for e in history(s, clip_id) if e.type == "asset.renditions_ready"), None)
             except NATS_BUSY:  # a loaded machine's JetStream API answering late: ask again
                 return None
@@ -978,7 +978,7 @@ def test_killing_each_worker_twice_while_it_holds_a_job_loses_and_duplicates_not
         for service in workers:
             for _ in range(2):
                 holder = wait_for(
-                    lambda svc=service: replica_holding_a_job(cluster, svc),
+                    functools.partial(replica_holding_a_job, cluster, service),
                     timeout=300,
                     interval=0.05,
                     what=f"a {service} replica holding a job",
