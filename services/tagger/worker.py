@@ -24,16 +24,18 @@ from shared.directory import Directory
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.media import AssetProcessingFailedV1
 from shared.events.models import AssetIngestedV1, AssetKind
-from shared.events.tagging import AssetRetagRequestedV1, AssetTaggingFailedV1
+from shared.events.tagging import AssetRetagRequestedV1, AssetTaggedV1, AssetTaggingFailedV1
 from shared.ids import deterministic_event_id
 from shared.outcomes import Ack, Fail, Outcome, Retry
-from shared.ports import EventLog, ObjectNotFound, ObjectStorage, StoredEvent
+from shared.ports import ConcurrencyConflict, EventLog, ObjectNotFound, ObjectStorage, StoredEvent
 
 log = logging.getLogger("mam.tagger")
 ACTOR = "tagger"
 TRIGGERS = frozenset({AssetIngestedV1.EVENT_TYPE, AssetRetagRequestedV1.EVENT_TYPE})
 # Redelivery after a failed attempt waits this long times the attempt number.
 RETRY_DELAY_S = 2.0
+# Decide-and-append rounds lost to other appenders of the asset before the delivery is retried.
+APPEND_ROUNDS = 5
 
 Heartbeat = Callable[[], Awaitable[None]]
 
@@ -51,6 +53,20 @@ def _unreadable_media(history: list[StoredEvent]) -> str:
         if isinstance(p, AssetProcessingFailedV1) and not p.retryable:
             return p.code
     return ""
+
+
+def superseded(cause: EventEnvelope, history: list[StoredEvent]) -> bool:
+    """Whether the history already holds the answer to a later request to tag the asset (a
+    re-tag appended after ``cause``): this job's answer would be older news (pure).
+
+    Jobs of one asset run at once on different replicas (the upload's and a re-tag's after a
+    vocabulary change): whichever finishes last would otherwise win in the index."""
+    sequence_of = {s.envelope.event_id: s.sequence for s in history}
+    mine = sequence_of.get(cause.event_id)
+    if mine is None:
+        return False
+    answers = (AssetTaggedV1.EVENT_TYPE, AssetTaggingFailedV1.EVENT_TYPE)
+    return any(s.envelope.type in answers and sequence_of.get(s.envelope.causation_id or "", 0) > mine for s in history)
 
 
 def tagged_event_id(cause: EventEnvelope) -> str:
@@ -194,5 +210,21 @@ class Tagger:
         event = new_event(
             payload, aggregate_id=cause.aggregate_id, actor=ACTOR, causation=cause, event_id=tagged_event_id(cause)
         )
-        await self.events.append(event)
-        return "tagged"
+        return await self.append_unless_superseded(cause, event)
+
+    async def append_unless_superseded(self, cause: EventEnvelope, event: EventEnvelope) -> str:
+        """Append ``event`` unless a later re-tag has been answered meanwhile ("superseded"):
+        decided on the asset's history as it is, and appended only if none came since."""
+        for _ in range(APPEND_ROUNDS):
+            history = await self.events.history("asset", cause.aggregate_id)
+            if any(s.envelope.event_id == event.event_id for s in history):
+                return "duplicate"  # this job's answer landed (a redelivery raced it)
+            if superseded(cause, history):
+                log.info("%s %s: a later re-tag was answered first; this answer is dropped", cause.type, cause.event_id)
+                return "superseded"
+            try:
+                await self.events.append(event, history[-1].sequence if history else 0)
+                return "tagged"
+            except ConcurrencyConflict:
+                continue  # the transcoder, an archivist or another job appended: decide again
+        raise ConcurrencyConflict(cause.aggregate_id, -1, f"still busy after {APPEND_ROUNDS} rounds")

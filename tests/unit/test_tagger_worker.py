@@ -7,12 +7,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from services.tagger.ocr import OcrSettings
-from services.tagger.worker import RETRY_DELAY_S, AssetNotReady, Tagger, failed_event_id, settle
+from services.tagger.worker import APPEND_ROUNDS, RETRY_DELAY_S, AssetNotReady, Tagger, failed_event_id, settle
 from shared.events.envelope import EventEnvelope, new_event
 from shared.events.media import AssetProcessingFailedV1, ProcessingStage
 from shared.events.models import AssetIngestedV1, AssetKind
+from shared.events.tagging import AssetRetagRequestedV1
 from shared.outcomes import Ack, Fail, Retry
+from shared.ports import AppendResult, ConcurrencyConflict
 from tests.fakes import InMemoryEventLog, InMemoryObjectStorage
 from tests.transcoder_media import make_photo
 
@@ -121,3 +125,58 @@ async def test_a_photo_whose_ocr_runs_past_the_budget_is_tagged_at_once_without_
     assert time.monotonic() - started < 20
     [tagged] = events.of_type("asset.tagged")
     assert tagged.payload["ocr_error"] == "tesseract timed out after 2s" and tagged.payload["ocr_frames"] == 0
+
+
+def _retag() -> EventEnvelope:
+    return new_event(AssetRetagRequestedV1(reason="Bộ từ vựng mới"), aggregate_id=ASSET, actor="luu-tru")
+
+
+async def test_an_upload_s_tagging_that_ends_after_a_later_re_tag_was_answered_appends_nothing() -> None:
+    ingested, retag = _ingested(), _retag()
+    events = InMemoryEventLog([ingested, retag])
+    tagger = Tagger(events, InMemoryObjectStorage(), OcrSettings())
+    assert await tagger.handle(retag, 1, _heartbeat) == "tagged"  # the re-tag's job ends first
+    assert await tagger.handle(ingested, 1, _heartbeat) == "superseded"  # the upload's, begun earlier, last
+    assert [t.causation_id for t in events.of_type("asset.tagged")] == [retag.event_id]
+    # In the other order both answers stand, the re-tag's last (the index folds in stream order).
+    events = InMemoryEventLog([ingested, retag])
+    tagger = Tagger(events, InMemoryObjectStorage(), OcrSettings())
+    assert [await tagger.handle(cause, 1, _heartbeat) for cause in (ingested, retag)] == ["tagged", "tagged"]
+    assert [t.causation_id for t in events.of_type("asset.tagged")] == [ingested.event_id, retag.event_id]
+
+
+class AppendedMeanwhile(InMemoryEventLog):
+    """Another appender of the asset gets in between a job's read of the history and its append."""
+
+    def __init__(self, events: list[EventEnvelope], meanwhile: list[list[EventEnvelope]]) -> None:
+        super().__init__(events)
+        self.meanwhile = meanwhile
+
+    async def append(
+        self, event: EventEnvelope, expected_last_sequence: int | None = None, *, guard: str | None = None
+    ) -> AppendResult:
+        if self.meanwhile:
+            for other in self.meanwhile.pop(0):
+                await super().append(other)
+        return await super().append(event, expected_last_sequence, guard=guard)
+
+
+async def test_an_answer_is_decided_again_on_the_history_as_it_is_when_another_append_got_in_first() -> None:
+    ingested, retag = _ingested(), _retag()
+    unrelated = new_event(AssetRetagRequestedV1(reason="lần nữa"), aggregate_id=ASSET, actor="luu-tru")
+    # The first round loses to an unrelated append: the second round appends.
+    events = AppendedMeanwhile([ingested], [[unrelated]])
+    assert await Tagger(events, InMemoryObjectStorage(), OcrSettings()).handle(ingested, 1, _heartbeat) == "tagged"
+    assert [s.envelope.type for s in events.stored][-2:] == ["asset.retag_requested", "asset.tagged"]
+    # The first round loses to a later re-tag's answer: the second round drops this one.
+    answer_events = InMemoryEventLog([ingested, retag])
+    await Tagger(answer_events, InMemoryObjectStorage(), OcrSettings()).handle(retag, 1, _heartbeat)
+    [its_answer] = answer_events.of_type("asset.tagged")
+    events = AppendedMeanwhile([ingested], [[retag, its_answer]])
+    assert await Tagger(events, InMemoryObjectStorage(), OcrSettings()).handle(ingested, 1, _heartbeat) == "superseded"
+    assert events.of_type("asset.tagged") == [its_answer]
+    # Busy every round: the delivery is retried later, nothing appended.
+    events = AppendedMeanwhile([ingested], [[_retag()] for _ in range(APPEND_ROUNDS)])
+    with pytest.raises(ConcurrencyConflict):
+        await Tagger(events, InMemoryObjectStorage(), OcrSettings()).handle(ingested, 1, _heartbeat)
+    assert events.of_type("asset.tagged") == []
