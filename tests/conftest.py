@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -28,6 +29,24 @@ from shared.objectstore import ObjectStore
 from shared.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run stopped with SIGTERM (a CI job's timeout, ``kill``) ends as one stopped with
+    Ctrl-C does: pytest's KeyboardInterrupt path tears every fixture down, so the servers the
+    run started (a whole cluster for the fault suite) are stopped, not left holding ports."""
+    signal.signal(signal.SIGTERM, _interrupted)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the teardown short
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if nextitem is None:  # the run's servers are stopped now: a SIGTERM waits for that
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 # The test stack's ports; ``MAM_TEST_PORT_OFFSET`` adds one of SAFE_PORT_OFFSETS to each.
