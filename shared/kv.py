@@ -7,7 +7,8 @@ that one with fewer replicas than asked (``settings.nats_replicas``: 3 on the
 cluster) is scaled up — a bucket made while a cluster was one node, or by a
 process of the single-node profile, would otherwise stay on one server.
 Updates are optimistic: ``update(key, value, last=revision)`` fails with
-:class:`KeyWrongLastSequenceError` when someone else wrote the key meanwhile.
+:class:`KeyWrongLastSequenceError` when someone else wrote the key meanwhile, and so does
+:func:`create_key` (never nats-py's ``create`` directly) when the key exists.
 """
 
 from __future__ import annotations
@@ -43,6 +44,20 @@ async def open_bucket(
     if ttl_s:
         config = config.evolve(ttl=ttl_s)
     return await js.create_key_value(config)
+
+
+async def create_key(bucket: KeyValue, key: str, value: bytes) -> int:
+    """``bucket.create``: the key's first revision, :class:`KeyWrongLastSequenceError` if it exists.
+
+    nats-py's create, refused because the key has a revision already, reads the key back to
+    tell a deleted key (which it then writes over) from a live one. On a cluster that read may
+    be answered by a replica that has not seen the winning write yet: "not found", raised as
+    :class:`KeyNotFoundError` from a race the caller lost, which it handles as any lost race
+    (seen as a 500 on uploads racing for one user's quota key while a NATS node was frozen)."""
+    try:
+        return int(await bucket.create(key, value))
+    except KeyNotFoundError as exc:
+        raise KeyWrongLastSequenceError(description=f"{key} was created meanwhile") from exc
 
 
 async def _at_least(js: JetStreamContext, bucket: KeyValue, replicas: int) -> None:

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from services.accounts.domain import RefreshFamily, SignInGuard, UserRecord
 from shared.api_keys import API_KEYS_BUCKET, API_KEYS_DESCRIPTION, ApiKeyRecord, KvApiKeyStore
-from shared.kv import latest_values, open_bucket
+from shared.kv import create_key, latest_values, open_bucket
 from shared.revocations import open_revocations_bucket
 
 USERS_BUCKET = "MAM_USERS"
@@ -68,7 +68,7 @@ class Records(Generic[M]):
     async def create(self, key: str, record: M) -> bool:
         """Store ``record`` unless the key exists; False if it did."""
         try:
-            await self.kv.create(key, record.model_dump_json().encode())
+            await create_key(self.kv, key, record.model_dump_json().encode())
         except KeyWrongLastSequenceError:
             return False
         return True
@@ -83,7 +83,7 @@ class Records(Generic[M]):
                 return Change(current, current, False)
             try:
                 if found is None:
-                    await self.kv.create(key, new.model_dump_json().encode())
+                    await create_key(self.kv, key, new.model_dump_json().encode())
                 else:
                     await self.kv.update(key, new.model_dump_json().encode(), last=revision)
             except KeyWrongLastSequenceError:

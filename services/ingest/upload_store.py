@@ -44,7 +44,7 @@ from services.ingest.uploads import (
 )
 from shared.heartbeat import beating
 from shared.http import UserError
-from shared.kv import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError, latest_values, open_bucket
+from shared.kv import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError, create_key, latest_values, open_bucket
 
 log = logging.getLogger("mam.ingest.uploads")
 
@@ -124,7 +124,7 @@ class UploadStore:
         return UploadRecord.model_validate_json(entry.value), int(entry.revision or 0)
 
     async def create(self, record: UploadRecord) -> int:
-        return await self._records.create(record.id, record.model_dump_json().encode())
+        return await create_key(self._records, record.id, record.model_dump_json().encode())
 
     async def save(self, record: UploadRecord, revision: int) -> int:
         """Write ``record`` over ``revision``; one no longer receiving gives its quota back."""
@@ -165,7 +165,7 @@ class UploadStore:
             value = changed.model_dump_json().encode()
             try:
                 if revision is None:
-                    await self._quota.create(_quota_key(owner), value)
+                    await create_key(self._quota, _quota_key(owner), value)
                 else:
                     await self._quota.update(_quota_key(owner), value, last=revision)
                 return
@@ -237,7 +237,7 @@ class UploadStore:
         """Take the upload's lock, or None while someone else's lease runs."""
         token = uuid.uuid4().hex
         try:
-            revision = await self._locks.create(upload_id, self._lease_value(token))
+            revision = await create_key(self._locks, upload_id, self._lease_value(token))
             return UploadLock(upload_id, token, revision)
         except KeyWrongLastSequenceError:
             pass

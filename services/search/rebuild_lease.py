@@ -26,7 +26,7 @@ from services.search.index import AssetIndex, es_client
 from services.search.rebuild import Progress, RebuildError, rebuild_index
 from shared.heartbeat import beating
 from shared.http import UserError
-from shared.kv import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError, open_bucket
+from shared.kv import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError, create_key, open_bucket
 from shared.settings import Settings
 
 log = logging.getLogger("mam.search.rebuild")
@@ -103,7 +103,7 @@ async def claim(kv: KeyValue, record: dict[str, Any]) -> int:
     data = json.dumps(record, ensure_ascii=False).encode()
     try:
         if revision == 0:
-            return int(await kv.create(REBUILD_KEY, data))
+            return int(await create_key(kv, REBUILD_KEY, data))
         return int(await kv.update(REBUILD_KEY, data, last=revision))
     except KeyWrongLastSequenceError:
         current, _ = await read_lease(kv)
