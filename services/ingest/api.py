@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from services.ingest.body_quota import BodyReservation
+from services.ingest.body_quota import SpoolLedger
 from services.ingest.domain import UploadMetadata, asset_view, validate_metadata
 from services.ingest.finalise import Finaliser
 from services.ingest.originals import existing_asset, record_original
@@ -43,6 +43,8 @@ class IngestDeps:
     uploads: UploadStore
     finaliser: Finaliser
     sweeper: Sweeper
+    # Single-request bodies on this replica's spool disk, in their users' quota.
+    spool_ledger: SpoolLedger
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def readiness(self) -> dict[str, bool]:
@@ -114,10 +116,9 @@ async def upload_asset(request: Request, who: Uploader, d: Deps) -> JSONResponse
     # stream, before the file part) the metadata are checked before the file is stored.
     declared = check_declared_size(request, d.settings.max_upload_bytes)
     # The body is on the spool disk until the request ends: it counts in the user's quota.
-    hold = BodyReservation(d.uploads, who.subject, d.settings.upload_quota_bytes)
-    try:
+    with d.spool_ledger.hold(who.subject) as hold:
         if declared:
-            await hold.declared(declared)
+            hold.declared(declared)
         meta, received = await receive_upload(
             request, d.spool_dir, d.settings.max_upload_bytes, form_metadata, body_pace(d.settings), hold.cover
         )
@@ -125,8 +126,6 @@ async def upload_asset(request: Request, who: Uploader, d: Deps) -> JSONResponse
             return await _ingest(d, who, meta, received)
         finally:
             await asyncio.to_thread(received.path.unlink, True)
-    finally:
-        await hold.release()
 
 
 async def _ingest(d: IngestDeps, who: Principal, meta: UploadMetadata, received: ReceivedFile) -> JSONResponse:

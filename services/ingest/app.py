@@ -7,6 +7,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from services.ingest import upload_api
 from services.ingest.api import IngestDeps, router
+from services.ingest.body_quota import SpoolLedger
 from services.ingest.finalise import Finaliser
 from services.ingest.sweeper import Sweeper
 from services.ingest.upload_store import UploadStore
@@ -31,7 +32,8 @@ async def build_deps(settings: Settings) -> IngestDeps:
     )
     finaliser = Finaliser(settings, events, objects, uploads, limits, spool_dir)
     sweeper = Sweeper(settings, objects, uploads, finaliser)
-    deps = IngestDeps(settings, events, objects, limits, spool_dir, uploads, finaliser, sweeper)
+    spool_ledger = SpoolLedger(settings.upload_quota_bytes)
+    deps = IngestDeps(settings, events, objects, limits, spool_dir, uploads, finaliser, sweeper, spool_ledger)
     # Expiry and interrupted finalisations (a kill -9 while verifying) are handled from the start.
     deps.background.append(asyncio.create_task(sweeper.run()))
     return deps

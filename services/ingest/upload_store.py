@@ -39,7 +39,6 @@ from services.ingest.uploads import (
     UploadRecord,
     lapsed_reservations,
     with_reservation,
-    with_reservation_within,
     without_reservations,
 )
 from shared.heartbeat import beating
@@ -177,22 +176,6 @@ class UploadStore:
         """Reserve ``length`` bytes of ``owner``'s quota for a new upload (413 past it)."""
         now = datetime.now(UTC)
         await self._change_usage(owner, lambda usage: with_reservation(usage, upload_id, length, quota, now))
-
-    async def reserve_quota_within(self, owner: str, upload_id: str, at_least: int, wanted: int, quota: int) -> int:
-        """Reserve ``wanted`` bytes of ``owner``'s quota, or what is left when that is less but
-        still ``at_least`` (413 otherwise); returns the bytes now reserved. Asked again, the
-        reservation is replaced (and its grace starts again)."""
-        now = datetime.now(UTC)
-        reserved = 0
-
-        def reserve(usage: QuotaUsage) -> QuotaUsage:
-            nonlocal reserved
-            changed = with_reservation_within(usage, upload_id, at_least, wanted, quota, now)
-            reserved = changed.uploads[upload_id].size
-            return changed
-
-        await self._change_usage(owner, reserve)
-        return reserved
 
     async def release_quota(self, owner: str, upload_id: str) -> None:
         def release(usage: QuotaUsage) -> QuotaUsage | None:

@@ -4,7 +4,8 @@ Each creation reserves its length in the user's quota with a compare-and-set bef
 its record exists, so however the creations interleave across replicas, the bytes
 reserved never pass the quota; an upload leaving ``receiving`` gives them back, and
 a reservation no upload holds (a process killed mid-creation) is dropped by the
-sweeper's reconciliation.
+sweeper's reconciliation. A single-request upload's body is held, by the same rule, in
+the quota of the replica whose spool disk it is on, for as long as its request lasts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import nats
@@ -26,7 +28,7 @@ from deploy.local.stack import LocalStack
 from services.ingest.upload_store import QUOTA_RESERVATION_GRACE_S, UploadStore
 from shared.auth import Role
 from shared.settings import Settings
-from tests.conftest import ADMIN, async_wait_for, role_headers
+from tests.conftest import ADMIN, role_headers
 from tests.media import jpeg_bytes
 from tests.uploads import (
     CLOSING,
@@ -158,57 +160,58 @@ async def test_a_reservation_a_crashed_creation_left_is_dropped_by_the_reconcili
 
 
 FORM = field_part("title", METADATA["title"]) + field_part("activity_type", METADATA["activity_type"])
+CHUNKED = {"Transfer-Encoding": "chunked"}
 
 
-def refused_single_request(port: int, user: dict[str, str], headers: dict[str, str], pieces: list[bytes]) -> None:
-    upload = RawUpload(port, {**user, **headers}, timeout=30.0)
+def single_request(port: int, user: dict[str, str], headers: dict[str, str], pieces: list[bytes]) -> tuple[int, Any]:
+    upload = RawUpload(port, {**user, **headers}, timeout=60.0)
     try:
         for piece in pieces:
             upload.send(piece)
-        status, body = upload.response()
+        return upload.response()
     finally:
         upload.close()
-    assert status == 413 and body["error"]["code"] == "quota_exceeded", (status, body)
-    assert body["error"]["in_flight_bytes"] == 15 * MIB and "hạn mức" in body["error"]["message"], body
 
 
-async def test_a_single_request_upload_holds_its_body_in_the_quota_until_its_request_ends(
-    replicas: Replicas, ledger: UploadStore, unique: str
+def refused(answer: tuple[int, Any], in_flight: int) -> bool:
+    status, body = answer
+    assert status == 413 and body["error"]["code"] == "quota_exceeded", answer
+    assert body["error"]["in_flight_bytes"] == in_flight and "hạn mức" in body["error"]["message"], body
+    return True
+
+
+def photo_body(size: int) -> bytes:
+    """A multipart body around a real photo padded to ``size`` bytes, new every call."""
+    return FORM + file_head() + jpeg_bytes(random.randrange(1 << 30)) + os.urandom(size) + CLOSING
+
+
+async def test_a_single_request_upload_holds_its_body_in_its_replica_s_quota_until_its_request_ends(
+    replicas: Replicas, unique: str
 ) -> None:
-    subject = f"pv-single-{unique}"
-    user = role_headers(Role.PHONG_VIEN, subject)
-    resumable = await asyncio.to_thread(create, replicas.endpoints[0], user, 15 * MIB)
-    assert resumable.status_code == 201, resumable.text  # 5 MiB of the quota left
-    head = FORM + file_head()
-    # A declared 10 MiB: refused before its body is read.
-    declared = {"Content-Length": str(10 * MIB)}
-    await asyncio.to_thread(refused_single_request, replicas.ports[0], user, declared, [head + os.urandom(MIB)])
-    # A chunked body: cut off once what has arrived passes what the quota leaves.
-    slices = [head] + [os.urandom(256 * 1024) for _ in range(4 * 6)]
-    chunked = {"Transfer-Encoding": "chunked"}
-    await asyncio.to_thread(refused_single_request, replicas.ports[1], user, chunked, slices)
-    assert await ledger.in_flight(subject) == 15 * MIB  # the refused bodies hold nothing
-    await asyncio.to_thread(terminate, resumable.headers["Location"])
-
-    # A chunked photo, paused half way: it holds what has arrived (and a step ahead, within
-    # the quota) while it streams, so a creation that would pass the quota is refused.
-    photo = jpeg_bytes(random.randrange(1 << 30)) + os.urandom(6 * MIB)
-    upload = RawUpload(replicas.ports[0], {**user, **chunked}, timeout=60.0)
+    user = role_headers(Role.PHONG_VIEN, f"pv-single-{unique}")
+    first, second = replicas.ports
+    # A declared 15 MiB body, paused after 3 MiB: all 15 MiB are held from the start.
+    big = photo_body(15 * MIB - 64 * 1024)
+    holding = RawUpload(first, {**user, "Content-Length": str(len(big))}, timeout=60.0)
     try:
-        upload.send(head + photo[: 3 * MIB])
-
-        async def holding() -> int:
-            return await ledger.in_flight(subject) >= 3 * MIB
-
-        await async_wait_for(holding, 20, 0.1, "the streaming body to be held in the quota")
-        assert await ledger.in_flight(subject) <= QUOTA
-        over = await asyncio.to_thread(create, replicas.endpoints[1], user, QUOTA - 3 * MIB + 1)
-        assert over.status_code == 413 and over.json()["error"]["code"] == "quota_exceeded", over.text
-        upload.send(photo[3 * MIB :] + CLOSING)
-        upload.send(b"")  # the last chunk
-        status, body = await asyncio.to_thread(upload.response)
+        holding.send(big[: 3 * MIB])
+        ten = photo_body(10 * MIB)
+        # On the same replica a declared 10 MiB is refused before its body is read...
+        declared = {"Content-Length": str(len(ten))}
+        assert refused(await asyncio.to_thread(single_request, first, user, declared, [ten[:MIB]]), len(big))
+        # ...and a chunked body is cut off once what has arrived passes the 5 MiB the quota leaves.
+        slices = [ten[i : i + 256 * 1024] for i in range(0, 6 * MIB, 256 * 1024)]  # the body never ends
+        assert refused(await asyncio.to_thread(single_request, first, user, CHUNKED, slices), len(big))
+        # The other replica's spool is another disk, with its own hold for the user.
+        status, body = await asyncio.to_thread(single_request, second, user, declared, [ten])
+        assert status == 201 and body["duplicate"] is False, body
+        holding.send(big[3 * MIB :])
+        status, body = await asyncio.to_thread(holding.response)
+        assert status == 201 and body["duplicate"] is False, body
     finally:
-        upload.close()
+        holding.close()
+    # Given back when the request ended: the whole quota takes a chunked body again.
+    again = photo_body(18 * MIB)
+    pieces = [again[i : i + MIB] for i in range(0, len(again), MIB)] + [b""]  # b"": the last chunk
+    status, body = await asyncio.to_thread(single_request, first, user, CHUNKED, pieces)
     assert status == 201 and body["duplicate"] is False, body
-    assert await ledger.in_flight(subject) == 0  # given back when the request ended
-    assert (await asyncio.to_thread(create, replicas.endpoints[1], user, QUOTA)).status_code == 201
