@@ -80,13 +80,19 @@ async def read_void_before(kv: KeyValue, subject: str) -> float | None:
         return time.time()
 
 
+# Past the second's boundary: a sleep ends on the monotonic clock, the token's ``iat`` is read
+# from the wall clock, which NTP may slew by up to half a millisecond a second. A token
+# issued at 57.9999 instead of 58.0 was refused once (CI, 22/11).
+ISSUE_MARGIN_S = 0.01
+
+
 def wait_to_issue(void_before: float | None, now: float, longest_s: float = 1.0) -> float:
     """How long to wait before issuing ``subject`` a token that is not void at once: a token
     issued in the second of the revocation would be (``iat`` has whole seconds). At most
     ``longest_s``: a revocation moment ahead of this clock is another replica's clock skew."""
     if void_before is None or math.floor(now) > math.floor(void_before):
         return 0.0
-    return min(math.floor(void_before) + 1 - now, longest_s)
+    return min(math.floor(void_before) + 1 + ISSUE_MARGIN_S - now, longest_s)
 
 
 async def open_revocations_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
