@@ -71,7 +71,7 @@ class BodyReservation:
         """Hold a declared body's whole ``length`` (413 ``quota_exceeded`` past the quota)."""
         self.reserved = self.ledger.reserve(self.owner, self.id, length, length)
 
-    async def cover(self, received: int) -> None:
+    def cover(self, received: int) -> None:
         """Hold at least the ``received`` bytes of the body (called as it arrives)."""
         if received > self.reserved:
             self.reserved = self.ledger.reserve(self.owner, self.id, received, received + RESERVE_STEP)

@@ -31,7 +31,7 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Generic, TypeVar
@@ -273,7 +273,7 @@ async def receive_upload(
     max_bytes: int,
     check_metadata: Callable[[Mapping[str, str]], T],
     pace: BodyPace | None = None,
-    hold: Callable[[int], Awaitable[None]] | None = None,
+    hold: Callable[[int], None] | None = None,
 ) -> tuple[T, ReceivedFile]:
     """Stream the multipart body: fields checked by ``check_metadata`` before the file part is
     written, the file part hashed into one file under ``spool_dir``. Raises :class:`UserError`.
@@ -303,7 +303,7 @@ async def receive_upload(
             if received > body_limit:
                 raise too_large(max_bytes)
             if hold is not None:
-                await hold(received)
+                hold(received)
             parser.write(chunk)
             if parts.spool is not None and len(parts.pending) >= _WRITE_BATCH:
                 await _flush(parts, parts.spool)

@@ -143,17 +143,17 @@ def test_staging_keys_name_their_upload_and_nothing_else_is_taken_for_one() -> N
     assert upload_id_of_staging_key(f"sha256/{upload_id}") is None
 
 
-async def test_a_spooled_body_is_held_as_it_arrives_and_given_back_however_its_request_ends() -> None:
+def test_a_spooled_body_is_held_as_it_arrives_and_given_back_however_its_request_ends() -> None:
     ledger = SpoolLedger(quota=100 * MIB)
     with ledger.hold("pv") as declared:
         declared.declared(60 * MIB)
         with ledger.hold("pv") as chunked:
-            await chunked.cover(1)
+            chunked.cover(1)
             assert chunked.reserved == 1 + RESERVE_STEP and ledger.in_flight("pv") == 60 * MIB + chunked.reserved
-            await chunked.cover(30 * MIB)
+            chunked.cover(30 * MIB)
             assert chunked.reserved == 40 * MIB  # what the quota leaves, more than what arrived
             with pytest.raises(UserError) as caught:
-                await chunked.cover(40 * MIB + 1)
+                chunked.cover(40 * MIB + 1)
             assert caught.value.code == "quota_exceeded" and caught.value.extra["in_flight_bytes"] == 60 * MIB
         assert ledger.in_flight("pv") == 60 * MIB and ledger.in_flight("bt") == 0  # per user
         with pytest.raises(UserError), ledger.hold("pv") as refused_one:
