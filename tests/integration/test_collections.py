@@ -106,6 +106,9 @@ def test_a_saved_search_collection_picks_up_a_new_matching_upload_within_seconds
     other = _upload(http, s, f"Tiếp xúc cử tri {unique} phường Đô Vinh", random.randrange(1 << 30))
     # Deadlines for a loaded CI machine: an upload is searchable within a second or two when idle.
     wait_for(lambda: first in _search_ids(http, s, word), timeout=60, what="the first upload is searchable")
+    # A hand-picked member is found through its own search document, so the page shows it
+    # once it is indexed: wait for that too, not only for the saved search's match.
+    wait_for(lambda: other in _search_ids(http, s, unique), timeout=60, what="the other upload is searchable")
     collection = create(
         http,
         s,
