@@ -21,7 +21,7 @@ from shared.eventstore import EventStore
 from shared.http import service_app
 from shared.nats_liveness import liveness
 from shared.objectstore import ObjectStore
-from shared.outcomes import Ack, Outcome, apply_outcome
+from shared.outcomes import Ack, Fail, Outcome, apply_outcome
 from shared.pull_consumers import align_ack_wait, in_progress_acks, start_broker
 from shared.settings import Settings
 from shared.subjects import aggregate_type_filter
@@ -81,6 +81,8 @@ def build_broker(settings: Settings, tagger: Tagger) -> NatsBroker:
         except Exception as exc:
             result = exc
         outcome: Outcome = settle(event, result, deliveries, tagger.max_attempts)
+        if isinstance(outcome, Fail):  # appended like an answer: never over a later re-tag's
+            outcome = await tagger.record_failure(event, outcome)
         if result != "ignored":
             log.info("%s %s (delivery %d): %s", event.type, event.aggregate_id, deliveries, outcome)
         await apply_outcome(outcome, raw, tagger.events)

@@ -26,7 +26,7 @@ from shared.events.media import AssetProcessingFailedV1
 from shared.events.models import AssetIngestedV1, AssetKind
 from shared.events.tagging import AssetRetagRequestedV1, AssetTaggedV1, AssetTaggingFailedV1
 from shared.ids import deterministic_event_id
-from shared.outcomes import Ack, Fail, Outcome, Retry
+from shared.outcomes import FAIL_RECORD_RETRY_S, Ack, Fail, Outcome, Retry
 from shared.ports import ConcurrencyConflict, EventLog, ObjectNotFound, ObjectStorage, StoredEvent
 
 log = logging.getLogger("mam.tagger")
@@ -224,7 +224,18 @@ class Tagger:
                 return "superseded"
             try:
                 await self.events.append(event, history[-1].sequence if history else 0)
-                return "tagged"
+                return event.type.removeprefix("asset.")  # "tagged" or "tagging_failed"
             except ConcurrencyConflict:
                 continue  # the transcoder, an archivist or another job appended: decide again
         raise ConcurrencyConflict(cause.aggregate_id, -1, f"still busy after {APPEND_ROUNDS} rounds")
+
+    async def record_failure(self, cause: EventEnvelope, fail: Fail) -> Outcome:
+        """Settle a job's last failed attempt: its ``asset.tagging_failed`` is appended by the
+        same rule as an answer, so a very late failure of the upload's job never lands over a
+        later re-tag's answer. If it cannot be appended now, the delivery is retried (as
+        ``apply_outcome`` does with a failure it could not record)."""
+        try:
+            note = await self.append_unless_superseded(cause, fail.event)
+        except Exception as exc:
+            return Retry(FAIL_RECORD_RETRY_S, f"recording the failure: {type(exc).__name__}: {exc}"[:300])
+        return Ack(f"failed for good: {note}" if note != "superseded" else "failed, superseded by a later re-tag")

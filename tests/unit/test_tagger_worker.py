@@ -180,3 +180,26 @@ async def test_an_answer_is_decided_again_on_the_history_as_it_is_when_another_a
     with pytest.raises(ConcurrencyConflict):
         await Tagger(events, InMemoryObjectStorage(), OcrSettings()).handle(ingested, 1, _heartbeat)
     assert events.of_type("asset.tagged") == []
+
+
+async def test_a_last_failed_attempt_is_recorded_unless_a_later_re_tag_was_answered_or_retried() -> None:
+    ingested, retag = _ingested(), _retag()
+    fail = settle(ingested, RuntimeError("tesseract crashed"), 3, max_attempts=3)
+    assert isinstance(fail, Fail)
+    # Nothing answered since: the failure is recorded, once, and the delivery acknowledged.
+    events = InMemoryEventLog([ingested, retag])
+    tagger = Tagger(events, InMemoryObjectStorage(), OcrSettings())
+    assert isinstance(await tagger.record_failure(ingested, fail), Ack)
+    assert isinstance(await tagger.record_failure(ingested, fail), Ack)  # a redelivery
+    assert [e.event_id for e in events.of_type("asset.tagging_failed")] == [failed_event_id(ingested)]
+    # The re-tag's answer landed first: the upload's stale failure is dropped, not shown over it.
+    events = InMemoryEventLog([ingested, retag])
+    tagger = Tagger(events, InMemoryObjectStorage(), OcrSettings())
+    assert await tagger.handle(retag, 1, _heartbeat) == "tagged"
+    assert isinstance(await tagger.record_failure(ingested, fail), Ack)
+    assert events.of_type("asset.tagging_failed") == []
+    # The log refuses every round: the delivery comes back later, nothing appended.
+    events = AppendedMeanwhile([ingested], [[_retag()] for _ in range(APPEND_ROUNDS)])
+    outcome = await Tagger(events, InMemoryObjectStorage(), OcrSettings()).record_failure(ingested, fail)
+    assert isinstance(outcome, Retry) and "ConcurrencyConflict" in outcome.reason
+    assert events.of_type("asset.tagging_failed") == []
