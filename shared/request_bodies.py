@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,6 +57,37 @@ def body_timeout(pace: BodyPace) -> UserError:
         f"The request's body came too slowly or stalled (silent for over {pace.idle_s:g} s, or slower than "
         f"{pace.min_rate / 1024:g} KiB/s); the request was dropped and nothing was stored. Send it again.",
     )
+
+
+class BodyStalled(Exception):
+    """The body came slower than its pace allows. A route that keeps what arrived (a tus
+    ``PATCH``) saves it first; every route then answers :meth:`error`."""
+
+    def __init__(self, pace: BodyPace) -> None:
+        super().__init__(f"the body stalled (pace {pace})")
+        self.pace = pace
+
+    def error(self) -> UserError:
+        return body_timeout(self.pace)
+
+
+async def paced(pieces: AsyncIterator[bytes], pace: BodyPace) -> AsyncIterator[bytes]:
+    """A streamed body's pieces as they come, each within what ``pace`` allows
+    (:class:`BodyStalled` otherwise): for the routes that read their own bodies."""
+    began = time.monotonic()
+    received = 0
+    while True:
+        allowed = pace.wait_allowed(time.monotonic() - began, received)
+        if allowed <= 0:
+            raise BodyStalled(pace)
+        try:
+            chunk = await asyncio.wait_for(anext(pieces), allowed)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise BodyStalled(pace) from None
+        received += len(chunk)
+        yield chunk
 
 
 def body_too_large(limit: int) -> UserError:

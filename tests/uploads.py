@@ -59,12 +59,21 @@ def multipart(*parts: bytes) -> bytes:
 
 
 class RawUpload:
-    """One ``POST /v1/assets`` whose body the test writes piece by piece."""
+    """One ``POST /v1/assets`` (or another upload request: a tus ``PATCH``) whose body the
+    test writes piece by piece."""
 
-    def __init__(self, port: int, headers: dict[str, str], timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        port: int,
+        headers: dict[str, str],
+        timeout: float = 15.0,
+        *,
+        method: str = "POST",
+        path: str = "/v1/assets",
+    ) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        self.conn.putrequest("POST", "/v1/assets", skip_accept_encoding=True)
-        self.conn.putheader("Content-Type", f"multipart/form-data; boundary={BOUNDARY}")
+        self.conn.putrequest(method, path, skip_accept_encoding=True)
+        headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", **headers}
         for name, value in headers.items():
             self.conn.putheader(name, value)
         self.conn.endheaders()

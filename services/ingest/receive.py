@@ -29,9 +29,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Generic, TypeVar
@@ -41,7 +40,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from shared.http import UserError
-from shared.request_bodies import BodyPace, body_timeout
+from shared.request_bodies import BodyPace, BodyStalled, paced
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -57,25 +56,6 @@ MAX_FIELD_BYTES = 256 * 1024
 # File bytes are handed to a worker thread (hash + write) in batches of this size,
 # so the event loop never waits on the disk.
 _WRITE_BATCH = 1024 * 1024
-
-
-async def _paced(request: Request, pace: BodyPace) -> AsyncIterator[bytes]:
-    """The body's pieces as they come, each within what ``pace`` allows (408 otherwise)."""
-    began = time.monotonic()
-    received = 0
-    pieces = request.stream()
-    while True:
-        allowed = pace.wait_allowed(time.monotonic() - began, received)
-        if allowed <= 0:
-            raise body_timeout(pace)
-        try:
-            chunk = await asyncio.wait_for(anext(pieces), allowed)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise body_timeout(pace) from None
-        received += len(chunk)
-        yield chunk
 
 
 @dataclass(frozen=True)
@@ -298,7 +278,7 @@ async def receive_upload(
     body_limit = max_bytes + ENVELOPE_BYTES
     received = 0
     try:
-        async for chunk in request.stream() if pace is None else _paced(request, pace):
+        async for chunk in request.stream() if pace is None else paced(request.stream(), pace):
             received += len(chunk)
             if received > body_limit:
                 raise too_large(max_bytes)
@@ -315,6 +295,8 @@ async def receive_upload(
             parts.spool.discard()  # two syscalls; no await, also when cancelled
         if isinstance(exc, MultipartParseError):
             raise _malformed(exc) from exc
+        if isinstance(exc, BodyStalled):
+            raise exc.error() from exc
         if isinstance(exc, ClientDisconnect):
             raise UserError(
                 400, "upload_interrupted", "Tải lên bị ngắt giữa chừng.", "The upload was interrupted."

@@ -31,6 +31,7 @@ from services.ingest.upload_store import RecordConflict, UploadLock, UploadStore
 from services.ingest.uploads import PartRecord, UploadRecord, expiry_from
 from shared.http import UserError
 from shared.objectstore import ObjectStore
+from shared.request_bodies import BodyStalled
 from shared.settings import Settings
 
 log = logging.getLogger("mam.ingest.uploads")
@@ -138,6 +139,7 @@ async def receive(
             await _save(store, lock, state, [*state.record.parts, part], tail_size=0, settings=settings)
 
     disconnected = False
+    stalled: BodyStalled | None = None
     try:
         async for chunk in body:
             if body_digest is not None:
@@ -166,6 +168,10 @@ async def receive(
             await in_flight.popleft()
     except ClientDisconnect:
         disconnected = True  # keep what arrived: the client resumes from the saved offset
+    except BodyStalled as exc:
+        # A link too slow for the pace keeps what it got through, like a dropped one: it
+        # makes progress PATCH by PATCH, and the 408 comes once the offset is saved.
+        disconnected, stalled = True, exc
     except BaseException:
         for task in in_flight:
             task.cancel()
@@ -174,6 +180,8 @@ async def receive(
     while in_flight:  # after a disconnect: the parts already received are kept
         await in_flight.popleft()
     if body_digest is not None and checksum is not None:
+        if stalled is not None:
+            raise stalled.error()
         if disconnected:
             raise UserError(400, "upload_interrupted", "Tải lên bị ngắt giữa chừng.", "The upload was interrupted.")
         if body_digest.digest() != checksum[1]:
@@ -188,6 +196,8 @@ async def receive(
         await _drop_tail(objects, bucket, state)
         return state.record
     if state.received == 0:
+        if stalled is not None:
+            raise stalled.error()
         return state.record
     await asyncio.to_thread(state.hasher.update, memoryview(rest)[state.hashed_in_buffer :])
     if rest:
@@ -198,6 +208,8 @@ async def receive(
     await _save(store, lock, state, parts, tail_size=len(rest), settings=settings)
     if not rest and state.stale_tail:
         await _drop_tail(objects, bucket, state)
+    if stalled is not None:
+        raise stalled.error()  # what arrived is saved: the client asks for the offset and resumes
     return state.record
 
 

@@ -47,6 +47,7 @@ from shared.access import requires
 from shared.auth import Principal
 from shared.http import UserError
 from shared.policy import Action
+from shared.request_bodies import body_pace, paced
 
 router = APIRouter(prefix="/v1")
 Uploader = Annotated[Principal, Depends(requires(Action.ASSET_UPLOAD))]
@@ -271,7 +272,8 @@ async def _receive(request: Request, d: IngestDeps, record: UploadRecord, revisi
             raise not_receiving(current)
         if current.offset != record.offset:
             raise conflict_offset(current.offset, record.offset)
-        saved = await receive(d.settings, d.objects, d.uploads, lock, current, revision, request.stream(), checksum)
+        body = paced(request.stream(), body_pace(d.settings))
+        saved = await receive(d.settings, d.objects, d.uploads, lock, current, revision, body, checksum)
     if saved.state == "verifying":
         d.finaliser.schedule(saved.id)
     return saved

@@ -43,6 +43,7 @@ from tests.uploads import (
     METADATA,
     MIB,
     Attempt,
+    RawUpload,
     head_offset,
     ingest_settings,
     running_ingest,
@@ -119,6 +120,20 @@ def _dedicated_ingest(
 @pytest.fixture(scope="module")
 def ingest(request: pytest.FixtureRequest, stack: LocalStack, quiet_nats: Settings) -> Iterator[Ingest]:
     yield from _dedicated_ingest(request, quiet_nats, 70, "", upload_sweep_interval_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def impatient(request: pytest.FixtureRequest, stack: LocalStack, quiet_nats: Settings) -> Iterator[Ingest]:
+    """A body silent for 2 s, or under 64 KiB/s on average after 3 s, is too slow."""
+    yield from _dedicated_ingest(
+        request,
+        quiet_nats,
+        73,
+        "impatient",
+        upload_body_idle_timeout_s=2.0,
+        upload_body_grace_s=3.0,
+        upload_body_min_rate_bytes_s=64 * 1024,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -628,3 +643,64 @@ def test_mam_uploads_lists_the_uploads_in_flight_with_their_owner_and_progress(i
     table = mam("--user", owner)
     assert upload_id in table and "phong-van.mp4" in table and "receiving" in table
     assert upload_id not in mam("--user", "phong-vien")
+
+
+def test_a_patch_too_slow_for_the_pace_ends_with_408_and_keeps_what_arrived(impatient: Ingest, tmp_path: Path) -> None:
+    # A provincial link that fades to a trickle: the connection is not held for ever (a few
+    # such requests would tie the service up), and the bytes it did carry are not lost.
+    path = tmp_path / "cham.jpg"
+    expected = write_padded_jpeg(path, 600 * 1024)
+    data = path.read_bytes()
+    url = create(impatient, len(data)).headers["Location"]
+    headers = {**AUTH, **TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+    patch = RawUpload(
+        impatient.settings.ingest_port,
+        {**headers, "Content-Length": str(len(data))},
+        timeout=30.0,
+        method="PATCH",
+        path=urlsplit(url).path,
+    )
+    burst = 300 * 1024
+    sent = [burst]
+    stop_sending = threading.Event()
+    failures: list[BaseException] = []
+
+    def trickle() -> None:  # 100 bytes every 0.5 s: never silent for 2 s, far under 64 KiB/s
+        try:
+            while not stop_sending.wait(0.5):
+                patch.send(data[sent[0] : sent[0] + 100])
+                sent[0] += 100
+        except OSError:
+            pass  # the server has closed the connection: what the test wants
+        except BaseException as exc:
+            failures.append(exc)
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    began = time.monotonic()
+    try:
+        patch.send(data[:burst])
+        sender.start()
+        status, body = patch.response()  # without a pace: a socket timeout after 30 s
+    finally:
+        stop_sending.set()
+        sender.join(5)
+        patch.close()
+    assert not failures, failures
+    assert status == 408 and body["error"]["code"] == "body_timeout", body
+    assert time.monotonic() - began < 20
+    kept = head_offset(url, AUTH)
+    assert burst <= kept <= sent[0]  # what arrived before the 408 is saved
+    rest = httpx.patch(url, headers={**headers, "Upload-Offset": str(kept)}, content=data[kept:], timeout=30.0)
+    assert rest.status_code == 204, rest.text
+    final = settled(url)
+    assert final["state"] == "stored", final
+
+    async def ingested() -> list[Any]:
+        store = await EventStore.connect(impatient.settings.resolved_nats_url, impatient.settings.event_stream)
+        try:
+            return [e.envelope.payload for e in await store.history("asset", final["asset_id"])]
+        finally:
+            await store.close()
+
+    [payload] = run(ingested())
+    assert payload["sha256"] == expected and payload["size_bytes"] == len(data)
