@@ -7,13 +7,14 @@ cross-origin access to the ingest service; ``Location`` is rewritten to this sit
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Depends, Request, Response
 
 from services.web.api import WebDeps, backend
-from services.web.session import current_user, page_requires
+from services.web.session import current_user, page_requires, renewed_user
 from shared.auth import Principal
 from shared.http import UserError
 from shared.policy import Action
@@ -66,11 +67,39 @@ def _checked(upload_id: str) -> str:
 async def _forward(request: Request, path: str) -> Response:
     deps: WebDeps = request.app.state.deps
     headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_REQUEST}
-    headers.update(current_user(request).headers)
-    body = request.stream() if request.method in ("POST", "PATCH") else None
+    user = current_user(request)
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    body = request.stream() if has_body else None
+    answer = await _send(deps, request.method, path, {**headers, **user.headers}, body)
+    if answer.status_code == 401 and user.from_cookie:
+        # The token was revoked before its expiry (another role, a new password): ingest
+        # refused it before acting. The session is renewed (the new cookies go out with
+        # this answer) and a request without a body is sent again; a body already went
+        # (part of it) to ingest, so the client is asked to send it again: tus-js-client
+        # retries a 409 by asking for the offset first.
+        renewed = await renewed_user(request)
+        if renewed is not None and body is None:
+            answer = await _send(deps, request.method, path, {**headers, **renewed.headers}, None)
+        elif renewed is not None:
+            raise UserError(
+                409,
+                "session_renewed",
+                "Phiên đăng nhập vừa được làm mới (quyền của tài khoản đã thay đổi); phần dữ liệu này sẽ được gửi lại.",
+                "The sign-in was renewed (the account's role changed); this part of the upload is to be sent again.",
+            )
+    out = {k: v for k, v in answer.headers.items() if k.lower() in FORWARDED_RESPONSE}
+    location = answer.headers.get("location")
+    if location:
+        out["Location"] = f"{TUS_PATH}/{location.rstrip('/').rsplit('/', 1)[-1]}"
+    return Response(answer.content, status_code=answer.status_code, headers=out)
+
+
+async def _send(
+    deps: WebDeps, method: str, path: str, headers: dict[str, str], body: AsyncIterator[bytes] | None
+) -> httpx.Response:
     try:
-        answer = await deps.http.request(
-            request.method,
+        return await deps.http.request(
+            method,
             f"{deps.urls['ingest']}/v1/uploads{path}",
             headers=headers,
             content=body,
@@ -83,11 +112,6 @@ async def _forward(request: Request, path: str) -> Response:
             "Dịch vụ tiếp nhận đang không trả lời; việc tải lên sẽ tự tiếp tục khi có lại kết nối.",
             "The ingest service is not answering; the upload resumes by itself once it is back.",
         ) from exc
-    out = {k: v for k, v in answer.headers.items() if k.lower() in FORWARDED_RESPONSE}
-    location = answer.headers.get("location")
-    if location:
-        out["Location"] = f"{TUS_PATH}/{location.rstrip('/').rsplit('/', 1)[-1]}"
-    return Response(answer.content, status_code=answer.status_code, headers=out)
 
 
 @router.post(TUS_PATH, include_in_schema=False)

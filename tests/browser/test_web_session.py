@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,8 @@ from playwright.sync_api import Page, expect
 from shared.settings import Settings
 from tests.browser.conftest import csrf_of, session_client, shot, sign_in
 from tests.conftest import ADMIN, wait_for
+from tests.media import jpeg_bytes
+from tests.uploads import METADATA, tus_metadata
 
 pytestmark = pytest.mark.integration
 
@@ -114,6 +117,75 @@ def test_a_role_changed_by_an_administrator_takes_effect_on_the_next_pages_witho
     assert page.status_code == 200 and "Tìm thấy" in page.text
     nav = page.text.split("</nav>")[0]
     assert 'href="/upload"' in nav and 'href="/reels"' not in nav, nav[-800:]
+
+
+def test_an_upload_going_through_the_web_carries_on_when_the_users_role_changes_midway(
+    web: str, services: Settings, unique: str
+) -> None:
+    name, password = f"tai-len-doi-vai-tro-{unique}", "mật khẩu đủ dài 2025"
+    accounts = f"{services.accounts_url}/v1/users"
+    made = httpx.post(
+        accounts,
+        headers=ADMIN,
+        json={"username": name, "display_name": "Lưu trữ viên", "role": "luu-tru", "password": password},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    client = httpx.Client(base_url=web, follow_redirects=False, timeout=30)
+    form = client.get("/sign-in")
+    signed_in = client.post("/sign-in", data={"username": name, "password": password, "csrf_token": csrf_of(form.text)})
+    assert signed_in.status_code == 303, signed_in.text
+    tus = {"Tus-Resumable": "1.0.0", "X-CSRF-Token": csrf_of(client.get("/search").text)}
+    data = jpeg_bytes(random.randrange(1 << 30), size=(1600, 1200))
+    created = client.post(
+        "/tus",
+        headers={**tus, "Upload-Length": str(len(data)), "Upload-Metadata": tus_metadata(METADATA)},
+    )
+    assert created.status_code == 201, created.text
+    url = created.headers["location"]
+
+    def patch(offset: int, count: int) -> httpx.Response:
+        headers = {**tus, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
+        return client.patch(url, headers=headers, content=data[offset : offset + count])
+
+    def renewed(answer: httpx.Response) -> bool:
+        return any(c.startswith("mam_at=") for c in answer.headers.get_list("set-cookie"))
+
+    assert patch(0, 1000).status_code == 204
+    # A request without a body, refused with the old token, is sent again with a renewed one.
+    assert httpx.patch(f"{accounts}/{name}", headers=ADMIN, json={"role": "phong-vien"}, timeout=30).status_code == 200
+    asked = wait_for(
+        lambda: (r := client.head(url, headers=tus)).status_code == 200 and renewed(r) and r,
+        timeout=30,
+        interval=0.3,
+        what="a HEAD answered after renewing the session",
+    )
+    assert asked.headers["upload-offset"] == "1000"
+    # A PATCH refused with the old token is answered 409 (its body went, in part, to ingest):
+    # the client sends it again, with the renewed session, from the offset it asks for.
+    assert httpx.patch(f"{accounts}/{name}", headers=ADMIN, json={"role": "luu-tru"}, timeout=30).status_code == 200
+    offset = 1000
+
+    def refused_once() -> httpx.Response | None:
+        nonlocal offset
+        answer = patch(offset, 100)
+        if answer.status_code == 204:
+            offset = int(answer.headers["upload-offset"])
+            return None
+        return answer
+
+    refused = wait_for(refused_once, timeout=30, interval=0.3, what="a PATCH refused with the revoked token")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "session_renewed", refused.text
+    assert renewed(refused) and refused.json()["error"]["message"] and refused.json()["error"]["message_en"]
+    offset = int(client.head(url, headers=tus).headers["upload-offset"])
+    assert patch(offset, len(data)).status_code == 204
+    final = wait_for(
+        lambda: (r := client.get(url).json())["state"] in ("stored", "rejected") and r,
+        timeout=120,
+        interval=0.3,
+        what="the upload to be stored",
+    )
+    assert final["state"] == "stored" and final["offset"] == len(data), final
 
 
 def test_signing_out_ends_the_sign_in_and_its_refresh_token(web: str) -> None:
