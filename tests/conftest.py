@@ -227,6 +227,11 @@ def stack(settings: Settings) -> Iterator[LocalStack]:
         local.down()
 
 
+# Services the session's ``services`` fixture runs: a module that started one of them alone
+# (``one_service``) leaves it running for the session, which now counts on it.
+SESSION_SERVICES: set[str] = set()
+
+
 @pytest.fixture(scope="session")
 def services(stack: LocalStack) -> Iterator[Settings]:
     """Every service running as a real process against the test stack."""
@@ -234,10 +239,25 @@ def services(stack: LocalStack) -> Iterator[Settings]:
     try:
         for spec in specs:
             start(spec)
+            SESSION_SERVICES.add(spec.name)
     except LaunchError as exc:
         pytest.fail(f"a service did not start: {exc}", pytrace=False)
     yield stack.settings
     for spec in specs:
+        stop(spec)
+
+
+def one_service(stack: LocalStack, name: str) -> Iterator[Settings]:
+    """One service for a module that needs nothing else: started unless already running, and
+    stopped after the module unless it was running before, or the session's ``services``
+    fixture has taken it on since (later modules count on it)."""
+    spec = stack.service_spec(name)
+    try:
+        started = start(spec)
+    except LaunchError as exc:
+        pytest.fail(f"{name} did not start: {exc}", pytrace=False)
+    yield stack.settings
+    if not started.reused and spec.name not in SESSION_SERVICES:
         stop(spec)
 
 

@@ -15,7 +15,6 @@ import httpx
 import nats
 import pytest
 
-from deploy.local.processes import start, stop
 from deploy.local.stack import LocalStack
 from services.accounts.domain import SignInGuard, UserRecord
 from services.accounts.store import USERS_BUCKET, Records
@@ -23,7 +22,7 @@ from shared.api_keys import API_KEYS_BUCKET, KvApiKeyStore, verify_api_key
 from shared.auth import Role, load_public_key, verify_access_token
 from shared.eventstore import EventStore
 from shared.settings import Settings
-from tests.conftest import run, wait_for
+from tests.conftest import one_service, run, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,11 +38,7 @@ PASSWORD = "mật khẩu đủ dài 2025"
 @pytest.fixture(scope="module")
 def accounts(stack: LocalStack) -> Iterator[Settings]:
     """The accounts service, started for these tests unless already running."""
-    spec = stack.service_spec("accounts")
-    result = start(spec)
-    yield stack.settings
-    if not result.reused:
-        stop(spec)
+    yield from one_service(stack, "accounts")
 
 
 @pytest.fixture(scope="module")

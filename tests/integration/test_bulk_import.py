@@ -33,7 +33,7 @@ from shared.eventstore import EventStore
 from shared.ids import asset_id_for_sha256
 from shared.settings import Settings
 from tests.caption_sheets import write_sheet
-from tests.conftest import AUTH, REPO, run, wait_for
+from tests.conftest import AUTH, REPO, one_service, run, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,14 +45,7 @@ BULK_FILES = 200
 @pytest.fixture(scope="module")
 def ingest(stack: LocalStack) -> Iterator[Settings]:
     """The ingest service alone (the import needs nothing else; no transcodes of 200 photos)."""
-    spec = stack.service_spec("ingest")
-    try:
-        started = start(spec)
-    except LaunchError as exc:
-        pytest.fail(f"ingest did not start: {exc}", pytrace=False)
-    yield stack.settings
-    if not started.reused:
-        stop(spec)
+    yield from one_service(stack, "ingest")
 
 
 @pytest.fixture(autouse=True)
