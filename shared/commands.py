@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +31,13 @@ from shared.ports import ConcurrencyConflict, EventLog, StoredEvent
 Decision = Sequence[EventPayload]
 
 COMMAND_ATTEMPTS = 5
+# Past those rounds a command keeps deciding again for as long as this since it began: the
+# pipeline's burst of appends ends within seconds even on a loaded machine, where five
+# rounds could all fall inside it; a rival that keeps appending longer still gets a 409.
+COMMAND_PATIENCE_S = 3.0
 # Before round n+1 a command waits up to n times this (random, so two losers part ways).
 _RETRY_PAUSE_S = 0.05
+_MAX_PAUSE_ROUNDS = 5
 
 
 class Refused(UserError):
@@ -70,6 +77,7 @@ async def run_command(
     causation: EventEnvelope | None = None,
     guard: str | None = None,
     attempts: int = COMMAND_ATTEMPTS,
+    patience_s: float = COMMAND_PATIENCE_S,
 ) -> CommandResult:
     """Load ``aggregate_id``'s history, decide, append with its expected sequence.
 
@@ -79,10 +87,11 @@ async def run_command(
     activity) loads them inside ``decide`` and names a ``guard``: a subject
     filter covering all of them, whose last sequence is read *before* anything
     is loaded and checked by the server on append — any change under the guard
-    meanwhile is a conflict. A conflict re-runs load → decide → append
-    (``attempts`` in all), then answers 409.
+    meanwhile is a conflict. A conflict re-runs load → decide → append (at least
+    ``attempts`` rounds, and more while ``patience_s`` has not passed), then answers 409.
     """
-    for attempt in range(1, attempts + 1):
+    gives_up_at = time.monotonic() + patience_s
+    for attempt in itertools.count(1):
         guarded = await events.last_sequence(guard) if guard else None
         history = await events.history(aggregate, aggregate_id)
         decided = decide(history)
@@ -95,9 +104,11 @@ async def run_command(
                 expected = (await events.append(event, expected_last_sequence=expected, guard=guard)).sequence
                 appended.append(event)
         except ConcurrencyConflict as exc:
-            if appended or attempt == attempts:  # a partly applied decision is not re-decided blindly
+            if appended:  # a partly applied decision is not re-decided blindly
                 raise conflict() from exc
-            await asyncio.sleep(random.uniform(0, _RETRY_PAUSE_S * attempt))
+            if attempt >= attempts and time.monotonic() >= gives_up_at:
+                raise conflict() from exc
+            await asyncio.sleep(random.uniform(0, _RETRY_PAUSE_S * min(attempt, _MAX_PAUSE_ROUNDS)))
             continue
         last = history[-1].sequence if history else 0
         return CommandResult(history, appended, (appended and expected) or last)

@@ -3,6 +3,7 @@ and every refusal, named as a sentence; and the load → decide → append loop.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -304,15 +305,28 @@ async def test_a_command_that_loses_every_round_is_a_bilingual_409_and_appends_n
     log = RacingLog(rival, races=COMMAND_ATTEMPTS)
     _creation_log(log)
     with pytest.raises(UserError) as caught:
-        await run_command(
-            log,
-            "activity",
-            "v1",
-            edit_place("X"),
-            actor="lt",
-        )
+        await run_command(log, "activity", "v1", edit_place("X"), actor="lt", patience_s=0)
     assert caught.value.status == 409 and caught.value.message_vi.startswith("Dữ liệu vừa bị người khác thay đổi")
     assert [s.envelope.actor for s in log.stored] == ["x"] + ["other"] * COMMAND_ATTEMPTS
+
+
+async def test_a_command_keeps_deciding_again_past_its_rounds_until_its_patience_runs_out() -> None:
+    # A burst of rival appends longer than the rounds (a fresh upload's pipeline on a loaded
+    # machine): the command still lands within its patience.
+    rival = new_event(ActivityEditedV1(place="Y"), aggregate_id="v1", actor="other")
+    log = RacingLog(rival, races=3 * COMMAND_ATTEMPTS)
+    _creation_log(log)
+    result = await run_command(log, "activity", "v1", edit_place("X"), actor="lt", patience_s=30)
+    assert result.appended and [s.envelope.actor for s in log.stored][-1] == "lt"
+    assert [s.envelope.actor for s in log.stored].count("other") == 3 * COMMAND_ATTEMPTS
+    # A rival that never stops: the rounds go on until the patience is spent, then a 409.
+    log = RacingLog(rival, races=10_000)
+    _creation_log(log)
+    began = time.monotonic()
+    with pytest.raises(UserError) as caught:
+        await run_command(log, "activity", "v1", edit_place("X"), actor="lt", patience_s=0.5)
+    assert caught.value.status == 409 and 0.5 <= time.monotonic() - began < 5
+    assert "lt" not in [s.envelope.actor for s in log.stored]
 
 
 async def test_a_refused_command_appends_nothing() -> None:
