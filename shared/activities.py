@@ -46,6 +46,8 @@ class Activities:
 
     by_id: dict[str, Activity] = field(default_factory=dict)
     asset_activity: dict[str, str] = field(default_factory=dict)
+    # The activity title each asset's assignment carried (what search finds it by).
+    asset_title: dict[str, str] = field(default_factory=dict)
 
     def apply(self, stored: StoredEvent) -> None:
         env = stored.envelope
@@ -73,8 +75,10 @@ class Activities:
         elif isinstance(p, AssetActivityAssignedV1):
             if p.activity_id is None:
                 self.asset_activity.pop(env.aggregate_id, None)
+                self.asset_title.pop(env.aggregate_id, None)
             else:
                 self.asset_activity[env.aggregate_id] = p.activity_id
+                self.asset_title[env.aggregate_id] = p.activity_title
 
     def resolve(self, activity_id: str) -> Activity | None:
         """Follow merges to the surviving activity."""
@@ -90,6 +94,19 @@ class Activities:
 
     def assets_of(self, activity_id: str) -> list[str]:
         return sorted(a for a, act in self.asset_activity.items() if act == activity_id)
+
+    def unfollowed(self) -> list[tuple[str, Activity]]:
+        """Assets a merge or a rename has not reached yet, with the activity each belongs in
+        now: still on a merged activity, or carrying an older title. The catalogue moves them
+        right after the merge or rename; these are what a crash in between left behind."""
+        found = []
+        for asset_id, activity_id in sorted(self.asset_activity.items()):
+            target = self.resolve(activity_id)
+            if target is None or target.merged_into is not None:
+                continue  # a merge chain that loops: nowhere to move it
+            if target.activity_id != activity_id or self.asset_title.get(asset_id) != target.title:
+                found.append((asset_id, target))
+        return found
 
 
 def fold_activity(history: Sequence[StoredEvent]) -> Activity | None:

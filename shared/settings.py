@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     export_stale_after_s: float = Field(default=120.0, ge=1.0)
     export_expiry_s: float = Field(default=7 * 24 * 3600.0, ge=1.0)
     export_sweep_interval_s: float = Field(default=60.0, ge=0.2)
+    # How often every catalogue replica carries merges and renames to assets a crash left on
+    # the old activity or title (services/catalogue/follow_ups.py); also once at start.
+    catalogue_follow_up_interval_s: float = Field(default=30.0, ge=0.2)
     presign_expiry_s: int = 900
     # Multipart part size for streaming puts of large originals.
     s3_part_size: int = 16 * 1024 * 1024

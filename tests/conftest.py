@@ -94,6 +94,7 @@ def test_settings(**overrides: Any) -> Settings:
     base.update(
         home=Path(os.environ.get("MAM_TEST_HOME", REPO / ".mam" / f"test-{offset}")),
         es_index_prefix="mamtest",
+        catalogue_follow_up_interval_s=2.0,  # a crash's leftovers are moved within the tests' waits
         cluster_replica_port_shift=TEST_REPLICA_PORT_SHIFT,
         jwt_private_key_file=_PRIVATE_KEY,
         jwt_public_key_file=_PUBLIC_KEY,

@@ -4,6 +4,7 @@ decides purely (``decide.py``) and appends with the expected sequence
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -62,11 +63,15 @@ class CatalogueDeps:
     events: EventLog
     known: Directory = field(default_factory=Directory)
     delegates: DelegateDirectory = field(default_factory=DelegateDirectory)
+    background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def readiness(self) -> dict[str, bool]:
         return {"nats": await self.events.ready()}
 
     async def close(self) -> None:
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
         await self.events.close()
 
     async def directory(self) -> Directory:
@@ -150,20 +155,20 @@ async def resolve_activity(events: EventLog, activity_id: str) -> Activity | Non
 
 
 async def assign_assets(
-    d: CatalogueDeps, asset_ids: list[str], target: Activity, actor: str, cause: EventEnvelope
+    d: CatalogueDeps, asset_ids: list[str], target: Activity, actor: str, cause: EventEnvelope | None
 ) -> None:
     """(Re-)assign assets to ``target``, carrying its current title into each asset's events
-    (and so into the search index), caused by the merge or rename that required it."""
+    (and so into the search index), caused by the merge or rename that required it; an asset
+    already there is left as it is (``follow_ups`` may have got there first)."""
     for asset_id in asset_ids:
         await run_command(
             d.events,
             "asset",
             asset_id,
-            lambda h, asset_id=asset_id: decide.decide_assign(  # type: ignore[misc]
-                decide.fold_asset(h), asset_id, target.activity_id, target
-            ),
+            lambda h, asset_id=asset_id: decide.decide_follow(decide.fold_asset(h), asset_id, target),  # type: ignore[misc]
             actor=actor,
             causation=cause,
+            attempts=_FOLLOW_UP_ATTEMPTS,
         )
 
 

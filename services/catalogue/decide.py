@@ -227,6 +227,19 @@ def decide_assign(asset: AssetState | None, asset_id: str, requested: str | None
     ]
 
 
+def decide_follow(asset: AssetState | None, asset_id: str, target: Activity) -> Decision:
+    """Carry a merge or rename to one of its assets: into ``target`` with its title now,
+    unless the asset is there already (the follow-up is run again after a crash, and by
+    every replica: it must be idempotent)."""
+    if (
+        asset is not None
+        and asset.activity_id == target.activity_id
+        and asset.tags.get("activity_title") == target.title
+    ):
+        return []
+    return decide_assign(asset, asset_id, target.activity_id, target)
+
+
 # --- publishing --------------------------------------------------------------------------
 
 

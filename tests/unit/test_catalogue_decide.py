@@ -17,12 +17,13 @@ from services.catalogue.decide import (
     decide_create_activity,
     decide_edit_activity,
     decide_edit_metadata,
+    decide_follow,
     decide_merge,
     decide_register_person,
     decide_retag,
     fold_asset,
 )
-from shared.activities import Activity, fold_activity
+from shared.activities import Activities, Activity, fold_activity
 from shared.auth import Principal, Role
 from shared.commands import COMMAND_ATTEMPTS, Refused, run_command
 from shared.events.envelope import EventEnvelope, new_event
@@ -229,6 +230,67 @@ def test_an_assets_state_folds_its_history_and_an_empty_history_is_no_asset() ->
     state = fold_asset([StoredEvent(3, created.subject, created), StoredEvent(9, assigned.subject, assigned)])
     assert state is not None and state.activity_id == "v1" and state.sequence == 9
     assert fold_asset([]) is None
+
+
+def _stored(events: list[EventEnvelope]) -> list[StoredEvent]:
+    return [StoredEvent(n, e.subject, e) for n, e in enumerate(events, start=1)]
+
+
+def test_assets_a_merge_or_rename_has_not_reached_are_found_with_where_they_belong_now() -> None:
+    def created(activity_id: str, title: str) -> EventEnvelope:
+        payload = ActivityCreatedV1(title=title, activity_type="ky-hop", start_date=date(2024, 7, 9))
+        return new_event(payload, aggregate_id=activity_id, actor="x")
+
+    def assigned(asset: str, activity_id: str, title: str) -> EventEnvelope:
+        payload = AssetActivityAssignedV1(activity_id=activity_id, activity_title=title)
+        return new_event(payload, aggregate_id=asset, actor="x")
+
+    a1, a2, a3 = ("a" + str(n) * 32 for n in (1, 2, 3))
+    log = [
+        created("v1", "Kỳ họp thứ 9"),
+        created("v2", "Kỳ họp 9 (trùng)"),
+        assigned(a1, "v1", "Kỳ họp thứ 9"),
+        assigned(a2, "v2", "Kỳ họp 9 (trùng)"),
+        assigned(a3, "v1", "Kỳ họp thứ 9"),
+    ]
+    activities = Activities()
+    for stored in _stored(log):
+        activities.apply(stored)
+    assert activities.unfollowed() == []
+    # v2 merged into v1, then v1 renamed; the crash came before any asset was told.
+    log += [
+        new_event(ActivityMergedV1(into_activity_id="v1"), aggregate_id="v2", actor="x"),
+        new_event(ActivityEditedV1(title="Kỳ họp chuyên đề"), aggregate_id="v1", actor="x"),
+    ]
+    activities = Activities()
+    for stored in _stored(log):
+        activities.apply(stored)
+    pending = activities.unfollowed()
+    assert [(asset, target.activity_id, target.title) for asset, target in pending] == [
+        (a1, "v1", "Kỳ họp chuyên đề"),
+        (a2, "v1", "Kỳ họp chuyên đề"),
+        (a3, "v1", "Kỳ họp chuyên đề"),
+    ]
+    # Once each carries the activity's current title, none is left.
+    log += [assigned(a, "v1", "Kỳ họp chuyên đề") for a in (a1, a2, a3)]
+    activities = Activities()
+    for stored in _stored(log):
+        activities.apply(stored)
+    assert activities.unfollowed() == []
+
+
+def test_following_a_merge_is_idempotent_and_moves_only_an_asset_not_there_yet() -> None:
+    def assigned(activity_id: str, title: str) -> EventEnvelope:
+        payload = AssetActivityAssignedV1(activity_id=activity_id, activity_title=title)
+        return new_event(payload, aggregate_id=ASSET, actor="x")
+
+    created = ingested(ASSET, "Ảnh tư liệu")
+    assert decide_follow(fold_asset(_stored([created, assigned("v1", ACT.title)])), ASSET, ACT) == []
+    [moved] = decide_follow(fold_asset(_stored([created, assigned("v1", "cũ")])), ASSET, ACT)
+    assert isinstance(moved, AssetActivityAssignedV1) and moved.activity_title == ACT.title
+    [moved] = decide_follow(fold_asset(_stored([created, assigned("v9", "x")])), ASSET, ACT)
+    assert isinstance(moved, AssetActivityAssignedV1) and moved.activity_id == "v1"
+    assert moved.previous_activity_id == "v9"
 
 
 # --- load → decide → append -----------------------------------------------------------------------------
