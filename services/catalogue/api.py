@@ -54,7 +54,7 @@ _MAX_MERGE_HOPS = 32
 ACTIVITIES = aggregate_type_filter("activity")
 # Assets moved by a merge or rename are the system's follow-up, not a person's
 # request: they are retried longer before giving up.
-_FOLLOW_UP_ATTEMPTS = 8
+FOLLOW_UP_ATTEMPTS = 8
 
 
 @dataclass
@@ -168,7 +168,7 @@ async def assign_assets(
             lambda h, asset_id=asset_id: decide.decide_follow(decide.fold_asset(h), asset_id, target),  # type: ignore[misc]
             actor=actor,
             causation=cause,
-            attempts=_FOLLOW_UP_ATTEMPTS,
+            attempts=FOLLOW_UP_ATTEMPTS,
         )
 
 
@@ -371,7 +371,7 @@ async def publish_activity(activity_id: str, body: Publish, who: Publisher, d: D
                     partial(decide.decide_publish, asset_id=asset_id, cmd=each, now=now),
                     who.actor,
                     cause,
-                    _FOLLOW_UP_ATTEMPTS,
+                    FOLLOW_UP_ATTEMPTS,
                 )
             )
         except UserError as exc:  # one asset refusing does not stop the others

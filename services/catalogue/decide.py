@@ -263,6 +263,24 @@ def _checked_window(publish_at: datetime | None, unpublish_at: datetime | None, 
         )
 
 
+# An asset's own publication decisions: a person's, or an activity publication's carried to it.
+PUBLICATION_DECISIONS = frozenset(
+    {AssetPublishedV2.EVENT_TYPE, AssetUnpublishedV1.EVENT_TYPE, AssetRestrictionSetV1.EVENT_TYPE}
+)
+
+
+def decide_publish_follow(
+    history: Sequence[StoredEvent], asset_id: str, cause_sequence: int, cmd: Publish, now: datetime
+) -> Decision:
+    """Carry an activity's publication (appended at ``cause_sequence``) to one of its assets,
+    unless the asset's publication was decided since: by that publication's own request, or
+    by a person afterwards, whose decision stands. Run again after a crash and by every
+    replica, so it must be idempotent."""
+    if any(s.sequence > cause_sequence and s.envelope.type in PUBLICATION_DECISIONS for s in history):
+        return []
+    return decide_publish(fold_asset(history), asset_id, cmd, now)
+
+
 def decide_publish(asset: AssetState | None, asset_id: str, cmd: Publish, now: datetime) -> Decision:
     """Publish an asset, or change its window or restriction.
 

@@ -15,6 +15,7 @@ from services.search.app import PROJECTOR_DURABLE
 from services.tagger.app import TAGGER_DURABLE
 from shared.auth import Role
 from shared.events.envelope import new_event
+from shared.events.publishing import ActivityPublishedV2
 from shared.events.tagging import ActivityEditedV1, ActivityMergedV1
 from shared.eventstore import EventStore
 from shared.settings import Settings
@@ -176,11 +177,12 @@ def test_activities_are_created_suggested_assigned_merged_and_searchable(
     assert retitled["payload"]["activity_id"] == main_id and retitled["actor"] in ("luu-tru", FOLLOW_UP_ACTOR)
 
 
-def test_a_merge_and_a_rename_a_crash_left_unfinished_are_carried_to_their_assets_once(
+def test_a_merge_a_rename_and_a_publication_a_crash_left_unfinished_are_carried_to_the_assets_once(
     services: Settings, http: httpx.Client, unique: str
 ) -> None:
-    # The catalogue appended activity.merged (or activity.edited) and was killed before it
-    # moved the assets: the events are appended here directly, as that crash left them.
+    # The catalogue appended activity.merged (activity.edited, activity.published) and was
+    # killed before it told the assets: the events are appended here directly, as that crash
+    # left them.
     s = services
     url = f"{s.catalogue_url}/v1/activities"
 
@@ -201,19 +203,22 @@ def test_a_merge_and_a_rename_a_crash_left_unfinished_are_carried_to_their_asset
         assert put.status_code == 200, put.text
         return asset_id
 
-    def follow_ups(asset_id: str) -> list[dict[str, Any]]:
-        history = http.get(f"{s.search_url}/v1/assets/{asset_id}/history", headers=AUTH).json()["events"]
-        return [e for e in history if e["type"] == "asset.activity_assigned" and e["actor"] == FOLLOW_UP_ACTOR]
+    def follow_ups(asset_id: str, event_type: str = "asset.activity_assigned") -> list[dict[str, Any]]:
+        history = http.get(f"{s.search_url}/v1/assets/{asset_id}/history", headers=ARCHIVIST).json()["events"]
+        return [e for e in history if e["type"] == event_type and e["actor"] == FOLLOW_UP_ACTOR]
 
-    def crash_after(activity_id: str, payload: ActivityMergedV1 | ActivityEditedV1) -> None:
+    def crash_after(activity_id: str, payload: ActivityMergedV1 | ActivityEditedV1 | ActivityPublishedV2) -> str:
+        event = new_event(payload, aggregate_id=activity_id, actor="luu-tru")
+
         async def append() -> None:
             store = await EventStore.from_settings(s)
             try:
-                await store.append(new_event(payload, aggregate_id=activity_id, actor="luu-tru"))
+                await store.append(event)
             finally:
                 await store.close()
 
         run(append())
+        return event.event_id
 
     def retitled(activity_id: str, asset_id: str, title: str) -> None:
         crash_after(activity_id, ActivityEditedV1(title=title))
@@ -230,6 +235,9 @@ def test_a_merge_and_a_rename_a_crash_left_unfinished_are_carried_to_their_asset
     assert moved["payload"]["activity_id"] == main_id and moved["payload"]["previous_activity_id"] == dup_id
     assert http.get(f"{url}/{main_id}", headers=ARCHIVIST).json()["assets"] == [asset_id]
     retitled(main_id, asset_id, f"Giám sát việc thi hành luật {unique}")
+    published_by = crash_after(main_id, ActivityPublishedV2(asset_ids=(asset_id,), note="Xuất bản cả hoạt động"))
+    [published] = wait_for(lambda: follow_ups(asset_id, "asset.published"), timeout=60, what="the asset published")
+    assert published["causation_id"] == published_by and published["payload"]["note"] == "Xuất bản cả hoạt động"
     retitled(main_id, asset_id, f"Giám sát năm 2025 {unique}")
     # Settled: passes seen to run after those (through another activity's renames) leave the
     # asset as it is. Exactly one assignment per change.
@@ -242,6 +250,7 @@ def test_a_merge_and_a_rename_a_crash_left_unfinished_are_carried_to_their_asset
         f"Giám sát việc thi hành luật {unique}",
         f"Giám sát năm 2025 {unique}",
     ]
+    assert len(follow_ups(asset_id, "asset.published")) == 1
     wait_for(lambda: search(http, s, q=f"giam sat nam 2025 {unique}")["total"] == 1, timeout=60, what="new title")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.catalogue.commands import CreateActivity, EditActivity, EditMetadata
+from services.catalogue.commands import CreateActivity, EditActivity, EditMetadata, Publish
 from services.catalogue.decide import (
     AssetState,
     Corrector,
@@ -19,14 +19,17 @@ from services.catalogue.decide import (
     decide_edit_metadata,
     decide_follow,
     decide_merge,
+    decide_publish_follow,
     decide_register_person,
     decide_retag,
     fold_asset,
 )
+from services.catalogue.follow_ups import Publications
 from shared.activities import Activities, Activity, fold_activity
 from shared.auth import Principal, Role
 from shared.commands import COMMAND_ATTEMPTS, Refused, run_command
 from shared.events.envelope import EventEnvelope, new_event
+from shared.events.publishing import ActivityPublishedV2, AssetPublishedV2, AssetUnpublishedV1
 from shared.events.tagging import (
     ActivityCreatedV1,
     ActivityEditedV1,
@@ -398,3 +401,28 @@ async def test_a_refused_command_appends_nothing() -> None:
             log, "activity", "v1", lambda h: decide_edit_activity(fold_activity(h), "v1", EditActivity()), actor="lt"
         )
     assert log.stored == [] and isinstance(await log.append(ingested(ASSET, "x")), AppendResult)
+
+
+def test_an_activity_publication_is_carried_to_an_asset_only_where_nothing_was_decided_since() -> None:
+    now = datetime(2025, 3, 12, tzinfo=UTC)
+    each = Publish(note="cả hoạt động")
+    created = ingested(ASSET, "Ảnh tư liệu")
+    [carried] = decide_publish_follow([StoredEvent(1, created.subject, created)], ASSET, 5, each, now)
+    assert isinstance(carried, AssetPublishedV2) and carried.note == "cả hoạt động"
+    for later in (AssetPublishedV2(restriction="public"), AssetUnpublishedV1(reason="người quyết sau")):
+        decided = new_event(later, aggregate_id=ASSET, actor="luu-tru")
+        history = [StoredEvent(1, created.subject, created), StoredEvent(7, decided.subject, decided)]
+        assert decide_publish_follow(history, ASSET, 5, each, now) == []  # a decision since stands
+    # One made before the activity's publication does not: the unpublished asset is published.
+    assert decide_publish_follow(history, ASSET, 9, each, now) != []
+
+    publications = Publications()
+    other = "a" + "8" * 32
+    published = new_event(ActivityPublishedV2(asset_ids=(ASSET, other)), aggregate_id="v1", actor="luu-tru")
+    publications.apply(StoredEvent(5, published.subject, published))
+    assert [a for a, _ in publications.unfinished()] == [ASSET, other]
+    done = new_event(AssetPublishedV2(restriction="internal"), aggregate_id=ASSET, actor="luu-tru")
+    publications.apply(StoredEvent(6, done.subject, done))
+    assert [(a, c.sequence) for a, c in publications.unfinished()] == [(other, 5)]
+    publications.settled.add((other, published.event_id))
+    assert publications.unfinished() == []
