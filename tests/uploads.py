@@ -160,7 +160,10 @@ def ingest_spec(settings: Settings, name: str) -> ProcessSpec:
 def running_ingest(settings: Settings, name: str) -> Iterator[ProcessSpec]:
     """A dedicated ingest process (``ingest_settings``) named ``name``, stopped at the end."""
     spec = ingest_spec(settings, name)
-    start(spec)
+    started = start(spec)
+    # Each test's dedicated ingest has a port shift of its own: a process already answering
+    # there is another test's, with other settings, and reusing it would test the wrong one.
+    assert not started.reused, f"{name}: port {settings.ingest_port} is taken by another ingest"
     try:
         yield spec
     finally:

@@ -96,7 +96,8 @@ def second_ingest(services: Settings, port_shift: int, name: str, **overrides: A
     """Another ingest process beside the suite's, with ``overrides``, for the length of a module."""
     settings = conftest.test_settings(ingest_port=services.ingest_port + port_shift, **overrides)
     spec = dataclasses.replace(LocalStack(settings).service_spec("ingest"), name=name)
-    start(spec)
+    started = start(spec)
+    assert not started.reused, f"{name}: port {settings.ingest_port} is taken by another ingest"
     try:
         yield settings
     finally:
