@@ -81,7 +81,8 @@ async def paced(pieces: AsyncIterator[bytes], pace: BodyPace) -> AsyncIterator[b
         if allowed <= 0:
             raise BodyStalled(pace)
         try:
-            chunk = await asyncio.wait_for(anext(pieces), allowed)
+            async with asyncio.timeout(allowed):  # in this task: wait_for's task a piece cost time
+                chunk = await anext(pieces)
         except StopAsyncIteration:
             return
         except TimeoutError:

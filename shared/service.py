@@ -12,6 +12,7 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
+from shared.http_protocol import KeepsReceivedBytes
 from shared.settings import Settings, UnsafeSettingsError, get_settings, refuse_unsafe_defaults
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -65,4 +66,11 @@ def run_service(name: str, create_app: Callable[[Settings], FastAPI]) -> None:
         raise SystemExit(2) from None
     port = int(getattr(settings, f"{name}_port"))
     # log_config=None: uvicorn keeps its loggers' levels but no format of its own.
-    uvicorn.run(create_app(settings), host=settings.bind_host, port=port, log_level="info", log_config=None)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.bind_host,
+        port=port,
+        log_level="info",
+        log_config=None,
+        http=KeepsReceivedBytes,
+    )
