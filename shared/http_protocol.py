@@ -15,15 +15,20 @@ drop test then goes red).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+# What of uvicorn's cycle the wrapper reads.
+_CYCLE_ATTRIBUTES = ("receive", "body", "more_body", "response_complete")
+
 
 class KeepsReceivedBytes(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-        if hasattr(cycle, "body") and hasattr(cycle, "more_body"):
-            cycle.receive = _handing_over_received_bytes(cycle, cycle.receive)
+        if all(hasattr(cycle, name) for name in _CYCLE_ATTRIBUTES):
+            with contextlib.suppress(AttributeError):  # a cycle with __slots__: served as is
+                cycle.receive = _handing_over_received_bytes(cycle, cycle.receive)
         super()._start_asgi_task(cycle, app)
 
 
