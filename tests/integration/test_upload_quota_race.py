@@ -167,7 +167,12 @@ def single_request(port: int, user: dict[str, str], headers: dict[str, str], pie
     upload = RawUpload(port, {**user, **headers}, timeout=60.0)
     try:
         for piece in pieces:
-            upload.send(piece)
+            try:
+                upload.send(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                # Refused early, the connection closed (413, Connection: close) while the
+                # rest was still being sent: the answer came before the reset and is read.
+                break
         return upload.response()
     finally:
         upload.close()
