@@ -20,7 +20,7 @@ import httpx
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from deploy.local.processes import LaunchError, start, stop
+from deploy.local.processes import LaunchError, ProcessSpec, start, stop
 from deploy.local.stack import SERVERS, SERVICES, LocalStack
 from shared.auth import Principal, Role, ensure_signing_keys, issue_access_token, load_private_key
 from shared.commands import Refused
@@ -246,6 +246,14 @@ def services(stack: LocalStack) -> Iterator[Settings]:
     yield stack.settings
     for spec in specs:
         stop(spec)
+
+
+def start_own(spec: ProcessSpec) -> None:
+    """Start a test's own extra process (another ingest, a replica, a skewed clock) on the port
+    its settings shift to. The launcher would reuse a healthy process already there: another
+    test's, with other settings, and the test would check the wrong one; that fails here."""
+    started = start(spec)
+    assert not started.reused, f"{spec.name}: its port is taken by a process already running there"
 
 
 def one_service(stack: LocalStack, name: str) -> Iterator[Settings]:

@@ -20,7 +20,7 @@ import httpx
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 
-from deploy.local.processes import ProcessSpec, start, stop
+from deploy.local.processes import ProcessSpec, stop
 from deploy.local.stack import LocalStack
 from shared.settings import Settings
 from tests import conftest
@@ -160,10 +160,7 @@ def ingest_spec(settings: Settings, name: str) -> ProcessSpec:
 def running_ingest(settings: Settings, name: str) -> Iterator[ProcessSpec]:
     """A dedicated ingest process (``ingest_settings``) named ``name``, stopped at the end."""
     spec = ingest_spec(settings, name)
-    started = start(spec)
-    # Each test's dedicated ingest has a port shift of its own: a process already answering
-    # there is another test's, with other settings, and reusing it would test the wrong one.
-    assert not started.reused, f"{name}: port {settings.ingest_port} is taken by another ingest"
+    conftest.start_own(spec)
     try:
         yield spec
     finally:

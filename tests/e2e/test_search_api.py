@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.local.processes import start, stop
+from deploy.local.processes import stop
 from deploy.local.stack import LocalStack
 from services.search.query import SearchParams, params_fingerprint
 from shared.eventstore import EventStore
 from shared.settings import Settings
+from tests import conftest
 from tests.conftest import ADMIN, AUTH
 from tests.search_corpus import ingested
 
@@ -242,7 +243,7 @@ async def test_an_api_only_replica_answers_while_the_projector_runs_in_another_p
     api_only = services.model_copy(update={"search_port": services.search_port + 50, "search_run_projector": False})
     spec = dataclasses.replace(LocalStack(api_only).service_spec("search"), name="search-api-only")
     spec.log_file.unlink(missing_ok=True)
-    start(spec)
+    conftest.start_own(spec)
     try:
         word = "chỉđọc" + uuid.uuid4().hex[:6]
         event = ingested(f"ro{word[6:]}", f"Phiên giải trình {word}", "Giải trình về công tác tiếp công dân.")

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from deploy.local.processes import running_pid, start, stop
+from deploy.local.processes import running_pid, stop
 from deploy.local.stack import LocalStack
 from shared.settings import Settings
 from tests import conftest
@@ -96,8 +96,7 @@ def second_ingest(services: Settings, port_shift: int, name: str, **overrides: A
     """Another ingest process beside the suite's, with ``overrides``, for the length of a module."""
     settings = conftest.test_settings(ingest_port=services.ingest_port + port_shift, **overrides)
     spec = dataclasses.replace(LocalStack(settings).service_spec("ingest"), name=name)
-    started = start(spec)
-    assert not started.reused, f"{name}: port {settings.ingest_port} is taken by another ingest"
+    conftest.start_own(spec)
     try:
         yield settings
     finally:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from deploy.local import installers
-from deploy.local.processes import start, stop
+from deploy.local.processes import stop
 from deploy.local.stack import LocalStack
 from shared.settings import Settings
 from tests import conftest
@@ -43,7 +43,7 @@ def fast_catalogue(services: Settings) -> Iterator[str]:
         name="catalogue-fast-clock",
         env={**spec.env, "LD_PRELOAD": str(libraries[0]), "FAKETIME": f"+{SKEW_S}"},
     )
-    start(spec)
+    conftest.start_own(spec)
     try:
         yield settings.catalogue_url
     finally:

@@ -106,6 +106,6 @@ def test_an_ingest_sweeps_what_an_interrupted_upload_left_in_its_work_dir_when_i
     leftover = work_dir(settings, "ingest") / "upload-interrupted"
     leftover.parent.mkdir(parents=True, exist_ok=True)
     leftover.write_bytes(os.urandom(1024 * 1024))
-    start(spec)
+    conftest.start_own(spec)
     assert not leftover.exists()
     assert work_dir(settings, "ingest").is_dir()

@@ -149,7 +149,7 @@ async def test_a_second_replica_shares_the_work_without_duplicates(
     base = LocalStack(replica_settings).service_spec("transcoder")
     replica = dataclasses.replace(base, name="transcoder-replica2")
     replica.log_file.unlink(missing_ok=True)
-    start(replica)
+    conftest.start_own(replica)
     try:
         await transcoder_idle(event_store)
         ids = []
