@@ -199,6 +199,11 @@ def test_a_broadcaster_uploads_resumably_through_a_dropped_connection_and_a_relo
     resumed = offsets[sent_before_reload:]
     assert resumed and resumed[0] > 0, f"the upload restarted from zero after the reload: {offsets}"
     assert dropped[0] in offsets[3:], "the dropped chunk was not sent again"
+    # The recent uploads listed this one as receiving when the page was reloaded: now stored.
+    listed = page.locator("section[aria-labelledby=uploads-title] tr", has_text=upload_title)
+    expect(listed).to_contain_text("Đã lưu")
+    expect(listed).to_contain_text("100%")
+    expect(listed.get_by_role("link", name=upload_title)).to_have_attribute("href", re.compile(r"^/assets/a"))
     shot(page, screenshots, "upload")
     status.get_by_role("link").click()
     expect(page.locator("video#player")).to_be_visible(timeout=120_000)  # the page polls until processed

@@ -58,9 +58,25 @@
     try { body = JSON.parse(err.originalResponse.getBody()).error || {}; } catch (e) { body = {}; }
     return (texts.lang === "en" ? body.message_en : body.message) || String(err.message || err);
   }
+  function settleRow(s) {
+    // The page's table of recent uploads lists this one as it was when the page loaded (an
+    // upload resumed after a reload): it shows how the upload ended, not "receiving".
+    var row = document.querySelector('tr[data-upload-id="' + s.id + '"]');
+    if (!row) return;
+    var state = row.querySelector(".upload-state");
+    state.textContent = s.state === "stored" ? texts.state_stored : texts.state_rejected;
+    if (s.error) state.textContent += ": " + (texts.lang === "en" ? s.error.message_en : s.error.message_vi);
+    if (s.state === "stored") row.querySelector(".upload-received").textContent = "100%";
+    if (s.asset_id) {
+      var cell = row.querySelector(".upload-title"), link = document.createElement("a");
+      link.href = "/assets/" + s.asset_id; link.textContent = cell.textContent;
+      cell.textContent = ""; cell.appendChild(link);
+    }
+  }
   function finished(item, url, status) {
     // The server verifies and stores the file; its asset id comes with the "stored" state.
     fetch(url, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (s) {
+      if (s.state === "stored" || s.state === "rejected") settleRow(s);
       if (s.state === "stored") {
         item.done = true;
         status.textContent = s.duplicate ? texts.duplicate : texts.done;
