@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from shared.activities import Activities, Activity
+from shared.catch_up import fold_appended
 from shared.events.delegates import DelegateEditedV1, DelegateRegisteredV1
 from shared.people import name_key, person_id_for
 from shared.ports import EventLog, StoredEvent
@@ -242,14 +243,7 @@ class DelegateDirectory:
 
     async def catch_up(self, events: EventLog) -> DelegateDirectory:
         async with self._lock:
-            tail = await events.last_sequence()
-            if tail <= self.read_up_to:
-                return self
-            for subject_filter in _FILTERS:
-                async for stored in events.read_subjects(subject_filter, start_sequence=self.read_up_to + 1):
-                    if stored.sequence <= tail:
-                        self.apply(stored)
-            self.read_up_to = tail
+            self.read_up_to = await fold_appended(events, _FILTERS, self.read_up_to, self.apply)
         return self
 
     def of_term(self, term: str) -> list[Delegate]:

@@ -16,6 +16,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from shared.activities import Activities
+from shared.catch_up import fold_appended
 from shared.events.tagging import AssetActivityAssignedV1, PersonRegisteredV1
 from shared.people import Person, Registry, bundled_registry
 from shared.ports import EventLog, StoredEvent
@@ -46,12 +47,6 @@ class Directory:
     async def catch_up(self, events: EventLog) -> Directory:
         """Fold what was appended since the last call (up to the stream's end as of now)."""
         async with self._lock:  # concurrent requests share one read
-            tail = await events.last_sequence()
-            if tail <= self.read_up_to:
-                return self
-            for subject_filter in _FILTERS:  # the three folds are independent of each other
-                async for stored in events.read_subjects(subject_filter, start_sequence=self.read_up_to + 1):
-                    if stored.sequence <= tail:
-                        self.apply(stored)
-            self.read_up_to = tail
+            # The three folds are independent of each other.
+            self.read_up_to = await fold_appended(events, _FILTERS, self.read_up_to, self.apply)
         return self

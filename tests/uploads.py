@@ -11,7 +11,8 @@ import json
 import os
 import random
 import struct
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,39 @@ class RawUpload:
         """The status and JSON body; fails (socket timeout) when the server keeps waiting for the body."""
         answer = self.conn.getresponse()
         return answer.status, json.loads(answer.read() or b"{}")
+
+    def response_while_trickling(
+        self, pieces: Iterable[bytes], every_s: float = 0.5
+    ) -> tuple[int, dict[str, Any], int]:
+        """:meth:`response`, while a thread sends the next of ``pieces`` every ``every_s`` (a
+        link that trickles), and how many bytes it sent. The server closing the connection
+        ends the trickle, as the tests want; any other failure of the thread fails the call."""
+        stop = threading.Event()
+        failures: list[BaseException] = []
+        sent = [0]
+
+        def trickle() -> None:
+            try:
+                for piece in pieces:
+                    if stop.wait(every_s):
+                        return
+                    self.send(piece)
+                    sent[0] += len(piece)
+            except OSError:
+                pass
+            except BaseException as exc:
+                failures.append(exc)
+
+        sender = threading.Thread(target=trickle, daemon=True)
+        sender.start()
+        try:
+            status, body = self.response()
+        finally:
+            stop.set()
+            sender.join(5)
+        assert not failures, failures
+        assert not sender.is_alive(), "the trickle did not stop"
+        return status, body, sent[0]
 
     def close(self) -> None:
         self.conn.close()

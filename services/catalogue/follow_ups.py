@@ -23,6 +23,7 @@ from functools import partial
 from services.catalogue import decide
 from services.catalogue.api import FOLLOW_UP_ATTEMPTS, CatalogueDeps, assign_assets
 from services.catalogue.commands import Publish
+from shared.catch_up import fold_appended
 from shared.commands import Refused, run_command
 from shared.events.publishing import ActivityPublishedV1, ActivityPublishedV2
 from shared.http import UserError
@@ -71,13 +72,7 @@ class Publications:
         return found
 
     async def catch_up(self, events: EventLog) -> Publications:
-        tail = await events.last_sequence()
-        if tail > self.read_up_to:
-            for subject_filter in _PUBLICATION_FILTERS:
-                async for stored in events.read_subjects(subject_filter, start_sequence=self.read_up_to + 1):
-                    if stored.sequence <= tail:
-                        self.apply(stored)
-            self.read_up_to = tail
+        self.read_up_to = await fold_appended(events, _PUBLICATION_FILTERS, self.read_up_to, self.apply)
         return self
 
 

@@ -106,13 +106,17 @@ def describe(violations: list[dict[str, Any]]) -> str:
     return json.dumps(violations, ensure_ascii=False, indent=1)
 
 
-def session_client(web: str, username: str) -> httpx.Client:
-    """A plain HTTP client signed in through the web's own sign-in form (cookies and CSRF)."""
-    client = httpx.Client(base_url=web, follow_redirects=False, timeout=30)
+def session_client(
+    web: str, username: str, password: str | None = None, headers: dict[str, str] | None = None
+) -> httpx.Client:
+    """A plain HTTP client signed in through the web's own sign-in form (cookies and CSRF);
+    a demo account's password unless ``password`` is given."""
+    client = httpx.Client(base_url=web, follow_redirects=False, timeout=30, headers=headers)
     form = client.get("/sign-in")
     token = csrf_of(form.text)
     answer = client.post(
-        "/sign-in", data={"username": username, "password": DEMO_PASSWORDS[username], "csrf_token": token}
+        "/sign-in",
+        data={"username": username, "password": password or DEMO_PASSWORDS[username], "csrf_token": token},
     )
     assert answer.status_code == 303, answer.text
     return client

@@ -83,10 +83,12 @@ def test_an_expired_access_cookie_is_renewed_with_the_refresh_token(web: str) ->
     assert renewed and "expired.or.garbage" not in renewed[0]
 
 
-def test_a_role_changed_by_an_administrator_takes_effect_on_the_next_pages_without_signing_out(
-    web: str, services: Settings, unique: str
-) -> None:
-    name, password = f"doi-vai-tro-{unique}", "mật khẩu đủ dài 2025"
+def new_archivist_signed_in(
+    web: str, services: Settings, name: str, headers: dict[str, str] | None = None
+) -> tuple[httpx.Client, str]:
+    """A new archivist's account (made by the administrator) signed in to the web: the
+    session's client and the account's URL in the accounts API."""
+    password = "mật khẩu đủ dài 2025"
     accounts = f"{services.accounts_url}/v1/users"
     made = httpx.post(
         accounts,
@@ -95,13 +97,16 @@ def test_a_role_changed_by_an_administrator_takes_effect_on_the_next_pages_witho
         timeout=30,
     )
     assert made.status_code == 201, made.text
-    client = httpx.Client(base_url=web, follow_redirects=False, timeout=30, headers={"Accept": "text/html"})
-    form = client.get("/sign-in")
-    signed_in = client.post("/sign-in", data={"username": name, "password": password, "csrf_token": csrf_of(form.text)})
-    assert signed_in.status_code == 303, signed_in.text
+    return session_client(web, name, password, headers), f"{accounts}/{name}"
+
+
+def test_a_role_changed_by_an_administrator_takes_effect_on_the_next_pages_without_signing_out(
+    web: str, services: Settings, unique: str
+) -> None:
+    client, account = new_archivist_signed_in(web, services, f"doi-vai-tro-{unique}", {"Accept": "text/html"})
     assert client.get("/reels").status_code == 200  # an archivist's page
 
-    demoted = httpx.patch(f"{accounts}/{name}", headers=ADMIN, json={"role": "phong-vien"}, timeout=30)
+    demoted = httpx.patch(account, headers=ADMIN, json={"role": "phong-vien"}, timeout=30)
     assert demoted.status_code == 200, demoted.text
     # Within the services' revocation cache time the old token is refused; the web trades it
     # for a new one (the reporter's) and the page answers for the new role, still signed in.
@@ -122,19 +127,7 @@ def test_a_role_changed_by_an_administrator_takes_effect_on_the_next_pages_witho
 def test_an_upload_going_through_the_web_carries_on_when_the_users_role_changes_midway(
     web: str, services: Settings, unique: str
 ) -> None:
-    name, password = f"tai-len-doi-vai-tro-{unique}", "mật khẩu đủ dài 2025"
-    accounts = f"{services.accounts_url}/v1/users"
-    made = httpx.post(
-        accounts,
-        headers=ADMIN,
-        json={"username": name, "display_name": "Lưu trữ viên", "role": "luu-tru", "password": password},
-        timeout=30,
-    )
-    assert made.status_code == 201, made.text
-    client = httpx.Client(base_url=web, follow_redirects=False, timeout=30)
-    form = client.get("/sign-in")
-    signed_in = client.post("/sign-in", data={"username": name, "password": password, "csrf_token": csrf_of(form.text)})
-    assert signed_in.status_code == 303, signed_in.text
+    client, account = new_archivist_signed_in(web, services, f"tai-len-doi-vai-tro-{unique}")
     tus = {"Tus-Resumable": "1.0.0", "X-CSRF-Token": csrf_of(client.get("/search").text)}
     data = jpeg_bytes(random.randrange(1 << 30), size=(1600, 1200))
     created = client.post(
@@ -153,7 +146,7 @@ def test_an_upload_going_through_the_web_carries_on_when_the_users_role_changes_
 
     assert patch(0, 1000).status_code == 204
     # A request without a body, refused with the old token, is sent again with a renewed one.
-    assert httpx.patch(f"{accounts}/{name}", headers=ADMIN, json={"role": "phong-vien"}, timeout=30).status_code == 200
+    assert httpx.patch(account, headers=ADMIN, json={"role": "phong-vien"}, timeout=30).status_code == 200
     asked = wait_for(
         lambda: (r := client.head(url, headers=tus)).status_code == 200 and renewed(r) and r,
         timeout=30,
@@ -163,7 +156,7 @@ def test_an_upload_going_through_the_web_carries_on_when_the_users_role_changes_
     assert asked.headers["upload-offset"] == "1000"
     # A PATCH refused with the old token is answered 409 (its body went, in part, to ingest):
     # the client sends it again, with the renewed session, from the offset it asks for.
-    assert httpx.patch(f"{accounts}/{name}", headers=ADMIN, json={"role": "luu-tru"}, timeout=30).status_code == 200
+    assert httpx.patch(account, headers=ADMIN, json={"role": "luu-tru"}, timeout=30).status_code == 200
     offset = 1000
 
     def refused_once() -> httpx.Response | None:
